@@ -1,0 +1,3 @@
+//! C-FIND query client and delivery verification.
+//!
+//! Not built yet: see the cfind issue.

@@ -1,0 +1,1 @@
+//! Typed configuration for dicom-auto, read from environment variables and `.env`.

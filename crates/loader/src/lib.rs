@@ -1,0 +1,1 @@
+//! DICOM file discovery, cheap per-file metadata, and dataset loading/decoding.

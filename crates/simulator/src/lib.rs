@@ -1,0 +1,3 @@
+//! An embedded DICOM router that stands in for Laurel Bridge Compass.
+//!
+//! Not built yet: see the simulator issue.

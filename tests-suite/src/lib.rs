@@ -1,0 +1,3 @@
+//! Shared fixtures for the dicom-auto test suite.
+//!
+//! Not built yet: see the tests-suite and report issue.
