@@ -1,5 +1,75 @@
-//! The DIMSE message layer that dicom-ul lacks: command sets, status classes and
-//! message framing over P-DATA, shared by the SCU side (`sender`, `cfind`) and the SCP
-//! side (`simulator`).
+//! The DIMSE message layer that dicom-ul leaves to its users, shared by dicom-auto's
+//! SCU side (`sender`, `cfind`) and SCP side (`simulator`).
 //!
-//! Not built yet: see the simulator and sender issues.
+//! dicom-ul negotiates associations and moves PDUs; it has no notion of a C-STORE.
+//! This crate adds the three things both sides of a DIMSE exchange need:
+//!
+//! - [`status`]: DIMSE status codes and their classes (success, warning, failure,
+//!   cancel, pending): the one status table of the workspace.
+//! - [`command`]: typed command sets ([`Command`]) with constructors for the
+//!   C-ECHO, C-STORE, C-FIND and C-CANCEL messages and their responses, encoded in
+//!   Implicit VR Little Endian as PS3.7 requires.
+//! - [`message`]: reassembly of a command and its data set from P-DATA PDVs
+//!   ([`MessageReader`]), and sending messages fragmented to the peer's maximum
+//!   PDU length ([`send_message`]), with errors that say whether the peer timed out,
+//!   closed the connection or broke the protocol ([`DimseError`]).
+//!
+//! It also names association rejections in words ([`describe_rejection`]).
+//!
+//! # Example
+//!
+//! ```
+//! use dimse::{Command, Priority, Status, StatusClass};
+//!
+//! let request = Command::c_store_rq(1, "1.2.840.10008.5.1.4.1.1.2", "2.25.1", Priority::Medium);
+//! let response = Command::response_to(&request, Status(0xB000), false).unwrap();
+//! let decoded = Command::decode(&response.encode()).unwrap();
+//! assert_eq!(decoded.status.unwrap().class(), StatusClass::Warning);
+//! assert_eq!(decoded.message_id_being_responded_to, Some(1));
+//! ```
+//!
+//! Sending and receiving work on any dicom-ul synchronous association, client or
+//! server:
+//!
+//! ```no_run
+//! # fn demo(association: &mut dicom_ul::ClientAssociation<std::net::TcpStream>) -> Result<(), dimse::DimseError> {
+//! use dimse::{Command, Incoming, MessageReader};
+//!
+//! dimse::send_message(association, 1, &Command::c_echo_rq(1), None)?;
+//! match MessageReader::new().receive(association)? {
+//!     Incoming::Message(message) => println!("{:?}", message.command.status),
+//!     other => println!("association ended: {other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod command;
+pub mod message;
+pub mod status;
+
+pub use command::{Command, CommandError, CommandField, Priority};
+pub use message::{
+    DimseError, Incoming, Message, MessageReader, max_pdv_payload, pdu_name, send_command,
+    send_data, send_message, write_fragments,
+};
+pub use status::{Status, StatusClass};
+
+use dicom_ul::pdu::{AssociationRJ, AssociationRJResult};
+
+/// An association rejection in words: result, source and reason, e.g.
+/// `permanent rejection by the service user: called AE title not recognized`.
+pub fn describe_rejection(rejection: &AssociationRJ) -> String {
+    use dicom_ul::pdu::AssociationRJSource as Source;
+    let result = match rejection.result {
+        AssociationRJResult::Permanent => "permanent",
+        AssociationRJResult::Transient => "transient",
+    };
+    let (source, reason) = match &rejection.source {
+        Source::ServiceUser(reason) => ("the service user", reason.to_string()),
+        Source::ServiceProviderASCE(reason) => ("the service provider (ACSE)", reason.to_string()),
+        Source::ServiceProviderPresentation(reason) => {
+            ("the service provider (presentation)", reason.to_string())
+        }
+    };
+    format!("{result} rejection by {source}: {reason}")
+}

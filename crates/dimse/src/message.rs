@@ -1,0 +1,470 @@
+//! DIMSE messages over P-DATA: reassembling a command and its data set from PDVs,
+//! and sending them back out as PDUs that respect the peer's maximum length.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use dicom_ul::Pdu;
+use dicom_ul::association::{CloseSocket, SyncAssociation};
+use dicom_ul::pdu::{AbortRQSource, PDataValue, PDataValueType};
+
+use crate::command::{Command, CommandError};
+
+/// Bytes of a P-DATA-TF PDU header: type, reserved, 4-byte length.
+const PDU_HEADER_LEN: usize = 6;
+/// Bytes of a PDV item header: 4-byte length, context ID, message control header.
+const PDV_HEADER_LEN: usize = 6;
+/// Largest data set accepted by default: big enough for any multi-frame study
+/// instance in practice, small enough that a hostile stream cannot exhaust memory.
+pub const DEFAULT_MAX_DATA_SET_LEN: usize = 2 << 30;
+
+/// One complete DIMSE message: a command and, when the command says so, its data set
+/// (still encoded in the presentation context's transfer syntax).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The presentation context the message travelled on.
+    pub presentation_context_id: u8,
+    /// The decoded command set.
+    pub command: Command,
+    /// The encoded data set or identifier, when one followed.
+    pub data: Option<Vec<u8>>,
+}
+
+/// What arrived on an association when a message was expected.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A complete message.
+    Message(Message),
+    /// The peer asked to release the association (A-RELEASE-RQ): answer with
+    /// `Pdu::ReleaseRP` and close.
+    ReleaseRequested,
+    /// The peer aborted the association (A-ABORT).
+    Aborted(AbortRQSource),
+}
+
+/// Why a message could not be received or sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DimseError {
+    /// The peer said nothing within the configured timeout.
+    #[error("timed out waiting for the peer")]
+    Timeout,
+    /// The peer closed the connection.
+    #[error("connection closed by the peer")]
+    ConnectionClosed,
+    /// A network error other than a timeout or a close.
+    #[error("network error: {0}")]
+    Io(#[source] io::Error),
+    /// dicom-ul reported an error below the DIMSE layer (malformed PDU, PDU too long...).
+    #[error("association error: {0}")]
+    Association(#[source] Box<dicom_ul::association::Error>),
+    /// The peer broke the DIMSE message rules.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The command set could not be decoded.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The data set is larger than the reader accepts.
+    #[error("data set larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl DimseError {
+    /// Whether this error is a timeout (the peer may still be working).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, DimseError::Timeout)
+    }
+
+    /// Classifies an error from dicom-ul. Timeouts on sync sockets surface as
+    /// `WouldBlock`/`TimedOut` I/O errors deep in the chain, not as `Error::Timeout`,
+    /// so the whole source chain is searched.
+    pub fn from_association(err: dicom_ul::association::Error) -> Self {
+        if let dicom_ul::association::Error::ConnectionClosed { .. } = err {
+            return DimseError::ConnectionClosed;
+        }
+        if let dicom_ul::association::Error::Timeout { .. } = err {
+            return DimseError::Timeout;
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                match io.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        return DimseError::Timeout;
+                    }
+                    io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe => return DimseError::ConnectionClosed,
+                    _ => {}
+                }
+            }
+            source = e.source();
+        }
+        DimseError::Association(Box::new(err))
+    }
+
+    fn from_io(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DimseError::Timeout,
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => DimseError::ConnectionClosed,
+            _ => DimseError::Io(err),
+        }
+    }
+}
+
+/// Reassembles DIMSE messages from the PDUs of one association.
+///
+/// Keep one reader per association: a single P-DATA PDU may carry the end of one
+/// message and the start of the next, and the reader keeps what it has not used yet.
+/// It accepts a command and its data set in one PDU or in many, as PS3.8 allows.
+#[derive(Debug)]
+pub struct MessageReader {
+    pending: VecDeque<PDataValue>,
+    max_data_set_len: usize,
+}
+
+impl Default for MessageReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MessageReader {
+    /// A reader accepting data sets up to [`DEFAULT_MAX_DATA_SET_LEN`].
+    pub fn new() -> Self {
+        MessageReader {
+            pending: VecDeque::new(),
+            max_data_set_len: DEFAULT_MAX_DATA_SET_LEN,
+        }
+    }
+
+    /// Sets the largest data set this reader accepts before failing with
+    /// [`DimseError::TooLarge`].
+    pub fn with_max_data_set_len(mut self, limit: usize) -> Self {
+        self.max_data_set_len = limit;
+        self
+    }
+
+    /// Receives the next message, or the release or abort that ends the association.
+    ///
+    /// Waits as long as the association's read timeout allows per PDU.
+    pub fn receive<A, S>(&mut self, association: &mut A) -> Result<Incoming, DimseError>
+    where
+        A: SyncAssociation<S>,
+        S: Read + Write + CloseSocket,
+    {
+        let mut context_id: Option<u8> = None;
+        let mut command_bytes: Vec<u8> = Vec::new();
+        let mut command: Option<Command> = None;
+        let mut data: Vec<u8> = Vec::new();
+        loop {
+            while let Some(pdv) = self.pending.pop_front() {
+                match context_id {
+                    None => context_id = Some(pdv.presentation_context_id),
+                    Some(id) if id != pdv.presentation_context_id => {
+                        return Err(DimseError::Protocol(format!(
+                            "message started on presentation context {id} continued on {}",
+                            pdv.presentation_context_id
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                match pdv.value_type {
+                    PDataValueType::Command => {
+                        if command.is_some() {
+                            return Err(DimseError::Protocol(
+                                "a second command arrived before the data set of the first".into(),
+                            ));
+                        }
+                        command_bytes.extend_from_slice(&pdv.data);
+                        if pdv.is_last {
+                            let decoded = Command::decode(&command_bytes)?;
+                            if !decoded.has_data_set {
+                                return Ok(Incoming::Message(Message {
+                                    presentation_context_id: pdv.presentation_context_id,
+                                    command: decoded,
+                                    data: None,
+                                }));
+                            }
+                            command = Some(decoded);
+                        }
+                    }
+                    PDataValueType::Data => {
+                        if command.is_none() {
+                            return Err(DimseError::Protocol(
+                                "data set fragment arrived before its command was complete".into(),
+                            ));
+                        }
+                        if data.len() + pdv.data.len() > self.max_data_set_len {
+                            return Err(DimseError::TooLarge {
+                                limit: self.max_data_set_len,
+                            });
+                        }
+                        if data.is_empty() {
+                            // The first fragment's buffer becomes the data set: no copy for
+                            // the common single-PDU case.
+                            data = pdv.data;
+                        } else {
+                            data.extend_from_slice(&pdv.data);
+                        }
+                        if pdv.is_last {
+                            return Ok(Incoming::Message(Message {
+                                presentation_context_id: pdv.presentation_context_id,
+                                command: command.take().expect("checked above"),
+                                data: Some(data),
+                            }));
+                        }
+                    }
+                }
+            }
+            let pdu =
+                SyncAssociation::receive(association).map_err(DimseError::from_association)?;
+            match pdu {
+                Pdu::PData { data } => self.pending.extend(data),
+                Pdu::ReleaseRQ if context_id.is_none() => return Ok(Incoming::ReleaseRequested),
+                Pdu::ReleaseRQ => {
+                    return Err(DimseError::Protocol(
+                        "release requested in the middle of a message".into(),
+                    ));
+                }
+                Pdu::AbortRQ { source } => return Ok(Incoming::Aborted(source)),
+                other => {
+                    return Err(DimseError::Protocol(format!(
+                        "unexpected {} while waiting for a DIMSE message",
+                        pdu_name(&other)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// A short name for a PDU, for error messages.
+pub fn pdu_name(pdu: &Pdu) -> &'static str {
+    match pdu {
+        Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
+        Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",
+        Pdu::AssociationRJ(_) => "A-ASSOCIATE-RJ",
+        Pdu::PData { .. } => "P-DATA-TF",
+        Pdu::ReleaseRQ => "A-RELEASE-RQ",
+        Pdu::ReleaseRP => "A-RELEASE-RP",
+        Pdu::AbortRQ { .. } => "A-ABORT",
+        Pdu::Unknown { .. } => "unknown PDU",
+    }
+}
+
+/// Sends a command set in one PDV, as DCMTK does: some SCPs mishandle a command
+/// and its data set sharing a PDU.
+pub fn send_command<A, S>(
+    association: &mut A,
+    presentation_context_id: u8,
+    command: &Command,
+) -> Result<(), DimseError>
+where
+    A: SyncAssociation<S>,
+    S: Read + Write + CloseSocket,
+{
+    let max = max_pdv_payload(association.peer_max_pdu_length());
+    write_fragments(
+        association.inner_stream(),
+        presentation_context_id,
+        PDataValueType::Command,
+        &command.encode(),
+        max,
+    )
+}
+
+/// Sends an encoded data set as P-DATA PDUs no larger than the peer accepts.
+///
+/// Writes straight to the socket from `data` through one reusable PDU buffer rather
+/// than building a `Pdu` (which would copy every fragment into a new `Vec`), and
+/// sidesteps `PDataWriter`'s `Ok(0)` quirk.
+pub fn send_data<A, S>(
+    association: &mut A,
+    presentation_context_id: u8,
+    data: &[u8],
+) -> Result<(), DimseError>
+where
+    A: SyncAssociation<S>,
+    S: Read + Write + CloseSocket,
+{
+    let max = max_pdv_payload(association.peer_max_pdu_length());
+    write_fragments(
+        association.inner_stream(),
+        presentation_context_id,
+        PDataValueType::Data,
+        data,
+        max,
+    )
+}
+
+/// Sends a command and, when given, its data set.
+pub fn send_message<A, S>(
+    association: &mut A,
+    presentation_context_id: u8,
+    command: &Command,
+    data: Option<&[u8]>,
+) -> Result<(), DimseError>
+where
+    A: SyncAssociation<S>,
+    S: Read + Write + CloseSocket,
+{
+    send_command(association, presentation_context_id, command)?;
+    if let Some(data) = data {
+        send_data(association, presentation_context_id, data)?;
+    }
+    Ok(())
+}
+
+/// The largest PDV payload within a peer's maximum PDU length (which counts the PDU
+/// body, not its 6-byte header). 0 means "no limit"; dicom-ul never sends more than
+/// its own maximum PDU size anyway.
+pub fn max_pdv_payload(peer_max_pdu_length: u32) -> usize {
+    let max = if peer_max_pdu_length == 0 {
+        dicom_ul::pdu::MAXIMUM_PDU_SIZE
+    } else {
+        peer_max_pdu_length
+    };
+    (max as usize).saturating_sub(PDV_HEADER_LEN).max(1)
+}
+
+/// Writes `payload` as one or more P-DATA-TF PDUs of one PDV each, the last marked so.
+pub fn write_fragments<W: Write>(
+    stream: &mut W,
+    presentation_context_id: u8,
+    value_type: PDataValueType,
+    payload: &[u8],
+    max_pdv_payload: usize,
+) -> Result<(), DimseError> {
+    let control_base: u8 = match value_type {
+        PDataValueType::Command => 0x01,
+        PDataValueType::Data => 0x00,
+    };
+    let chunk_len = max_pdv_payload.max(1);
+    let mut buffer =
+        Vec::with_capacity(PDU_HEADER_LEN + PDV_HEADER_LEN + payload.len().min(chunk_len));
+    let mut chunks = payload.chunks(chunk_len).peekable();
+    if chunks.peek().is_none() {
+        // An empty data set is still one (empty) last fragment.
+        write_one(
+            &mut buffer,
+            presentation_context_id,
+            control_base | 0x02,
+            &[],
+        );
+        return stream.write_all(&buffer).map_err(DimseError::from_io);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let control = control_base | if last { 0x02 } else { 0x00 };
+        buffer.clear();
+        write_one(&mut buffer, presentation_context_id, control, chunk);
+        stream.write_all(&buffer).map_err(DimseError::from_io)?;
+    }
+    Ok(())
+}
+
+fn write_one(buffer: &mut Vec<u8>, presentation_context_id: u8, control: u8, chunk: &[u8]) {
+    let item_len = (chunk.len() + 2) as u32;
+    let pdu_len = item_len + 4;
+    buffer.extend_from_slice(&[0x04, 0x00]);
+    buffer.extend_from_slice(&pdu_len.to_be_bytes());
+    buffer.extend_from_slice(&item_len.to_be_bytes());
+    buffer.push(presentation_context_id);
+    buffer.push(control);
+    buffer.extend_from_slice(chunk);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_ul::pdu::read_pdu;
+    use std::io::Cursor;
+
+    fn parse_all(bytes: &[u8]) -> Vec<PDataValue> {
+        let mut cursor = Cursor::new(bytes);
+        let mut out = Vec::new();
+        while (cursor.position() as usize) < bytes.len() {
+            match read_pdu(&mut cursor, 1 << 20, true).unwrap().unwrap() {
+                Pdu::PData { data } => out.extend(data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fragments_are_valid_pdus_that_dicom_ul_parses() {
+        let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        write_fragments(&mut wire, 3, PDataValueType::Data, &payload, 4090).unwrap();
+        let pdvs = parse_all(&wire);
+        assert_eq!(pdvs.len(), 3);
+        assert!(pdvs.iter().all(|p| p.presentation_context_id == 3));
+        assert_eq!(pdvs.iter().filter(|p| p.is_last).count(), 1);
+        assert!(pdvs.last().unwrap().is_last);
+        let joined: Vec<u8> = pdvs.into_iter().flat_map(|p| p.data).collect();
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn no_pdu_exceeds_the_peer_maximum() {
+        let peer_max = 16_384u32;
+        let payload = vec![7u8; 100_000];
+        let mut wire = Vec::new();
+        write_fragments(
+            &mut wire,
+            1,
+            PDataValueType::Data,
+            &payload,
+            max_pdv_payload(peer_max),
+        )
+        .unwrap();
+        let mut offset = 0;
+        while offset < wire.len() {
+            let len = u32::from_be_bytes(wire[offset + 2..offset + 6].try_into().unwrap());
+            assert!(len <= peer_max, "PDU body {len} > {peer_max}");
+            offset += 6 + len as usize;
+        }
+    }
+
+    #[test]
+    fn command_fragments_carry_the_command_bit() {
+        let mut wire = Vec::new();
+        let cmd = Command::c_echo_rq(5).encode();
+        write_fragments(&mut wire, 1, PDataValueType::Command, &cmd, 1000).unwrap();
+        let pdvs = parse_all(&wire);
+        assert_eq!(pdvs.len(), 1);
+        assert_eq!(pdvs[0].value_type, PDataValueType::Command);
+        assert!(pdvs[0].is_last);
+        assert_eq!(
+            Command::decode(&pdvs[0].data).unwrap(),
+            Command::c_echo_rq(5)
+        );
+    }
+
+    #[test]
+    fn empty_payload_is_one_last_fragment() {
+        let mut wire = Vec::new();
+        write_fragments(&mut wire, 1, PDataValueType::Data, &[], 1000).unwrap();
+        let pdvs = parse_all(&wire);
+        assert_eq!(pdvs.len(), 1);
+        assert!(pdvs[0].is_last && pdvs[0].data.is_empty());
+    }
+
+    #[test]
+    fn timeouts_are_recognised_deep_in_the_chain() {
+        let err = DimseError::from_io(io::Error::from(io::ErrorKind::WouldBlock));
+        assert!(err.is_timeout());
+        let err = DimseError::from_io(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(matches!(err, DimseError::ConnectionClosed));
+    }
+}
