@@ -272,13 +272,11 @@ where
     A: SyncAssociation<S>,
     S: Read + Write + CloseSocket,
 {
-    let max = max_pdv_payload(association.peer_max_pdu_length());
-    write_fragments(
-        association.inner_stream(),
+    send_fragments(
+        association,
         presentation_context_id,
         PDataValueType::Command,
         &command.encode(),
-        max,
     )
 }
 
@@ -296,12 +294,30 @@ where
     A: SyncAssociation<S>,
     S: Read + Write + CloseSocket,
 {
+    send_fragments(
+        association,
+        presentation_context_id,
+        PDataValueType::Data,
+        data,
+    )
+}
+
+fn send_fragments<A, S>(
+    association: &mut A,
+    presentation_context_id: u8,
+    value_type: PDataValueType,
+    payload: &[u8],
+) -> Result<(), DimseError>
+where
+    A: SyncAssociation<S>,
+    S: Read + Write + CloseSocket,
+{
     let max = max_pdv_payload(association.peer_max_pdu_length());
     write_fragments(
         association.inner_stream(),
         presentation_context_id,
-        PDataValueType::Data,
-        data,
+        value_type,
+        payload,
         max,
     )
 }
