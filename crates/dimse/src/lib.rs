@@ -49,8 +49,8 @@ pub mod status;
 
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{
-    DimseError, Incoming, Message, MessageReader, max_pdv_payload, pdu_name, send_command,
-    send_data, send_message, write_fragments,
+    DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, pdu_name, send_command,
+    send_data, send_data_patched, send_message, write_fragments, write_fragments_patched,
 };
 pub use status::{Status, StatusClass};
 

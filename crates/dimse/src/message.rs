@@ -302,6 +302,47 @@ where
     )
 }
 
+/// A replacement of `bytes.len()` bytes at `offset` in a payload, applied while the
+/// payload is cut into PDUs.
+///
+/// Lets a sender encode a data set once and still give every send its own UIDs:
+/// values of fixed length are overwritten on their way into the PDU buffer, which
+/// costs no copy of the whole data set per send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Patch<'a> {
+    /// Where the replacement starts in the payload.
+    pub offset: usize,
+    /// The bytes written over the payload's from `offset`.
+    pub bytes: &'a [u8],
+}
+
+/// Sends an encoded data set like [`send_data`], with `patches` applied to what goes
+/// on the wire (the payload itself is not modified).
+///
+/// # Errors
+/// [`DimseError::Protocol`] when a patch reaches past the end of the payload (nothing
+/// is sent then); otherwise as [`send_data`].
+pub fn send_data_patched<A, S>(
+    association: &mut A,
+    presentation_context_id: u8,
+    data: &[u8],
+    patches: &[Patch<'_>],
+) -> Result<(), DimseError>
+where
+    A: SyncAssociation<S>,
+    S: Read + Write + CloseSocket,
+{
+    let max = max_pdv_payload(association.peer_max_pdu_length());
+    write_fragments_patched(
+        association.inner_stream(),
+        presentation_context_id,
+        PDataValueType::Data,
+        data,
+        patches,
+        max,
+    )
+}
+
 fn send_fragments<A, S>(
     association: &mut A,
     presentation_context_id: u8,
@@ -360,6 +401,41 @@ pub fn write_fragments<W: Write>(
     payload: &[u8],
     max_pdv_payload: usize,
 ) -> Result<(), DimseError> {
+    write_fragments_patched(
+        stream,
+        presentation_context_id,
+        value_type,
+        payload,
+        &[],
+        max_pdv_payload,
+    )
+}
+
+/// [`write_fragments`] with [`Patch`]es applied to the bytes written.
+///
+/// # Errors
+/// [`DimseError::Protocol`] when a patch reaches past the end of the payload (checked
+/// before anything is written), or the stream's error.
+pub fn write_fragments_patched<W: Write>(
+    stream: &mut W,
+    presentation_context_id: u8,
+    value_type: PDataValueType,
+    payload: &[u8],
+    patches: &[Patch<'_>],
+    max_pdv_payload: usize,
+) -> Result<(), DimseError> {
+    if let Some(bad) = patches.iter().find(|p| {
+        p.offset
+            .checked_add(p.bytes.len())
+            .is_none_or(|end| end > payload.len())
+    }) {
+        return Err(DimseError::Protocol(format!(
+            "patch of {} bytes at offset {} lies outside a payload of {} bytes",
+            bad.bytes.len(),
+            bad.offset,
+            payload.len()
+        )));
+    }
     let control_base: u8 = match value_type {
         PDataValueType::Command => 0x01,
         PDataValueType::Data => 0x00,
@@ -378,14 +454,35 @@ pub fn write_fragments<W: Write>(
         );
         return stream.write_all(&buffer).map_err(DimseError::from_io);
     }
+    let mut chunk_start = 0;
     while let Some(chunk) = chunks.next() {
         let last = chunks.peek().is_none();
         let control = control_base | if last { 0x02 } else { 0x00 };
         buffer.clear();
         write_one(&mut buffer, presentation_context_id, control, chunk);
+        if !patches.is_empty() {
+            let chunk_in_buffer = buffer.len() - chunk.len();
+            apply_patches(&mut buffer[chunk_in_buffer..], chunk_start, patches);
+        }
         stream.write_all(&buffer).map_err(DimseError::from_io)?;
+        chunk_start += chunk.len();
     }
     Ok(())
+}
+
+/// Overwrites the parts of `chunk` (which starts at `chunk_start` in the payload)
+/// that the patches cover; a patch may straddle chunks.
+fn apply_patches(chunk: &mut [u8], chunk_start: usize, patches: &[Patch<'_>]) {
+    let chunk_end = chunk_start + chunk.len();
+    for patch in patches {
+        let patch_end = patch.offset + patch.bytes.len();
+        let from = patch.offset.max(chunk_start);
+        let to = patch_end.min(chunk_end);
+        if from < to {
+            chunk[from - chunk_start..to - chunk_start]
+                .copy_from_slice(&patch.bytes[from - patch.offset..to - patch.offset]);
+        }
+    }
 }
 
 fn write_one(buffer: &mut Vec<u8>, presentation_context_id: u8, control: u8, chunk: &[u8]) {
@@ -474,6 +571,50 @@ mod tests {
         let pdvs = parse_all(&wire);
         assert_eq!(pdvs.len(), 1);
         assert!(pdvs[0].is_last && pdvs[0].data.is_empty());
+    }
+
+    #[test]
+    fn patches_reach_the_wire_even_across_fragment_boundaries() {
+        let payload: Vec<u8> = (0..1_000u32).map(|i| (i % 251) as u8).collect();
+        let straddling = [0xEE; 20];
+        let patches = [
+            Patch {
+                offset: 0,
+                bytes: b"AB",
+            },
+            Patch {
+                offset: 90,
+                bytes: &straddling,
+            }, // crosses the 100-byte boundary
+            Patch {
+                offset: 998,
+                bytes: b"YZ",
+            },
+        ];
+        let mut wire = Vec::new();
+        write_fragments_patched(&mut wire, 1, PDataValueType::Data, &payload, &patches, 100)
+            .unwrap();
+        let mut expected = payload.clone();
+        expected[0..2].copy_from_slice(b"AB");
+        expected[90..110].copy_from_slice(&straddling);
+        expected[998..1000].copy_from_slice(b"YZ");
+        let joined: Vec<u8> = parse_all(&wire).into_iter().flat_map(|p| p.data).collect();
+        assert_eq!(joined, expected);
+        assert_eq!(payload[0], 0, "the payload itself is left untouched");
+    }
+
+    #[test]
+    fn a_patch_past_the_end_is_refused_before_anything_is_written() {
+        let mut wire = Vec::new();
+        let patches = [Patch {
+            offset: 9,
+            bytes: b"xy",
+        }];
+        let err =
+            write_fragments_patched(&mut wire, 1, PDataValueType::Data, &[0; 10], &patches, 4)
+                .unwrap_err();
+        assert!(matches!(err, DimseError::Protocol(_)), "{err}");
+        assert!(wire.is_empty());
     }
 
     #[test]
