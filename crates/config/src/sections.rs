@@ -1,0 +1,862 @@
+//! The typed sections besides the endpoint: C-FIND, load, thresholds, dataset, network,
+//! sending, integration tests and reports.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::defaults;
+use crate::endpoint::{Endpoint, socket_text};
+use crate::parse::{self, Reader};
+use crate::serde_units::{millis, seconds};
+use crate::sources::BaseDirs;
+use crate::{AeTitle, Target};
+
+/// Delivery verification by C-FIND: where to query and how long to poll.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CFindSettings {
+    /// `CFIND_HOST`, else the endpoint's host.
+    pub host: String,
+    /// `CFIND_PORT`, else the endpoint's port.
+    pub port: u16,
+    /// `CFIND_AE_TITLE`, else `COMPASS_AE_TITLE` (as in the old suite), else the endpoint's
+    /// called AE title (the selected route's).
+    pub called_ae_title: AeTitle,
+    /// The endpoint's calling AE title: queries come from the same AE as the stores.
+    pub calling_ae_title: AeTitle,
+    /// `CFIND_VERIFY`: whether tests verify delivery after sending.
+    pub verify: bool,
+    /// `CFIND_INITIAL_DELAY`: wait before the first query.
+    #[serde(rename = "initial_delay_seconds", serialize_with = "seconds")]
+    pub initial_delay: Duration,
+    /// `CFIND_TIMEOUT`: give up polling after this long.
+    #[serde(rename = "timeout_seconds", serialize_with = "seconds")]
+    pub timeout: Duration,
+    /// `CFIND_POLL_INTERVAL`: wait between queries.
+    #[serde(rename = "poll_interval_seconds", serialize_with = "seconds")]
+    pub poll_interval: Duration,
+    #[serde(skip)]
+    host_follows_endpoint: bool,
+    #[serde(skip)]
+    port_follows_endpoint: bool,
+}
+
+impl CFindSettings {
+    /// `host:port` of the query SCP.
+    pub fn address(&self) -> String {
+        socket_text(&self.host, self.port)
+    }
+
+    pub(crate) fn read(reader: &mut Reader<'_>, endpoint: &Endpoint) -> Self {
+        let embedded = endpoint.target.is_embedded();
+        let host = reader.value("CFIND_HOST", parse::host);
+        let port = reader.value("CFIND_PORT", parse::port);
+        let called_ae_title = reader
+            .value("CFIND_AE_TITLE", parse::ae_title)
+            .or_else(|| reader.value("COMPASS_AE_TITLE", parse::ae_title))
+            .unwrap_or_else(|| endpoint.called_ae_title.clone());
+        Self {
+            host_follows_endpoint: host.is_none(),
+            port_follows_endpoint: port.is_none(),
+            host: host.unwrap_or_else(|| endpoint.host.clone()),
+            port: port.unwrap_or(endpoint.port),
+            called_ae_title,
+            calling_ae_title: endpoint.calling_ae_title.clone(),
+            verify: reader.value_or("CFIND_VERIFY", true, parse::boolean),
+            initial_delay: reader.value_or(
+                "CFIND_INITIAL_DELAY",
+                by_target(
+                    embedded,
+                    defaults::CFIND_INITIAL_DELAY_EMBEDDED,
+                    defaults::CFIND_INITIAL_DELAY,
+                ),
+                parse::seconds_non_negative,
+            ),
+            timeout: reader.value_or(
+                "CFIND_TIMEOUT",
+                defaults::CFIND_TIMEOUT,
+                parse::seconds_positive,
+            ),
+            poll_interval: reader.value_or(
+                "CFIND_POLL_INTERVAL",
+                by_target(
+                    embedded,
+                    defaults::CFIND_POLL_INTERVAL_EMBEDDED,
+                    defaults::CFIND_POLL_INTERVAL,
+                ),
+                parse::seconds_positive,
+            ),
+        }
+    }
+
+    /// Follows the endpoint to a new address, except where `CFIND_HOST`/`CFIND_PORT` say otherwise.
+    pub(crate) fn follow(&mut self, endpoint: &Endpoint) {
+        if self.host_follows_endpoint {
+            self.host.clone_from(&endpoint.host);
+        }
+        if self.port_follows_endpoint {
+            self.port = endpoint.port;
+        }
+    }
+}
+
+fn by_target<T>(embedded: bool, embedded_value: T, remote_value: T) -> T {
+    if embedded {
+        embedded_value
+    } else {
+        remote_value
+    }
+}
+
+/// How hard the load tests push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadProfile {
+    /// `PEAK_IMAGES_PER_SECOND`: the site's observed peak rate.
+    pub peak_images_per_second: f64,
+    /// `LOAD_MULTIPLIER`: stress factor applied to the peak.
+    pub multiplier: f64,
+    /// `LOAD_CONCURRENCY`: concurrent associations (workers).
+    pub concurrency: usize,
+    /// `TEST_DURATION_SECONDS`: length of a load run.
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+    /// `LOAD_RAMP_UP_SECONDS`: time over which the send rate rises linearly from zero to the
+    /// target; zero starts at full rate.
+    #[serde(rename = "ramp_up_seconds", serialize_with = "seconds")]
+    pub ramp_up: Duration,
+}
+
+impl LoadProfile {
+    /// Images per second the stress tests aim at: peak × multiplier.
+    pub fn target_rate(&self) -> f64 {
+        self.peak_images_per_second * self.multiplier
+    }
+
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            peak_images_per_second: reader.value_or(
+                "PEAK_IMAGES_PER_SECOND",
+                defaults::PEAK_IMAGES_PER_SECOND,
+                parse::positive_number,
+            ),
+            multiplier: reader.value_or(
+                "LOAD_MULTIPLIER",
+                defaults::LOAD_MULTIPLIER,
+                parse::positive_number,
+            ),
+            concurrency: reader.value_or("LOAD_CONCURRENCY", defaults::LOAD_CONCURRENCY, |raw| {
+                let n = parse::whole_number_at_least(1)(raw)?;
+                usize::try_from(n).map_err(|_| "a whole number >= 1".to_owned())
+            }),
+            duration: reader.value_or(
+                "TEST_DURATION_SECONDS",
+                defaults::TEST_DURATION,
+                parse::seconds_positive,
+            ),
+            ramp_up: reader.value_or(
+                "LOAD_RAMP_UP_SECONDS",
+                Duration::ZERO,
+                parse::seconds_non_negative,
+            ),
+        }
+    }
+}
+
+/// Pass/fail limits for the load tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// `MAX_ERROR_RATE`: highest acceptable failed ÷ attempted, from 0 to 1.
+    pub max_error_rate: f64,
+    /// `MAX_P95_LATENCY_MS`: p95 latency limit for the stability tests.
+    #[serde(rename = "max_p95_latency_ms", serialize_with = "millis")]
+    pub max_p95_latency: Duration,
+    /// `MAX_P95_LATENCY_MS_SHORT`: p95 latency limit for the throughput tests.
+    #[serde(rename = "max_p95_latency_short_ms", serialize_with = "millis")]
+    pub max_p95_latency_short: Duration,
+}
+
+impl Thresholds {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            max_error_rate: reader.value_or(
+                "MAX_ERROR_RATE",
+                defaults::MAX_ERROR_RATE,
+                parse::fraction,
+            ),
+            max_p95_latency: reader.value_or(
+                "MAX_P95_LATENCY_MS",
+                defaults::MAX_P95_LATENCY,
+                parse::milliseconds_positive,
+            ),
+            max_p95_latency_short: reader.value_or(
+                "MAX_P95_LATENCY_MS_SHORT",
+                defaults::MAX_P95_LATENCY_SHORT,
+                parse::milliseconds_positive,
+            ),
+        }
+    }
+}
+
+/// Where the sample DICOM files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dataset {
+    /// `DICOM_ROOT_DIR`, resolved: see [`Dataset::resolve`].
+    pub root_dir: PathBuf,
+}
+
+impl Dataset {
+    /// Resolves a relative `DICOM_ROOT_DIR` against the current directory when it exists there,
+    /// else against the workspace root when it exists there (so `cargo test`, which runs in
+    /// each crate's folder, finds the workspace's `dicom_samples/`), else against the current
+    /// directory, where the loader will report it missing.
+    pub fn resolve(configured: &Path, dirs: &BaseDirs) -> PathBuf {
+        if configured.is_absolute() {
+            return configured.to_path_buf();
+        }
+        let in_cwd = dirs.cwd.join(configured);
+        if in_cwd.exists() {
+            return in_cwd;
+        }
+        dirs.workspace_root
+            .as_ref()
+            .map(|root| root.join(configured))
+            .filter(|in_root| in_root.exists())
+            .unwrap_or(in_cwd)
+    }
+
+    pub(crate) fn read(reader: &mut Reader<'_>, dirs: Option<&BaseDirs>) -> Self {
+        let configured = reader.value_or(
+            "DICOM_ROOT_DIR",
+            PathBuf::from(defaults::DICOM_ROOT_DIR),
+            parse::path,
+        );
+        Self {
+            root_dir: match dirs {
+                Some(dirs) => Self::resolve(&configured, dirs),
+                None => configured,
+            },
+        }
+    }
+}
+
+/// Association-level limits shared by every DICOM client and the simulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSettings {
+    /// `DICOM_CONNECT_TIMEOUT`: TCP connection establishment.
+    #[serde(rename = "connect_timeout_seconds", serialize_with = "seconds")]
+    pub connect_timeout: Duration,
+    /// `DICOM_ACSE_TIMEOUT`: waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP.
+    #[serde(rename = "acse_timeout_seconds", serialize_with = "seconds")]
+    pub acse_timeout: Duration,
+    /// `DICOM_DIMSE_TIMEOUT`: waiting for a DIMSE response (C-STORE-RSP, each C-FIND-RSP, C-ECHO-RSP).
+    #[serde(rename = "dimse_timeout_seconds", serialize_with = "seconds")]
+    pub dimse_timeout: Duration,
+    /// `DICOM_NETWORK_TIMEOUT`: longest a single socket read or write may block, which also
+    /// bounds an idle association on the SCP side.
+    #[serde(rename = "network_timeout_seconds", serialize_with = "seconds")]
+    pub network_timeout: Duration,
+    /// `DICOM_MAX_PDU`: the largest PDU we accept, advertised in A-ASSOCIATE.
+    pub max_pdu_length: u32,
+}
+
+impl NetworkSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        let timeout = |reader: &mut Reader<'_>, name: &str, default: Duration| {
+            reader.value_or(name, default, parse::seconds_positive)
+        };
+        Self {
+            connect_timeout: timeout(reader, "DICOM_CONNECT_TIMEOUT", defaults::CONNECT_TIMEOUT),
+            acse_timeout: timeout(reader, "DICOM_ACSE_TIMEOUT", defaults::ACSE_TIMEOUT),
+            dimse_timeout: timeout(reader, "DICOM_DIMSE_TIMEOUT", defaults::DIMSE_TIMEOUT),
+            network_timeout: timeout(reader, "DICOM_NETWORK_TIMEOUT", defaults::NETWORK_TIMEOUT),
+            max_pdu_length: reader.value_or("DICOM_MAX_PDU", defaults::MAX_PDU_LENGTH, |raw| {
+                let expected = || {
+                    format!(
+                        "a whole number of bytes from {} to {}",
+                        defaults::MIN_PDU_LENGTH,
+                        defaults::MAX_PDU_LENGTH_LIMIT
+                    )
+                };
+                raw.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| {
+                        (defaults::MIN_PDU_LENGTH..=defaults::MAX_PDU_LENGTH_LIMIT).contains(n)
+                    })
+                    .ok_or_else(expected)
+            }),
+        }
+    }
+}
+
+/// How associations are used when sending many images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssociationStrategy {
+    /// `per-image`: open, store one image, release (the old suite's pattern).
+    PerImage,
+    /// `per-study`: one association per study's images.
+    PerStudy,
+    /// `persistent`: one association per worker, reused, re-established when lost.
+    Persistent,
+}
+
+impl AssociationStrategy {
+    /// The word used in `ASSOCIATION_STRATEGY` and on command lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssociationStrategy::PerImage => "per-image",
+            AssociationStrategy::PerStudy => "per-study",
+            AssociationStrategy::Persistent => "persistent",
+        }
+    }
+}
+
+/// Which UIDs a sent instance carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UidStrategy {
+    /// `asis`: files are sent as they are, so repeated sends are duplicates to the router.
+    AsIs,
+    /// `fresh`: every send gets new SOP Instance (and study/series) UIDs, so the router sees
+    /// unique traffic and C-FIND can tell what arrived.
+    Fresh,
+}
+
+impl UidStrategy {
+    /// The word used in `SEND_UID_STRATEGY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UidStrategy::AsIs => "asis",
+            UidStrategy::Fresh => "fresh",
+        }
+    }
+}
+
+/// How the sender drives associations and identities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendSettings {
+    /// `ASSOCIATION_STRATEGY`.
+    pub association: AssociationStrategy,
+    /// `MAX_OPS_PER_ASSOCIATION`: release and reopen an association after this many stores;
+    /// `None` (unset) means no limit. Irrelevant to `per-image`.
+    pub max_ops_per_association: Option<NonZeroU32>,
+    /// `SEND_UID_STRATEGY`.
+    pub uid_strategy: UidStrategy,
+}
+
+impl SendSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            association: reader.value_or(
+                "ASSOCIATION_STRATEGY",
+                AssociationStrategy::Persistent,
+                parse::one_of(&[
+                    ("per-image", AssociationStrategy::PerImage),
+                    ("per-study", AssociationStrategy::PerStudy),
+                    ("persistent", AssociationStrategy::Persistent),
+                ]),
+            ),
+            max_ops_per_association: reader.value("MAX_OPS_PER_ASSOCIATION", |raw| {
+                raw.trim()
+                    .parse::<NonZeroU32>()
+                    .map_err(|_| format!("a whole number from 1 to {}", u32::MAX))
+            }),
+            uid_strategy: reader.value_or(
+                "SEND_UID_STRATEGY",
+                UidStrategy::AsIs,
+                parse::one_of(&[
+                    ("asis", UidStrategy::AsIs),
+                    ("as-is", UidStrategy::AsIs),
+                    ("fresh", UidStrategy::Fresh),
+                ]),
+            ),
+        }
+    }
+}
+
+/// Settings of the functional (integration) tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntegrationSettings {
+    /// `FAILURE_PAUSE_SECONDS`: the pause between sends in the long-pause failure test. The
+    /// old suite paused 2 minutes against a real router, long enough for idle timeouts to
+    /// close associations; the embedded simulator's idle timeout is set from this, so a short
+    /// pause exercises the same path there.
+    #[serde(rename = "failure_pause_seconds", serialize_with = "seconds")]
+    pub failure_pause: Duration,
+}
+
+impl IntegrationSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>, target: &Target) -> Self {
+        Self {
+            failure_pause: reader.value_or(
+                "FAILURE_PAUSE_SECONDS",
+                by_target(
+                    target.is_embedded(),
+                    defaults::FAILURE_PAUSE_EMBEDDED,
+                    defaults::FAILURE_PAUSE,
+                ),
+                parse::seconds_positive,
+            ),
+        }
+    }
+}
+
+/// Where the test reports are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSettings {
+    /// `REPORT_DIR`: the folder of `test_report.html`, `test_report.json` and `test_report.xml`.
+    pub dir: PathBuf,
+}
+
+impl ReportSettings {
+    /// The HTML report.
+    pub fn html_path(&self) -> PathBuf {
+        self.dir.join("test_report.html")
+    }
+
+    /// The machine-readable report.
+    pub fn json_path(&self) -> PathBuf {
+        self.dir.join("test_report.json")
+    }
+
+    /// The JUnit XML report for CI servers.
+    pub fn junit_path(&self) -> PathBuf {
+        self.dir.join("test_report.xml")
+    }
+
+    /// A relative `REPORT_DIR` is taken from the workspace root (where the old suite wrote its
+    /// report), or from the current directory outside a workspace.
+    pub(crate) fn read(reader: &mut Reader<'_>, dirs: Option<&BaseDirs>) -> Self {
+        let configured = reader.value("REPORT_DIR", parse::path);
+        let dir = match (configured, dirs) {
+            (None, Some(dirs)) => dirs.anchor().to_path_buf(),
+            (None, None) => PathBuf::from("."),
+            (Some(dir), Some(dirs)) if dir.is_relative() => dirs.anchor().join(dir),
+            (Some(dir), _) => dir,
+        };
+        Self { dir }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::num::NonZeroU32;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use crate::{AssociationStrategy, BaseDirs, ConfigError, Dataset, TestConfig, UidStrategy};
+
+    fn load(vars: &[(&str, &str)]) -> Result<TestConfig, ConfigError> {
+        TestConfig::from_map(vars.iter().copied())
+    }
+
+    fn error_text(vars: &[(&str, &str)]) -> String {
+        load(vars).unwrap_err().to_string()
+    }
+
+    const REMOTE: (&str, &str) = ("COMPASS_HOST", "compass.example.org");
+
+    // ---- C-FIND
+
+    #[test]
+    fn cfind_follows_the_endpoint_unless_told_otherwise() {
+        let config = load(&[REMOTE, ("COMPASS_PORT", "104")]).unwrap();
+        assert_eq!(config.cfind.address(), "compass.example.org:104");
+        assert_eq!(config.cfind.called_ae_title.as_str(), "COMPASS");
+        assert_eq!(config.cfind.calling_ae_title.as_str(), "DICOM-AUTO");
+
+        let config = load(&[
+            REMOTE,
+            ("CFIND_HOST", "pacs.example.org"),
+            ("CFIND_PORT", "4242"),
+            ("CFIND_AE_TITLE", "IMAGE-MANAGER"),
+        ])
+        .unwrap();
+        assert_eq!(config.cfind.address(), "pacs.example.org:4242");
+        assert_eq!(config.cfind.called_ae_title.as_str(), "IMAGE-MANAGER");
+    }
+
+    #[test]
+    fn cfind_ae_title_falls_back_to_compass_ae_title_before_the_route() {
+        let config = load(&[("COMPASS_ROUTE", "HTM_GI"), ("COMPASS_AE_TITLE", "ROUTER")]).unwrap();
+        assert_eq!(config.cfind.called_ae_title.as_str(), "ROUTER");
+        let config = load(&[("COMPASS_ROUTE", "HTM_GI")]).unwrap();
+        assert_eq!(config.cfind.called_ae_title.as_str(), "LB-HTM-GI");
+    }
+
+    #[test]
+    fn cfind_polling_defaults_are_the_old_suites_for_a_remote_router() {
+        let cfind = load(&[REMOTE]).unwrap().cfind;
+        assert!(cfind.verify);
+        assert_eq!(cfind.initial_delay, Duration::from_secs(5));
+        assert_eq!(cfind.timeout, Duration::from_secs(60));
+        assert_eq!(cfind.poll_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn cfind_polls_quickly_against_the_embedded_simulator() {
+        let cfind = load(&[]).unwrap().cfind;
+        assert_eq!(cfind.initial_delay, Duration::ZERO);
+        assert_eq!(cfind.poll_interval, Duration::from_millis(500));
+        assert_eq!(cfind.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn cfind_settings_can_be_overridden() {
+        let cfind = load(&[
+            ("CFIND_VERIFY", "no"),
+            ("CFIND_INITIAL_DELAY", "0"),
+            ("CFIND_TIMEOUT", "120"),
+            ("CFIND_POLL_INTERVAL", "2.5"),
+        ])
+        .unwrap()
+        .cfind;
+        assert!(!cfind.verify);
+        assert_eq!(cfind.initial_delay, Duration::ZERO);
+        assert_eq!(cfind.timeout, Duration::from_secs(120));
+        assert_eq!(cfind.poll_interval, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn bad_cfind_values_name_their_variable() {
+        assert_eq!(
+            error_text(&[("CFIND_VERIFY", "sometimes")]),
+            r#"CFIND_VERIFY="sometimes": expected true or false (or 1/0, yes/no)"#
+        );
+        assert_eq!(
+            error_text(&[("CFIND_TIMEOUT", "0")]),
+            r#"CFIND_TIMEOUT="0": expected a number of seconds > 0"#
+        );
+        assert_eq!(
+            error_text(&[("CFIND_INITIAL_DELAY", "-1")]),
+            r#"CFIND_INITIAL_DELAY="-1": expected a number of seconds >= 0"#
+        );
+        assert_eq!(
+            error_text(&[("CFIND_POLL_INTERVAL", "soon")]),
+            r#"CFIND_POLL_INTERVAL="soon": expected a number of seconds > 0"#
+        );
+        assert!(error_text(&[("CFIND_PORT", "0")]).starts_with(r#"CFIND_PORT="0""#));
+        assert!(error_text(&[("CFIND_HOST", "a b")]).starts_with(r#"CFIND_HOST="a b""#));
+        assert!(error_text(&[("CFIND_AE_TITLE", "A\\B")]).starts_with(r#"CFIND_AE_TITLE="A\\B""#));
+    }
+
+    #[test]
+    fn cfind_follows_a_moved_endpoint_but_not_an_explicit_host() {
+        let addr = "127.0.0.1:40000".parse().unwrap();
+        let config = load(&[]).unwrap().with_router_address(addr);
+        assert_eq!(config.cfind.address(), "127.0.0.1:40000");
+
+        let config = load(&[("CFIND_HOST", "pacs"), ("CFIND_PORT", "104")])
+            .unwrap()
+            .with_router_address(addr);
+        assert_eq!(config.cfind.address(), "pacs:104");
+        assert_eq!(config.endpoint.address(), "127.0.0.1:40000");
+    }
+
+    // ---- load profile
+
+    #[test]
+    fn the_load_profile_defaults_are_the_old_suites() {
+        let load_profile = load(&[]).unwrap().load;
+        assert_eq!(load_profile.peak_images_per_second, 50.0);
+        assert_eq!(load_profile.multiplier, 3.0);
+        assert_eq!(load_profile.concurrency, 8);
+        assert_eq!(load_profile.duration, Duration::from_secs(300));
+        assert_eq!(load_profile.ramp_up, Duration::ZERO);
+        assert_eq!(load_profile.target_rate(), 150.0);
+    }
+
+    #[test]
+    fn the_load_profile_can_be_overridden() {
+        let load_profile = load(&[
+            ("PEAK_IMAGES_PER_SECOND", "120"),
+            ("LOAD_MULTIPLIER", "1.5"),
+            ("LOAD_CONCURRENCY", "32"),
+            ("TEST_DURATION_SECONDS", "10"),
+            ("LOAD_RAMP_UP_SECONDS", "2.5"),
+        ])
+        .unwrap()
+        .load;
+        assert_eq!(load_profile.target_rate(), 180.0);
+        assert_eq!(load_profile.concurrency, 32);
+        assert_eq!(load_profile.duration, Duration::from_secs(10));
+        assert_eq!(load_profile.ramp_up, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn bad_load_values_name_their_variable_and_expectation() {
+        assert_eq!(
+            error_text(&[("LOAD_CONCURRENCY", "eight")]),
+            r#"LOAD_CONCURRENCY="eight": expected a whole number >= 1"#
+        );
+        assert_eq!(
+            error_text(&[("LOAD_CONCURRENCY", "0")]),
+            r#"LOAD_CONCURRENCY="0": expected a whole number >= 1"#
+        );
+        assert_eq!(
+            error_text(&[("PEAK_IMAGES_PER_SECOND", "0")]),
+            r#"PEAK_IMAGES_PER_SECOND="0": expected a number > 0"#
+        );
+        assert_eq!(
+            error_text(&[("LOAD_MULTIPLIER", "-3")]),
+            r#"LOAD_MULTIPLIER="-3": expected a number > 0"#
+        );
+        assert_eq!(
+            error_text(&[("LOAD_MULTIPLIER", "inf")]),
+            r#"LOAD_MULTIPLIER="inf": expected a number > 0"#
+        );
+        assert_eq!(
+            error_text(&[("TEST_DURATION_SECONDS", "5m")]),
+            r#"TEST_DURATION_SECONDS="5m": expected a number of seconds > 0"#
+        );
+        assert_eq!(
+            error_text(&[("LOAD_RAMP_UP_SECONDS", "-2")]),
+            r#"LOAD_RAMP_UP_SECONDS="-2": expected a number of seconds >= 0"#
+        );
+    }
+
+    // ---- thresholds
+
+    #[test]
+    fn the_threshold_defaults_are_the_old_suites() {
+        let thresholds = load(&[]).unwrap().thresholds;
+        assert_eq!(thresholds.max_error_rate, 0.02);
+        assert_eq!(thresholds.max_p95_latency, Duration::from_millis(2000));
+        assert_eq!(
+            thresholds.max_p95_latency_short,
+            Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn thresholds_can_be_overridden() {
+        let thresholds = load(&[
+            ("MAX_ERROR_RATE", "0"),
+            ("MAX_P95_LATENCY_MS", "250.5"),
+            ("MAX_P95_LATENCY_MS_SHORT", "100"),
+        ])
+        .unwrap()
+        .thresholds;
+        assert_eq!(thresholds.max_error_rate, 0.0);
+        assert_eq!(thresholds.max_p95_latency, Duration::from_micros(250_500));
+        assert_eq!(thresholds.max_p95_latency_short, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_thresholds_name_their_variable() {
+        assert_eq!(
+            error_text(&[("MAX_ERROR_RATE", "2")]),
+            r#"MAX_ERROR_RATE="2": expected a fraction from 0 to 1 (0.02 means 2 %)"#
+        );
+        assert_eq!(
+            error_text(&[("MAX_P95_LATENCY_MS", "0")]),
+            r#"MAX_P95_LATENCY_MS="0": expected a number of milliseconds > 0"#
+        );
+        assert_eq!(
+            error_text(&[("MAX_P95_LATENCY_MS_SHORT", "fast")]),
+            r#"MAX_P95_LATENCY_MS_SHORT="fast": expected a number of milliseconds > 0"#
+        );
+    }
+
+    // ---- dataset
+
+    #[test]
+    fn the_dataset_defaults_to_dicom_samples_as_written_when_no_directories_are_known() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.dataset.root_dir, PathBuf::from("./dicom_samples"));
+        let config = load(&[("DICOM_ROOT_DIR", "/data/dicom")]).unwrap();
+        assert_eq!(config.dataset.root_dir, PathBuf::from("/data/dicom"));
+    }
+
+    fn workspace_with_member() -> (tempfile::TempDir, BaseDirs) {
+        let root = tempfile::tempdir().unwrap();
+        let member = root.path().join("tests-suite");
+        fs::create_dir_all(&member).unwrap();
+        let dirs = BaseDirs {
+            cwd: member,
+            workspace_root: Some(root.path().to_path_buf()),
+        };
+        (root, dirs)
+    }
+
+    #[test]
+    fn a_relative_dataset_dir_is_found_at_the_workspace_root() {
+        let (root, dirs) = workspace_with_member();
+        fs::create_dir_all(root.path().join("dicom_samples")).unwrap();
+        let resolved = Dataset::resolve(Path::new("./dicom_samples"), &dirs);
+        assert_eq!(resolved, root.path().join("./dicom_samples"));
+    }
+
+    #[test]
+    fn a_relative_dataset_dir_in_the_current_directory_wins() {
+        let (root, dirs) = workspace_with_member();
+        fs::create_dir_all(root.path().join("dicom_samples")).unwrap();
+        fs::create_dir_all(dirs.cwd.join("dicom_samples")).unwrap();
+        let resolved = Dataset::resolve(Path::new("dicom_samples"), &dirs);
+        assert_eq!(resolved, dirs.cwd.join("dicom_samples"));
+    }
+
+    #[test]
+    fn a_missing_dataset_dir_resolves_to_the_current_directory_for_the_loader_to_report() {
+        let (_root, dirs) = workspace_with_member();
+        let resolved = Dataset::resolve(Path::new("nowhere"), &dirs);
+        assert_eq!(resolved, dirs.cwd.join("nowhere"));
+    }
+
+    // ---- network
+
+    #[test]
+    fn network_defaults_are_pynetdicoms_timeouts_and_a_64_kib_pdu() {
+        let network = load(&[]).unwrap().network;
+        assert_eq!(network.connect_timeout, Duration::from_secs(30));
+        assert_eq!(network.acse_timeout, Duration::from_secs(30));
+        assert_eq!(network.dimse_timeout, Duration::from_secs(60));
+        assert_eq!(network.network_timeout, Duration::from_secs(60));
+        assert_eq!(network.max_pdu_length, 65_536);
+    }
+
+    #[test]
+    fn network_settings_can_be_overridden() {
+        let network = load(&[
+            ("DICOM_CONNECT_TIMEOUT", "1"),
+            ("DICOM_ACSE_TIMEOUT", "2"),
+            ("DICOM_DIMSE_TIMEOUT", "3"),
+            ("DICOM_NETWORK_TIMEOUT", "4"),
+            ("DICOM_MAX_PDU", "16384"),
+        ])
+        .unwrap()
+        .network;
+        assert_eq!(network.connect_timeout, Duration::from_secs(1));
+        assert_eq!(network.acse_timeout, Duration::from_secs(2));
+        assert_eq!(network.dimse_timeout, Duration::from_secs(3));
+        assert_eq!(network.network_timeout, Duration::from_secs(4));
+        assert_eq!(network.max_pdu_length, 16_384);
+    }
+
+    #[test]
+    fn the_max_pdu_must_be_within_what_peers_accept() {
+        assert!(load(&[("DICOM_MAX_PDU", "1018")]).is_ok());
+        assert!(load(&[("DICOM_MAX_PDU", "131072")]).is_ok());
+        assert_eq!(
+            error_text(&[("DICOM_MAX_PDU", "512")]),
+            r#"DICOM_MAX_PDU="512": expected a whole number of bytes from 1018 to 131072"#
+        );
+        assert!(load(&[("DICOM_MAX_PDU", "131073")]).is_err());
+    }
+
+    #[test]
+    fn bad_timeouts_name_their_variable() {
+        for name in [
+            "DICOM_CONNECT_TIMEOUT",
+            "DICOM_ACSE_TIMEOUT",
+            "DICOM_DIMSE_TIMEOUT",
+            "DICOM_NETWORK_TIMEOUT",
+        ] {
+            assert_eq!(
+                error_text(&[(name, "0")]),
+                format!(r#"{name}="0": expected a number of seconds > 0"#)
+            );
+        }
+    }
+
+    // ---- sending
+
+    #[test]
+    fn sending_defaults_to_persistent_associations_without_limit_and_files_as_they_are() {
+        let sending = load(&[]).unwrap().sending;
+        assert_eq!(sending.association, AssociationStrategy::Persistent);
+        assert_eq!(sending.max_ops_per_association, None);
+        assert_eq!(sending.uid_strategy, UidStrategy::AsIs);
+    }
+
+    #[test]
+    fn sending_settings_can_be_overridden() {
+        let sending = load(&[
+            ("ASSOCIATION_STRATEGY", "per-image"),
+            ("MAX_OPS_PER_ASSOCIATION", "500"),
+            ("SEND_UID_STRATEGY", "fresh"),
+        ])
+        .unwrap()
+        .sending;
+        assert_eq!(sending.association, AssociationStrategy::PerImage);
+        assert_eq!(sending.max_ops_per_association, NonZeroU32::new(500));
+        assert_eq!(sending.uid_strategy, UidStrategy::Fresh);
+        let sending = load(&[("ASSOCIATION_STRATEGY", "Per-Study")])
+            .unwrap()
+            .sending;
+        assert_eq!(sending.association, AssociationStrategy::PerStudy);
+    }
+
+    #[test]
+    fn bad_sending_values_list_the_choices() {
+        assert_eq!(
+            error_text(&[("ASSOCIATION_STRATEGY", "pooled")]),
+            r#"ASSOCIATION_STRATEGY="pooled": expected one of per-image, per-study, persistent"#
+        );
+        assert_eq!(
+            error_text(&[("SEND_UID_STRATEGY", "new")]),
+            r#"SEND_UID_STRATEGY="new": expected one of asis, as-is, fresh"#
+        );
+        assert!(
+            error_text(&[("MAX_OPS_PER_ASSOCIATION", "0")])
+                .starts_with(r#"MAX_OPS_PER_ASSOCIATION="0": expected a whole number from 1"#)
+        );
+    }
+
+    // ---- integration
+
+    #[test]
+    fn the_failure_pause_is_two_minutes_remote_and_two_seconds_embedded() {
+        assert_eq!(
+            load(&[REMOTE]).unwrap().integration.failure_pause,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            load(&[]).unwrap().integration.failure_pause,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            load(&[("FAILURE_PAUSE_SECONDS", "30")])
+                .unwrap()
+                .integration
+                .failure_pause,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            error_text(&[("FAILURE_PAUSE_SECONDS", "0")]),
+            r#"FAILURE_PAUSE_SECONDS="0": expected a number of seconds > 0"#
+        );
+    }
+
+    // ---- reports
+
+    #[test]
+    fn reports_are_named_like_the_old_suites() {
+        let report = load(&[("REPORT_DIR", "/tmp/reports")]).unwrap().report;
+        assert_eq!(
+            report.html_path(),
+            Path::new("/tmp/reports/test_report.html")
+        );
+        assert_eq!(
+            report.json_path(),
+            Path::new("/tmp/reports/test_report.json")
+        );
+        assert_eq!(
+            report.junit_path(),
+            Path::new("/tmp/reports/test_report.xml")
+        );
+    }
+
+    #[test]
+    fn reports_default_to_the_workspace_root_even_from_a_member_crate() {
+        let (root, dirs) = workspace_with_member();
+        let config = TestConfig::from_map_in([("A", "b")], &dirs).unwrap();
+        assert_eq!(config.report.dir, root.path());
+        let config = TestConfig::from_map_in([("REPORT_DIR", "out")], &dirs).unwrap();
+        assert_eq!(config.report.dir, root.path().join("out"));
+    }
+}
