@@ -237,25 +237,30 @@ fn read_routes(reader: &mut Reader<'_>) -> (Vec<Route>, bool) {
             }
             names.push(name);
         }
-        for full in vars.unreadable_with_prefix(prefix) {
-            reader.push(ConfigError::NotUnicode {
-                variable: full.to_owned(),
-            });
-        }
+        // Reported (once) when the route's variables are read below.
+        names.extend(
+            vars.unreadable_with_prefix(prefix)
+                .map(|full| &full[prefix.len()..])
+                .filter(|name| !(prefix == LOCAL_PREFIX && *name == RESERVED_ROUTE_NAME)),
+        );
     }
     names.sort_unstable();
     names.dedup();
-    let any_route_variable = !names.is_empty()
-        || [REMOTE_PREFIX, LOCAL_PREFIX]
-            .iter()
-            .any(|p| vars.unreadable_with_prefix(p).next().is_some());
+    let any_route_variable = !names.is_empty();
 
     let mut routes = Vec::new();
     for name in names {
         let remote_var = format!("{REMOTE_PREFIX}{name}");
         let local_var = format!("{LOCAL_PREFIX}{name}");
+        let unreadable = [&remote_var, &local_var]
+            .iter()
+            .filter(|var| vars.get(var).is_err())
+            .count();
         let remote_set = reader.raw(&remote_var).is_some();
         let local_set = reader.raw(&local_var).is_some();
+        if unreadable > 0 {
+            continue;
+        }
         if remote_set != local_set {
             let (present, missing) = if remote_set {
                 (remote_var, local_var)

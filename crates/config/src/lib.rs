@@ -541,6 +541,25 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_route_variable_that_is_not_unicode_is_named_in_the_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            (
+                OsString::from("REMOTE_AE_CT"),
+                OsString::from_vec(vec![0xC3, 0x28]),
+            ),
+            (OsString::from("LOCAL_AE_CT"), OsString::from("SCU")),
+        ];
+        let error = TestConfig::from_layers(None, env, &dirs_at(dir.path())).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::NotUnicode { variable } if variable == "REMOTE_AE_CT"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn an_explicit_dotenv_file_that_does_not_exist_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -55,7 +55,12 @@ impl CFindSettings {
         let port = reader.value("CFIND_PORT", parse::port);
         let called_ae_title = reader
             .value("CFIND_AE_TITLE", parse::ae_title)
-            .or_else(|| reader.value("COMPASS_AE_TITLE", parse::ae_title))
+            // A bad COMPASS_AE_TITLE has been reported with the endpoint already.
+            .or_else(|| {
+                reader
+                    .raw("COMPASS_AE_TITLE")
+                    .and_then(|raw| AeTitle::new(raw).ok())
+            })
             .unwrap_or_else(|| endpoint.called_ae_title.clone());
         Self {
             host_follows_endpoint: host.is_none(),
@@ -486,6 +491,12 @@ mod tests {
         assert_eq!(config.cfind.called_ae_title.as_str(), "ROUTER");
         let config = load(&[("COMPASS_ROUTE", "HTM_GI")]).unwrap();
         assert_eq!(config.cfind.called_ae_title.as_str(), "LB-HTM-GI");
+    }
+
+    #[test]
+    fn a_bad_compass_ae_title_is_reported_once_although_cfind_falls_back_to_it() {
+        let error = load(&[("COMPASS_AE_TITLE", "A\\B")]).unwrap_err();
+        assert_eq!(error.problems().len(), 1, "{error}");
     }
 
     #[test]
