@@ -1,0 +1,249 @@
+//! Typed errors. Each carries what a user needs to fix the input: the attribute, the value, the
+//! path.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A keyword or tag number that does not name an attribute.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// Nothing was given where an attribute was expected.
+    #[error(
+        "empty attribute name; give a keyword such as StudyDescription or a tag such as (0008,1030)"
+    )]
+    Empty,
+    /// The text is not a keyword of the standard data dictionary.
+    #[error(
+        "unknown attribute keyword `{keyword}`: not in the DICOM standard dictionary \
+         (check the spelling, or give the tag number as (gggg,eeee))"
+    )]
+    UnknownKeyword {
+        /// The text as given.
+        keyword: String,
+    },
+    /// The text looks like a tag number but is not one of the accepted forms.
+    #[error("malformed tag `{text}`: use (gggg,eeee), gggg,eeee or ggggeeee with hex digits")]
+    MalformedTag {
+        /// The text as given.
+        text: String,
+    },
+}
+
+/// An edit that cannot be applied, found before any file is touched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditError {
+    /// The attribute part of an edit does not name an attribute.
+    #[error("in edit `{edit}`: {source}")]
+    Attribute {
+        /// The edit as given.
+        edit: String,
+        /// Why the attribute is not recognised.
+        #[source]
+        source: AttributeError,
+    },
+    /// A `TAG=VALUE` assignment without `=`.
+    #[error("edit `{edit}` needs the form TAG=VALUE, e.g. StudyDescription=CT CHEST")]
+    MissingEquals {
+        /// The edit as given.
+        edit: String,
+    },
+    /// The value breaks the rules of the attribute's value representation.
+    #[error("invalid value `{value}` for {attribute} (VR {vr}): {reason}")]
+    InvalidValue {
+        /// The attribute, as `(gggg,eeee) Keyword`.
+        attribute: String,
+        /// The value as given.
+        value: String,
+        /// The value representation the value was checked against.
+        vr: String,
+        /// Which rule the value breaks.
+        reason: String,
+    },
+    /// The standard dictionary does not give a single VR for the attribute, so a value cannot be
+    /// encoded safely (private tags, unknown tags, US-or-SS attributes).
+    #[error(
+        "cannot set {attribute}: the standard dictionary gives no single value representation \
+         for it (private, unknown or context-dependent attribute); it can only be removed"
+    )]
+    NoValueRepresentation {
+        /// The attribute, as `(gggg,eeee) Keyword`.
+        attribute: String,
+    },
+    /// File meta attributes (group 0002) follow the data set; they are not edited directly.
+    #[error(
+        "{attribute} is in the file meta group (0002,xxxx), which tagutil keeps consistent with \
+         the data set; edit the data set attribute instead (e.g. SOPInstanceUID)"
+    )]
+    FileMetaAttribute {
+        /// The attribute, as `(gggg,eeee) Keyword`.
+        attribute: String,
+    },
+    /// Two edits touch the same attribute.
+    #[error("conflicting edits for {attribute}: `{first}` and `{second}`")]
+    Conflict {
+        /// The attribute, as `(gggg,eeee) Keyword`.
+        attribute: String,
+        /// The first edit.
+        first: String,
+        /// The second edit.
+        second: String,
+    },
+}
+
+/// A rules file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("cannot read rules file {path}: {source}")]
+    Read {
+        /// The rules file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("rules file {path} is not valid: {source}")]
+    Parse {
+        /// The rules file.
+        path: PathBuf,
+        /// What the TOML parser found.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// An edit in the file is invalid.
+    #[error("rules file {path}: {source}")]
+    Edit {
+        /// The rules file.
+        path: PathBuf,
+        /// The invalid edit.
+        #[source]
+        source: EditError,
+    },
+}
+
+/// A folder that cannot be scanned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The path is not a readable directory.
+    #[error("{path} is not a readable directory: {source}")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Writing a file atomically failed; the original file, if any, is untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The temporary file next to the target could not be created.
+    #[error("cannot create a temporary file in {dir}: {source}")]
+    TempFile {
+        /// The folder of the target file.
+        dir: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Encoding the DICOM object failed.
+    #[error("cannot encode {path}: {source}")]
+    Encode {
+        /// The target file.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: Box<dicom_object::WriteError>,
+    },
+    /// Writing, flushing or syncing the temporary file failed.
+    #[error("cannot write the new content of {path}: {source}")]
+    Io {
+        /// The target file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Renaming the temporary file over the target failed.
+    #[error("cannot replace {path}: {source}")]
+    Replace {
+        /// The target file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One file could not be processed. The file is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The file starts like DICOM but cannot be parsed (truncated, corrupt).
+    #[error("cannot read {path} as DICOM: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: Box<dicom_object::ReadError>,
+    },
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the result failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// A de-identification run that cannot start, or a broken profile table.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeidError {
+    /// A line of the bundled PS3.15 table could not be parsed.
+    #[error("PS3.15 table line {line}: `{text}`: {reason}")]
+    Table {
+        /// 1-based line number in the data file.
+        line: usize,
+        /// The line's text.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The output folder is the input folder or lies inside it.
+    #[error(
+        "output folder {output} is inside (or the same as) the input folder {input}; \
+         choose an output folder outside the input so the originals are never overwritten"
+    )]
+    OutputInsideInput {
+        /// The input folder.
+        input: PathBuf,
+        /// The output folder.
+        output: PathBuf,
+    },
+    /// The input folder cannot be scanned.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// The output folder cannot be created.
+    #[error("cannot create output folder {path}: {source}")]
+    CreateOutput {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
