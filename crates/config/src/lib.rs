@@ -633,7 +633,7 @@ mod tests {
         assert_eq!(json["cfind"]["timeout_seconds"], 60.0);
         assert_eq!(json["thresholds"]["max_p95_latency_ms"], 2000.0);
         assert_eq!(json["sending"]["association"], "persistent");
-        assert_eq!(json["sending"]["uid_strategy"], "as-is");
+        assert_eq!(json["sending"]["uid_strategy"], "asis");
     }
 
     #[test]

@@ -324,6 +324,7 @@ impl AssociationStrategy {
 #[serde(rename_all = "kebab-case")]
 pub enum UidStrategy {
     /// `asis`: files are sent as they are, so repeated sends are duplicates to the router.
+    #[serde(rename = "asis")]
     AsIs,
     /// `fresh`: every send gets new SOP Instance (and study/series) UIDs, so the router sees
     /// unique traffic and C-FIND can tell what arrived.
