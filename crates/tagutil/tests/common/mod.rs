@@ -195,61 +195,30 @@ pub fn ct_image(
         VR::US,
         PrimitiveValue::from(4_u16),
     ));
-    match encoding {
-        Encoding::EncapsulatedJpeg => {
-            obj.put(DataElement::new(
-                tags::BITS_ALLOCATED,
-                VR::US,
-                PrimitiveValue::from(8_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::BITS_STORED,
-                VR::US,
-                PrimitiveValue::from(8_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::HIGH_BIT,
-                VR::US,
-                PrimitiveValue::from(7_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::PIXEL_REPRESENTATION,
-                VR::US,
-                PrimitiveValue::from(0_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::PIXEL_DATA,
-                VR::OB,
-                PixelFragmentSequence::new(vec![0_u32], vec![FRAGMENT.to_vec()]),
-            ));
-        }
-        _ => {
-            obj.put(DataElement::new(
-                tags::BITS_ALLOCATED,
-                VR::US,
-                PrimitiveValue::from(16_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::BITS_STORED,
-                VR::US,
-                PrimitiveValue::from(12_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::HIGH_BIT,
-                VR::US,
-                PrimitiveValue::from(11_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::PIXEL_REPRESENTATION,
-                VR::US,
-                PrimitiveValue::from(0_u16),
-            ));
-            obj.put(DataElement::new(
-                tags::PIXEL_DATA,
-                VR::OW,
-                PrimitiveValue::U16((0..16_u16).map(|v| v * 100).collect()),
-            ));
-        }
+    let (bits_allocated, bits_stored) = match encoding {
+        Encoding::EncapsulatedJpeg => (8_u16, 8_u16),
+        _ => (16, 12),
+    };
+    for (tag, value) in [
+        (tags::BITS_ALLOCATED, bits_allocated),
+        (tags::BITS_STORED, bits_stored),
+        (tags::HIGH_BIT, bits_stored - 1),
+        (tags::PIXEL_REPRESENTATION, 0),
+    ] {
+        obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+    }
+    if encoding == Encoding::EncapsulatedJpeg {
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PixelFragmentSequence::new(vec![0_u32], vec![FRAGMENT.to_vec()]),
+        ));
+    } else {
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16((0..16_u16).map(|v| v * 100).collect()),
+        ));
     }
     obj.with_meta(FileMetaTableBuilder::new().transfer_syntax(encoding.transfer_syntax()))
         .expect("sample meta builds")
@@ -333,4 +302,54 @@ pub fn text(file: &InMemDicomObject, tag: Tag) -> Option<String> {
             .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
             .unwrap_or_default()
     })
+}
+
+/// The three sample files after a run that renamed UIDs: study A's two images share study,
+/// series and frame of reference; study B differs; nothing keeps an original UID; IM0002's
+/// reference to IM0001 follows the rename; the meta table follows SOPInstanceUID.
+pub fn assert_uids_renamed_consistently(
+    a1: &DefaultDicomObject,
+    a2: &DefaultDicomObject,
+    b1: &DefaultDicomObject,
+) {
+    let study_a = text(a1, tags::STUDY_INSTANCE_UID).unwrap();
+    assert!(study_a.starts_with("2.25."), "{study_a}");
+    assert_ne!(study_a, STUDY_A);
+    assert_eq!(text(a2, tags::STUDY_INSTANCE_UID).unwrap(), study_a);
+    assert_eq!(
+        text(a2, tags::SERIES_INSTANCE_UID),
+        text(a1, tags::SERIES_INSTANCE_UID)
+    );
+    assert_ne!(text(a1, tags::SERIES_INSTANCE_UID).unwrap(), SERIES_A1);
+    assert_eq!(
+        text(a2, tags::FRAME_OF_REFERENCE_UID),
+        text(a1, tags::FRAME_OF_REFERENCE_UID)
+    );
+    assert_ne!(
+        text(a1, tags::FRAME_OF_REFERENCE_UID).unwrap(),
+        FRAME_OF_REFERENCE_A
+    );
+    assert_ne!(text(b1, tags::STUDY_INSTANCE_UID).unwrap(), study_a);
+    assert_ne!(text(b1, tags::STUDY_INSTANCE_UID).unwrap(), STUDY_B);
+    assert_ne!(
+        text(a1, tags::SOP_INSTANCE_UID),
+        text(a2, tags::SOP_INSTANCE_UID)
+    );
+
+    let reference = a2
+        .get(tags::REFERENCED_IMAGE_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0]
+        .clone();
+    assert_eq!(
+        text(&reference, tags::REFERENCED_SOP_INSTANCE_UID),
+        text(a1, tags::SOP_INSTANCE_UID)
+    );
+    for file in [a1, a2, b1] {
+        assert_eq!(
+            file.meta().media_storage_sop_instance_uid(),
+            text(file, tags::SOP_INSTANCE_UID).unwrap()
+        );
+    }
 }
