@@ -4,6 +4,19 @@
 use std::io;
 use std::path::PathBuf;
 
+/// An error and its causes on one line (`outer: cause: root cause`), for reports that are
+/// not printed through anyhow.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A keyword or tag number that does not name an attribute.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,7 +48,7 @@ pub enum AttributeError {
 #[non_exhaustive]
 pub enum EditError {
     /// The attribute part of an edit does not name an attribute.
-    #[error("in edit `{edit}`: {source}")]
+    #[error("in edit `{edit}`")]
     Attribute {
         /// The edit as given.
         edit: String,
@@ -97,7 +110,7 @@ pub enum EditError {
 #[non_exhaustive]
 pub enum RulesError {
     /// The file could not be read.
-    #[error("cannot read rules file {path}: {source}")]
+    #[error("cannot read rules file {path}")]
     Read {
         /// The rules file.
         path: PathBuf,
@@ -106,7 +119,7 @@ pub enum RulesError {
         source: io::Error,
     },
     /// The file is not valid TOML or has unknown keys.
-    #[error("rules file {path} is not valid: {source}")]
+    #[error("rules file {path} is not valid")]
     Parse {
         /// The rules file.
         path: PathBuf,
@@ -115,7 +128,7 @@ pub enum RulesError {
         source: Box<toml::de::Error>,
     },
     /// An edit in the file is invalid.
-    #[error("rules file {path}: {source}")]
+    #[error("rules file {path}")]
     Edit {
         /// The rules file.
         path: PathBuf,
@@ -130,7 +143,7 @@ pub enum RulesError {
 #[non_exhaustive]
 pub enum ScanError {
     /// The path is not a readable directory.
-    #[error("{path} is not a readable directory: {source}")]
+    #[error("{path} is not a readable directory")]
     NotADirectory {
         /// The path given.
         path: PathBuf,
@@ -145,7 +158,7 @@ pub enum ScanError {
 #[non_exhaustive]
 pub enum WriteError {
     /// The temporary file next to the target could not be created.
-    #[error("cannot create a temporary file in {dir}: {source}")]
+    #[error("cannot create a temporary file in {dir}")]
     TempFile {
         /// The folder of the target file.
         dir: PathBuf,
@@ -154,7 +167,7 @@ pub enum WriteError {
         source: io::Error,
     },
     /// Encoding the DICOM object failed.
-    #[error("cannot encode {path}: {source}")]
+    #[error("cannot encode {path}")]
     Encode {
         /// The target file.
         path: PathBuf,
@@ -163,7 +176,7 @@ pub enum WriteError {
         source: Box<dicom_object::WriteError>,
     },
     /// Writing, flushing or syncing the temporary file failed.
-    #[error("cannot write the new content of {path}: {source}")]
+    #[error("cannot write the new content of {path}")]
     Io {
         /// The target file.
         path: PathBuf,
@@ -172,7 +185,7 @@ pub enum WriteError {
         source: io::Error,
     },
     /// Renaming the temporary file over the target failed.
-    #[error("cannot replace {path}: {source}")]
+    #[error("cannot replace {path}")]
     Replace {
         /// The target file.
         path: PathBuf,
@@ -187,7 +200,7 @@ pub enum WriteError {
 #[non_exhaustive]
 pub enum FileError {
     /// The file starts like DICOM but cannot be parsed (truncated, corrupt).
-    #[error("cannot read {path} as DICOM: {source}")]
+    #[error("cannot read {path} as DICOM")]
     Open {
         /// The file.
         path: PathBuf,
@@ -195,8 +208,18 @@ pub enum FileError {
         #[source]
         source: Box<dicom_object::ReadError>,
     },
+    /// The file parses, but its encapsulated pixel data ends without the sequence delimiter:
+    /// the file was cut short (e.g. an interrupted copy).
+    #[error(
+        "{path} is truncated: its encapsulated pixel data has no end delimiter \
+         (an interrupted copy?); the file was not modified"
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -238,7 +261,7 @@ pub enum DeidError {
     #[error(transparent)]
     Scan(#[from] ScanError),
     /// The output folder cannot be created.
-    #[error("cannot create output folder {path}: {source}")]
+    #[error("cannot create output folder {path}")]
     CreateOutput {
         /// The folder.
         path: PathBuf,

@@ -80,7 +80,7 @@ mod write;
 pub use attribute::Attribute;
 pub use edit::{Change, Edit, EditPlan, Location, REGENERATED_UIDS, apply, collect_instance_uids};
 pub use error::{
-    AttributeError, DeidError, EditError, FileError, RulesError, ScanError, WriteError,
+    AttributeError, DeidError, EditError, FileError, RulesError, ScanError, WriteError, error_chain,
 };
 pub use files::{Candidate, SkipReason, get_dcm_files, scan_folder};
 pub use rules::Rules;

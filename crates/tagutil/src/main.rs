@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tagutil::deid::{DeidOptions, Deidentifier, anonymize_folder};
 use tagutil::{
-    Edit, EditPlan, FileOutcome, FileReport, Rules, RunSummary, UpdateOptions, update_folder,
+    Edit, EditPlan, FileOutcome, FileReport, Rules, RunSummary, UpdateOptions, error_chain,
+    update_folder,
 };
 
 /// Exit status for a bad command line or bad edits (nothing was changed).
@@ -194,7 +195,7 @@ fn print_report(report: &FileReport, verbose: bool, dry_run: bool) {
         }
         FileOutcome::Unchanged if verbose => println!("{path}: unchanged"),
         FileOutcome::Skipped(reason) => println!("{path}: skipped ({reason})"),
-        FileOutcome::Failed(err) => eprintln!("{path}: FAILED: {err}"),
+        FileOutcome::Failed(err) => eprintln!("{path}: FAILED: {}", error_chain(err)),
         _ => {}
     }
 }

@@ -1,6 +1,6 @@
 //! Updating every DICOM file of a folder in place.
 
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
@@ -175,10 +175,46 @@ fn update_file_with_hook(
 }
 
 pub(crate) fn open(path: &Path) -> Result<DefaultDicomObject, FileError> {
-    OpenFileOptions::new()
+    let file = OpenFileOptions::new()
         .open_file(path)
         .map_err(|source| FileError::Open {
             path: path.to_owned(),
             source: Box::new(source),
+        })?;
+    check_encapsulated_end(path, &file)?;
+    Ok(file)
+}
+
+/// Sequence Delimitation Item (FFFE,E0DD) with zero length, little endian.
+const SEQUENCE_DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+
+/// dicom-rs treats an end of file inside encapsulated pixel data as a normal end and keeps the
+/// short fragment, so a truncated compressed image opens without error. Rewriting it would turn
+/// a visibly broken file into a well-formed one with a cut image; refuse instead. When Pixel Data
+/// is the last element of a file that is not deflated, the file must end with the delimiter.
+fn check_encapsulated_end(path: &Path, file: &DefaultDicomObject) -> Result<(), FileError> {
+    let encapsulated = file
+        .get(tags::PIXEL_DATA)
+        .is_some_and(|e| matches!(e.value(), dicom_core::value::Value::PixelSequence(_)));
+    let pixel_data_is_last = file.tags().last() == Some(tags::PIXEL_DATA);
+    let deflated = file.meta().transfer_syntax().trim_end_matches('\0')
+        == dicom_dictionary_std::uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN;
+    if !encapsulated || !pixel_data_is_last || deflated {
+        return Ok(());
+    }
+    let io_error = |source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut handle = std::fs::File::open(path).map_err(io_error)?;
+    let mut tail = [0_u8; 8];
+    handle.seek(SeekFrom::End(-8)).map_err(io_error)?;
+    handle.read_exact(&mut tail).map_err(io_error)?;
+    if tail == SEQUENCE_DELIMITER {
+        Ok(())
+    } else {
+        Err(FileError::Truncated {
+            path: path.to_owned(),
         })
+    }
 }

@@ -175,6 +175,33 @@ fn truncated_dicom_file_fails_without_panic_and_is_left_as_is() {
 }
 
 #[test]
+fn compressed_file_cut_inside_its_pixel_data_fails_and_is_left_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = sample_folder(dir.path());
+    let path = &files["study_a/series_1/IM0002.dcm"];
+    let full = std::fs::read(path).unwrap();
+    // Cut inside the JPEG fragment: dicom-rs itself opens this without complaint.
+    let cut = &full[..full.len() - 12];
+    std::fs::write(path, cut).unwrap();
+    let plan = plan(&[Edit::set("StudyDescription", "X").unwrap()]);
+    let mut failed = Vec::new();
+
+    let summary = update_folder(dir.path(), &plan, UpdateOptions::default(), |report| {
+        if let FileOutcome::Failed(err) = &report.outcome {
+            failed.push(err.to_string());
+        }
+    })
+    .unwrap();
+
+    assert_eq!((summary.failed, summary.changed), (1, 2));
+    assert!(
+        failed[0].contains("IM0002.dcm") && failed[0].contains("truncated"),
+        "{failed:?}"
+    );
+    assert_eq!(std::fs::read(path).unwrap(), cut);
+}
+
+#[test]
 fn new_uids_are_consistent_across_the_folder_and_references_follow() {
     let dir = tempfile::tempdir().unwrap();
     let files = sample_folder(dir.path());
