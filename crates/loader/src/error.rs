@@ -56,6 +56,15 @@ pub enum LoadError {
         /// The error reported by dicom-object.
         source: Box<dicom_object::ReadError>,
     },
+    /// The object's pixel data is missing or has fewer fragments than frames: almost always a
+    /// file cut short inside the Pixel Data header or between fragments.
+    #[error("{path}: {detail}; the file is probably truncated")]
+    IncompletePixelData {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        detail: String,
+    },
     /// Decompression was asked for but no codec in this build decodes the file's transfer syntax
     /// (JPEG-LS, JPEG XL, HTJ2K, MPEG video...).
     #[error("{path}: transfer syntax {transfer_syntax} cannot be decompressed by this build")]
@@ -88,6 +97,7 @@ impl LoadError {
             | LoadError::TooShort { path, .. }
             | LoadError::NotDicom { path }
             | LoadError::Parse { path, .. }
+            | LoadError::IncompletePixelData { path, .. }
             | LoadError::UnsupportedTransferSyntax { path, .. }
             | LoadError::Decode { path, .. } => path,
         }

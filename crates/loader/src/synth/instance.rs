@@ -800,3 +800,146 @@ fn put_image_pixel(
     object.put(element);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LoadOptions, load_dataset};
+
+    fn text(object: &InMemDicomObject, tag: Tag) -> String {
+        object
+            .element(tag)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn every_modality_writes_a_readable_instance_of_its_sop_class() {
+        let dir = tempfile::tempdir().unwrap();
+        for modality in Modality::ALL {
+            let path = dir.path().join(modality.code());
+            InstanceBuilder::new(modality)
+                .seed(21)
+                .write_to(&path)
+                .unwrap();
+            let object = load_dataset(&path, &LoadOptions::new()).unwrap();
+            assert_eq!(text(&object, tags::MODALITY), modality.code());
+            assert_eq!(text(&object, tags::SOP_CLASS_UID), modality.sop_class_uid());
+            assert_eq!(
+                object.meta().media_storage_sop_class_uid(),
+                modality.sop_class_uid()
+            );
+            for tag in [
+                tags::SOP_INSTANCE_UID,
+                tags::STUDY_INSTANCE_UID,
+                tags::SERIES_INSTANCE_UID,
+            ] {
+                assert!(text(&object, tag).starts_with("2.25."), "{modality} {tag}");
+            }
+            assert_eq!(
+                object.get(tags::PIXEL_DATA).is_some(),
+                modality.has_pixels()
+            );
+        }
+    }
+
+    #[test]
+    fn opv_carries_the_54_points_of_a_24_2_field() {
+        let object = InstanceBuilder::new(Modality::Opv).seed(2).build().unwrap();
+        let points = object
+            .element(tags::VISUAL_FIELD_TEST_POINT_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()
+            .len();
+        assert_eq!(points, 54);
+    }
+
+    #[test]
+    fn overrides_and_removals_apply_last() {
+        let object = InstanceBuilder::new(Modality::Ct)
+            .seed(3)
+            .set_keyword("StudyDescription", "Visual Fields (VF) GPA")
+            .set(tags::ACCESSION_NUMBER, "")
+            .set_keyword("(0028,0030)", "0.5\\0.5")
+            .remove_keyword("StudyDate")
+            .build()
+            .unwrap();
+        assert_eq!(
+            text(&object, tags::STUDY_DESCRIPTION),
+            "Visual Fields (VF) GPA"
+        );
+        assert_eq!(text(&object, tags::ACCESSION_NUMBER), "");
+        assert_eq!(text(&object, tags::PIXEL_SPACING), "0.5\\0.5");
+        assert!(object.get(tags::STUDY_DATE).is_none());
+    }
+
+    #[test]
+    fn an_unknown_keyword_or_a_bad_number_is_an_error_naming_it() {
+        let error = InstanceBuilder::new(Modality::Ct)
+            .set_keyword("StudyDescriptoin", "x")
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("StudyDescriptoin"), "{error}");
+        let error = InstanceBuilder::new(Modality::Ct)
+            .set(tags::ROWS, "many")
+            .build()
+            .unwrap_err();
+        assert!(matches!(&error, SynthError::BadValue { value, .. } if value == "many"));
+    }
+
+    #[test]
+    fn impossible_encodings_and_geometries_are_refused() {
+        let jpeg_16_bit = InstanceBuilder::new(Modality::Ct)
+            .encoding(Encoding::JpegBaseline)
+            .build();
+        assert!(matches!(
+            jpeg_16_bit,
+            Err(SynthError::UnsupportedEncoding { .. })
+        ));
+        let rle_without_pixels = InstanceBuilder::new(Modality::Opv)
+            .encoding(Encoding::RleLossless)
+            .build();
+        assert!(matches!(
+            rle_without_pixels,
+            Err(SynthError::UnsupportedEncoding { .. })
+        ));
+        let multi_frame_ct = InstanceBuilder::new(Modality::Ct)
+            .geometry(ImageGeometry::mono16(8, 8, 12).with_frames(2))
+            .build();
+        assert!(matches!(
+            multi_frame_ct,
+            Err(SynthError::BadGeometry { .. })
+        ));
+    }
+
+    #[test]
+    fn a_seed_makes_identical_bytes_and_no_seed_makes_new_uids() {
+        let builder = InstanceBuilder::new(Modality::Us)
+            .geometry(ImageGeometry::mono8(16, 16).with_frames(3))
+            .encoding(Encoding::JpegBaseline)
+            .seed(4);
+        let bytes = |object: DefaultDicomObject| {
+            let mut out = Vec::new();
+            object.write_all(&mut out).unwrap();
+            out
+        };
+        assert_eq!(
+            bytes(builder.build().unwrap()),
+            bytes(builder.build().unwrap())
+        );
+        let uid = |object: DefaultDicomObject| text(&object, tags::SOP_INSTANCE_UID);
+        let unseeded = InstanceBuilder::new(Modality::Opv);
+        assert_ne!(
+            uid(unseeded.build().unwrap()),
+            uid(unseeded.build().unwrap())
+        );
+        assert_eq!(
+            text(&builder.build().unwrap(), tags::SOP_CLASS_UID),
+            dicom_dictionary_std::uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE
+        );
+    }
+}

@@ -449,3 +449,106 @@ fn describe(
         size_bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SizeCategory, find_dicom_files, scan_infos};
+    use std::collections::BTreeSet;
+
+    fn relative_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        find_dicom_files(root)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|p| {
+                (
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn committed_sample_set_is_what_the_generator_writes() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dicom_samples");
+        let fresh = tempfile::tempdir().unwrap();
+        write_sample_set(fresh.path(), &SampleSetOptions::default()).unwrap();
+        let expected = relative_files(fresh.path());
+        let actual = relative_files(&committed);
+        assert_eq!(
+            actual.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            expected.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "regenerate with: cargo run -p loader --bin gen-samples -- --out dicom_samples --seed 42"
+        );
+        for ((name, a), (_, b)) in actual.iter().zip(&expected) {
+            assert!(
+                a == b,
+                "{} differs from the generator's output",
+                name.display()
+            );
+        }
+    }
+
+    #[test]
+    fn curated_set_covers_every_modality_and_encoding_under_5_mb() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_sample_set(dir.path(), &SampleSetOptions::default()).unwrap();
+        let modalities: BTreeSet<_> = written.iter().map(|f| f.modality).collect();
+        let encodings: BTreeSet<_> = written.iter().map(|f| f.encoding).collect();
+        assert_eq!(modalities.len(), Modality::ALL.len());
+        assert_eq!(encodings.len(), Encoding::ALL.len());
+        let total: u64 = written.iter().map(|f| f.size_bytes).sum();
+        assert!(total < 5 * crate::MEGABYTE, "{total} bytes");
+        assert!(
+            written
+                .iter()
+                .any(|f| f.modality == Modality::Opv && f.series_description.contains("GPA"))
+        );
+        let infos = scan_infos(&find_dicom_files(dir.path()).unwrap().files);
+        assert!(infos.failures.is_empty(), "{:?}", infos.failures);
+        let categories: BTreeSet<_> = infos.infos.iter().map(|i| i.size_category()).collect();
+        assert_eq!(
+            categories,
+            BTreeSet::from([SizeCategory::Small, SizeCategory::Medium])
+        );
+        let smallest = infos
+            .infos
+            .iter()
+            .filter(|i| i.has_modality("CT"))
+            .map(|i| i.size_bytes)
+            .min();
+        assert!(smallest.unwrap() < 25_000, "a ~20 KB file is present");
+    }
+
+    #[test]
+    fn random_sets_have_the_requested_count_and_unique_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SampleSetOptions {
+            seed: 7,
+            count: Some(12),
+            large: false,
+        };
+        let written = write_sample_set(dir.path(), &options).unwrap();
+        assert_eq!(written.len(), 12);
+        let infos = scan_infos(&find_dicom_files(dir.path()).unwrap().files).infos;
+        let uids: BTreeSet<_> = infos.iter().map(|i| i.sop_instance_uid.clone()).collect();
+        assert_eq!(uids.len(), 12);
+    }
+
+    #[test]
+    fn ensure_large_sample_writes_a_large_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ensure_large_sample(dir.path()).unwrap();
+        let info = crate::read_file_info(&path).unwrap();
+        assert_eq!(info.size_category(), SizeCategory::Large);
+        assert_eq!(info.modality.as_deref(), Some("DX"));
+        let written_at = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert_eq!(ensure_large_sample(dir.path()).unwrap(), path);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            written_at
+        );
+    }
+}
