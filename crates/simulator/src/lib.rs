@@ -1,3 +1,452 @@
 //! An embedded DICOM router that stands in for Laurel Bridge Compass.
 //!
-//! Not built yet: see the simulator issue.
+//! The simulator is a real DICOM SCP speaking real DICOM over TCP (dicom-ul, one
+//! thread per association). It behaves like a Compass configured with routes:
+//!
+//! - **Routes by called AE title.** Each route of the [`Rules`] has a called AE
+//!   title; an unknown one is refused (A-ASSOCIATE-RJ permanent, service user,
+//!   reason 7), a calling AE title missing from the route's allow-list too
+//!   (reason 3), and one association over [`SimulatorConfig::max_associations`]
+//!   transiently (service provider, reason 2).
+//! - **Services.** C-ECHO; C-STORE of every storage SOP class; C-FIND (Study Root
+//!   and Patient Root, PATIENT/STUDY/SERIES/IMAGE) with C-CANCEL, answered on every
+//!   route's AE title and on an optional query-only AE title.
+//! - **Rules per route** ([`rules`]): validation (blank or invalid StudyDate,
+//!   AccessionNumber format...) that refuses with a configurable status, morphing
+//!   (set, copy, prepend, append, regex replace, remove under conditions), a
+//!   duplicate SOP Instance UID policy, delivery to the built-in store, to an
+//!   external C-STORE SCP (queued and retried), or both, and a stable-study delay
+//!   before C-FIND sees a study. [`Rules::default_rules`] models the old suite's
+//!   three routes (`LB-HTM-GI`, `LB-HTM-OPH`, `LB-HTM-ORTHO`).
+//! - **Fault injection** ([`FaultPlan`]), from the rules file or at run time:
+//!   response delays, status overrides, aborts, idle timeouts, refused
+//!   associations, stalls.
+//! - **Statistics** ([`SimulatorStats`]) and the stored studies, on the handle.
+//! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
+//!   bytes per instance) so long load runs hold memory bounded.
+//!
+//! # Example
+//!
+//! ```
+//! use simulator::{Simulator, SimulatorConfig};
+//!
+//! let handle = Simulator::start(SimulatorConfig::default()).unwrap();
+//! // Listening on 127.0.0.1 with a free port; send to LB-HTM-OPH@<addr>.
+//! let addr = handle.addr();
+//! assert!(addr.ip().is_loopback());
+//! assert!(handle.rules().route_for("LB-HTM-OPH").is_some());
+//! assert_eq!(handle.stats().stores.received, 0);
+//! let stats = handle.shutdown();
+//! assert_eq!(stats.associations.accepted, 0);
+//! // Nothing listens any more.
+//! assert!(std::net::TcpStream::connect(addr).is_err());
+//! ```
+//!
+//! The `simulator` binary runs the same thing from the command line
+//! (`cargo run -p simulator -- --rules my-rules.toml`), and `simulator-bench`
+//! measures its throughput. The rules file format is described in the crate's
+//! README.
+
+mod config;
+mod error;
+pub mod faults;
+mod forward;
+mod query;
+pub mod rules;
+mod scp;
+pub mod scu;
+mod stats;
+mod store;
+mod values;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use dicom_object::InMemDicomObject;
+use parking_lot::{Mutex, RwLock};
+
+pub use config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
+pub use error::{RulesError, SimulatorError};
+pub use faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+pub use forward::FailedForward;
+pub use rules::{Route, Rules};
+pub use stats::{
+    AssociationStats, FindStats, ForwardStats, RejectionReason, RouteStats, SimulatorStats,
+    StoreStats,
+};
+pub use store::StoreMode;
+pub use values::TagRef;
+
+use crate::scp::Shared;
+use crate::stats::Counters;
+use crate::store::ImageStore;
+
+/// Starts simulators. See the crate documentation.
+#[derive(Debug)]
+pub struct Simulator {
+    _private: (),
+}
+
+impl Simulator {
+    /// Binds the listening socket, starts the accept thread and one forwarding
+    /// thread per forwarding route, and returns at once.
+    pub fn start(config: SimulatorConfig) -> Result<SimulatorHandle, SimulatorError> {
+        config.check()?;
+        let listener = TcpListener::bind(config.bind).map_err(|source| SimulatorError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimulatorError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Mutex::new(Counters::new(config.rules.routes.len())));
+        let failed_forwards = Arc::new(Mutex::new(Vec::new()));
+        let mut forward_queues = Vec::with_capacity(config.rules.routes.len());
+        let mut forward_threads = Vec::new();
+        for (index, route) in config.rules.routes.iter().enumerate() {
+            match &route.delivery.forward {
+                Some(destination) => {
+                    let context = forward::ForwardContext {
+                        route_index: index,
+                        route_name: route.name.clone(),
+                        destination: destination.clone(),
+                        counters: counters.clone(),
+                        failed: failed_forwards.clone(),
+                        shutdown: shutdown.clone(),
+                        io_timeout: config.forward_timeout,
+                    };
+                    let (queue, thread) = forward::spawn(context).map_err(|source| {
+                        shutdown.store(true, Ordering::Release);
+                        SimulatorError::Spawn {
+                            what: "forwarding",
+                            source,
+                        }
+                    })?;
+                    forward_queues.push(Some(queue));
+                    forward_threads.push(thread);
+                }
+                None => forward_queues.push(None),
+            }
+        }
+        let faults = faults::FaultState::new(config.rules.faults.clone());
+        let shared = Arc::new(Shared {
+            config,
+            store: RwLock::new(ImageStore::default()),
+            counters,
+            faults,
+            shutdown,
+            active: AtomicUsize::new(0),
+            connections: Mutex::new(HashMap::new()),
+            association_threads: Mutex::new(Vec::new()),
+            forward_queues,
+            failed_forwards,
+        });
+        let accept_shared = shared.clone();
+        let accept_thread = thread::Builder::new()
+            .name("simulator-accept".into())
+            .spawn(move || accept_loop(accept_shared, listener))
+            .map_err(|source| {
+                shared.shutdown.store(true, Ordering::Release);
+                SimulatorError::Spawn {
+                    what: "accept",
+                    source,
+                }
+            })?;
+        Ok(SimulatorHandle {
+            addr,
+            shared,
+            accept_thread: Some(accept_thread),
+            forward_threads,
+        })
+    }
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut next_id = 0u64;
+    for connection in listener.incoming() {
+        if shared.shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match connection {
+            Ok(stream) => stream,
+            Err(_) => {
+                // Out of file descriptors and the like: let the pressure drop.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        next_id += 1;
+        let id = next_id;
+        let worker_shared = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("association-{id}"))
+            .spawn(move || scp::serve(worker_shared, stream, id));
+        if let Ok(handle) = spawned {
+            let mut threads = shared.association_threads.lock();
+            threads.retain(|t| !t.is_finished());
+            threads.push(handle);
+        }
+    }
+    // The listener drops here: nothing listens after shutdown.
+}
+
+/// A running simulator. Dropping it shuts it down (see [`SimulatorHandle::shutdown`]).
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_thread: Option<JoinHandle<()>>,
+    forward_threads: Vec<JoinHandle<()>>,
+}
+
+/// One study in the built-in store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StudySummary {
+    /// StudyInstanceUID.
+    pub study_instance_uid: String,
+    /// PatientID.
+    pub patient_id: Option<String>,
+    /// PatientName.
+    pub patient_name: Option<String>,
+    /// AccessionNumber.
+    pub accession_number: Option<String>,
+    /// StudyDate.
+    pub study_date: Option<String>,
+    /// StudyDescription (after morphing).
+    pub study_description: Option<String>,
+    /// Modalities of its series, in order of arrival.
+    pub modalities: Vec<String>,
+    /// Series count.
+    pub series: usize,
+    /// Instance count.
+    pub instances: usize,
+    /// Whether C-FIND sees it yet (stable-study time elapsed).
+    pub visible: bool,
+}
+
+/// One stored instance.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoredInstance {
+    /// SOPInstanceUID.
+    pub sop_instance_uid: String,
+    /// SOPClassUID.
+    pub sop_class_uid: String,
+    /// StudyInstanceUID.
+    pub study_instance_uid: String,
+    /// SeriesInstanceUID.
+    pub series_instance_uid: String,
+    /// The route that received it.
+    pub route: String,
+    /// The indexed attributes by keyword: patient and study attributes as held for
+    /// its study, series attributes as held for its series (both from the first
+    /// instance of the study/series), instance attributes of this instance.
+    pub attributes: BTreeMap<String, String>,
+    /// The whole data set after morphing (full mode only).
+    pub dataset: Option<Arc<InMemDicomObject>>,
+}
+
+impl SimulatorHandle {
+    /// The address the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.shared.config.rules
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.shared.config
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimulatorStats {
+        let mut stats = self.shared.counters.lock().snapshot(
+            self.shared
+                .config
+                .rules
+                .routes
+                .iter()
+                .map(|r| r.name.as_str()),
+        );
+        let store = self.shared.store.read();
+        stats.instances_in_store = store.len() as u64;
+        stats.studies_in_store = store.studies.iter().filter(|s| !s.is_empty()).count() as u64;
+        stats
+    }
+
+    /// The studies in the built-in store, in order of first arrival.
+    pub fn studies(&self) -> Vec<StudySummary> {
+        use dicom_dictionary_std::tags;
+        let now = Instant::now();
+        let store = self.shared.store.read();
+        store
+            .studies
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| StudySummary {
+                study_instance_uid: s.uid.to_string(),
+                patient_id: s.patient.get(tags::PATIENT_ID).map(str::to_string),
+                patient_name: s.patient.get(tags::PATIENT_NAME).map(str::to_string),
+                accession_number: s.attrs.get(tags::ACCESSION_NUMBER).map(str::to_string),
+                study_date: s.attrs.get(tags::STUDY_DATE).map(str::to_string),
+                study_description: s.attrs.get(tags::STUDY_DESCRIPTION).map(str::to_string),
+                modalities: s.modalities().into_iter().map(str::to_string).collect(),
+                series: s.series_count(),
+                instances: s.instance_count(),
+                visible: s.is_visible(now),
+            })
+            .collect()
+    }
+
+    /// Whether an instance with this SOP Instance UID is stored.
+    pub fn contains_instance(&self, sop_instance_uid: &str) -> bool {
+        self.shared.store.read().contains(sop_instance_uid)
+    }
+
+    /// A stored instance: its index attributes and, in full mode, its data set.
+    pub fn stored_instance(&self, sop_instance_uid: &str) -> Option<StoredInstance> {
+        let store = self.shared.store.read();
+        let (study, series, instance) = store.locate(sop_instance_uid)?;
+        let mut attributes = BTreeMap::new();
+        for (tag, value) in study
+            .patient
+            .iter()
+            .chain(study.attrs.iter())
+            .chain(series.attrs.iter())
+        {
+            attributes.insert(rules::tag_name(tag), value.to_string());
+        }
+        attributes.insert("SOPInstanceUID".into(), instance.uid.to_string());
+        attributes.insert("SOPClassUID".into(), instance.sop_class_uid.to_string());
+        if let Some(n) = &instance.instance_number {
+            attributes.insert("InstanceNumber".into(), n.to_string());
+        }
+        Some(StoredInstance {
+            sop_instance_uid: instance.uid.to_string(),
+            sop_class_uid: instance.sop_class_uid.to_string(),
+            study_instance_uid: study.uid.to_string(),
+            series_instance_uid: series.uid.to_string(),
+            route: self.shared.config.rules.routes[instance.route as usize]
+                .name
+                .clone(),
+            attributes,
+            dataset: instance.dataset.clone(),
+        })
+    }
+
+    /// Empties the built-in store (counters are kept).
+    pub fn clear_store(&self) {
+        self.shared.store.write().clear();
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> FaultPlan {
+        self.shared.faults.plan()
+    }
+
+    /// Replaces the faults in force (counters of "every Nth" restart, a refusal
+    /// period starts now). Applies to the next message on every association.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.faults.set(plan);
+    }
+
+    /// Stops injecting faults.
+    pub fn clear_faults(&self) {
+        self.shared.faults.set(FaultPlan::default());
+    }
+
+    /// Refuses new associations for `duration` from now (transient rejection,
+    /// temporary congestion), without changing the other faults.
+    pub fn refuse_associations_for(&self, duration: Duration) {
+        self.shared.faults.refuse_for(duration);
+    }
+
+    /// Instances the forwarders gave up on (after the route's `max_attempts`).
+    pub fn failed_forwards(&self) -> Vec<FailedForward> {
+        self.shared.failed_forwards.lock().clone()
+    }
+
+    /// Waits until every forwarding queue is empty (delivered or failed), up to
+    /// `timeout`. Returns whether they are.
+    pub fn wait_for_forwarding(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stats().forwarding.queued() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops accepting, ends open associations (each gets an A-ABORT when its
+    /// thread can still write; after a grace period the sockets are closed), joins
+    /// every thread, and returns the final counters. Instances still waiting to be
+    /// forwarded stay counted as queued.
+    pub fn shutdown(mut self) -> SimulatorStats {
+        self.stop();
+        self.stats()
+    }
+
+    fn stop(&mut self) {
+        let Some(accept_thread) = self.accept_thread.take() else {
+            return;
+        };
+        self.shared.shutdown.store(true, Ordering::Release);
+        // Wake the blocking accept() with a connection of our own.
+        let wake_ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let woke = TcpStream::connect_timeout(
+            &SocketAddr::new(wake_ip, self.addr.port()),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+        if woke {
+            let _ = accept_thread.join();
+        }
+        // Wake association threads blocked in a read: they send A-ABORT and end.
+        for stream in self.shared.connections.lock().values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        let threads: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.shared.association_threads.lock());
+        let grace = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < grace && threads.iter().any(|t| !t.is_finished()) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        // Threads stuck writing to a peer that does not read: cut them off.
+        for stream in self.shared.connections.lock().values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        for t in self.forward_threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimulatorHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,148 @@
+//! How a simulator instance runs: where it listens, which rules, what it accepts.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::error::SimulatorError;
+use crate::rules::Rules;
+use crate::store::StoreMode;
+
+/// Which transfer syntaxes the simulator accepts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TransferSyntaxPolicy {
+    /// Explicit and Implicit VR Little Endian only: a sender with compressed files
+    /// must transcode (or fail to associate).
+    UncompressedOnly,
+    /// Every transfer syntax dicom-rs can parse, compressed ones included (the
+    /// pixel data is stored and forwarded as received, never decoded).
+    #[default]
+    All,
+    /// Exactly these transfer syntax UIDs (each must be one dicom-rs can parse).
+    Only(Vec<String>),
+}
+
+/// Which SOP classes are accepted for storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StorageSopClasses {
+    /// Every storage SOP class of the standard's registry (dicom-dictionary-std).
+    #[default]
+    Standard,
+    /// Any abstract syntax proposed (promiscuous), like a router that stores
+    /// private SOP classes too.
+    Any,
+}
+
+/// Everything [`Simulator::start`](crate::Simulator::start) needs.
+///
+/// `SimulatorConfig::default()` listens on `127.0.0.1:0` (a free port) with the
+/// default rules in full mode.
+#[derive(Clone, Debug)]
+pub struct SimulatorConfig {
+    /// Address to listen on. Port 0 picks a free port; see
+    /// [`SimulatorHandle::addr`](crate::SimulatorHandle::addr).
+    pub bind: SocketAddr,
+    /// Routes, settings and initial faults.
+    pub rules: Rules,
+    /// What the store keeps of each instance.
+    pub store_mode: StoreMode,
+    /// Accepted transfer syntaxes.
+    pub transfer_syntaxes: TransferSyntaxPolicy,
+    /// Accepted storage SOP classes.
+    pub storage_sop_classes: StorageSopClasses,
+    /// Concurrent associations allowed; one more is refused (transient, local limit
+    /// exceeded).
+    pub max_associations: usize,
+    /// Largest PDU the simulator receives (announced in A-ASSOCIATE-AC); a larger
+    /// PDU aborts the association.
+    pub max_pdu_length: u32,
+    /// How long an association may stay silent before it is aborted (also the
+    /// time allowed for the A-ASSOCIATE-RQ to arrive).
+    pub read_timeout: Duration,
+    /// How long a write may block on a peer that does not read.
+    pub write_timeout: Duration,
+    /// Largest data set accepted in one C-STORE.
+    pub max_data_set_len: usize,
+    /// Timeout of forwarding associations (connect, read, write).
+    pub forward_timeout: Duration,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            rules: Rules::default_rules(),
+            store_mode: StoreMode::Full,
+            transfer_syntaxes: TransferSyntaxPolicy::All,
+            storage_sop_classes: StorageSopClasses::Standard,
+            max_associations: 64,
+            max_pdu_length: 131_072,
+            read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_data_set_len: 1 << 30,
+            forward_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SimulatorConfig {
+    /// The default configuration with these rules.
+    pub fn with_rules(rules: Rules) -> Self {
+        SimulatorConfig {
+            rules,
+            ..SimulatorConfig::default()
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), SimulatorError> {
+        use dicom_ul::pdu::{MAXIMUM_PDU_SIZE, MINIMUM_PDU_SIZE};
+        let invalid = |name, value: String, reason: &str| {
+            Err(SimulatorError::InvalidSetting {
+                name,
+                value,
+                reason: reason.to_string(),
+            })
+        };
+        if !(MINIMUM_PDU_SIZE..=MAXIMUM_PDU_SIZE).contains(&self.max_pdu_length) {
+            return invalid(
+                "max_pdu_length",
+                self.max_pdu_length.to_string(),
+                &format!("must be between {MINIMUM_PDU_SIZE} and {MAXIMUM_PDU_SIZE}"),
+            );
+        }
+        if self.max_associations == 0 {
+            return invalid("max_associations", "0".into(), "must be at least 1");
+        }
+        for (name, value) in [
+            ("read_timeout", self.read_timeout),
+            ("write_timeout", self.write_timeout),
+            ("forward_timeout", self.forward_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(name, format!("{value:?}"), "must be longer than zero");
+            }
+        }
+        if let TransferSyntaxPolicy::Only(list) = &self.transfer_syntaxes {
+            use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+            if list.is_empty() {
+                return invalid(
+                    "transfer_syntaxes",
+                    "[]".into(),
+                    "name at least one transfer syntax",
+                );
+            }
+            for uid in list {
+                if TransferSyntaxRegistry
+                    .get(uid)
+                    .is_none_or(|ts| ts.is_unsupported())
+                {
+                    return invalid(
+                        "transfer_syntaxes",
+                        uid.clone(),
+                        "not a transfer syntax dicom-rs can parse",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! Errors of the simulator library.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulatorError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid simulator setting {name} = {value}: {reason}")]
+    InvalidSetting {
+        /// The setting's name (the `SimulatorConfig` field).
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A rules file that cannot be used, with the place and the reason.
+///
+/// Displays as `Bad rules file: FILE:LINE: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("Bad rules file: {}: cannot read it: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file was read but its content is wrong.
+    #[error("Bad rules file: {file}:{line}: {message}")]
+    Invalid {
+        /// The file name as given (or `<default rules>`).
+        file: String,
+        /// 1-based line of the offending item.
+        line: usize,
+        /// What is wrong, naming the key and the value.
+        message: String,
+    },
+}
+
+impl RulesError {
+    /// The line the error points at, when the file was read.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            RulesError::Invalid { line, .. } => Some(*line),
+            RulesError::Read { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Fault injection: the ways a misbehaving router hurts its senders, on demand.
+//!
+//! A [`FaultPlan`] comes from the rules file's `[faults]` table and can be replaced
+//! at run time through [`SimulatorHandle::set_faults`](crate::SimulatorHandle::set_faults).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dimse::Status;
+use parking_lot::{Mutex, RwLock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How long to wait before each DIMSE response.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResponseDelay {
+    /// The same delay every time.
+    Fixed(Duration),
+    /// A delay drawn uniformly from `min..=max` (seeded: see [`FaultPlan::seed`]).
+    Random {
+        /// Shortest delay.
+        min: Duration,
+        /// Longest delay.
+        max: Duration,
+    },
+}
+
+/// Which C-STOREs a status override hits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreSelection {
+    /// The Nth, 2Nth, 3Nth... C-STORE the simulator receives (counted across all
+    /// associations and routes).
+    EveryNth(u64),
+    /// Each C-STORE with this probability (0.0..=1.0).
+    Fraction(f64),
+}
+
+/// Answer some C-STOREs with a given status instead of processing them normally.
+///
+/// A failure status means the instance is discarded (not stored, not forwarded);
+/// a success or warning status means it is processed as usual and the response
+/// carries this status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusOverride {
+    /// The status to answer.
+    pub status: Status,
+    /// Which stores get it.
+    pub selection: StoreSelection,
+}
+
+/// The faults the simulator injects. The default injects none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Wait before every DIMSE response (C-ECHO, C-STORE, each C-FIND response).
+    pub response_delay: Option<ResponseDelay>,
+    /// Answer some C-STOREs with another status.
+    pub status_override: Option<StatusOverride>,
+    /// Abort (A-ABORT) each association right after its Nth C-STORE response.
+    pub abort_after_stores: Option<u64>,
+    /// Abort associations on which nothing arrives for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Refuse new associations (A-ASSOCIATE-RJ transient, service provider,
+    /// temporary congestion) for this long after the plan takes effect.
+    pub refuse_associations_for: Option<Duration>,
+    /// Read C-STORE requests and their data sets but never answer them (nothing
+    /// is stored). C-ECHO and C-FIND are still answered.
+    pub stall_stores: bool,
+    /// Seed for random delays and fractions, so a run can be replayed.
+    pub seed: u64,
+}
+
+impl FaultPlan {
+    /// Whether this plan injects nothing.
+    pub fn is_empty(&self) -> bool {
+        let FaultPlan {
+            response_delay,
+            status_override,
+            abort_after_stores,
+            idle_timeout,
+            refuse_associations_for,
+            stall_stores,
+            seed: _,
+        } = self;
+        response_delay.is_none()
+            && status_override.is_none()
+            && abort_after_stores.is_none()
+            && idle_timeout.is_none()
+            && refuse_associations_for.is_none()
+            && !stall_stores
+    }
+}
+
+/// The live fault state shared by all association threads.
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    plan: RwLock<FaultPlan>,
+    refuse_until: Mutex<Option<Instant>>,
+    stores_seen: AtomicU64,
+    rng: Mutex<StdRng>,
+}
+
+impl FaultState {
+    pub(crate) fn new(plan: FaultPlan) -> Self {
+        let state = FaultState {
+            plan: RwLock::new(FaultPlan::default()),
+            refuse_until: Mutex::new(None),
+            stores_seen: AtomicU64::new(0),
+            rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
+        };
+        state.set(plan);
+        state
+    }
+
+    pub(crate) fn set(&self, plan: FaultPlan) {
+        *self.refuse_until.lock() = plan.refuse_associations_for.map(|d| Instant::now() + d);
+        *self.rng.lock() = StdRng::seed_from_u64(plan.seed);
+        self.stores_seen.store(0, Ordering::Relaxed);
+        *self.plan.write() = plan;
+    }
+
+    pub(crate) fn plan(&self) -> FaultPlan {
+        self.plan.read().clone()
+    }
+
+    pub(crate) fn refuse_for(&self, duration: Duration) {
+        *self.refuse_until.lock() = Some(Instant::now() + duration);
+    }
+
+    pub(crate) fn refusing(&self) -> bool {
+        let mut until = self.refuse_until.lock();
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn response_delay(&self) -> Option<Duration> {
+        let delay = self.plan.read().response_delay.clone()?;
+        Some(match delay {
+            ResponseDelay::Fixed(d) => d,
+            ResponseDelay::Random { min, max } if max > min => {
+                let nanos = self
+                    .rng
+                    .lock()
+                    .random_range(min.as_nanos() as u64..=max.as_nanos() as u64);
+                Duration::from_nanos(nanos)
+            }
+            ResponseDelay::Random { min, .. } => min,
+        })
+    }
+
+    /// Counts one C-STORE and says whether it gets an overridden status.
+    pub(crate) fn store_override(&self) -> Option<Status> {
+        let plan = self.plan.read();
+        let rule = plan.status_override.as_ref()?;
+        let hit = match rule.selection {
+            StoreSelection::EveryNth(0) => false,
+            StoreSelection::EveryNth(n) => {
+                (self.stores_seen.fetch_add(1, Ordering::Relaxed) + 1) % n == 0
+            }
+            StoreSelection::Fraction(p) => self.rng.lock().random_bool(p.clamp(0.0, 1.0)),
+        };
+        hit.then_some(rule.status)
+    }
+
+    pub(crate) fn abort_after_stores(&self) -> Option<u64> {
+        self.plan.read().abort_after_stores
+    }
+
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        self.plan.read().idle_timeout
+    }
+
+    pub(crate) fn stall_stores(&self) -> bool {
+        self.plan.read().stall_stores
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_third_store_is_overridden() {
+        let state = FaultState::new(FaultPlan {
+            status_override: Some(StatusOverride {
+                status: Status(0xA700),
+                selection: StoreSelection::EveryNth(3),
+            }),
+            ..FaultPlan::default()
+        });
+        let hits: Vec<bool> = (0..9).map(|_| state.store_override().is_some()).collect();
+        assert_eq!(
+            hits,
+            [false, false, true, false, false, true, false, false, true]
+        );
+    }
+
+    #[test]
+    fn a_seeded_fraction_is_reproducible_and_roughly_right() {
+        let plan = FaultPlan {
+            status_override: Some(StatusOverride {
+                status: Status(0xC000),
+                selection: StoreSelection::Fraction(0.25),
+            }),
+            seed: 7,
+            ..FaultPlan::default()
+        };
+        let run = |plan: &FaultPlan| {
+            let state = FaultState::new(plan.clone());
+            (0..4000)
+                .map(|_| state.store_override().is_some())
+                .collect::<Vec<_>>()
+        };
+        let first = run(&plan);
+        assert_eq!(first, run(&plan));
+        let hits = first.iter().filter(|h| **h).count();
+        assert!((800..1200).contains(&hits), "{hits} of 4000");
+    }
+
+    #[test]
+    fn refusal_ends_by_itself() {
+        let state = FaultState::new(FaultPlan::default());
+        assert!(!state.refusing());
+        state.refuse_for(Duration::from_millis(30));
+        assert!(state.refusing());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!state.refusing());
+    }
+
+    #[test]
+    fn random_delays_stay_in_range() {
+        let state = FaultState::new(FaultPlan {
+            response_delay: Some(ResponseDelay::Random {
+                min: Duration::from_millis(5),
+                max: Duration::from_millis(10),
+            }),
+            ..FaultPlan::default()
+        });
+        for _ in 0..100 {
+            let d = state.response_delay().unwrap();
+            assert!(d >= Duration::from_millis(5) && d <= Duration::from_millis(10));
+        }
+    }
+}

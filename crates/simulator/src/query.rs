@@ -1,0 +1,667 @@
+//! C-FIND against the image store: PS3.4 C.2.2.2 attribute matching and the
+//! response identifiers.
+//!
+//! Supported: single value matching, list of UIDs (and of other values) separated by
+//! backslashes, universal matching (empty key or `*`), wildcards `*` and `?`, and
+//! range matching on DA and TM (`A-B`, `-B`, `A-`). DT keys are compared as text
+//! ranges without time-zone arithmetic. Sequence matching is not supported: sequence
+//! keys are left out of the responses. Keys the store does not index are not used for
+//! matching (responses then say so with status FF01) and come back empty, except in
+//! full mode where the stored data sets answer them.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use dicom_core::header::Header;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::InMemDicomObject;
+
+use crate::store::{
+    Attrs, INSTANCE_KEYS, ImageStore, InstanceRecord, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS,
+    SeriesRecord, StudyRecord,
+};
+use crate::values::{text, trim_value, vr_of};
+
+/// The query/retrieve information model of a C-FIND.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Model {
+    StudyRoot,
+    PatientRoot,
+}
+
+impl Model {
+    pub(crate) fn from_sop_class(uid: &str) -> Option<Model> {
+        match uid {
+            uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_FIND => Some(Model::StudyRoot),
+            uids::PATIENT_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_FIND => Some(Model::PatientRoot),
+            _ => None,
+        }
+    }
+}
+
+/// QueryRetrieveLevel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    Patient,
+    Study,
+    Series,
+    Image,
+}
+
+/// A parsed C-FIND identifier.
+#[derive(Debug)]
+pub(crate) struct Query {
+    level: Level,
+    keys: Vec<Key>,
+}
+
+#[derive(Debug)]
+struct Key {
+    tag: Tag,
+    vr: VR,
+    value: String,
+}
+
+/// The outcome of a query: the response identifiers and whether some key could
+/// not be used for matching (pending status FF01 instead of FF00).
+#[derive(Debug)]
+pub(crate) struct Matches {
+    pub(crate) identifiers: Vec<InMemDicomObject>,
+    pub(crate) unsupported_keys: bool,
+}
+
+/// Matching options.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MatchOptions {
+    pub(crate) person_name_case_insensitive: bool,
+}
+
+impl Query {
+    /// Reads the identifier. Errors name what is wrong, for the ErrorComment.
+    pub(crate) fn parse(identifier: &InMemDicomObject, model: Model) -> Result<Query, String> {
+        let level = match text(identifier, tags::QUERY_RETRIEVE_LEVEL).as_deref() {
+            Some("PATIENT") if model == Model::PatientRoot => Level::Patient,
+            Some("PATIENT") => return Err("PATIENT level needs Patient Root".into()),
+            Some("STUDY") => Level::Study,
+            Some("SERIES") => Level::Series,
+            Some("IMAGE") => Level::Image,
+            Some(other) => return Err(format!("unknown QueryRetrieveLevel '{other}'")),
+            None => return Err("QueryRetrieveLevel missing".into()),
+        };
+        let keys = identifier
+            .iter()
+            .filter(|e| {
+                let t = e.tag();
+                t != tags::QUERY_RETRIEVE_LEVEL
+                    && t != tags::SPECIFIC_CHARACTER_SET
+                    && t.element() != 0x0000
+                    && e.vr() != VR::SQ
+            })
+            .map(|e| Key {
+                tag: e.tag(),
+                vr: if e.vr() == VR::UN {
+                    vr_of(e.tag())
+                } else {
+                    e.vr()
+                },
+                value: e
+                    .to_str()
+                    .map(|s| trim_value(&s).to_string())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(Query { level, keys })
+    }
+
+    /// Runs the query on the studies visible at `now`.
+    pub(crate) fn run(&self, store: &ImageStore, now: Instant, options: MatchOptions) -> Matches {
+        let mut out = Matches {
+            identifiers: Vec::new(),
+            unsupported_keys: false,
+        };
+        let visible = store.studies.iter().filter(|s| s.is_visible(now));
+        match self.level {
+            Level::Patient => {
+                let mut patients: BTreeMap<&str, Vec<&StudyRecord>> = BTreeMap::new();
+                for study in visible {
+                    patients
+                        .entry(study.patient.get(tags::PATIENT_ID).unwrap_or(""))
+                        .or_default()
+                        .push(study);
+                }
+                for studies in patients.values() {
+                    let c = Candidate::patient(studies);
+                    self.consider(&c, options, &mut out);
+                }
+            }
+            Level::Study => {
+                for study in visible {
+                    self.consider(&Candidate::study(study), options, &mut out);
+                }
+            }
+            Level::Series => {
+                for study in visible {
+                    for series in study.series.iter().filter(|s| !s.instances.is_empty()) {
+                        self.consider(&Candidate::series(study, series), options, &mut out);
+                    }
+                }
+            }
+            Level::Image => {
+                for study in visible {
+                    for series in &study.series {
+                        for instance in &series.instances {
+                            let c = Candidate::image(study, series, instance);
+                            self.consider(&c, options, &mut out);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn consider(&self, candidate: &Candidate<'_>, options: MatchOptions, out: &mut Matches) {
+        let mut values = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            let found = candidate.lookup(key.tag);
+            let universal = key.value.is_empty() || key.value == "*";
+            match &found {
+                Lookup::Unknown if !universal => out.unsupported_keys = true,
+                Lookup::Unknown | Lookup::Absent if universal => {}
+                Lookup::Absent => return,
+                Lookup::Value(v) if !universal && !matches(key, v, options) => return,
+                _ => {}
+            }
+            values.push(match found {
+                Lookup::Value(v) => Some(v),
+                _ => None,
+            });
+        }
+        out.identifiers.push(self.response(values));
+    }
+
+    fn response(&self, values: Vec<Option<Cow<'_, str>>>) -> InMemDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        let level = match self.level {
+            Level::Patient => "PATIENT",
+            Level::Study => "STUDY",
+            Level::Series => "SERIES",
+            Level::Image => "IMAGE",
+        };
+        obj.put(DataElement::new(
+            tags::QUERY_RETRIEVE_LEVEL,
+            VR::CS,
+            PrimitiveValue::from(level),
+        ));
+        let mut non_ascii = false;
+        for (key, value) in self.keys.iter().zip(values) {
+            let element = match value {
+                Some(v) if !v.is_empty() => {
+                    non_ascii |= !v.is_ascii();
+                    let primitive = if v.contains('\\') {
+                        PrimitiveValue::Strs(v.split('\\').map(str::to_string).collect())
+                    } else {
+                        PrimitiveValue::from(v.into_owned())
+                    };
+                    DataElement::new(key.tag, key.vr, primitive)
+                }
+                _ => DataElement::new(key.tag, key.vr, PrimitiveValue::Empty),
+            };
+            obj.put(element);
+        }
+        if non_ascii {
+            obj.put(DataElement::new(
+                tags::SPECIFIC_CHARACTER_SET,
+                VR::CS,
+                PrimitiveValue::from("ISO_IR 192"),
+            ));
+        }
+        obj
+    }
+}
+
+enum Lookup<'a> {
+    Value(Cow<'a, str>),
+    Absent,
+    Unknown,
+}
+
+/// One entity that may match: a patient, a study, a series or an instance, with
+/// access to the levels above it.
+struct Candidate<'a> {
+    patient: &'a Attrs,
+    studies: &'a [&'a StudyRecord],
+    study: Option<&'a StudyRecord>,
+    series: Option<&'a SeriesRecord>,
+    instance: Option<&'a InstanceRecord>,
+}
+
+impl<'a> Candidate<'a> {
+    fn patient(studies: &'a [&'a StudyRecord]) -> Self {
+        Candidate {
+            patient: &studies[0].patient,
+            studies,
+            study: None,
+            series: None,
+            instance: None,
+        }
+    }
+
+    fn study(study: &'a StudyRecord) -> Self {
+        Candidate {
+            patient: &study.patient,
+            studies: &[],
+            study: Some(study),
+            series: None,
+            instance: None,
+        }
+    }
+
+    fn series(study: &'a StudyRecord, series: &'a SeriesRecord) -> Self {
+        Candidate {
+            series: Some(series),
+            ..Candidate::study(study)
+        }
+    }
+
+    fn image(
+        study: &'a StudyRecord,
+        series: &'a SeriesRecord,
+        instance: &'a InstanceRecord,
+    ) -> Self {
+        Candidate {
+            instance: Some(instance),
+            ..Candidate::series(study, series)
+        }
+    }
+
+    fn lookup(&self, tag: Tag) -> Lookup<'a> {
+        let from = |v: Option<&'a str>| match v {
+            Some(v) => Lookup::Value(Cow::Borrowed(v)),
+            None => Lookup::Absent,
+        };
+        let count = |n: usize| Lookup::Value(Cow::Owned(n.to_string()));
+        if PATIENT_KEYS.contains(&tag) {
+            return from(self.patient.get(tag));
+        }
+        if let Some(study) = self.study {
+            if STUDY_KEYS.contains(&tag) {
+                return from(study.attrs.get(tag));
+            }
+            match tag {
+                tags::NUMBER_OF_STUDY_RELATED_SERIES => return count(study.series_count()),
+                tags::NUMBER_OF_STUDY_RELATED_INSTANCES => return count(study.instance_count()),
+                tags::MODALITIES_IN_STUDY => {
+                    return Lookup::Value(Cow::Owned(study.modalities().join("\\")));
+                }
+                _ => {}
+            }
+        }
+        if !self.studies.is_empty() {
+            match tag {
+                tags::NUMBER_OF_PATIENT_RELATED_STUDIES => return count(self.studies.len()),
+                tags::NUMBER_OF_PATIENT_RELATED_SERIES => {
+                    return count(self.studies.iter().map(|s| s.series_count()).sum());
+                }
+                tags::NUMBER_OF_PATIENT_RELATED_INSTANCES => {
+                    return count(self.studies.iter().map(|s| s.instance_count()).sum());
+                }
+                _ => {}
+            }
+        }
+        if let Some(series) = self.series {
+            if SERIES_KEYS.contains(&tag) {
+                return from(series.attrs.get(tag));
+            }
+            if tag == tags::NUMBER_OF_SERIES_RELATED_INSTANCES {
+                return count(series.instances.len());
+            }
+        }
+        if let Some(instance) = self.instance
+            && INSTANCE_KEYS.contains(&tag)
+        {
+            return from(instance.get(tag));
+        }
+        // Not indexed at this level: a full-mode data set may know it.
+        let dataset = match (self.instance, self.series, self.study) {
+            (Some(i), _, _) => i.dataset.as_deref(),
+            (None, Some(s), _) => s.instances.iter().find_map(|i| i.dataset.as_deref()),
+            (None, None, Some(st)) => st.first_dataset(),
+            (None, None, None) => self.studies.first().and_then(|s| s.first_dataset()),
+        };
+        match dataset {
+            Some(obj) => match text(obj, tag) {
+                Some(v) => Lookup::Value(Cow::Owned(v)),
+                None => Lookup::Absent,
+            },
+            None => Lookup::Unknown,
+        }
+    }
+}
+
+fn matches(key: &Key, value: &str, options: MatchOptions) -> bool {
+    let wanted = key.value.split('\\');
+    let mut have = value.split('\\').map(trim_value);
+    if key.tag == tags::MODALITIES_IN_STUDY || value.contains('\\') {
+        let have: Vec<&str> = have.collect();
+        return wanted
+            .into_iter()
+            .any(|w| have.iter().any(|h| matches_one(key.vr, w, h, options)));
+    }
+    let h = have.next().unwrap_or("");
+    wanted
+        .into_iter()
+        .any(|w| matches_one(key.vr, w, h, options))
+}
+
+fn matches_one(vr: VR, wanted: &str, have: &str, options: MatchOptions) -> bool {
+    let wanted = trim_value(wanted);
+    if wanted.is_empty() || wanted == "*" {
+        return true;
+    }
+    if matches!(vr, VR::DA | VR::TM | VR::DT)
+        && wanted.contains('-')
+        && !wanted.contains(['*', '?'])
+    {
+        return in_range(vr, wanted, have);
+    }
+    if vr == VR::PN {
+        let norm = |s: &str| {
+            let s = s.trim_end_matches('^').to_string();
+            if options.person_name_case_insensitive {
+                s.to_lowercase()
+            } else {
+                s
+            }
+        };
+        return wildcard(&norm(wanted), &norm(have));
+    }
+    if vr == VR::UI {
+        return wanted == have;
+    }
+    wildcard(wanted, have)
+}
+
+/// `*` matches any run of characters, `?` exactly one.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Range matching: `A-B`, `-B`, `A-`, inclusive. Bounds are compared after padding
+/// to full precision: a lower bound with zeros, an upper bound with nines, so that
+/// `-12` on a TM includes 12:59:59.
+fn in_range(vr: VR, range: &str, value: &str) -> bool {
+    let Some((low, high)) = range.split_once('-') else {
+        return false;
+    };
+    let normalise = |s: &str| -> String { s.chars().filter(|c| *c != ':' && *c != '.').collect() };
+    let width = match vr {
+        VR::DA => 8,
+        VR::TM => 12,
+        _ => 20,
+    };
+    let pad = |s: &str, fill: char| {
+        let mut s = normalise(s);
+        while s.len() < width {
+            s.push(fill);
+        }
+        s
+    };
+    let value = trim_value(value);
+    if value.is_empty() {
+        return false;
+    }
+    let v = pad(value, '0');
+    let low = trim_value(low);
+    let high = trim_value(high);
+    (low.is_empty() || v >= pad(low, '0')) && (high.is_empty() || v <= pad(high, '9'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Arrival, DuplicateAction};
+    use std::time::Duration;
+
+    fn key(tag: Tag, vr: VR, value: &str) -> Key {
+        Key {
+            tag,
+            vr,
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn wildcards_match_like_the_standard_says() {
+        assert!(wildcard("SMI*", "SMITH"));
+        assert!(wildcard("*TH", "SMITH"));
+        assert!(wildcard("S?ITH", "SMITH"));
+        assert!(wildcard("*", ""));
+        assert!(!wildcard("S?ITH", "SMYTHE"));
+        assert!(wildcard("*M*H*", "SMITH"));
+        assert!(!wildcard("smith", "SMITH"));
+    }
+
+    #[test]
+    fn date_ranges_are_inclusive_and_open_ended() {
+        assert!(in_range(VR::DA, "20240101-20241231", "20240101"));
+        assert!(in_range(VR::DA, "20240101-20241231", "20241231"));
+        assert!(!in_range(VR::DA, "20240101-20241231", "20250101"));
+        assert!(in_range(VR::DA, "-20240101", "19991231"));
+        assert!(in_range(VR::DA, "20240101-", "20990101"));
+        assert!(!in_range(VR::DA, "20240101-", ""));
+        assert!(in_range(VR::TM, "10-12", "125959"));
+        assert!(!in_range(VR::TM, "10-12", "130000"));
+        assert!(in_range(VR::TM, "1000-1030", "10:15:00"));
+    }
+
+    #[test]
+    fn uid_lists_match_any_listed_uid() {
+        let k = key(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3\\1.2.4");
+        assert!(matches(&k, "1.2.4", MatchOptions::default()));
+        assert!(!matches(&k, "1.2.5", MatchOptions::default()));
+        // No wildcards on UIDs.
+        let k = key(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.*");
+        assert!(!matches(&k, "1.2.4", MatchOptions::default()));
+    }
+
+    #[test]
+    fn person_names_are_case_sensitive_unless_configured() {
+        let k = key(tags::PATIENT_NAME, VR::PN, "doe^j*");
+        assert!(!matches(&k, "DOE^JOHN", MatchOptions::default()));
+        let ci = MatchOptions {
+            person_name_case_insensitive: true,
+        };
+        assert!(matches(&k, "DOE^JOHN", ci));
+        assert!(matches(
+            &key(tags::PATIENT_NAME, VR::PN, "DOE^JOHN"),
+            "DOE^JOHN^^",
+            MatchOptions::default()
+        ));
+    }
+
+    fn store_with(studies: &[(&str, &str, &str, &str, &str)]) -> ImageStore {
+        // (study uid, patient id, study date, modality, sop uid)
+        let mut store = ImageStore::default();
+        for (study, pid, date, modality, sop) in studies {
+            let mut obj = InMemDicomObject::new_empty();
+            obj.put_str(tags::STUDY_INSTANCE_UID, VR::UI, *study);
+            obj.put_str(
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                format!("{study}.{modality}"),
+            );
+            obj.put_str(tags::PATIENT_ID, VR::LO, *pid);
+            obj.put_str(tags::PATIENT_NAME, VR::PN, format!("NAME^{pid}"));
+            obj.put_str(tags::STUDY_DATE, VR::DA, *date);
+            obj.put_str(tags::MODALITY, VR::CS, *modality);
+            store
+                .insert(Arrival {
+                    dataset: &obj,
+                    shared: None,
+                    sop_instance_uid: sop,
+                    sop_class_uid: "1.2.3",
+                    route: 0,
+                    duplicate: DuplicateAction::Keep,
+                    stable_study_time: Duration::ZERO,
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    fn identifier(level: &str, keys: &[(Tag, VR, &str)]) -> InMemDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put_str(tags::QUERY_RETRIEVE_LEVEL, VR::CS, level);
+        for (t, vr, v) in keys {
+            obj.put_str(*t, *vr, *v);
+        }
+        obj
+    }
+
+    #[test]
+    fn study_query_returns_requested_and_computed_keys() {
+        let store = store_with(&[
+            ("1", "P1", "20240105", "OPV", "1.1"),
+            ("1", "P1", "20240105", "OPT", "1.2"),
+            ("1", "P1", "20240105", "OPT", "1.3"),
+            ("2", "P2", "20230101", "CT", "2.1"),
+        ]);
+        let q = Query::parse(
+            &identifier(
+                "STUDY",
+                &[
+                    (tags::STUDY_DATE, VR::DA, "20240101-"),
+                    (tags::STUDY_INSTANCE_UID, VR::UI, ""),
+                    (tags::MODALITIES_IN_STUDY, VR::CS, ""),
+                    (tags::NUMBER_OF_STUDY_RELATED_INSTANCES, VR::IS, ""),
+                    (tags::NUMBER_OF_STUDY_RELATED_SERIES, VR::IS, ""),
+                ],
+            ),
+            Model::StudyRoot,
+        )
+        .unwrap();
+        let m = q.run(&store, Instant::now(), MatchOptions::default());
+        assert_eq!(m.identifiers.len(), 1);
+        let r = &m.identifiers[0];
+        assert_eq!(text(r, tags::STUDY_INSTANCE_UID).as_deref(), Some("1"));
+        assert_eq!(
+            text(r, tags::MODALITIES_IN_STUDY).as_deref(),
+            Some("OPV\\OPT")
+        );
+        assert_eq!(
+            text(r, tags::NUMBER_OF_STUDY_RELATED_INSTANCES).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            text(r, tags::NUMBER_OF_STUDY_RELATED_SERIES).as_deref(),
+            Some("2")
+        );
+        assert!(!m.unsupported_keys);
+    }
+
+    #[test]
+    fn modalities_in_study_matches_any_listed_modality() {
+        let store = store_with(&[
+            ("1", "P1", "20240105", "OPV", "1.1"),
+            ("2", "P2", "20230101", "CT", "2.1"),
+        ]);
+        let q = Query::parse(
+            &identifier("STUDY", &[(tags::MODALITIES_IN_STUDY, VR::CS, "MR\\OPV")]),
+            Model::StudyRoot,
+        )
+        .unwrap();
+        let m = q.run(&store, Instant::now(), MatchOptions::default());
+        assert_eq!(m.identifiers.len(), 1);
+    }
+
+    #[test]
+    fn patient_level_groups_studies_by_patient() {
+        let store = store_with(&[
+            ("1", "P1", "20240105", "OPV", "1.1"),
+            ("2", "P1", "20230101", "CT", "2.1"),
+            ("3", "P2", "20230101", "CT", "3.1"),
+        ]);
+        let q = Query::parse(
+            &identifier(
+                "PATIENT",
+                &[
+                    (tags::PATIENT_ID, VR::LO, "P1"),
+                    (tags::NUMBER_OF_PATIENT_RELATED_STUDIES, VR::IS, ""),
+                ],
+            ),
+            Model::PatientRoot,
+        )
+        .unwrap();
+        let m = q.run(&store, Instant::now(), MatchOptions::default());
+        assert_eq!(m.identifiers.len(), 1);
+        assert_eq!(
+            text(&m.identifiers[0], tags::NUMBER_OF_PATIENT_RELATED_STUDIES).as_deref(),
+            Some("2")
+        );
+        assert!(Query::parse(&identifier("PATIENT", &[]), Model::StudyRoot).is_err());
+    }
+
+    #[test]
+    fn unindexed_keys_in_load_mode_are_reported_not_matched() {
+        let store = store_with(&[("1", "P1", "20240105", "OPV", "1.1")]);
+        let q = Query::parse(
+            &identifier("STUDY", &[(tags::PATIENT_WEIGHT, VR::DS, "70")]),
+            Model::StudyRoot,
+        )
+        .unwrap();
+        let m = q.run(&store, Instant::now(), MatchOptions::default());
+        assert_eq!(m.identifiers.len(), 1);
+        assert!(m.unsupported_keys);
+    }
+
+    #[test]
+    fn image_level_lists_instances_of_the_series() {
+        let store = store_with(&[
+            ("1", "P1", "20240105", "OPT", "1.1"),
+            ("1", "P1", "20240105", "OPT", "1.2"),
+        ]);
+        let q = Query::parse(
+            &identifier(
+                "IMAGE",
+                &[
+                    (tags::SERIES_INSTANCE_UID, VR::UI, "1.OPT"),
+                    (tags::SOP_INSTANCE_UID, VR::UI, ""),
+                ],
+            ),
+            Model::StudyRoot,
+        )
+        .unwrap();
+        let m = q.run(&store, Instant::now(), MatchOptions::default());
+        let uids: Vec<_> = m
+            .identifiers
+            .iter()
+            .map(|r| text(r, tags::SOP_INSTANCE_UID).unwrap())
+            .collect();
+        assert_eq!(uids, ["1.1", "1.2"]);
+    }
+}
