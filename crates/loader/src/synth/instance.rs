@@ -572,7 +572,6 @@ fn derived_uid(base: &str) -> String {
 fn image_type(modality: Modality) -> &'static str {
     match modality {
         Modality::Ct => "ORIGINAL\\PRIMARY\\AXIAL",
-        Modality::Opv => "ORIGINAL\\PRIMARY",
         _ => "ORIGINAL\\PRIMARY",
     }
 }
