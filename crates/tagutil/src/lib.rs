@@ -25,6 +25,19 @@
 //! as data with its source) to one file in memory; [`deid::anonymize_folder`] mirrors a folder
 //! into another. A [`deid::Deidentifier`] holds one run's UID map, so studies stay together.
 //!
+//! # Known limits
+//!
+//! - dicom-rs treats an end of file that falls between two elements (or inside the closing
+//!   delimiters) as a normal end, so a file cut exactly there looks complete and is edited. A cut
+//!   inside a value fails to parse, and a cut inside encapsulated pixel data (which dicom-rs does
+//!   accept) is caught here: both count as failed and the file is left alone.
+//! - Only the Basic Profile and two retain options are implemented (see [`deid`]); pixel data is
+//!   never cleaned of burned-in text.
+//! - File discovery is this crate's own ([`scan_folder`]) rather than the `loader` crate's: it
+//!   has rules that only matter when files are replaced in place (symbolic links are not
+//!   followed, leftover temporary files are reported), and it keeps the pixel-data codecs that
+//!   `loader` links out of this tool.
+//!
 //! # Example
 //!
 //! ```
