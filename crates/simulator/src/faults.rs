@@ -160,7 +160,7 @@ impl FaultState {
         let hit = match rule.selection {
             StoreSelection::EveryNth(0) => false,
             StoreSelection::EveryNth(n) => {
-                (self.stores_seen.fetch_add(1, Ordering::Relaxed) + 1) % n == 0
+                (self.stores_seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n)
             }
             StoreSelection::Fraction(p) => self.rng.lock().random_bool(p.clamp(0.0, 1.0)),
         };

@@ -477,6 +477,7 @@ fn handle_message(
     let command = &message.command;
     match command.field {
         CommandField::CEchoRq => {
+            shared.counters.lock().echoes += 1;
             respond(
                 shared,
                 association,
@@ -486,7 +487,6 @@ fn handle_message(
                 None,
                 None,
             )?;
-            shared.counters.lock().echoes += 1;
             Ok(Flow::Continue)
         }
         CommandField::CStoreRq => {
@@ -623,6 +623,13 @@ fn handle_store(
     }
     let result = process_store(shared, route, &command, &data, ts_uid);
     drop(data);
+    // Counted before the response goes out, so that a sender holding its answer
+    // always finds it in the statistics.
+    *shared.counters.lock().routes[route]
+        .stores
+        .by_status
+        .entry(result.status)
+        .or_default() += 1;
     respond(
         shared,
         association,
@@ -632,11 +639,6 @@ fn handle_store(
         result.comment.as_deref(),
         None,
     )?;
-    *shared.counters.lock().routes[route]
-        .stores
-        .by_status
-        .entry(result.status)
-        .or_default() += 1;
     *stores_answered += 1;
     if shared
         .faults
@@ -859,6 +861,7 @@ fn handle_find(
         identifier
             .write_dataset_with_ts(&mut bytes, ts)
             .map_err(|e| DimseError::Protocol(format!("cannot encode a C-FIND response: {e}")))?;
+        shared.counters.lock().finds.matches += 1;
         respond(
             shared,
             association,
@@ -868,7 +871,6 @@ fn handle_find(
             None,
             Some(&bytes),
         )?;
-        shared.counters.lock().finds.matches += 1;
     }
     respond(
         shared,

@@ -79,7 +79,7 @@ impl AssociationStats {
 pub struct StoreStats {
     /// C-STORE requests whose data set was received completely.
     pub received: u64,
-    /// Responses sent, by status.
+    /// Responses by status (counted as each response is sent).
     pub by_status: BTreeMap<Status, u64>,
     /// Data set bytes received.
     pub bytes: u64,
