@@ -1,0 +1,229 @@
+//! The self-contained HTML report (Askama template, inline SVG charts, inline script
+//! for filtering: nothing is fetched from the network).
+
+use askama::Template;
+
+use crate::charts;
+use crate::model::{ConfigItem, Figure, OutcomeTotals, RunReport};
+
+/// How many tests the duration chart shows.
+const SLOWEST_SHOWN: usize = 25;
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage<'a> {
+    title: &'a str,
+    target: &'a str,
+    started: String,
+    finished: String,
+    duration: String,
+    totals: OutcomeTotals,
+    donut_svg: String,
+    duration_svg: String,
+    configuration: &'a [ConfigItem],
+    rows: Vec<Row>,
+    panels: Vec<Panel>,
+}
+
+struct Row {
+    name: String,
+    group: String,
+    outcome: &'static str,
+    duration: String,
+    message: Option<String>,
+    figures: String,
+    has_load: bool,
+    anchor: String,
+}
+
+struct Panel {
+    name: String,
+    anchor: String,
+    figures: Vec<Figure>,
+    histogram_svg: String,
+    timeline_svg: String,
+    scatter_svg: String,
+    transit_svg: Option<String>,
+    errors: Vec<metrics::ErrorCount>,
+}
+
+/// Renders the report as one HTML page.
+pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
+    let rows = report
+        .tests
+        .iter()
+        .map(|t| Row {
+            name: t.name.clone(),
+            group: t.group.clone(),
+            outcome: t.outcome.as_str(),
+            duration: format_duration_ms(t.duration_ms),
+            message: t.message.clone(),
+            figures: t
+                .figures
+                .iter()
+                .map(|f| format!("{}: {}", f.label, f.value))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            has_load: t.load.is_some(),
+            anchor: anchor(&t.name),
+        })
+        .collect();
+    let panels = report
+        .tests
+        .iter()
+        .filter_map(|t| t.load.as_ref().map(|load| (t, load)))
+        .map(|(t, load)| {
+            let m = &load.metrics;
+            let mut figures = vec![
+                ("outcome".to_string(), t.outcome.as_str().to_string()),
+                (
+                    "attempted / succeeded / warnings / failed / unknown".to_string(),
+                    format!(
+                        "{} / {} / {} / {} / {}",
+                        m.counts.attempted,
+                        m.counts.succeeded,
+                        m.counts.warnings,
+                        m.counts.failed,
+                        m.counts.unknown
+                    ),
+                ),
+                (
+                    "error rate".into(),
+                    opt(m.error_rate.map(|r| format!("{:.3} %", r * 100.0))),
+                ),
+                (
+                    "images/s (delivered)".into(),
+                    opt(m.images_per_s.map(|v| format!("{v:.1}"))),
+                ),
+                (
+                    "sends/s (attempted)".into(),
+                    opt(m.attempts_per_s.map(|v| format!("{v:.1}"))),
+                ),
+                ("MB/s".into(), opt(m.mb_per_s.map(|v| format!("{v:.2}")))),
+                ("wall time".into(), format!("{:.1} s", m.wall_time_s)),
+            ];
+            if let Some(l) = &m.latency_ms {
+                figures.push((
+                    "latency from intended start p50 / p90 / p95 / p99 / p99.9 / max".into(),
+                    format!(
+                        "{:.1} / {:.1} / {:.1} / {:.1} / {:.1} / {:.1} ms",
+                        l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
+                    ),
+                ));
+            }
+            if let Some(s) = &m.service_time_ms {
+                figures.push((
+                    "service time p50 / p95 / p99".into(),
+                    format!("{:.1} / {:.1} / {:.1} ms", s.p50_ms, s.p95_ms, s.p99_ms),
+                ));
+            }
+            let status: Vec<String> = m
+                .status_counts
+                .iter()
+                .map(|(code, n)| format!("{code}: {n}"))
+                .collect();
+            if !status.is_empty() {
+                figures.push(("responses by status".into(), status.join(", ")));
+            }
+            let transit_svg = load.transit.as_ref().map(|transit| {
+                let summary = transit
+                    .summary
+                    .as_ref()
+                    .map(|s| {
+                        format!(
+                            "p50 {:.0} ms · p95 {:.0} ms · max {:.0} ms",
+                            s.p50_ms, s.p95_ms, s.max_ms
+                        )
+                    })
+                    .unwrap_or_else(|| "no study became visible".into());
+                figures.push((
+                    "C-FIND verification (studies verified / missing)".into(),
+                    format!("{} / {}", transit.verified, transit.missing),
+                ));
+                figures.push(("transit time (last send to visible)".into(), summary));
+                charts::latency_histogram(
+                    &transit.buckets,
+                    "Transit time (last send → visible by C-FIND)",
+                )
+            });
+            let figures = figures
+                .into_iter()
+                .map(|(label, value)| Figure { label, value })
+                .collect();
+            Panel {
+                name: t.name.clone(),
+                anchor: anchor(&t.name),
+                figures,
+                histogram_svg: charts::latency_histogram(
+                    &m.latency_buckets,
+                    "Latency from intended start",
+                ),
+                timeline_svg: charts::throughput_timeline(&m.timeline),
+                scatter_svg: charts::latency_scatter(&m.latency_series),
+                transit_svg,
+                errors: m.errors.clone(),
+            }
+        })
+        .collect();
+    let page = ReportPage {
+        title: &report.title,
+        target: &report.target,
+        started: format_unix_ms(report.started_unix_ms),
+        finished: format_unix_ms(report.finished_unix_ms),
+        duration: format!("{:.1} s", report.duration_s()),
+        totals: report.totals(),
+        donut_svg: charts::outcome_donut(&report.totals()),
+        duration_svg: charts::duration_bars(&report.tests, SLOWEST_SHOWN),
+        configuration: &report.configuration,
+        rows,
+        panels,
+    };
+    page.render()
+}
+
+fn opt(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "n/a".into())
+}
+
+fn anchor(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn format_duration_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// `2026-11-27 20:45:13 UTC`, computed without a date crate (civil-from-days, H. Hinnant).
+pub(crate) fn format_unix_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_format_as_utc_dates() {
+        assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_ms(1_795_812_313_000), "2026-11-27 20:45:13 UTC");
+    }
+}

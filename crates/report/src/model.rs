@@ -1,0 +1,159 @@
+//! The record of one test run: what every renderer (HTML, JSON, JUnit) reads.
+
+use metrics::{LatencyBucket, LatencySummary, MetricsSnapshot};
+use serde::{Deserialize, Serialize};
+
+/// Everything known about one run of the suite.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Heading of the report.
+    pub title: String,
+    /// When the run started, milliseconds since the Unix epoch.
+    pub started_unix_ms: i64,
+    /// When the last test finished, milliseconds since the Unix epoch.
+    pub finished_unix_ms: i64,
+    /// The router under test in words: `embedded simulator at 127.0.0.1:40213`.
+    pub target: String,
+    /// The configuration in force (endpoint, route, load profile, thresholds...).
+    pub configuration: Vec<ConfigItem>,
+    /// Every test of the run, in the order they finished.
+    pub tests: Vec<TestRecord>,
+}
+
+/// One configuration value, grouped by section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigItem {
+    /// `endpoint`, `load`, `thresholds`...
+    pub section: String,
+    /// The setting's name.
+    pub key: String,
+    /// Its value, as text.
+    pub value: String,
+}
+
+/// How a test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// Every assertion held.
+    Passed,
+    /// An assertion failed or the test panicked.
+    Failed,
+    /// The test could not run here (the reason is in the message).
+    Skipped,
+}
+
+impl TestOutcome {
+    /// `passed`, `failed` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestOutcome::Passed => "passed",
+            TestOutcome::Failed => "failed",
+            TestOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One test's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestRecord {
+    /// Full name, `group::test_name`, as `cargo test` filters it.
+    pub name: String,
+    /// The group (the old pytest file without `test_`): `routing_transformations`.
+    pub group: String,
+    /// How it ended.
+    pub outcome: TestOutcome,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// The failure message (panic text) or the reason for a skip.
+    pub message: Option<String>,
+    /// What a load test measured.
+    pub load: Option<LoadResult>,
+    /// Short figures any test wants shown beside its name (`instances sent: 12`).
+    pub figures: Vec<Figure>,
+}
+
+impl TestRecord {
+    /// A record with no message, figures or load result.
+    pub fn new(name: impl Into<String>, outcome: TestOutcome, duration_ms: f64) -> Self {
+        let name = name.into();
+        let group = name.split("::").next().unwrap_or_default().to_string();
+        TestRecord {
+            name,
+            group,
+            outcome,
+            duration_ms,
+            message: None,
+            load: None,
+            figures: Vec::new(),
+        }
+    }
+}
+
+/// A named figure shown in the results table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figure {
+    /// What it is.
+    pub label: String,
+    /// Its value with unit.
+    pub value: String,
+}
+
+/// What a load test measured: the sender's metrics and, when delivery was checked by
+/// C-FIND, the transit times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// The sender's metrics snapshot (histograms included, so runs can be merged later).
+    pub metrics: MetricsSnapshot,
+    /// Transit times measured by C-FIND verification, when it ran.
+    pub transit: Option<TransitTimes>,
+}
+
+/// Time from the last send of a study to the moment C-FIND first showed all of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitTimes {
+    /// Studies verified complete at the destination.
+    pub verified: u64,
+    /// Studies missing (or incomplete) when verification gave up.
+    pub missing: u64,
+    /// Percentiles of the transit time.
+    pub summary: Option<LatencySummary>,
+    /// Histogram buckets for the chart.
+    pub buckets: Vec<LatencyBucket>,
+}
+
+/// Counts of tests by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeTotals {
+    /// Tests run.
+    pub total: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+}
+
+impl RunReport {
+    /// Counts of tests by outcome.
+    pub fn totals(&self) -> OutcomeTotals {
+        let mut totals = OutcomeTotals {
+            total: self.tests.len(),
+            ..OutcomeTotals::default()
+        };
+        for test in &self.tests {
+            match test.outcome {
+                TestOutcome::Passed => totals.passed += 1,
+                TestOutcome::Failed => totals.failed += 1,
+                TestOutcome::Skipped => totals.skipped += 1,
+            }
+        }
+        totals
+    }
+
+    /// Wall time of the run in seconds.
+    pub fn duration_s(&self) -> f64 {
+        (self.finished_unix_ms - self.started_unix_ms).max(0) as f64 / 1000.0
+    }
+}

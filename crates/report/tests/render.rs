@@ -1,0 +1,165 @@
+//! The three renderings of one run, checked for what a reader of each relies on.
+
+use std::time::{Duration, Instant};
+
+use metrics::{Outcome, PerfMetrics, Sample};
+use report::{
+    ConfigItem, LoadResult, Redactor, ReportPaths, RunReport, TestOutcome, TestRecord, render_html,
+    render_junit, write_reports,
+};
+
+fn sample_run() -> RunReport {
+    let metrics = PerfMetrics::new();
+    {
+        let mut recorder = metrics.recorder();
+        let start = Instant::now();
+        for i in 0..200u64 {
+            let intended = start + Duration::from_millis(5 * i);
+            let outcome = if i % 50 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            let mut sample = Sample::new(
+                intended,
+                intended,
+                intended + Duration::from_millis(3 + i % 7),
+                outcome,
+            )
+            .with_bytes(50_000)
+            .with_status(if outcome == Outcome::Failure {
+                0xA700
+            } else {
+                0
+            });
+            if outcome == Outcome::Failure {
+                sample = sample.with_error("A700 (refused: out of resources) for DOE^JANE");
+            }
+            recorder.record(sample);
+        }
+    }
+    let mut load = TestRecord::new(
+        "load_stability::load_stability_3x_peak",
+        TestOutcome::Passed,
+        10_500.0,
+    );
+    load.load = Some(LoadResult {
+        metrics: metrics.snapshot().unwrap(),
+        transit: None,
+    });
+    let mut failed = TestRecord::new(
+        "routing_transformations::opv_gpa_gets_visual_fields_description",
+        TestOutcome::Failed,
+        1_200.0,
+    );
+    failed.message = Some(
+        "StudyDescription: expected \"Visual Fields (VF) GPA\" <got> \"\"\npatient DOE^JANE".into(),
+    );
+    let mut skipped = TestRecord::new(
+        "data_selection_examples::large_dicom_file_is_over_10_mb",
+        TestOutcome::Skipped,
+        0.0,
+    );
+    skipped.message = Some("no DICOM file over 10 MB in ./dicom_samples".into());
+    RunReport {
+        title: "dicom-auto test report".into(),
+        started_unix_ms: 1_795_812_313_000,
+        finished_unix_ms: 1_795_812_343_000,
+        target: "embedded simulator at 127.0.0.1:40000".into(),
+        configuration: vec![ConfigItem {
+            section: "load".into(),
+            key: "concurrency".into(),
+            value: "8".into(),
+        }],
+        tests: vec![
+            TestRecord::new(
+                "calling_aet_routing::unknown_called_ae_is_rejected",
+                TestOutcome::Passed,
+                35.0,
+            ),
+            load,
+            failed,
+            skipped,
+        ],
+    }
+}
+
+#[test]
+fn html_report_shows_every_test_and_fetches_nothing() {
+    let html = render_html(&sample_run()).unwrap();
+    for name in [
+        "calling_aet_routing::unknown_called_ae_is_rejected",
+        "load_stability::load_stability_3x_peak",
+        "routing_transformations::opv_gpa_gets_visual_fields_description",
+        "data_selection_examples::large_dicom_file_is_over_10_mb",
+    ] {
+        assert!(html.contains(name), "missing {name}");
+    }
+    // Counts on the dashboard.
+    assert!(html.contains(r#"id="count-failed">1<"#));
+    assert!(html.contains(r#"id="count-skipped">1<"#));
+    // The failure message is there, escaped.
+    assert!(
+        html.contains("&lt;got&gt;") || html.contains("&#60;got&#62;"),
+        "message not escaped"
+    );
+    // A performance panel with its charts.
+    assert!(html.contains("Performance: load_stability::load_stability_3x_peak"));
+    assert!(html.matches("<svg").count() >= 5);
+    // Self-contained: no external script, style, image or font.
+    for needle in ["<script src", "<link", "@import", "url(http", "src=\"http"] {
+        assert!(!html.contains(needle), "external reference {needle}");
+    }
+}
+
+#[test]
+fn junit_marks_failures_and_skips() {
+    let xml = render_junit(&sample_run());
+    assert!(xml.contains(
+        r#"<testsuites name="dicom-auto test report" tests="4" failures="1" skipped="1""#
+    ));
+    assert!(xml.contains("<failure message=\"StudyDescription: expected &quot;Visual Fields (VF) GPA&quot; &lt;got&gt; &quot;&quot;\">"));
+    assert!(xml.contains("<skipped message=\"no DICOM file over 10 MB in ./dicom_samples\"/>"));
+    assert!(xml.contains(r#"<testsuite name="load_stability" tests="1" failures="0""#));
+}
+
+#[test]
+fn all_three_files_are_written_and_json_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ReportPaths::in_dir(dir.path());
+    let run = sample_run();
+    write_reports(&run, &paths).unwrap();
+    let json = std::fs::read_to_string(&paths.json).unwrap();
+    let back: RunReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, run);
+    assert!(
+        json.contains("\"histograms\""),
+        "metrics snapshot histograms missing"
+    );
+    assert!(
+        std::fs::read_to_string(&paths.html)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
+    assert!(
+        std::fs::read_to_string(&paths.junit)
+            .unwrap()
+            .starts_with("<?xml")
+    );
+    // No temporary files left beside them.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+}
+
+#[test]
+fn redacted_reports_carry_no_patient_name() {
+    let mut run = sample_run();
+    let mut redactor = Redactor::new();
+    redactor.add("DOE^JANE");
+    redactor.redact_report(&mut run);
+    let html = render_html(&run).unwrap();
+    let xml = render_junit(&run);
+    let json = serde_json::to_string(&run).unwrap();
+    for text in [&html, &xml, &json] {
+        assert!(!text.contains("DOE^JANE") && !text.contains("DOE JANE") && !text.contains("JANE"));
+    }
+}

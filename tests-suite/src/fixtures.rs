@@ -1,0 +1,264 @@
+//! rstest fixtures with the old `conftest.py`'s names.
+//!
+//! Session-wide fixtures (`#[once]`) are computed once per test process and shared by
+//! reference; function fixtures are fresh per test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ::report::{ConfigItem, Redactor, ReportPaths};
+use config::TestConfig;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use loader::synth::{InstanceBuilder, Modality};
+use loader::{FileInfo, LoadOptions, SizeCategory, Skipped};
+use rayon::prelude::*;
+use rstest::fixture;
+
+use crate::record::{RunContext, TestReport, init_run};
+
+/// The sample files of `DICOM_ROOT_DIR`, scanned once.
+#[derive(Debug)]
+pub struct Samples {
+    /// The folder scanned.
+    pub root: PathBuf,
+    /// Every DICOM file found, sorted, with its cheap metadata.
+    pub infos: Vec<FileInfo>,
+    /// What the scan passed over, and why (non-DICOM files, unreadable ones).
+    pub skipped: Vec<Skipped>,
+}
+
+impl Samples {
+    fn scan(root: &Path) -> anyhow::Result<Self> {
+        let scan = loader::find_dicom_files(root)
+            .map_err(|e| anyhow::anyhow!("DICOM_ROOT_DIR {}: {e}", root.display()))?;
+        let infos = loader::scan_infos(&scan.files);
+        let mut skipped = scan.skipped;
+        skipped.extend(infos.failures.into_iter().map(|error| Skipped {
+            path: error.path().to_path_buf(),
+            reason: loader::SkipReason::Unreadable {
+                message: error.to_string(),
+            },
+        }));
+        Ok(Samples {
+            root: root.to_path_buf(),
+            infos: infos.infos,
+            skipped,
+        })
+    }
+
+    /// Patient names, IDs and birth dates found in the samples: what the report must
+    /// never show.
+    fn identifying_values(&self) -> Redactor {
+        let values: Vec<String> = self
+            .infos
+            .par_iter()
+            .flat_map_iter(|info| {
+                let mut found = Vec::new();
+                if let Ok(obj) = OpenFileOptions::new()
+                    .read_until(tags::PIXEL_DATA)
+                    .open_file(&info.path)
+                {
+                    for tag in [
+                        tags::PATIENT_NAME,
+                        tags::PATIENT_ID,
+                        tags::PATIENT_BIRTH_DATE,
+                    ] {
+                        if let Some(value) = obj.get(tag).and_then(|e| e.to_str().ok()) {
+                            found.push(value.to_string());
+                        }
+                    }
+                }
+                found
+            })
+            .collect();
+        let mut redactor = Redactor::new();
+        for value in &values {
+            redactor.add(value);
+        }
+        redactor
+    }
+}
+
+/// Everything session-wide: configuration and samples.
+#[derive(Debug)]
+pub struct Session {
+    /// The configuration from the environment and `.env`.
+    pub config: TestConfig,
+    /// The sample files.
+    pub samples: Samples,
+}
+
+/// The session, created on first use: reads the configuration, scans the samples and
+/// opens the run's report.
+///
+/// # Panics
+/// On a configuration error or a missing sample folder: every test would fail the same
+/// way, and the message names the variable and value to fix.
+#[fixture]
+#[once]
+pub fn session() -> Session {
+    let config = TestConfig::from_env().unwrap_or_else(|e| panic!("configuration: {e}"));
+    let samples = Samples::scan(&config.dataset.root_dir).unwrap_or_else(|e| panic!("{e:#}"));
+    init_run(|| RunContext {
+        paths: ReportPaths {
+            html: config.report.html_path(),
+            json: config.report.json_path(),
+            junit: config.report.junit_path(),
+        },
+        target: if config.endpoint.target.is_embedded() {
+            "embedded simulator".to_string()
+        } else {
+            format!("remote router at {}", config.endpoint.address())
+        },
+        configuration: config
+            .summary()
+            .into_iter()
+            .map(|e| ConfigItem {
+                section: e.section.to_string(),
+                key: e.key.to_string(),
+                value: e.value,
+            })
+            .collect(),
+        redactor: samples.identifying_values(),
+    });
+    Session { config, samples }
+}
+
+/// This test's entry in the run report. Take it in every test.
+#[fixture]
+pub fn report(session: &Session) -> TestReport {
+    let _ = session;
+    TestReport::start()
+}
+
+/// `TestConfig` loaded from the environment and `.env`.
+#[fixture]
+pub fn perf_config(session: &'static Session) -> &'static TestConfig {
+    &session.config
+}
+
+/// Every DICOM file under `DICOM_ROOT_DIR`, found by content, in a stable order.
+#[fixture]
+pub fn dicom_files(session: &'static Session) -> Vec<&'static Path> {
+    session
+        .samples
+        .infos
+        .iter()
+        .map(|i| i.path.as_path())
+        .collect()
+}
+
+/// Cheap metadata of every sample file (read up to Pixel Data).
+#[fixture]
+pub fn dicom_infos(session: &'static Session) -> &'static [FileInfo] {
+    &session.samples.infos
+}
+
+/// Every sample loaded whole, compressed pixel data decoded to Explicit VR Little
+/// Endian where a codec exists (as the old suite's loader did). Loaded once.
+#[fixture]
+#[once]
+pub fn dicom_datasets(session: &'static Session) -> Vec<(PathBuf, DefaultDicomObject)> {
+    session
+        .samples
+        .infos
+        .par_iter()
+        .map(|info| {
+            let obj = loader::load_dataset(&info.path, &LoadOptions::new().decompress(true))
+                .unwrap_or_else(|e| panic!("{e}"));
+            (info.path.clone(), obj)
+        })
+        .collect()
+}
+
+/// Any one DICOM file: the smallest, so tests that need just one image stay fast.
+#[fixture]
+pub fn single_dicom_file(session: &'static Session) -> &'static FileInfo {
+    loader::smallest(&session.samples.infos, 1)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no DICOM file under {}", session.samples.root.display()))
+}
+
+/// A file over 10 MB, if the samples have one (tests skip with the reason otherwise).
+#[fixture]
+pub fn large_dicom_file(session: &'static Session) -> Option<&'static FileInfo> {
+    loader::in_size_category(&session.samples.infos, SizeCategory::Large)
+        .into_iter()
+        .next()
+}
+
+/// Up to 10 files under 1 MB.
+#[fixture]
+pub fn small_dicom_files(session: &'static Session) -> Vec<&'static FileInfo> {
+    let mut small = loader::in_size_category(&session.samples.infos, SizeCategory::Small);
+    small.truncate(10);
+    small
+}
+
+/// Files between 1 and 10 MB.
+#[fixture]
+pub fn medium_dicom_files(session: &'static Session) -> Vec<&'static FileInfo> {
+    loader::in_size_category(&session.samples.infos, SizeCategory::Medium)
+}
+
+/// Files by modality (`CT`, `MR`, `OPV`, ...).
+#[fixture]
+pub fn dicom_by_modality(session: &'static Session) -> BTreeMap<String, Vec<&'static FileInfo>> {
+    loader::by_modality(&session.samples.infos)
+}
+
+/// Files by size category (small, medium, large).
+#[fixture]
+pub fn dicom_by_size_category(
+    session: &'static Session,
+) -> BTreeMap<SizeCategory, Vec<&'static FileInfo>> {
+    loader::by_size_category(&session.samples.infos)
+}
+
+/// Makes DICOM files with chosen attributes in a folder of the test's own, removed
+/// when the test ends.
+#[derive(Debug)]
+pub struct DicomFactory {
+    dir: tempfile::TempDir,
+    made: usize,
+}
+
+impl DicomFactory {
+    /// Writes one synthetic instance of `modality` with `attributes` (keyword, value)
+    /// set, and returns its path and object.
+    ///
+    /// # Panics
+    /// On an unknown keyword or an impossible value: the test's own mistake.
+    pub fn create(
+        &mut self,
+        modality: Modality,
+        attributes: &[(&str, &str)],
+    ) -> (PathBuf, DefaultDicomObject) {
+        self.made += 1;
+        let mut builder = InstanceBuilder::new(modality).seed(self.made as u64);
+        for (keyword, value) in attributes {
+            builder = builder.set_keyword(keyword, *value);
+        }
+        let path = self.dir.path().join(format!("made-{:04}.dcm", self.made));
+        let obj = builder
+            .write_to(&path)
+            .unwrap_or_else(|e| panic!("cannot make a test file with {attributes:?}: {e}"));
+        (path, obj)
+    }
+
+    /// The folder the files are written to.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Factory for DICOM files with custom attributes.
+#[fixture]
+pub fn test_dicom_with_attributes() -> DicomFactory {
+    DicomFactory {
+        dir: tempfile::tempdir().expect("a temporary folder"),
+        made: 0,
+    }
+}

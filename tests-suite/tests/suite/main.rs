@@ -1,0 +1,7 @@
+//! The dicom-auto suite: one module per file of the old pytest suite, named as the file
+//! without `test_`, so `cargo test routing_transformations` runs exactly that group.
+//!
+//! Every test takes the `report` fixture, which records its outcome in
+//! `test_report.html`, `test_report.json` and `test_report.xml`.
+
+mod data_selection_examples;
