@@ -109,7 +109,10 @@ pub fn duration_bars(tests: &[TestRecord], limit: usize) -> String {
             .y_labels(rows)
             .y_label_formatter(&|v| match v {
                 // Slowest at the top: plotters counts rows from the bottom.
-                SegmentValue::CenterOf(i) => names.get(rows - 1 - *i).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(i) => (rows - 1)
+                    .checked_sub(*i)
+                    .and_then(|rank| names.get(rank).cloned())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .x_desc("seconds")
