@@ -58,6 +58,9 @@ pub struct SimulatorConfig {
     /// How long an association may stay silent before it is aborted (also the
     /// time allowed for the A-ASSOCIATE-RQ to arrive).
     pub read_timeout: Duration,
+    /// How long a new connection may take to send its A-ASSOCIATE-RQ (the ARTIM
+    /// timer of PS3.8).
+    pub artim_timeout: Duration,
     /// How long a write may block on a peer that does not read.
     pub write_timeout: Duration,
     /// Largest data set accepted in one C-STORE.
@@ -77,6 +80,7 @@ impl Default for SimulatorConfig {
             max_associations: 64,
             max_pdu_length: 131_072,
             read_timeout: Duration::from_secs(60),
+            artim_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_data_set_len: 1 << 30,
             forward_timeout: Duration::from_secs(30),
@@ -115,6 +119,7 @@ impl SimulatorConfig {
         for (name, value) in [
             ("read_timeout", self.read_timeout),
             ("write_timeout", self.write_timeout),
+            ("artim_timeout", self.artim_timeout),
             ("forward_timeout", self.forward_timeout),
         ] {
             if value.is_zero() {

@@ -146,6 +146,7 @@ impl Simulator {
             active: AtomicUsize::new(0),
             connections: Mutex::new(HashMap::new()),
             association_threads: Mutex::new(Vec::new()),
+            panicked_threads: AtomicUsize::new(0),
             forward_queues,
             failed_forwards,
         });
@@ -191,11 +192,23 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .spawn(move || scp::serve(worker_shared, stream, id));
         if let Ok(handle) = spawned {
             let mut threads = shared.association_threads.lock();
-            threads.retain(|t| !t.is_finished());
+            let (finished, running): (Vec<_>, Vec<_>) =
+                threads.drain(..).partition(|t| t.is_finished());
+            *threads = running;
             threads.push(handle);
+            drop(threads);
+            join_counting_panics(&shared, finished);
         }
     }
     // The listener drops here: nothing listens after shutdown.
+}
+
+fn join_counting_panics(shared: &Shared, threads: Vec<JoinHandle<()>>) {
+    for t in threads {
+        if t.join().is_err() {
+            shared.panicked_threads.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// A running simulator. Dropping it shuts it down (see [`SimulatorHandle::shutdown`]).
@@ -282,6 +295,7 @@ impl SimulatorHandle {
                 .map(|r| r.name.as_str()),
         );
         let store = self.shared.store.read();
+        stats.associations.panicked = self.shared.panicked_threads.load(Ordering::Acquire) as u64;
         stats.instances_in_store = store.len() as u64;
         stats.studies_in_store = store.studies.iter().filter(|s| !s.is_empty()).count() as u64;
         stats
@@ -436,9 +450,7 @@ impl SimulatorHandle {
         for stream in self.shared.connections.lock().values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
-        for t in threads {
-            let _ = t.join();
-        }
+        join_counting_panics(&self.shared, threads);
         for t in self.forward_threads.drain(..) {
             let _ = t.join();
         }

@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) active: AtomicUsize,
     pub(crate) connections: Mutex<HashMap<u64, TcpStream>>,
     pub(crate) association_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Association threads that ended in a panic (a bug: the peer's association is
+    /// lost, the simulator keeps serving the others).
+    pub(crate) panicked_threads: AtomicUsize,
     pub(crate) forward_queues: Vec<Option<Sender<ForwardItem>>>,
     pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
 }
@@ -122,22 +125,23 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, id: u64) {
 
 fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
     let config = &shared.config;
-    let (rq_len, rq) = match peek_associate_rq(&stream, config.read_timeout) {
-        Ok(found) => found,
-        Err(PeekError::Gone) => return,
-        Err(PeekError::NotAnAssociateRq) => {
-            shared.counters.lock().reject(RejectionReason::BadRequest);
-            let reason = AbortRQServiceProviderReason::UnexpectedPdu;
-            abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
-            return;
-        }
-        Err(PeekError::Malformed) => {
-            shared.counters.lock().reject(RejectionReason::BadRequest);
-            let reason = AbortRQServiceProviderReason::UnrecognizedPduParameter;
-            abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
-            return;
-        }
-    };
+    let (rq_len, rq) =
+        match peek_associate_rq(&stream, config.artim_timeout.min(config.read_timeout)) {
+            Ok(found) => found,
+            Err(PeekError::Gone) => return,
+            Err(PeekError::NotAnAssociateRq) => {
+                shared.counters.lock().reject(RejectionReason::BadRequest);
+                let reason = AbortRQServiceProviderReason::UnexpectedPdu;
+                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
+                return;
+            }
+            Err(PeekError::Malformed) => {
+                shared.counters.lock().reject(RejectionReason::BadRequest);
+                let reason = AbortRQServiceProviderReason::UnrecognizedPduParameter;
+                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
+                return;
+            }
+        };
     let rules = &config.rules;
     let called = rq.called_ae_title.trim();
     let calling = rq.calling_ae_title.trim();

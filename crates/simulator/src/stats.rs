@@ -64,6 +64,9 @@ pub struct AssociationStats {
     pub timed_out: u64,
     /// Cut by the simulator's shutdown.
     pub closed_by_shutdown: u64,
+    /// Association threads that panicked (always 0 unless the simulator has a bug;
+    /// complete after shutdown).
+    pub panicked: u64,
 }
 
 impl AssociationStats {
