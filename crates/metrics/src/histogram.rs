@@ -94,9 +94,18 @@ impl Default for LatencyHistogram {
     }
 }
 
+/// Equal when the same values were recorded, whatever size each histogram has grown to
+/// (hdrhistogram's own `==` also compares sizes).
 impl PartialEq for LatencyHistogram {
     fn eq(&self, other: &Self) -> bool {
-        self.clamped == other.clamped && self.hist == other.hist
+        let recorded = |h: &Histogram<u64>| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>()
+        };
+        self.clamped == other.clamped
+            && self.hist.len() == other.hist.len()
+            && recorded(&self.hist) == recorded(&other.hist)
     }
 }
 
@@ -392,6 +401,15 @@ mod tests {
         let all = histogram_of(&[first, second].concat());
         assert_eq!(merged, all);
         assert_eq!(merged.summary(), all.summary());
+    }
+
+    #[test]
+    fn histograms_with_the_same_values_are_equal_whatever_size_they_grew_to() {
+        let mut grown = histogram_of(&[3_000_000_000]);
+        grown.reset();
+        grown.record_micros(42);
+        assert_eq!(grown, histogram_of(&[42]));
+        assert_ne!(grown, histogram_of(&[43_000]));
     }
 
     #[test]
