@@ -1,0 +1,404 @@
+//! `sender-bench`: throughput, bandwidth, schedule accuracy, CPU and memory of the
+//! sender, side by side with DCMTK's storescu, against DCMTK's `storescp --ignore`
+//! and (with `--features bench-simulator`) the simulator in load mode.
+//!
+//! ```text
+//! cargo run --release -p sender --bin sender-bench
+//! cargo run --release -p sender --features bench-simulator --bin sender-bench
+//! ```
+//!
+//! Prints figures; asserts nothing (speed goals are checked by reading them).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use config::{AssociationStrategy, UidStrategy};
+use loader::synth::{ImageGeometry, InstanceBuilder, Modality};
+use sender::{
+    DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sender-bench",
+    about = "Benchmarks of the sender against DCMTK (and the simulator)"
+)]
+struct Args {
+    /// Seconds of each closed-loop throughput run.
+    #[arg(long, default_value_t = 10.0)]
+    closed_seconds: f64,
+    /// Seconds of the open-loop run.
+    #[arg(long, default_value_t = 30.0)]
+    open_seconds: f64,
+    /// Rate of the open-loop run, images per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Associations (and storescu processes) in the throughput runs.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Images each storescu process sends.
+    #[arg(long, default_value_t = 1500)]
+    storescu_images: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("sender-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = bench(&args, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn bench(args: &Args, dir: &Path) -> Result<()> {
+    println!(
+        "sender-bench: {} cores",
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let small = write_files(dir, "small", 32, ImageGeometry::mono16(160, 160, 12))?;
+    let large = write_files(dir, "large", 2, ImageGeometry::mono16(2240, 2240, 12))?;
+    let small_instances = prepare(&small)?;
+    let large_instances = prepare(&large)?;
+    println!(
+        "data: {} small instances of {} bytes, {} large of {} bytes; VmHWM after loading {} MB",
+        small_instances.len(),
+        small_instances[0].encoded_len(),
+        large_instances.len(),
+        large_instances[0].encoded_len(),
+        vm_hwm_mb()
+    );
+    let closed = Duration::from_secs_f64(args.closed_seconds);
+    let n = args.concurrency;
+
+    // 1. ~50 KB instances, closed loop, against storescp --fork --ignore.
+    println!(
+        "\n== ~50 KB instances, closed loop, {n} associations, DCMTK storescp --fork --ignore =="
+    );
+    let scp = StoreScp::start(&["--fork", "--ignore"])?;
+    let sender = sender_for(&scp.address)?;
+    let persistent = closed_loop(
+        &sender,
+        &small_instances,
+        n,
+        closed,
+        AssociationStrategy::Persistent,
+    )?;
+    print_run("sender, persistent pool", &persistent);
+    let per_image = closed_loop(
+        &sender,
+        &small_instances,
+        n,
+        closed,
+        AssociationStrategy::PerImage,
+    )?;
+    print_run(
+        "sender, one association per image (old pattern)",
+        &per_image,
+    );
+    let storescu_rate = storescu_parallel(&scp.address, &small, n, args.storescu_images)?;
+    let ours = persistent.metrics.images_per_s.unwrap_or(0.0);
+    println!(
+        "ratios: persistent / storescu x{n} = {:.2}; persistent / per-image = {:.2}",
+        ours / storescu_rate,
+        ours / per_image.metrics.images_per_s.unwrap_or(f64::NAN)
+    );
+    drop(scp);
+
+    #[cfg(feature = "bench-simulator")]
+    {
+        println!(
+            "\n== ~50 KB instances, closed loop, {n} associations, simulator in load mode (same process) =="
+        );
+        let sim = simulator::Simulator::start(simulator::SimulatorConfig {
+            store_mode: simulator::StoreMode::Load,
+            ..simulator::SimulatorConfig::default()
+        })?;
+        let sim_sender = DicomSender::builder(sim.addr().to_string())
+            .called_ae_title("LB-HTM-OPH")
+            .build()?;
+        for (label, strategy) in [
+            (
+                "sender -> simulator, persistent pool",
+                AssociationStrategy::Persistent,
+            ),
+            (
+                "sender -> simulator, one association per image",
+                AssociationStrategy::PerImage,
+            ),
+        ] {
+            let report = closed_loop(&sim_sender, &small_instances, n, closed, strategy)?;
+            print_run(label, &report);
+        }
+        let _ = sim.shutdown();
+    }
+
+    // 2. ~10 MB instances vs loopback TCP bandwidth.
+    println!("\n== ~10 MB instances, 1 association, storescp --ignore -pdu 131072 ==");
+    let tcp = loopback_bandwidth(Duration::from_secs(3))?;
+    println!("loopback TCP (one writer, one reader, 64 KiB writes): {tcp:.0} MB/s");
+    let scp = StoreScp::start(&["--ignore", "-pdu", "131072"])?;
+    let sender = sender_for(&scp.address)?;
+    let big = run_load(
+        &sender,
+        &LoadPlan::new(large_instances.clone()).stop_after(StopAfter::Count(60)),
+        &NoObserver,
+    )?;
+    print_run("sender, 10 MB instances", &big);
+    let mbs = big.metrics.mb_per_s.unwrap_or(0.0);
+    println!("sender / loopback TCP = {:.0} %", 100.0 * mbs / tcp);
+    drop(scp);
+
+    // 3. Open loop at a fixed rate: schedule accuracy and generator CPU.
+    println!(
+        "\n== open loop {} images/s for {} s, {n} persistent associations, storescp --fork --ignore ==",
+        args.rate, args.open_seconds
+    );
+    let scp = StoreScp::start(&["--fork", "--ignore"])?;
+    let sender = sender_for(&scp.address)?;
+    let cpu_before = cpu_seconds()?;
+    let started = Instant::now();
+    let open = run_load(
+        &sender,
+        &LoadPlan::new(small_instances.clone())
+            .concurrency(n)
+            .rate(Some(args.rate))
+            .stop_after(StopAfter::Duration(Duration::from_secs_f64(
+                args.open_seconds,
+            ))),
+        &NoObserver,
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()? - cpu_before;
+    print_run("sender, open loop", &open);
+    let achieved = open.achieved_send_rate.unwrap_or(0.0);
+    println!(
+        "achieved send rate {achieved:.2}/s vs target {:.0}/s ({:+.3} %); generator CPU {:.3} s over {wall:.1} s = {:.3} cores",
+        args.rate,
+        100.0 * (achieved - args.rate) / args.rate,
+        cpu,
+        cpu / wall
+    );
+    drop(scp);
+    println!(
+        "\npeak memory (VmHWM) of the bench process: {} MB",
+        vm_hwm_mb()
+    );
+    Ok(())
+}
+
+fn closed_loop(
+    sender: &DicomSender,
+    instances: &[Arc<PreparedInstance>],
+    workers: usize,
+    duration: Duration,
+    strategy: AssociationStrategy,
+) -> Result<LoadReport> {
+    let plan = LoadPlan::new(instances.to_vec())
+        .concurrency(workers)
+        .stop_after(StopAfter::Duration(duration))
+        .association(strategy);
+    Ok(run_load(sender, &plan, &NoObserver)?)
+}
+
+fn write_files(
+    dir: &Path,
+    prefix: &str,
+    n: usize,
+    geometry: ImageGeometry,
+) -> Result<Vec<PathBuf>> {
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("{prefix}{i:03}.dcm"));
+            InstanceBuilder::new(Modality::Ct)
+                .geometry(geometry)
+                .seed(i as u64 + 1)
+                .write_to(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+fn prepare(paths: &[PathBuf]) -> Result<Vec<Arc<PreparedInstance>>> {
+    paths
+        .iter()
+        .map(|p| Ok(Arc::new(PreparedInstance::from_file(p, UidStrategy::AsIs)?)))
+        .collect()
+}
+
+fn sender_for(address: &str) -> Result<DicomSender> {
+    Ok(DicomSender::builder(address)
+        .called_ae_title("SINK")
+        .build()?)
+}
+
+fn print_run(label: &str, report: &LoadReport) {
+    let s = report.summary();
+    let l = s.latency_ms;
+    println!(
+        "{label}: {} attempted, {} ok, {} failed, {} unknown; {:.0} images/s, {:.1} MB/s; latency p50 {:.3} ms p95 {:.3} ms p99 {:.3} ms max {:.3} ms; {} associations opened",
+        s.attempted,
+        s.succeeded + s.warnings,
+        s.failed,
+        s.unknown,
+        s.images_per_s.unwrap_or(0.0),
+        s.mb_per_s.unwrap_or(0.0),
+        l.map_or(0.0, |l| l.p50_ms),
+        l.map_or(0.0, |l| l.p95_ms),
+        l.map_or(0.0, |l| l.p99_ms),
+        l.map_or(0.0, |l| l.max_ms),
+        report.associations.opened,
+    );
+}
+
+/// DCMTK's storescu as `processes` parallel processes, each sending `per_process`
+/// images (the files cycled) on one association. Returns images per second.
+fn storescu_parallel(
+    address: &str,
+    files: &[PathBuf],
+    processes: usize,
+    per_process: usize,
+) -> Result<f64> {
+    let (host, port) = address.rsplit_once(':').context("address host:port")?;
+    let list: Vec<&PathBuf> = files.iter().cycle().take(per_process).collect();
+    let started = Instant::now();
+    let children: Vec<Child> = (0..processes)
+        .map(|_| {
+            Command::new("/usr/bin/storescu")
+                .env("TCP_NODELAY", "1")
+                .args(["-aec", "SINK", host, port])
+                .args(&list)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting /usr/bin/storescu (apt-get install dcmtk)")
+        })
+        .collect::<Result<_>>()?;
+    let mut failed = 0;
+    for mut child in children {
+        if !child.wait()?.success() {
+            failed += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let images = processes * per_process;
+    let rate = images as f64 / seconds;
+    println!(
+        "DCMTK storescu x{processes} processes: {images} images in {seconds:.2} s = {rate:.0} images/s ({failed} processes failed)"
+    );
+    if failed > 0 {
+        bail!("{failed} storescu processes failed");
+    }
+    Ok(rate)
+}
+
+/// MB/s (10^6 bytes) through a plain loopback TCP connection: one thread writing
+/// 64 KiB buffers, one reading and discarding.
+fn loopback_bandwidth(duration: Duration) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = thread::spawn(move || -> std::io::Result<u64> {
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let buf = vec![0x5Au8; 64 * 1024];
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        stream.write_all(&buf)?;
+    }
+    drop(stream);
+    let total = reader.join().expect("reader thread")?;
+    Ok(total as f64 / 1e6 / started.elapsed().as_secs_f64())
+}
+
+/// User plus system CPU time of this process, in seconds (/proc/self/stat).
+fn cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").context("/proc/self/stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Peak resident memory of this process in MB (VmHWM).
+fn vm_hwm_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// DCMTK storescp on a free loopback port, killed on drop.
+struct StoreScp {
+    address: String,
+    child: Child,
+}
+
+impl StoreScp {
+    fn start(args: &[&str]) -> Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("/usr/bin/storescp")
+            .env("TCP_NODELAY", "1")
+            .args(["-aet", "SINK"])
+            .args(args)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting /usr/bin/storescp (apt-get install dcmtk)")?;
+        let scp = StoreScp {
+            address: format!("127.0.0.1:{port}"),
+            child,
+        };
+        let sender = sender_for(&scp.address)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sender.ping().is_err() {
+            if Instant::now() > deadline {
+                bail!("storescp did not answer on {}", scp.address);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(scp)
+    }
+}
+
+impl Drop for StoreScp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,608 @@
+//! [`PreparedInstance`]: a DICOM instance encoded once, ready to be stored many times.
+//!
+//! A load run sends the same files thousands of times. Parsing and encoding each time
+//! would make the generator, not the router, the bottleneck, so an instance is turned
+//! into bytes once:
+//!
+//! - as is ([`UidStrategy::AsIs`]): the data set bytes are taken from the file
+//!   verbatim (everything after the meta group), never re-encoded;
+//! - with fresh UIDs ([`UidStrategy::Fresh`]): the data set is encoded once with
+//!   placeholder Study, Series and SOP Instance UIDs of [`FRESH_UID_LEN`]
+//!   characters; their byte offsets are recorded and every send writes its own UIDs
+//!   over them on the way to the wire ([`dimse::Patch`]).
+//!
+//! When the peer does not accept the instance's transfer syntax, the other encodings
+//! ([`Variant`]s: another uncompressed syntax, or decompressed pixel data) are made on
+//! first use and kept, so a file is decompressed once per run, not once per send.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use config::UidStrategy;
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::file::ReadPreamble;
+use dicom_object::meta::FileMetaTable;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+use parking_lot::RwLock;
+
+use crate::SenderError;
+use crate::error::chain;
+use crate::uid::{FRESH_UID_LEN, FreshUid, UidLevel, UidRoot};
+
+/// Offset of the preamble's end: the meta group starts with `DICM` here.
+const PREAMBLE_LEN: usize = 128;
+
+/// Where an instance came from, to make other encodings of it on demand.
+#[derive(Debug, Clone)]
+enum Origin {
+    File(PathBuf),
+    Object(Arc<DefaultDicomObject>),
+    /// Encoded for one transfer syntax only; no other can be made.
+    Encoded,
+}
+
+/// Byte offsets of the three fresh-UID values in an encoded data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UidSlots {
+    pub study: usize,
+    pub series: usize,
+    pub instance: usize,
+}
+
+/// One encoding of an instance's data set.
+#[derive(Debug)]
+pub struct Variant {
+    transfer_syntax: String,
+    bytes: Vec<u8>,
+    slots: Option<UidSlots>,
+}
+
+impl Variant {
+    /// The transfer syntax the bytes are encoded in.
+    pub fn transfer_syntax(&self) -> &str {
+        &self.transfer_syntax
+    }
+
+    /// The encoded data set (with placeholder UIDs when prepared for fresh UIDs).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn slots(&self) -> Option<UidSlots> {
+        self.slots
+    }
+}
+
+/// The UIDs one send of a fresh-UID instance carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceUids {
+    /// Study Instance UID.
+    pub study: FreshUid,
+    /// Series Instance UID.
+    pub series: FreshUid,
+    /// SOP Instance UID.
+    pub instance: FreshUid,
+}
+
+/// An encoding made on demand, or why it could not be made.
+type VariantResult = Result<Arc<Variant>, String>;
+
+/// A DICOM instance encoded once, ready to be sent many times.
+///
+/// Cheap to share between workers (`Arc<PreparedInstance>`): the encodings are
+/// immutable; only the cache of other encodings takes a lock, once per new syntax.
+#[derive(Debug)]
+pub struct PreparedInstance {
+    origin: Origin,
+    sop_class_uid: String,
+    sop_instance_uid: String,
+    study_instance_uid: Option<String>,
+    fresh_uids: bool,
+    primary: Arc<Variant>,
+    /// Other encodings made on demand: (transfer syntax, result). A failure is kept
+    /// too, so a file that cannot be decompressed is tried once, not once per send.
+    others: RwLock<Vec<(String, VariantResult)>>,
+}
+
+impl PreparedInstance {
+    /// Reads a DICOM file and prepares it.
+    ///
+    /// With [`UidStrategy::AsIs`] the data set bytes are the file's, verbatim; only the
+    /// part before Pixel Data is parsed (for the Study Instance UID).
+    ///
+    /// # Errors
+    /// [`SenderError::File`] for an unreadable, non-DICOM or truncated file;
+    /// [`SenderError::Prepare`] when the file lacks its SOP Class or Instance UID.
+    pub fn from_file(path: impl AsRef<Path>, uids: UidStrategy) -> Result<Self, SenderError> {
+        let path = path.as_ref();
+        let file_error = |detail: String| SenderError::File {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+        if bytes.len() < PREAMBLE_LEN + 4 || &bytes[PREAMBLE_LEN..PREAMBLE_LEN + 4] != b"DICM" {
+            return Err(file_error(
+                "not a DICOM file (no DICM marker at byte 128)".into(),
+            ));
+        }
+        let mut cursor = Cursor::new(&bytes[PREAMBLE_LEN..]);
+        let meta = FileMetaTable::from_reader(&mut cursor)
+            .map_err(|e| file_error(format!("bad file meta group: {}", chain(&e))))?;
+        let body_start = PREAMBLE_LEN + cursor.position() as usize;
+        let what = || path.display().to_string();
+        let origin = Origin::File(path.to_path_buf());
+        match uids {
+            UidStrategy::AsIs => {
+                // Parse only up to Pixel Data: enough for the UIDs, and it checks that
+                // the body is a readable data set before it is sent thousands of times.
+                let head = OpenFileOptions::new()
+                    .read_preamble(ReadPreamble::Always)
+                    .read_until(tags::PIXEL_DATA)
+                    .from_reader(&bytes[..])
+                    .map_err(|e| file_error(chain(&e)))?;
+                let identity = Identity::of(&head, &what)?;
+                let mut body = bytes;
+                body.drain(..body_start);
+                let variant = Variant {
+                    transfer_syntax: meta_ts(&meta),
+                    bytes: body,
+                    slots: None,
+                };
+                Ok(Self::assemble(origin, identity, false, variant))
+            }
+            UidStrategy::Fresh => {
+                let object = OpenFileOptions::new()
+                    .read_preamble(ReadPreamble::Always)
+                    .from_reader(&bytes[..])
+                    .map_err(|e| file_error(chain(&e)))?;
+                drop(bytes);
+                let identity = Identity::of(&object, &what)?;
+                let ts = fresh_uid_syntax(&meta_ts(&meta));
+                let variant = encode(&object, &ts, true, &what)?;
+                Ok(Self::assemble(origin, identity, true, variant))
+            }
+        }
+    }
+
+    /// Prepares an in-memory object, encoded in its meta group's transfer syntax.
+    ///
+    /// A copy of the object is kept, to make other encodings if the peer needs them.
+    ///
+    /// # Errors
+    /// [`SenderError::Prepare`] when the object lacks its SOP Class or Instance UID,
+    /// or cannot be encoded in its transfer syntax.
+    pub fn from_object(
+        object: &DefaultDicomObject,
+        uids: UidStrategy,
+    ) -> Result<Self, SenderError> {
+        let identity = Identity::of(object, &|| "data set".to_string())?;
+        let what = || format!("data set {}", identity.sop_instance_uid);
+        let fresh = uids == UidStrategy::Fresh;
+        let ts = meta_ts(object.meta());
+        let ts = if fresh { fresh_uid_syntax(&ts) } else { ts };
+        let variant = encode(object, &ts, fresh, &what)?;
+        Ok(Self::assemble(
+            Origin::Object(Arc::new(object.clone())),
+            identity,
+            fresh,
+            variant,
+        ))
+    }
+
+    /// Prepares an object for exactly one transfer syntax (what a single
+    /// `send_dataset` needs): no copy of the object is kept.
+    pub(crate) fn for_syntax(
+        object: &DefaultDicomObject,
+        ts: &str,
+        decompress: bool,
+    ) -> Result<Self, SenderError> {
+        let identity = Identity::of(object, &|| "data set".to_string())?;
+        let what = || format!("data set {}", identity.sop_instance_uid);
+        let variant = if decompress {
+            let mut copy = object.clone();
+            decompress_in_place(&mut copy, &what)?;
+            encode(&copy, ts, false, &what)?
+        } else {
+            encode(object, ts, false, &what)?
+        };
+        Ok(Self::assemble(Origin::Encoded, identity, false, variant))
+    }
+
+    fn assemble(origin: Origin, identity: Identity, fresh_uids: bool, primary: Variant) -> Self {
+        PreparedInstance {
+            origin,
+            sop_class_uid: identity.sop_class_uid,
+            sop_instance_uid: identity.sop_instance_uid,
+            study_instance_uid: identity.study_instance_uid,
+            fresh_uids,
+            primary: Arc::new(primary),
+            others: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// SOP Class UID (the presentation context's abstract syntax).
+    pub fn sop_class_uid(&self) -> &str {
+        &self.sop_class_uid
+    }
+
+    /// SOP Instance UID as prepared (the file's; with fresh UIDs each send has its own).
+    pub fn sop_instance_uid(&self) -> &str {
+        &self.sop_instance_uid
+    }
+
+    /// The file's Study Instance UID, if it has one.
+    pub fn study_instance_uid(&self) -> Option<&str> {
+        self.study_instance_uid.as_deref()
+    }
+
+    /// The transfer syntax of the primary encoding (the file's, except that fresh UIDs
+    /// turn a deflated file into Explicit VR Little Endian: compressed bytes cannot be
+    /// patched).
+    pub fn transfer_syntax(&self) -> &str {
+        &self.primary.transfer_syntax
+    }
+
+    /// Whether each send writes fresh UIDs into the data set.
+    pub fn has_fresh_uids(&self) -> bool {
+        self.fresh_uids
+    }
+
+    /// Size of the primary encoding in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.primary.bytes.len()
+    }
+
+    /// The file this instance was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.origin {
+            Origin::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The primary encoding.
+    pub fn primary(&self) -> &Arc<Variant> {
+        &self.primary
+    }
+
+    /// The encoding in `ts`, made (and kept) on first request: a re-encoding for
+    /// another uncompressed syntax, or a decompression when the primary syntax is
+    /// compressed and `ts` is not.
+    ///
+    /// # Errors
+    /// The reason, as text, when the syntax is unknown, the codec is missing or the
+    /// file cannot be read again; the same error is returned on every later request.
+    pub fn variant(&self, ts: &str) -> Result<Arc<Variant>, String> {
+        if ts == self.primary.transfer_syntax {
+            return Ok(self.primary.clone());
+        }
+        if let Some((_, found)) = self.others.read().iter().find(|(t, _)| t == ts) {
+            return found.clone();
+        }
+        let mut others = self.others.write();
+        if let Some((_, found)) = others.iter().find(|(t, _)| t == ts) {
+            return found.clone();
+        }
+        let made = self.make_variant(ts).map(Arc::new);
+        others.push((ts.to_string(), made.clone()));
+        made
+    }
+
+    fn make_variant(&self, ts: &str) -> Result<Variant, String> {
+        let what = || match &self.origin {
+            Origin::File(p) => p.display().to_string(),
+            _ => format!("data set {}", self.sop_instance_uid),
+        };
+        let mut object = match &self.origin {
+            Origin::Encoded => return Err("prepared for one transfer syntax only".into()),
+            Origin::File(p) => OpenFileOptions::new()
+                .open_file(p)
+                .map_err(|e| format!("cannot read {} again: {}", p.display(), chain(&e)))?,
+            Origin::Object(o) => (**o).clone(),
+        };
+        let source_ts = meta_ts(object.meta());
+        if is_encapsulated(&source_ts) && !is_encapsulated(ts) {
+            decompress_in_place(&mut object, &what).map_err(|e| e.to_string())?;
+        }
+        encode(&object, ts, self.fresh_uids, &what).map_err(|e| e.to_string())
+    }
+
+    /// The command set of a C-STORE-RQ for this instance, with the fields that change
+    /// per send at known offsets.
+    pub(crate) fn command_template(&self, priority: dimse::Priority) -> CommandTemplate {
+        let uid = if self.fresh_uids {
+            UidRoot::placeholder()
+                .uid(UidLevel::Instance, 0)
+                .as_str()
+                .to_string()
+        } else {
+            self.sop_instance_uid.clone()
+        };
+        CommandTemplate::new(&self.sop_class_uid, &uid, priority, self.fresh_uids)
+    }
+}
+
+/// SOP class, SOP instance and study of a data set.
+struct Identity {
+    sop_class_uid: String,
+    sop_instance_uid: String,
+    study_instance_uid: Option<String>,
+}
+
+impl Identity {
+    fn of(object: &DefaultDicomObject, what: &dyn Fn() -> String) -> Result<Self, SenderError> {
+        let text = |tag: Tag| {
+            object
+                .get(tag)
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let missing = |name: &str| SenderError::Prepare {
+            what: what(),
+            detail: format!("no {name}"),
+        };
+        let meta = object.meta();
+        let sop_class_uid = text(tags::SOP_CLASS_UID)
+            .or_else(|| {
+                Some(meta.media_storage_sop_class_uid().to_string()).filter(|s| !s.is_empty())
+            })
+            .ok_or_else(|| missing("SOP Class UID (0008,0016)"))?;
+        let sop_instance_uid = text(tags::SOP_INSTANCE_UID)
+            .or_else(|| {
+                Some(meta.media_storage_sop_instance_uid().to_string()).filter(|s| !s.is_empty())
+            })
+            .ok_or_else(|| missing("SOP Instance UID (0008,0018)"))?;
+        Ok(Identity {
+            sop_class_uid,
+            sop_instance_uid,
+            study_instance_uid: text(tags::STUDY_INSTANCE_UID),
+        })
+    }
+}
+
+fn meta_ts(meta: &FileMetaTable) -> String {
+    meta.transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_string()
+}
+
+/// The syntax fresh UIDs are encoded in: deflated bytes cannot be patched, so a
+/// deflated instance is sent in Explicit VR Little Endian instead.
+fn fresh_uid_syntax(ts: &str) -> String {
+    if ts == dicom_dictionary_std::uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
+        EXPLICIT_VR_LITTLE_ENDIAN.uid().to_string()
+    } else {
+        ts.to_string()
+    }
+}
+
+/// Whether the syntax carries encapsulated (compressed) pixel data. Unknown syntaxes
+/// count as encapsulated: nothing can be assumed about their pixel data.
+pub(crate) fn is_encapsulated(ts: &str) -> bool {
+    TransferSyntaxRegistry
+        .get(ts)
+        .is_none_or(|t| t.is_encapsulated_pixel_data())
+}
+
+/// Whether this build can decode every frame of the syntax's pixel data.
+pub(crate) fn can_decompress(ts: &str) -> bool {
+    TransferSyntaxRegistry
+        .get(ts)
+        .is_some_and(|t| t.is_encapsulated_pixel_data() && t.can_decode_all())
+}
+
+/// Encodes the data set of `object` in `ts`; with `fresh`, Study, Series and SOP
+/// Instance UIDs are placeholders whose offsets are recorded.
+fn encode(
+    object: &DefaultDicomObject,
+    ts: &str,
+    fresh: bool,
+    what: &dyn Fn() -> String,
+) -> Result<Variant, SenderError> {
+    let fail = |detail: String| SenderError::Prepare {
+        what: what(),
+        detail,
+    };
+    let syntax = TransferSyntaxRegistry
+        .get(ts)
+        .ok_or_else(|| fail(format!("unknown transfer syntax {ts}")))?;
+    let placeholder = UidRoot::placeholder();
+    let placeholders = [
+        (
+            tags::STUDY_INSTANCE_UID,
+            placeholder.uid(UidLevel::Study, 0),
+        ),
+        (
+            tags::SERIES_INSTANCE_UID,
+            placeholder.uid(UidLevel::Series, 0),
+        ),
+        (
+            tags::SOP_INSTANCE_UID,
+            placeholder.uid(UidLevel::Instance, 0),
+        ),
+    ];
+    let mut bytes = Vec::with_capacity(64 * 1024);
+    if fresh {
+        let mut data: InMemDicomObject = (**object).clone();
+        for (tag, uid) in &placeholders {
+            data.put_str(*tag, VR::UI, uid.as_str());
+        }
+        data.write_dataset_with_ts(&mut bytes, syntax)
+    } else {
+        object.write_dataset_with_ts(&mut bytes, syntax)
+    }
+    .map_err(|e| fail(format!("cannot encode in {ts}: {}", chain(&e))))?;
+    let slots = if fresh {
+        let find = |uid: &FreshUid| {
+            find_unique(&bytes, uid.as_bytes()).ok_or_else(|| {
+                fail(format!(
+                    "placeholder UID {uid} not found exactly once after encoding"
+                ))
+            })
+        };
+        Some(UidSlots {
+            study: find(&placeholders[0].1)?,
+            series: find(&placeholders[1].1)?,
+            instance: find(&placeholders[2].1)?,
+        })
+    } else {
+        None
+    };
+    Ok(Variant {
+        transfer_syntax: ts.to_string(),
+        bytes,
+        slots,
+    })
+}
+
+/// The offset of the only occurrence of `needle` in `haystack`.
+fn find_unique(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut found = None;
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(rel) = haystack[from..].iter().position(|&b| b == first) {
+        let at = from + rel;
+        if haystack[at..].starts_with(needle) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(at);
+        }
+        from = at + 1;
+    }
+    found
+}
+
+/// Decodes encapsulated pixel data to native Explicit VR Little Endian.
+fn decompress_in_place(
+    object: &mut DefaultDicomObject,
+    what: &dyn Fn() -> String,
+) -> Result<(), SenderError> {
+    use dicom_pixeldata::Transcode;
+    let ts = meta_ts(object.meta());
+    if !can_decompress(&ts) {
+        return Err(SenderError::Prepare {
+            what: what(),
+            detail: format!("this build cannot decompress transfer syntax {ts}"),
+        });
+    }
+    // Codecs are third-party code fed with arbitrary files: a panic in one must fail
+    // this instance, not the whole load run.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        object.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
+    }));
+    let detail = match result {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => chain(&e),
+        Err(panic) => format!(
+            "decoder panicked: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        ),
+    };
+    Err(SenderError::Prepare {
+        what: what(),
+        detail: format!("cannot decompress {ts}: {detail}"),
+    })
+}
+
+/// A C-STORE-RQ command set encoded once, with the offsets of the values that change
+/// per send (Message ID, and the Affected SOP Instance UID for fresh UIDs).
+#[derive(Debug, Clone)]
+pub(crate) struct CommandTemplate {
+    bytes: Vec<u8>,
+    message_id_at: usize,
+    instance_uid_at: Option<usize>,
+}
+
+impl CommandTemplate {
+    fn new(
+        sop_class_uid: &str,
+        sop_instance_uid: &str,
+        priority: dimse::Priority,
+        fresh: bool,
+    ) -> Self {
+        let bytes =
+            dimse::Command::c_store_rq(1, sop_class_uid, sop_instance_uid, priority).encode();
+        let message_id_at = value_offset(&bytes, tags::MESSAGE_ID)
+            .expect("a C-STORE-RQ always carries a Message ID");
+        let instance_uid_at = fresh.then(|| {
+            value_offset(&bytes, tags::AFFECTED_SOP_INSTANCE_UID)
+                .expect("a C-STORE-RQ always carries an Affected SOP Instance UID")
+        });
+        CommandTemplate {
+            bytes,
+            message_id_at,
+            instance_uid_at,
+        }
+    }
+
+    /// Writes this send's command set into `out`.
+    pub(crate) fn fill(&self, out: &mut Vec<u8>, message_id: u16, instance_uid: Option<&FreshUid>) {
+        out.clear();
+        out.extend_from_slice(&self.bytes);
+        out[self.message_id_at..self.message_id_at + 2].copy_from_slice(&message_id.to_le_bytes());
+        if let (Some(at), Some(uid)) = (self.instance_uid_at, instance_uid) {
+            out[at..at + FRESH_UID_LEN].copy_from_slice(uid.as_bytes());
+        }
+    }
+}
+
+/// Offset of an element's value in an Implicit VR Little Endian command set.
+fn value_offset(bytes: &[u8], tag: Tag) -> Option<usize> {
+    let mut pos = 0;
+    while pos + 8 <= bytes.len() {
+        let group = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
+        let element = u16::from_le_bytes([bytes[pos + 2], bytes[pos + 3]]);
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+        if Tag(group, element) == tag {
+            return Some(pos + 8);
+        }
+        pos += 8 + len;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dimse::{Command, Priority};
+
+    #[test]
+    fn command_template_patches_give_the_same_bytes_as_encoding_afresh() {
+        let placeholder = UidRoot::placeholder().uid(UidLevel::Instance, 0);
+        let template = CommandTemplate::new(
+            "1.2.840.10008.5.1.4.1.1.2",
+            placeholder.as_str(),
+            Priority::Medium,
+            true,
+        );
+        let uid = UidRoot::random().uid(UidLevel::Instance, 42);
+        let mut out = Vec::new();
+        template.fill(&mut out, 513, Some(&uid));
+        let expected = Command::c_store_rq(
+            513,
+            "1.2.840.10008.5.1.4.1.1.2",
+            uid.as_str(),
+            Priority::Medium,
+        )
+        .encode();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn find_unique_refuses_ambiguous_placeholders() {
+        assert_eq!(find_unique(b"xxabcxx", b"abc"), Some(2));
+        assert_eq!(find_unique(b"abcabc", b"abc"), None);
+        assert_eq!(find_unique(b"xyz", b"abc"), None);
+    }
+}

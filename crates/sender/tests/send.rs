@@ -1,0 +1,215 @@
+//! Single sends against a loopback test SCP: outcomes, statuses, faults, conversions.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, TestScp, ct_files, large_ct_file, options, store_one};
+use config::UidStrategy;
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+use dimse::Status;
+use loader::synth::Encoding;
+use sender::{FRESH_UID_LEN, Outcome, PreparedInstance, SenderError};
+
+fn file_body(path: &std::path::Path) -> Vec<u8> {
+    let instance = PreparedInstance::from_file(path, UidStrategy::AsIs).unwrap();
+    instance.primary().bytes().to_vec()
+}
+
+#[test]
+fn ping_answers_with_a_round_trip_time() {
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let echo = options(&scp.address).build().unwrap().ping().unwrap();
+    assert_eq!(echo.status, Status::SUCCESS);
+    assert!(echo.round_trip > Duration::ZERO && echo.round_trip < Duration::from_secs(1));
+}
+
+#[test]
+fn a_stored_file_arrives_byte_for_byte() {
+    let (scp, outcome, file, _dir) = store_one(
+        Behaviour::Answer(Status::SUCCESS),
+        Encoding::ExplicitVrLittleEndian,
+    );
+    assert_eq!(outcome.outcome, Outcome::Success);
+    assert_eq!(outcome.status, Some(Status::SUCCESS));
+    assert!(outcome.bytes > 50_000, "{}", outcome.bytes);
+    let body = file_body(&file);
+    assert_eq!(scp.received(), vec![body]);
+}
+
+#[test]
+fn a_refusal_status_is_a_failure_that_keeps_its_code() {
+    let (_scp, outcome, _, _dir) = store_one(
+        Behaviour::Answer(Status(0xA700)),
+        Encoding::ExplicitVrLittleEndian,
+    );
+    assert_eq!(outcome.outcome, Outcome::Failure);
+    assert_eq!(outcome.status, Some(Status(0xA700)));
+    assert!(outcome.error.unwrap().contains("out of resources"));
+}
+
+#[test]
+fn a_warning_status_counts_as_delivered_with_a_warning() {
+    let (_scp, outcome, _, _dir) = store_one(
+        Behaviour::Answer(Status(0xB007)),
+        Encoding::ExplicitVrLittleEndian,
+    );
+    assert_eq!(outcome.outcome, Outcome::Warning);
+    assert!(outcome.is_delivered());
+}
+
+#[test]
+fn a_silent_peer_makes_the_store_unknown_within_the_dimse_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian);
+    let scp = TestScp::start(Behaviour::Silent);
+    let sender = options(&scp.address)
+        .dimse_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let outcome = sender.send_file(&files[0]).unwrap();
+    assert_eq!(outcome.outcome, Outcome::Unknown);
+    assert_eq!(outcome.status, None);
+    assert!(outcome.error.unwrap().contains("timed out"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_abort_in_the_middle_of_a_large_data_set_is_not_counted_as_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = large_ct_file(dir.path(), 2048);
+    let scp = TestScp::start(Behaviour::AbortMidDataSet);
+    let outcome = options(&scp.address)
+        .build()
+        .unwrap()
+        .send_file(&path)
+        .unwrap();
+    assert!(
+        matches!(outcome.outcome, Outcome::Failure | Outcome::Unknown),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.status, None);
+    assert!(scp.received().is_empty());
+}
+
+#[test]
+fn a_rejected_association_names_result_source_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian);
+    let scp = TestScp::start(Behaviour::RejectFirst(1));
+    let sender = options(&scp.address)
+        .called_ae_title("WRONG-AE")
+        .build()
+        .unwrap();
+    match sender.send_file(&files[0]) {
+        Err(SenderError::Rejected {
+            description,
+            called,
+            ..
+        }) => {
+            assert_eq!(called, "WRONG-AE");
+            assert!(description.contains("permanent"), "{description}");
+            assert!(description.contains("service user"), "{description}");
+            assert!(
+                description.to_lowercase().contains("called ae title"),
+                "{description}"
+            );
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_closed_port_is_a_connect_error_naming_the_peer() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let err = options(&address).build().unwrap().ping().unwrap_err();
+    assert!(matches!(err, SenderError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&address), "{err}");
+}
+
+#[test]
+fn a_compressed_file_is_decompressed_for_a_peer_that_takes_only_uncompressed() {
+    let (scp, outcome, _, _dir) =
+        store_one(Behaviour::Answer(Status::SUCCESS), Encoding::RleLossless);
+    assert_eq!(outcome.outcome, Outcome::Success, "{outcome:?}");
+    let received = scp.received();
+    let object = InMemDicomObject::read_dataset_with_ts(
+        &received[0][..],
+        &EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+    )
+    .unwrap();
+    let pixels = object
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_eq!(pixels.len(), 160 * 160 * 2, "native 16-bit pixels");
+}
+
+#[test]
+fn fresh_uids_change_only_the_three_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian);
+    let instance = PreparedInstance::from_file(&files[0], UidStrategy::Fresh).unwrap();
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let outcome = options(&scp.address)
+        .build()
+        .unwrap()
+        .send_prepared(&instance)
+        .unwrap();
+    assert_eq!(outcome.outcome, Outcome::Success);
+
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let sent = InMemDicomObject::read_dataset_with_ts(&scp.received()[0][..], &ts).unwrap();
+    let original = dicom_object::open_file(&files[0]).unwrap().into_inner();
+    let text = |o: &InMemDicomObject, tag| o.element(tag).unwrap().to_str().unwrap().to_string();
+    for tag in [
+        tags::STUDY_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::SOP_INSTANCE_UID,
+    ] {
+        let uid = text(&sent, tag);
+        assert_eq!(uid.len(), FRESH_UID_LEN, "{uid}");
+        assert_ne!(uid, text(&original, tag));
+    }
+    for tag in [tags::PATIENT_ID, tags::MODALITY, tags::SOP_CLASS_UID] {
+        assert_eq!(text(&sent, tag), text(&original, tag));
+    }
+    assert_eq!(
+        sent.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap(),
+        original
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+    );
+    assert_eq!(instance.sop_class_uid(), uids::CT_IMAGE_STORAGE);
+}
+
+#[test]
+fn a_non_dicom_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "not DICOM at all").unwrap();
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let err = options(&scp.address)
+        .build()
+        .unwrap()
+        .send_file(&path)
+        .unwrap_err();
+    assert!(matches!(err, SenderError::File { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert_eq!(scp.associations(), 0, "nothing is sent for a bad file");
+}
