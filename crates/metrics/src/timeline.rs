@@ -4,7 +4,8 @@
 //! run), so only the last [`LIVE_SECONDS`] stay live; older seconds are kept as their
 //! compressed HdrHistogram V2 bytes (a few hundred bytes each) and decoded on demand. A
 //! recorder that reports late into a packed second (it was blocked in a long timeout) makes
-//! that second decode, add and re-pack: rare, and still exact.
+//! that second decode, add and re-pack: rare, and still exact. Packing (deflate) costs about
+//! half a millisecond, once per second of run for the whole process, under the lock.
 
 use std::collections::BTreeMap;
 
