@@ -1,1 +1,2 @@
+pub mod instances;
 pub mod scp;
