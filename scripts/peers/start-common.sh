@@ -35,7 +35,7 @@ peers_start() {
         peers_wait_ready "$PEER_PID" "$PEER_PORT" "$PEER_AET" "$PEER_READY_TIMEOUT" $PEER_HTTP_PORT ||
             status=$?
         if [ "$status" = 0 ]; then
-            PEER_STARTED=1
+            # The caller sets PEER_STARTED=1 once everything else (loading) worked.
             return 0
         fi
         peers_stop_pid "$PEER_PID" 5 >/dev/null 2>&1 || true

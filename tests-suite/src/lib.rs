@@ -16,3 +16,5 @@
 
 pub mod fixtures;
 pub mod record;
+#[cfg(feature = "interop")]
+pub mod peers;
