@@ -596,14 +596,16 @@ impl OpenAssociation {
     ) -> Result<Message, CFindError> {
         let peer = client.peer();
         let now = Instant::now();
-        let timeout = |what| CFindError::Timeout {
+        // A DIMSE timeout reports the wait for that one response; the deadline reports
+        // the whole exchange, since that is what it bounds.
+        let timeout = |what, waited| CFindError::Timeout {
             peer: client.peer(),
             operation: operation.to_string(),
             what,
-            waited: started.elapsed(),
+            waited,
         };
         if now >= deadline {
-            return Err(timeout("query deadline"));
+            return Err(timeout("query deadline", started.elapsed()));
         }
         let remaining = deadline - now;
         let (wait, what) = if remaining < client.settings.dimse_timeout {
@@ -640,7 +642,14 @@ impl OpenAssociation {
                 operation: operation.to_string(),
                 what: "ended",
             }),
-            Err(e) if e.is_timeout() => Err(timeout(what)),
+            Err(e) if e.is_timeout() => Err(timeout(
+                what,
+                if what == "DIMSE timeout" {
+                    now.elapsed()
+                } else {
+                    started.elapsed()
+                },
+            )),
             Err(source) => Err(CFindError::Dimse {
                 peer,
                 operation: operation.to_string(),

@@ -190,7 +190,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Series { study_instance_uid } => {
             let (query, extra) = prepare(cli, SeriesQuery::in_study(study_instance_uid))?;
             let result = find(&client, &query)?;
-            print(cli, &result, "series", &extra, &SERIES_COLUMNS)
+            print(cli, &result, ("series", "series"), &extra, &SERIES_COLUMNS)
         }
         Command::Images {
             study_instance_uid,
@@ -202,7 +202,13 @@ fn run(cli: &Cli) -> Result<()> {
             };
             let (query, extra) = prepare(cli, query)?;
             let result = find(&client, &query)?;
-            print(cli, &result, "instances", &extra, &INSTANCE_COLUMNS)
+            print(
+                cli,
+                &result,
+                ("instance", "instances"),
+                &extra,
+                &INSTANCE_COLUMNS,
+            )
         }
         Command::Wait {
             study_instance_uid,
@@ -243,7 +249,7 @@ fn find<Q: Query>(client: &CFindClient, query: &Q) -> Result<QueryResult<Q::Matc
 fn studies(cli: &Cli, client: &CFindClient, query: StudyQuery) -> Result<()> {
     let (query, extra) = prepare(cli, query)?;
     let result = find(client, &query)?;
-    print(cli, &result, "studies", &extra, &STUDY_COLUMNS)
+    print(cli, &result, ("study", "studies"), &extra, &STUDY_COLUMNS)
 }
 
 /// A table column: header and the attribute it shows.
@@ -280,7 +286,7 @@ const INSTANCE_COLUMNS: [Column; 4] = [
 fn print<T: Match + serde::Serialize>(
     cli: &Cli,
     result: &QueryResult<T>,
-    noun: &str,
+    (one, many): (&str, &str),
     extra: &[Key],
     columns: &[Column],
 ) -> Result<()> {
@@ -306,8 +312,9 @@ fn print<T: Match + serde::Serialize>(
         })
         .collect();
     println!(
-        "{} {noun} ({} model, {:.1} ms){}{}",
+        "{} {} ({} model, {:.1} ms){}{}",
         result.len(),
+        if result.len() == 1 { one } else { many },
         result.model,
         ms(result.elapsed),
         if result.truncated {

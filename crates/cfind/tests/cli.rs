@@ -1,0 +1,162 @@
+//! The `cfind` command line against the in-test SCP: exit codes, tables, JSON.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::scp::{ArchiveStudy, Behaviour, QueryScp};
+
+/// Runs `cfind` with the C-FIND settings pointing at `port` and no `.env` in reach.
+fn cfind(port: u16, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cfind"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("CFIND_HOST", "127.0.0.1")
+        .env("CFIND_PORT", port.to_string())
+        .env("CFIND_AE_TITLE", "TEST-QR")
+        .env("DICOM_CONNECT_TIMEOUT", "2")
+        .env("DICOM_DIMSE_TIMEOUT", "2")
+        .env("CFIND_TIMEOUT", "5")
+        .output()
+        .expect("run cfind")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn scp() -> (QueryScp, Vec<ArchiveStudy>) {
+    let studies: Vec<ArchiveStudy> = (0..3).map(|n| ArchiveStudy::synthetic(n, 2, 1)).collect();
+    (
+        QueryScp::start(Behaviour::default(), studies.clone()),
+        studies,
+    )
+}
+
+#[test]
+fn ping_reports_the_echo_and_exits_zero() {
+    let (scp, _) = scp();
+    let output = cfind(scp.port(), &["ping"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("C-ECHO ok") && text.contains("Study Root, Patient Root"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_study_query_prints_a_table_with_extra_keys() {
+    let (scp, studies) = scp();
+    let uid = &studies[1].study_instance_uid;
+    let output = cfind(scp.port(), &["study", uid, "--key", "InstitutionName"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("1 study (Study Root model"), "{text}");
+    assert!(
+        text.contains("InstitutionName") && text.contains(uid.as_str()),
+        "{text}"
+    );
+    assert!(text.contains("Test^Patient1"), "{text}");
+}
+
+#[test]
+fn json_output_carries_the_model_and_every_returned_key() {
+    let (scp, _) = scp();
+    let output = cfind(scp.port(), &["--json", "patient", "PID-2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["model"], "study_root");
+    assert_eq!(json["matches"][0]["identifier"]["PatientID"], "PID-2");
+    assert_eq!(json["matches"][0]["number_of_study_related_instances"], 2);
+}
+
+#[test]
+fn a_query_matching_nothing_prints_an_empty_result_and_exits_zero() {
+    let (scp, _) = scp();
+    let output = cfind(scp.port(), &["dates", "1999-01-01", "19991231"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("0 studies"),
+        "{}",
+        stdout(&output)
+    );
+    let json = cfind(scp.port(), &["modality", "US", "--json"]);
+    assert!(json.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["matches"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn series_and_images_are_listed() {
+    let (scp, studies) = scp();
+    let uid = &studies[0].study_instance_uid;
+    let series = cfind(scp.port(), &["series", uid]);
+    assert!(
+        stdout(&series).starts_with("2 series"),
+        "{}",
+        stdout(&series)
+    );
+    let images = cfind(scp.port(), &["images", uid]);
+    assert!(
+        stdout(&images).starts_with("2 instances"),
+        "{}",
+        stdout(&images)
+    );
+}
+
+#[test]
+fn an_unreachable_peer_exits_non_zero_with_the_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = cfind(port, &["today"]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("cannot connect to TEST-QR@127.0.0.1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failed_query_exits_non_zero_with_the_status() {
+    let scp = QueryScp::start(
+        Behaviour {
+            fail_with: Some(0xA700),
+            ..Behaviour::default()
+        },
+        vec![],
+    );
+    let output = cfind(scp.port(), &["today"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("A700"), "{}", stderr(&output));
+}
+
+#[test]
+fn overrides_beat_the_environment_and_bad_input_is_named() {
+    let (scp, _) = scp();
+    let wrong_port = cfind(1, &["--port", &scp.port().to_string(), "ping"]);
+    assert!(wrong_port.status.success(), "{}", stderr(&wrong_port));
+    let wrong_ae = cfind(scp.port(), &["--aec", "SOMEONE-ELSE", "ping"]);
+    assert!(!wrong_ae.status.success());
+    assert!(
+        stderr(&wrong_ae).contains("association rejected"),
+        "{}",
+        stderr(&wrong_ae)
+    );
+    let bad_date = cfind(scp.port(), &["dates", "2024-13-01", "2024-12-31"]);
+    assert!(!bad_date.status.success());
+    assert!(
+        stderr(&bad_date).contains("2024-13-01"),
+        "{}",
+        stderr(&bad_date)
+    );
+}
