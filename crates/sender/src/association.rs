@@ -259,10 +259,11 @@ impl Session {
             message_id,
             uids.map(|u| &u.instance),
         );
-        let patches: Vec<Patch<'_>>;
+        // On the stack: no allocation per send.
+        let patch_set: [Patch<'_>; 3];
         let patches: &[Patch<'_>] = match (variant.slots(), uids) {
             (Some(slots), Some(u)) => {
-                patches = vec![
+                patch_set = [
                     Patch {
                         offset: slots.study,
                         bytes: u.study.as_bytes(),
@@ -276,7 +277,7 @@ impl Session {
                         bytes: u.instance.as_bytes(),
                     },
                 ];
-                &patches
+                &patch_set
             }
             _ => &[],
         };

@@ -17,7 +17,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use config::UidStrategy;
 use dicom_core::{Tag, VR};
@@ -107,6 +107,8 @@ pub struct PreparedInstance {
     /// Other encodings made on demand: (transfer syntax, result). A failure is kept
     /// too, so a file that cannot be decompressed is tried once, not once per send.
     others: RwLock<Vec<(String, VariantResult)>>,
+    /// C-STORE-RQ command sets, one per priority (low, medium, high), made on first use.
+    commands: [OnceLock<CommandTemplate>; 3],
 }
 
 impl PreparedInstance {
@@ -222,6 +224,7 @@ impl PreparedInstance {
             fresh_uids,
             primary: Arc::new(primary),
             others: RwLock::new(Vec::new()),
+            commands: Default::default(),
         }
     }
 
@@ -314,16 +317,23 @@ impl PreparedInstance {
 
     /// The command set of a C-STORE-RQ for this instance, with the fields that change
     /// per send at known offsets.
-    pub(crate) fn command_template(&self, priority: dimse::Priority) -> CommandTemplate {
-        let uid = if self.fresh_uids {
-            UidRoot::placeholder()
-                .uid(UidLevel::Instance, 0)
-                .as_str()
-                .to_string()
-        } else {
-            self.sop_instance_uid.clone()
+    pub(crate) fn command_template(&self, priority: dimse::Priority) -> &CommandTemplate {
+        let slot = match priority {
+            dimse::Priority::Low => 0,
+            dimse::Priority::Medium => 1,
+            dimse::Priority::High => 2,
         };
-        CommandTemplate::new(&self.sop_class_uid, &uid, priority, self.fresh_uids)
+        self.commands[slot].get_or_init(|| {
+            let uid = if self.fresh_uids {
+                UidRoot::placeholder()
+                    .uid(UidLevel::Instance, 0)
+                    .as_str()
+                    .to_string()
+            } else {
+                self.sop_instance_uid.clone()
+            };
+            CommandTemplate::new(&self.sop_class_uid, &uid, priority, self.fresh_uids)
+        })
     }
 }
 

@@ -213,3 +213,22 @@ fn a_non_dicom_file_is_an_error_naming_it() {
     assert!(err.to_string().contains("notes.txt"), "{err}");
     assert_eq!(scp.associations(), 0, "nothing is sent for a bad file");
 }
+
+#[test]
+fn an_in_memory_data_set_is_stored_as_encoded_in_its_transfer_syntax() {
+    let object = loader::synth::InstanceBuilder::new(loader::synth::Modality::Mr)
+        .seed(3)
+        .build()
+        .unwrap();
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let outcome = options(&scp.address)
+        .build()
+        .unwrap()
+        .send_dataset(&object)
+        .unwrap();
+    assert_eq!(outcome.outcome, Outcome::Success, "{outcome:?}");
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let mut expected = Vec::new();
+    object.write_dataset_with_ts(&mut expected, &ts).unwrap();
+    assert_eq!(scp.received(), vec![expected]);
+}

@@ -1,0 +1,131 @@
+//! The `sender` command line against a loopback test SCP.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Behaviour, TestScp, ct_files};
+use dimse::Status;
+use loader::synth::Encoding;
+
+fn sender(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sender"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn host_port(scp: &TestScp) -> (String, String) {
+    let (host, port) = scp.address.rsplit_once(':').unwrap();
+    (host.to_string(), port.to_string())
+}
+
+#[test]
+fn store_prints_the_summary_and_writes_json_under_the_same_names() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 3, Encoding::ExplicitVrLittleEndian);
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let (host, port) = host_port(&scp);
+    let json = dir.path().join("out").join("summary.json");
+    std::fs::create_dir(json.parent().unwrap()).unwrap();
+    let out = sender(&[
+        "store",
+        &host,
+        &port,
+        dir.path().to_str().unwrap(),
+        "--aec",
+        "TEST-SCP",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for name in [
+        "attempted",
+        "succeeded",
+        "warnings",
+        "failed",
+        "unknown",
+        "images_per_s",
+        "mb_per_s",
+    ] {
+        assert!(stdout.contains(name), "table lacks {name}:\n{stdout}");
+        assert!(value.get(name).is_some(), "JSON lacks {name}");
+    }
+    assert_eq!(value["attempted"], 3);
+    assert_eq!(value["succeeded"], 3);
+    for name in ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
+        assert!(
+            stdout.contains(&format!("latency_ms.{name}")),
+            "table lacks {name}"
+        );
+        assert!(
+            value["latency_ms"].get(name).is_some(),
+            "JSON lacks latency_ms.{name}"
+        );
+    }
+    assert_eq!(scp.received().len(), 3);
+}
+
+#[test]
+fn a_refused_store_makes_the_exit_status_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian);
+    let scp = TestScp::start(Behaviour::Answer(Status(0xA700)));
+    let (host, port) = host_port(&scp);
+    let out = sender(&[
+        "store",
+        &host,
+        &port,
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("A700"), "{stdout}");
+}
+
+#[test]
+fn load_sends_the_requested_count_over_several_associations() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 2, Encoding::ExplicitVrLittleEndian);
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let (host, port) = host_port(&scp);
+    let out = sender(&[
+        "load",
+        &host,
+        &port,
+        dir.path().to_str().unwrap(),
+        "--count",
+        "12",
+        "--concurrency",
+        "3",
+        "--reuid",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scp.received().len(), 12);
+    assert_eq!(scp.associations(), 3);
+}
+
+#[test]
+fn echo_reports_the_round_trip_and_a_missing_path_is_a_usage_error() {
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let (host, port) = host_port(&scp);
+    let out = sender(&["echo", &host, &port]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0000 (success)"));
+    let out = sender(&["store", &host, &port, "/no/such/folder"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/folder"));
+}
