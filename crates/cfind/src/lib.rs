@@ -39,6 +39,30 @@
 //! negotiation and release (`DICOM_ACSE_TIMEOUT`), each DIMSE response
 //! (`DICOM_DIMSE_TIMEOUT`), and each whole query (`CFIND_TIMEOUT`). A peer that stops
 //! answering yields [`CFindError::Timeout`] and the association is aborted.
+//! Polling ([`Session::wait_for_study`], [`Session::verify_studies`]) stops querying
+//! `CFIND_TIMEOUT` after its first query, so it ends at most one query timeout later.
+//!
+//! # Verification
+//!
+//! [`Session::verify_studies`] takes one [`SentStudy`] per study of a load run (map the
+//! sender's per-study records with [`SentStudy::with_wall_clock`]) and asks about up to
+//! 200 StudyInstanceUIDs per query (UID-list matching, [`BatchLimits`]), then only about
+//! the studies still missing or incomplete, every poll interval. A study is complete
+//! when the peer reports at least as many instances as were delivered; peers that do
+//! not report NumberOfStudyRelatedInstances (DCMTK's dcmqrscp) get IMAGE-level queries
+//! and their instances are counted. Time-to-visible is measured from the study's last
+//! send to the end of the query that showed it complete: an upper bound, too long by
+//! at most one poll interval plus one query.
+//!
+//! # Limits
+//!
+//! - Queries are hierarchical (no relational-query extended negotiation); Patient Root
+//!   queries carry an empty PatientID key so that strict SCPs accept them.
+//! - A failure status triggers the model fallback only when it came before any match.
+//! - No TLS, no user identity negotiation.
+//! - Verification runs its queries one after the other on one association; its speed
+//!   is the SCP's: against an SCP that scans every study for every UID of a list, it
+//!   grows with the square of the study count.
 //!
 //! # Example
 //!

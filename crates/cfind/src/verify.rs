@@ -21,7 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dicom_dictionary_std::tags;
 use metrics::LatencyHistogram;
@@ -127,7 +127,8 @@ pub struct StudySighting {
 pub struct SentStudy {
     /// StudyInstanceUID as sent.
     pub study_instance_uid: String,
-    /// Instances sent with a success or warning status.
+    /// Instances delivered with a success or warning status (the sender's
+    /// `succeeded + warnings`): failed sends are not expected to arrive.
     pub instances_sent: u32,
     /// When the last instance of the study was sent (its response received).
     pub last_send_at: Instant,
@@ -145,6 +146,35 @@ impl SentStudy {
             instances_sent,
             last_send_at,
         }
+    }
+
+    /// A sent study whose last send is known as wall-clock time, as the sender's load
+    /// report records it (`StudyRecord::last_sent`). The time is converted to the
+    /// monotonic clock once, here: a wall-clock step (NTP) between the send and this
+    /// call shifts the transit time by that step. A time in the future counts as now.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    ///
+    /// let two_seconds_ago = SystemTime::now() - Duration::from_secs(2);
+    /// let sent = cfind::SentStudy::with_wall_clock("1.2.3", 4, two_seconds_ago);
+    /// let ago = Instant::now() - sent.last_send_at;
+    /// assert!(ago >= Duration::from_secs(2) && ago < Duration::from_secs(3));
+    /// ```
+    pub fn with_wall_clock(
+        study_instance_uid: impl Into<String>,
+        instances_sent: u32,
+        last_send: SystemTime,
+    ) -> Self {
+        let ago = SystemTime::now()
+            .duration_since(last_send)
+            .unwrap_or(Duration::ZERO);
+        let now = Instant::now();
+        Self::new(
+            study_instance_uid,
+            instances_sent,
+            now.checked_sub(ago).unwrap_or(now),
+        )
     }
 }
 
