@@ -14,6 +14,7 @@ use loader::synth::{InstanceBuilder, Modality};
 use loader::{FileInfo, LoadOptions, SizeCategory, Skipped};
 use rayon::prelude::*;
 use rstest::fixture;
+use simulator::{Route, Rules, Simulator, SimulatorConfig, SimulatorHandle};
 
 use crate::record::{RunContext, TestReport, init_run};
 
@@ -80,13 +81,51 @@ impl Samples {
     }
 }
 
-/// Everything session-wide: configuration and samples.
+/// Everything session-wide: configuration, samples and the router under test.
 #[derive(Debug)]
 pub struct Session {
-    /// The configuration from the environment and `.env`.
+    /// The configuration from the environment and `.env`, pointed at the embedded
+    /// simulator when that is the target.
     pub config: TestConfig,
     /// The sample files.
     pub samples: Samples,
+    /// The embedded simulator, when no `COMPASS_HOST` is configured.
+    pub simulator: Option<SimulatorHandle>,
+}
+
+/// Rules for the embedded simulator: its default rules (the old suite's three routes),
+/// plus a plain store-only route for every called AE title the configuration uses that
+/// the rules lack (`COMPASS_AE_TITLE` when no route is selected, routes defined in
+/// `.env`), so a default run is never refused for a name the user never chose.
+pub fn embedded_rules(config: &TestConfig) -> Rules {
+    let mut rules = Rules::default_rules();
+    let mut wanted: Vec<(String, String)> = config
+        .routes
+        .iter()
+        .map(|r| (r.name.clone(), r.called_ae_title.as_str().to_string()))
+        .collect();
+    wanted.push((
+        "DEFAULT".to_string(),
+        config.endpoint.called_ae_title.as_str().to_string(),
+    ));
+    wanted.push((
+        "QUERY".to_string(),
+        config.cfind.called_ae_title.as_str().to_string(),
+    ));
+    for (name, called) in wanted {
+        let known = rules.route_for(&called).is_some()
+            || rules.settings.query_ae_title.as_deref() == Some(called.as_str());
+        if !known {
+            rules.routes.push(Route::store_only(name, called));
+        }
+    }
+    rules
+}
+
+fn start_embedded_simulator(config: &TestConfig) -> SimulatorHandle {
+    let rules = embedded_rules(config);
+    Simulator::start(SimulatorConfig::with_rules(rules))
+        .unwrap_or_else(|e| panic!("cannot start the embedded simulator: {e}"))
 }
 
 /// The session, created on first use: reads the configuration, scans the samples and
@@ -98,7 +137,15 @@ pub struct Session {
 #[fixture]
 #[once]
 pub fn session() -> Session {
-    let config = TestConfig::from_env().unwrap_or_else(|e| panic!("configuration: {e}"));
+    let mut config = TestConfig::from_env().unwrap_or_else(|e| panic!("configuration: {e}"));
+    let simulator = config
+        .endpoint
+        .target
+        .is_embedded()
+        .then(|| start_embedded_simulator(&config));
+    if let Some(handle) = &simulator {
+        config = config.with_router_address(handle.addr());
+    }
     let samples = Samples::scan(&config.dataset.root_dir).unwrap_or_else(|e| panic!("{e:#}"));
     init_run(|| RunContext {
         paths: ReportPaths {
@@ -106,8 +153,8 @@ pub fn session() -> Session {
             json: config.report.json_path(),
             junit: config.report.junit_path(),
         },
-        target: if config.endpoint.target.is_embedded() {
-            "embedded simulator".to_string()
+        target: if let Some(handle) = &simulator {
+            format!("embedded simulator at {}", handle.addr())
         } else {
             format!("remote router at {}", config.endpoint.address())
         },
@@ -122,7 +169,11 @@ pub fn session() -> Session {
             .collect(),
         redactor: samples.identifying_values(),
     });
-    Session { config, samples }
+    Session {
+        config,
+        samples,
+        simulator,
+    }
 }
 
 /// This test's entry in the run report. Take it in every test.
@@ -236,10 +287,25 @@ impl DicomFactory {
         modality: Modality,
         attributes: &[(&str, &str)],
     ) -> (PathBuf, DefaultDicomObject) {
+        self.create_without(modality, attributes, &[])
+    }
+
+    /// Like [`DicomFactory::create`], then removes the `removed` attributes (keywords).
+    pub fn create_without(
+        &mut self,
+        modality: Modality,
+        attributes: &[(&str, &str)],
+        removed: &[&str],
+    ) -> (PathBuf, DefaultDicomObject) {
         self.made += 1;
-        let mut builder = InstanceBuilder::new(modality).seed(self.made as u64);
+        // No seed: every instance gets fresh random UIDs, so tests running side by side
+        // never send the same study.
+        let mut builder = InstanceBuilder::new(modality);
         for (keyword, value) in attributes {
             builder = builder.set_keyword(keyword, *value);
+        }
+        for keyword in removed {
+            builder = builder.remove_keyword(keyword);
         }
         let path = self.dir.path().join(format!("made-{:04}.dcm", self.made));
         let obj = builder
@@ -261,4 +327,23 @@ pub fn test_dicom_with_attributes() -> DicomFactory {
         dir: tempfile::tempdir().expect("a temporary folder"),
         made: 0,
     }
+}
+
+/// The embedded simulator, or `None` against a real router (tests that need to look
+/// inside the router or inject faults skip there, saying why).
+#[fixture]
+pub fn embedded_simulator(session: &'static Session) -> Option<&'static SimulatorHandle> {
+    session.simulator.as_ref()
+}
+
+/// A C-FIND client for the verification peer (`CFIND_*`, else the router).
+#[fixture]
+pub fn cfind_client(perf_config: &TestConfig) -> cfind::CFindClient {
+    cfind::CFindClient::from_config(perf_config)
+}
+
+/// A fresh metrics collector per test.
+#[fixture]
+pub fn metrics() -> ::metrics::PerfMetrics {
+    ::metrics::PerfMetrics::new()
 }

@@ -14,7 +14,9 @@
 //!   reports always cover every test of the run that has ended, passing or failing, with
 //!   no end-of-run hook (libtest has none).
 
+pub mod expectations;
 pub mod fixtures;
-pub mod record;
 #[cfg(feature = "interop")]
 pub mod peers;
+pub mod record;
+pub mod routing;

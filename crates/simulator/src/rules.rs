@@ -304,6 +304,24 @@ pub struct Rejection {
 }
 
 impl Route {
+    /// A route that stores what it receives as it is: no checks, no morphing, duplicates
+    /// kept first, visible at once.
+    pub fn store_only(name: impl Into<String>, called_ae_title: impl Into<String>) -> Self {
+        Route {
+            name: name.into(),
+            called_ae_title: called_ae_title.into(),
+            allowed_calling_ae_titles: None,
+            delivery: Delivery {
+                store: true,
+                forward: None,
+            },
+            stable_study_time: Duration::ZERO,
+            duplicates: DuplicatePolicy::KeepFirst,
+            validations: Vec::new(),
+            morphs: Vec::new(),
+        }
+    }
+
     /// Runs the checks then the morphing rules on `obj`, changing it in place.
     /// `today` is the current date as `YYYYMMDD` (UTC).
     pub fn process(&self, obj: &mut InMemDicomObject, today: &str) -> Result<(), Rejection> {

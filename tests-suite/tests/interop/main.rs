@@ -12,3 +12,4 @@ mod cfind_against_archives;
 mod common;
 mod dcmtk_clients_against_simulator;
 mod orthanc_as_router;
+mod sender_against_peers;

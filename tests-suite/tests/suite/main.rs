@@ -4,4 +4,7 @@
 //! Every test takes the `report` fixture, which records its outcome in
 //! `test_report.html`, `test_report.json` and `test_report.xml`.
 
+mod calling_aet_routing;
 mod data_selection_examples;
+mod data_validation;
+mod routing_transformations;

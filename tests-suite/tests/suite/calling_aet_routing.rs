@@ -1,0 +1,117 @@
+//! The old `test_calling_aet_routing.py`: every route's called AE title accepts images and
+//! delivers them; a called AE title the router does not know is refused.
+//! `tests-suite/expectations/calling_aet_routing.toml` says what to send per route.
+
+use cfind::CFindClient;
+use config::TestConfig;
+use loader::synth::Modality;
+use rstest::rstest;
+use tests_suite::expectations::calling_aet_routing;
+use tests_suite::fixtures::*;
+use tests_suite::record::TestReport;
+use tests_suite::routing;
+
+fn deliver_through(
+    report: &mut TestReport,
+    config: &TestConfig,
+    cfind: &CFindClient,
+    route: &config::Route,
+    modality: Modality,
+    send: &[(&str, &str)],
+    expect_study: &std::collections::BTreeMap<String, String>,
+) {
+    let mut factory = test_dicom_with_attributes();
+    let (_, object) = factory.create(modality, send);
+    let sender = routing::sender_for_route(config, route);
+    let echo = sender
+        .ping()
+        .unwrap_or_else(|e| panic!("{} does not answer C-ECHO: {e}", route.called_ae_title));
+    assert!(echo.status.is_delivered(), "C-ECHO status {}", echo.status);
+
+    let outcome = routing::send(&sender, &object);
+
+    assert!(
+        outcome.is_delivered(),
+        "{} refused the image: {:?} {}",
+        route.called_ae_title,
+        outcome.status,
+        outcome.error.unwrap_or_default()
+    );
+    routing::wait_for_study(cfind, &routing::study_uid(&object), expect_study);
+    report.figure(&route.name, &route.called_ae_title);
+}
+
+fn run_route(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, name: &str) {
+    let expectations = calling_aet_routing();
+    let entry = expectations
+        .route
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("route {name} vanished from the expectations file"));
+    let route = match routing::route(config, &entry.name) {
+        Ok(route) => route,
+        Err(reason) => return report.skip(reason),
+    };
+    let send: Vec<(&str, &str)> = entry
+        .send
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    deliver_through(
+        &mut report,
+        config,
+        cfind,
+        route,
+        entry.modality.0,
+        &send,
+        &entry.expect_study,
+    );
+}
+
+include!(concat!(env!("OUT_DIR"), "/calling_aet_routing_cases.rs"));
+
+#[rstest]
+fn every_configured_route_accepts_and_delivers(
+    mut report: TestReport,
+    perf_config: &TestConfig,
+    cfind_client: CFindClient,
+) {
+    if perf_config.routes.is_empty() {
+        return report.skip("no route configured (REMOTE_AE_<NAME>/LOCAL_AE_<NAME>)");
+    }
+    for route in &perf_config.routes {
+        deliver_through(
+            &mut report,
+            perf_config,
+            &cfind_client,
+            route,
+            Modality::Ct,
+            &[],
+            &Default::default(),
+        );
+    }
+}
+
+#[rstest]
+fn unknown_called_ae_title_is_rejected(mut report: TestReport, perf_config: &TestConfig) {
+    let unknown = calling_aet_routing().unknown_called_ae_title;
+    let sender = routing::sender_with_titles(
+        perf_config,
+        perf_config.endpoint.calling_ae_title.as_str(),
+        &unknown,
+    );
+
+    let result = sender.ping();
+
+    match result {
+        Err(sender::SenderError::Rejected { description, .. }) => {
+            report.figure("rejection", &description);
+            assert!(
+                description.contains("called AE title not recognized"),
+                "rejected, but not for the called AE title: {description}"
+            );
+        }
+        Err(other) => panic!("expected an association rejection, got: {other}"),
+        Ok(echo) => panic!("the router accepted unknown called AE title {unknown}: {echo:?}"),
+    }
+}
