@@ -251,3 +251,21 @@ fn a_slow_simulator_is_bounded_by_the_dimse_timeout() {
         "{error}"
     );
 }
+
+#[test]
+fn a_session_reopens_its_association_after_the_peer_drops_it_while_idle() {
+    let studies = archive(2, 1, 1);
+    let simulator = simulator_with(&studies);
+    simulator.set_faults(FaultPlan {
+        idle_timeout: Some(Duration::from_millis(150)),
+        ..FaultPlan::default()
+    });
+    let client = client(&simulator).build().unwrap();
+    let mut session = client.session();
+    assert_eq!(session.find(&StudyQuery::new()).unwrap().len(), 2);
+    std::thread::sleep(Duration::from_millis(500));
+    // The simulator aborted the idle association; the query still gets its answer.
+    assert_eq!(session.find(&StudyQuery::new()).unwrap().len(), 2);
+    assert_eq!(session.associations_opened(), 2);
+    session.close();
+}
