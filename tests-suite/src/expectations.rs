@@ -24,6 +24,25 @@ fn load<T: for<'de> Deserialize<'de>>(file: &str) -> T {
 /// Attributes by keyword.
 pub type Attributes = BTreeMap<String, String>;
 
+/// `(keyword, value)` pairs borrowed from `attributes`, as the DICOM factory takes them.
+pub fn pairs(attributes: &Attributes) -> Vec<(&str, &str)> {
+    attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// The entry called `name` among `entries`.
+///
+/// # Panics
+/// When it is missing: the generated test and the file disagree, which a rebuild fixes.
+pub fn named<'a, T>(entries: &'a [T], name: &str, name_of: impl Fn(&T) -> &str) -> &'a T {
+    entries
+        .iter()
+        .find(|e| name_of(e) == name)
+        .unwrap_or_else(|| panic!("{name} is no longer in the expectations file: rebuild"))
+}
+
 /// A modality code that the sample generator can make.
 #[derive(Debug, Clone, Copy)]
 pub struct ModalityCode(pub Modality);

@@ -50,6 +50,28 @@ pub fn send(sender: &DicomSender, object: &DefaultDicomObject) -> SendOutcome {
     })
 }
 
+/// Sends `object` through `route` and asserts the router accepted it (success or warning).
+pub fn send_expecting_delivery(
+    sender: &DicomSender,
+    route: &Route,
+    object: &DefaultDicomObject,
+) -> SendOutcome {
+    let outcome = send(sender, object);
+    assert!(
+        outcome.is_delivered(),
+        "{} refused the image: {:?} {}",
+        route.called_ae_title,
+        outcome.status,
+        outcome.error.clone().unwrap_or_default()
+    );
+    outcome
+}
+
+/// Today's date as `YYYYMMDD` (UTC, as the simulator's date rules use).
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y%m%d").to_string()
+}
+
 /// The StudyInstanceUID of an object.
 pub fn study_uid(object: &DefaultDicomObject) -> String {
     text(object, tags::STUDY_INSTANCE_UID)

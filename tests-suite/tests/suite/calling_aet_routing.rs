@@ -6,7 +6,7 @@ use cfind::CFindClient;
 use config::TestConfig;
 use loader::synth::Modality;
 use rstest::rstest;
-use tests_suite::expectations::calling_aet_routing;
+use tests_suite::expectations::{calling_aet_routing, named, pairs};
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
@@ -28,35 +28,19 @@ fn deliver_through(
         .unwrap_or_else(|e| panic!("{} does not answer C-ECHO: {e}", route.called_ae_title));
     assert!(echo.status.is_delivered(), "C-ECHO status {}", echo.status);
 
-    let outcome = routing::send(&sender, &object);
-
-    assert!(
-        outcome.is_delivered(),
-        "{} refused the image: {:?} {}",
-        route.called_ae_title,
-        outcome.status,
-        outcome.error.unwrap_or_default()
-    );
+    routing::send_expecting_delivery(&sender, route, &object);
     routing::wait_for_study(cfind, &routing::study_uid(&object), expect_study);
     report.figure(&route.name, &route.called_ae_title);
 }
 
 fn run_route(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, name: &str) {
     let expectations = calling_aet_routing();
-    let entry = expectations
-        .route
-        .iter()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("route {name} vanished from the expectations file"));
+    let entry = named(&expectations.route, name, |r| &r.name);
     let route = match routing::route(config, &entry.name) {
         Ok(route) => route,
         Err(reason) => return report.skip(reason),
     };
-    let send: Vec<(&str, &str)> = entry
-        .send
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let send = pairs(&entry.send);
     deliver_through(
         &mut report,
         config,

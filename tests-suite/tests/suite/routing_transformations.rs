@@ -4,7 +4,7 @@
 
 use cfind::CFindClient;
 use config::TestConfig;
-use tests_suite::expectations::routing_transformations;
+use tests_suite::expectations::{named, pairs, routing_transformations};
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
@@ -12,32 +12,16 @@ use tests_suite::routing;
 /// Makes the case's image, sends it through its route, and checks the destination.
 fn run_case(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, name: &str) {
     let cases = routing_transformations().case;
-    let case = cases
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("case {name} vanished from the expectations file"));
+    let case = named(&cases, name, |c| &c.name);
     let route = match routing::route(config, &case.route) {
         Ok(route) => route,
         Err(reason) => return report.skip(reason),
     };
     let mut factory = test_dicom_with_attributes();
-    let attributes: Vec<(&str, &str)> = case
-        .send
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (_, object) = factory.create(case.modality.0, &attributes);
+    let (_, object) = factory.create(case.modality.0, &pairs(&case.send));
     let sender = routing::sender_for_route(config, route);
 
-    let outcome = routing::send(&sender, &object);
-
-    assert!(
-        outcome.is_delivered(),
-        "{} refused the image: {:?} {}",
-        route.called_ae_title,
-        outcome.status,
-        outcome.error.unwrap_or_default()
-    );
+    routing::send_expecting_delivery(&sender, route, &object);
     let study = routing::study_uid(&object);
     let sighting = routing::wait_for_study(cfind, &study, &case.expect_study);
     routing::assert_series_attributes(
