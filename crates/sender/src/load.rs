@@ -272,6 +272,13 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn unix_us<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let us = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    s.serialize_i64(us)
+}
+
 /// Receives progress while a load runs (from the thread that called
 /// [`run_load`]). Closures `Fn(&LoadProgress)` are observers.
 pub trait LoadObserver: Sync {
@@ -308,9 +315,11 @@ pub struct StudyRecord {
     pub failed: u64,
     /// Of which unknown (may or may not have arrived).
     pub unknown: u64,
-    /// Wall-clock time of the first send's start.
+    /// Wall-clock time of the first send's start (JSON: Unix microseconds).
+    #[serde(rename = "first_sent_unix_us", serialize_with = "unix_us")]
     pub first_sent: SystemTime,
-    /// Wall-clock time the last send to it ended.
+    /// Wall-clock time the last send to it ended (JSON: Unix microseconds).
+    #[serde(rename = "last_sent_unix_us", serialize_with = "unix_us")]
     pub last_sent: SystemTime,
 }
 
@@ -957,6 +966,25 @@ mod tests {
         // Halfway through the ramp the rate is half: 125 sends by 5 s.
         let at_125 = plan.intended_offset(125).unwrap().as_secs_f64();
         assert!((at_125 - 5.0).abs() < 1e-9, "{at_125}");
+    }
+
+    #[test]
+    fn a_plan_from_the_configuration_takes_its_load_profile_and_strategy() {
+        let config = config::TestConfig::from_map([
+            ("PEAK_IMAGES_PER_SECOND", "40"),
+            ("LOAD_MULTIPLIER", "2.5"),
+            ("LOAD_CONCURRENCY", "12"),
+            ("TEST_DURATION_SECONDS", "90"),
+            ("ASSOCIATION_STRATEGY", "per-study"),
+            ("MAX_OPS_PER_ASSOCIATION", "50"),
+        ])
+        .unwrap();
+        let plan = LoadPlan::from_config(&config, Vec::new());
+        assert_eq!(plan.target_rate(), Some(100.0));
+        assert_eq!(plan.concurrency, 12);
+        assert_eq!(plan.stop, StopAfter::Duration(Duration::from_secs(90)));
+        assert_eq!(plan.association, AssociationStrategy::PerStudy);
+        assert_eq!(plan.max_ops_per_association, NonZeroU32::new(50));
     }
 
     #[test]
