@@ -16,6 +16,7 @@
 
 pub mod expectations;
 pub mod fixtures;
+pub mod load;
 #[cfg(feature = "interop")]
 pub mod peers;
 pub mod record;

@@ -7,4 +7,8 @@
 mod calling_aet_routing;
 mod data_selection_examples;
 mod data_validation;
+#[cfg(feature = "load")]
+mod load_stability;
+#[cfg(feature = "load")]
+mod routing_throughput;
 mod routing_transformations;

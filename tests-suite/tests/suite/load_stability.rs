@@ -1,0 +1,41 @@
+//! The old `test_load_stability.py` (`test_load_stability_3x_peak`): sustained load at
+//! `PEAK_IMAGES_PER_SECOND` x `LOAD_MULTIPLIER` for `TEST_DURATION_SECONDS`; the error rate
+//! and p95 latency (from each send's intended time) must stay within their thresholds, and
+//! every study sent must then be found at the destination by C-FIND (all of them, not a
+//! sample, with their transit times in the report). Behind the `load` feature.
+
+use rstest::rstest;
+use sender::LoadPlan;
+use tests_suite::fixtures::*;
+use tests_suite::load::{self, LoadTarget};
+use tests_suite::record::TestReport;
+
+#[rstest]
+fn load_stability_3x_peak(mut report: TestReport, session: &'static Session) {
+    let target = LoadTarget::new(session);
+    let config = &target.config;
+    let plan = LoadPlan::from_config(config, load::prepare_samples(session));
+
+    let run = load::run(&mut report, &target, &plan);
+    let verification = load::verify_and_attach(&mut report, &target, &run);
+
+    let error_rate = run.metrics.error_rate.expect("a load run attempts sends");
+    assert!(
+        error_rate <= config.thresholds.max_error_rate,
+        "error rate {:.2} % above MAX_ERROR_RATE {:.2} % ({} failed, {} unknown of {})",
+        error_rate * 100.0,
+        config.thresholds.max_error_rate * 100.0,
+        run.metrics.counts.failed,
+        run.metrics.counts.unknown,
+        run.metrics.counts.attempted
+    );
+    let p95 = run.metrics.p95_latency_ms().expect("latencies recorded");
+    let limit = config.thresholds.max_p95_latency.as_secs_f64() * 1000.0;
+    assert!(
+        p95 <= limit,
+        "p95 latency {p95:.1} ms above MAX_P95_LATENCY_MS {limit:.0} ms"
+    );
+    if let Some(verification) = verification {
+        load::assert_all_studies_arrived(&verification);
+    }
+}
