@@ -204,8 +204,7 @@ fn duplicate_submission_is_stored_once(
         status(&first)
     );
     assert!(
-        second.is_delivered()
-            || second.status.map(|s| s.code()) == Some(DUPLICATE_SOP_INSTANCE),
+        second.is_delivered() || second.status.map(|s| s.code()) == Some(DUPLICATE_SOP_INSTANCE),
         "the second copy got neither an acceptance nor the duplicate status 0111: {}",
         status(&second)
     );
@@ -217,7 +216,12 @@ fn duplicate_submission_is_stored_once(
         .to_string();
     routing::wait_for_study(&cfind_client, &study, &Default::default());
     // A router that stores the second copy late would show two a moment after the first.
-    std::thread::sleep(perf_config.cfind.initial_delay.max(Duration::from_millis(300)));
+    std::thread::sleep(
+        perf_config
+            .cfind
+            .initial_delay
+            .max(Duration::from_millis(300)),
+    );
     let images = cfind_client
         .find(&InstanceQuery::in_study(&study))
         .unwrap_or_else(|e| panic!("image query at {}: {e}", cfind_client.peer()));
@@ -283,7 +287,11 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     // Unknown: maybe stored, maybe not; failed: never left whole. Either way, send again
     // (a router keeps or refuses a duplicate; both are handled by the duplicate test).
     let mut resent = 0;
-    for study in load.studies.iter().filter(|s| s.succeeded + s.warnings == 0) {
+    for study in load
+        .studies
+        .iter()
+        .filter(|s| s.succeeded + s.warnings == 0)
+    {
         let object = objects
             .iter()
             .find(|o| routing::study_uid(o) == study.study_instance_uid)
@@ -299,7 +307,11 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
         resent += 1;
     }
     report.figure("resent", resent);
-    assert_eq!(resent, c.failed + c.unknown, "every undelivered send is resent");
+    assert_eq!(
+        resent,
+        c.failed + c.unknown,
+        "every undelivered send is resent"
+    );
 
     let sent: Vec<SentStudy> = objects
         .iter()
@@ -411,7 +423,8 @@ fn associations_refused_for_a_while_are_recovered(
         Ok(outcome) => panic!("the send went through a refusing router: {outcome:?}"),
     }
     std::thread::sleep(
-        (refused_at + REFUSAL + Duration::from_millis(100)).saturating_duration_since(Instant::now()),
+        (refused_at + REFUSAL + Duration::from_millis(100))
+            .saturating_duration_since(Instant::now()),
     );
     let after = routing::send(&sender, &object);
     assert_eq!(

@@ -7,6 +7,7 @@
 mod calling_aet_routing;
 mod data_selection_examples;
 mod data_validation;
+mod failure_modes;
 #[cfg(feature = "load")]
 mod load_stability;
 #[cfg(feature = "load")]
