@@ -138,6 +138,15 @@ fn start_embedded_simulator(config: &TestConfig) -> SimulatorHandle {
 #[once]
 pub fn session() -> Session {
     let mut config = TestConfig::from_env().unwrap_or_else(|e| panic!("configuration: {e}"));
+    // The `integration` marker promises a run against a real router: never fall back to
+    // the simulator silently, or a sign-off could rest on the wrong target.
+    if cfg!(feature = "integration") && config.endpoint.target.is_embedded() {
+        panic!(
+            "the integration feature runs against a real router, but COMPASS_HOST is not set \
+             (in the environment or .env); set it, or run without --features integration to \
+             use the embedded simulator"
+        );
+    }
     let simulator = config
         .endpoint
         .target
