@@ -259,7 +259,7 @@ impl TestConfig {
         let dataset = Dataset::read(&mut reader, dirs);
         let network = NetworkSettings::read(&mut reader);
         let sending = SendSettings::read(&mut reader);
-        let integration = IntegrationSettings::read(&mut reader, &endpoint.target);
+        let integration = IntegrationSettings::read(&mut reader, &endpoint.target, dirs);
         let report = ReportSettings::read(&mut reader, dirs);
         reader.finish()?;
         Ok(Self {
@@ -387,6 +387,14 @@ impl TestConfig {
             "integration",
             "failure_pause_seconds",
             secs(self.integration.failure_pause),
+        );
+        add(
+            "integration",
+            "expectations_dir",
+            self.integration
+                .expectations_dir
+                .as_ref()
+                .map_or_else(|| "(built in)".to_owned(), |p| p.display().to_string()),
         );
         add("report", "dir", self.report.dir.display().to_string());
         add(
@@ -614,6 +622,7 @@ mod tests {
             "thresholds.max_p95_latency_short_ms=1500",
             "network.max_pdu_length=65536",
             "sending.association=persistent",
+            "integration.expectations_dir=(built in)",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

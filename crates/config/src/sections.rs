@@ -392,10 +392,15 @@ pub struct IntegrationSettings {
     /// pause exercises the same path there.
     #[serde(rename = "failure_pause_seconds", serialize_with = "seconds")]
     pub failure_pause: Duration,
+    /// `EXPECTATIONS_DIR`: a folder of expectation files (`routing_transformations.toml`,
+    /// `calling_aet_routing.toml`, `data_validation.toml`) saying what this router's rules
+    /// do, in place of the suite's built-in `tests-suite/expectations/`; `None` (unset)
+    /// means the built-in ones. Resolved like `DICOM_ROOT_DIR` (see [`Dataset::resolve`]).
+    pub expectations_dir: Option<PathBuf>,
 }
 
 impl IntegrationSettings {
-    pub(crate) fn read(reader: &mut Reader<'_>, target: &Target) -> Self {
+    pub(crate) fn read(reader: &mut Reader<'_>, target: &Target, dirs: Option<&BaseDirs>) -> Self {
         Self {
             failure_pause: reader.value_or(
                 "FAILURE_PAUSE_SECONDS",
@@ -406,6 +411,23 @@ impl IntegrationSettings {
                 ),
                 parse::seconds_positive,
             ),
+            expectations_dir: reader.value("EXPECTATIONS_DIR", |raw| {
+                let configured = parse::path(raw)?;
+                let Some(dirs) = dirs else {
+                    return Ok(configured);
+                };
+                // Checked here, not when the first test opens a file: every test of the
+                // groups would fail on it, while this names the variable once.
+                let resolved = Dataset::resolve(&configured, dirs);
+                if resolved.is_dir() {
+                    Ok(resolved)
+                } else {
+                    Err(format!(
+                        "a folder of expectation files ({} is not a folder)",
+                        resolved.display()
+                    ))
+                }
+            }),
         }
     }
 }
@@ -842,6 +864,52 @@ mod tests {
             error_text(&[("FAILURE_PAUSE_SECONDS", "0")]),
             r#"FAILURE_PAUSE_SECONDS="0": expected a number of seconds > 0"#
         );
+    }
+
+    #[test]
+    fn expectations_default_to_the_suites_built_in_files() {
+        assert_eq!(load(&[]).unwrap().integration.expectations_dir, None);
+        assert_eq!(
+            load(&[("EXPECTATIONS_DIR", "")])
+                .unwrap()
+                .integration
+                .expectations_dir,
+            None
+        );
+    }
+
+    #[test]
+    fn a_relative_expectations_dir_is_found_at_the_workspace_root() {
+        let (root, dirs) = workspace_with_member();
+        let orthanc = root.path().join("tests-suite/expectations/orthanc");
+        fs::create_dir_all(&orthanc).unwrap();
+        let config = TestConfig::from_map_in(
+            [("EXPECTATIONS_DIR", "tests-suite/expectations/orthanc")],
+            &dirs,
+        )
+        .unwrap();
+        assert_eq!(config.integration.expectations_dir, Some(orthanc.clone()));
+        // From the member crate's folder, its own relative path works too.
+        let config =
+            TestConfig::from_map_in([("EXPECTATIONS_DIR", "expectations/orthanc")], &dirs).unwrap();
+        assert_eq!(config.integration.expectations_dir, Some(orthanc));
+    }
+
+    #[test]
+    fn an_expectations_dir_that_is_not_a_folder_is_named_in_the_error() {
+        let (root, dirs) = workspace_with_member();
+        let file = root.path().join("rules.toml");
+        fs::write(&file, "").unwrap();
+        for bad in ["nowhere", file.to_str().unwrap()] {
+            let error = TestConfig::from_map_in([("EXPECTATIONS_DIR", bad)], &dirs).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    r#"EXPECTATIONS_DIR="{bad}": expected a folder of expectation files ("#
+                )),
+                "{text}"
+            );
+        }
     }
 
     // ---- reports
