@@ -5,6 +5,9 @@
 //! instance received for it, as Orthanc does, and refreshed when an instance is
 //! overwritten), so an instance costs only its UIDs: a few hundred bytes in load mode.
 //! In full mode each instance also keeps its whole data set (after morphing).
+//!
+//! Studies, series and instances are also indexed by UID, so that C-FIND can answer
+//! a UID (or a list of UIDs) by lookup instead of visiting every study.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::values::text;
+use crate::values::{text, trim_value};
 
 /// What the store keeps of each instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -207,13 +210,26 @@ pub(crate) enum DuplicateAction {
     Refuse,
 }
 
+/// Where a record sits: indices into `studies`, a study's `series` and a series'
+/// `instances`. Records are only appended, except instances removed by an overwrite.
+pub(crate) type Position = (u32, u32, u32);
+
 /// The index (and in full mode the data sets) of every stored instance.
 #[derive(Debug, Default)]
 pub(crate) struct ImageStore {
     pub(crate) studies: Vec<StudyRecord>,
     study_index: HashMap<Arc<str>, u32>,
-    instance_index: HashMap<Arc<str>, (u32, u32, u32)>,
+    /// Series UID to (study, series) of the first study that holds it.
+    series_index: HashMap<Arc<str>, (u32, u32)>,
+    /// Further studies holding an already indexed series UID: a sender reused a
+    /// SeriesInstanceUID across studies. Rare, so kept apart from `series_index`.
+    series_elsewhere: HashMap<Arc<str>, Vec<(u32, u32)>>,
+    instance_index: HashMap<Arc<str>, Position>,
     sop_classes: HashSet<Arc<str>>,
+    /// Set once a stored UID is multi-valued or padded: C-FIND matching splits and
+    /// trims stored values, so such a study would match a UID its index key does not
+    /// equal, and lookups by UID would miss it.
+    inexact_uid_keys: bool,
 }
 
 impl ImageStore {
@@ -247,6 +263,9 @@ impl ImageStore {
                 }
             }
         }
+        self.inexact_uid_keys |= [study_uid.as_str(), &series_uid, arrival.sop_instance_uid]
+            .into_iter()
+            .any(|uid| uid.contains('\\') || trim_value(uid) != uid);
         let now = Instant::now();
         let study_idx = match self.study_index.get(study_uid.as_str()) {
             Some(&i) => i,
@@ -275,12 +294,20 @@ impl ImageStore {
         let series_idx = match study.series.iter().position(|s| *s.uid == *series_uid) {
             Some(i) => i,
             None => {
+                let uid: Arc<str> = Arc::from(series_uid.as_str());
                 study.series.push(SeriesRecord {
-                    uid: Arc::from(series_uid.as_str()),
+                    uid: uid.clone(),
                     attrs: Attrs::capture(obj, SERIES_KEYS),
                     instances: Vec::new(),
                 });
-                study.series.len() - 1
+                let at = (study_idx, (study.series.len() - 1) as u32);
+                match self.series_index.get(&uid) {
+                    None => {
+                        self.series_index.insert(uid, at);
+                    }
+                    Some(_) => self.series_elsewhere.entry(uid).or_default().push(at),
+                }
+                at.1 as usize
             }
         };
         let series = &mut study.series[series_idx];
@@ -325,10 +352,41 @@ impl ImageStore {
         &self,
         sop_instance_uid: &str,
     ) -> Option<(&StudyRecord, &SeriesRecord, &InstanceRecord)> {
-        let &(st, se, i) = self.instance_index.get(sop_instance_uid)?;
+        let (st, se, i) = self.instance_position(sop_instance_uid)?;
         let study = &self.studies[st as usize];
         let series = &study.series[se as usize];
         Some((study, series, &series.instances[i as usize]))
+    }
+
+    /// Whether the UID lookups below find every record whose (split, trimmed) UID
+    /// equals the one asked for. False once a multi-valued or padded UID was stored.
+    pub(crate) fn uid_lookups_are_exact(&self) -> bool {
+        !self.inexact_uid_keys
+    }
+
+    /// The index of the study with this StudyInstanceUID in `studies`.
+    pub(crate) fn study_position(&self, study_instance_uid: &str) -> Option<u32> {
+        self.study_index.get(study_instance_uid).copied()
+    }
+
+    /// (study, series) of every series with this SeriesInstanceUID, in the order
+    /// the series were first stored (not sorted).
+    pub(crate) fn series_positions(
+        &self,
+        series_instance_uid: &str,
+    ) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let first = self.series_index.get(series_instance_uid).copied();
+        let elsewhere = first
+            .and_then(|_| self.series_elsewhere.get(series_instance_uid))
+            .into_iter()
+            .flatten()
+            .copied();
+        first.into_iter().chain(elsewhere)
+    }
+
+    /// Where the instance with this SOPInstanceUID sits.
+    pub(crate) fn instance_position(&self, sop_instance_uid: &str) -> Option<Position> {
+        self.instance_index.get(sop_instance_uid).copied()
     }
 
     pub(crate) fn clear(&mut self) {
