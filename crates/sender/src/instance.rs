@@ -102,6 +102,8 @@ pub struct PreparedInstance {
     sop_class_uid: String,
     sop_instance_uid: String,
     study_instance_uid: Option<String>,
+    series_instance_uid: Option<String>,
+    patient_id: Option<String>,
     fresh_uids: bool,
     primary: Arc<Variant>,
     /// Other encodings made on demand: (transfer syntax, result). A failure is kept
@@ -115,7 +117,7 @@ impl PreparedInstance {
     /// Reads a DICOM file and prepares it.
     ///
     /// With [`UidStrategy::AsIs`] the data set bytes are the file's, verbatim; only the
-    /// part before Pixel Data is parsed (for the Study Instance UID).
+    /// part before Pixel Data is parsed (for the UIDs and the Patient ID).
     ///
     /// # Errors
     /// [`SenderError::File`] for an unreadable, non-DICOM or truncated file;
@@ -221,6 +223,8 @@ impl PreparedInstance {
             sop_class_uid: identity.sop_class_uid,
             sop_instance_uid: identity.sop_instance_uid,
             study_instance_uid: identity.study_instance_uid,
+            series_instance_uid: identity.series_instance_uid,
+            patient_id: identity.patient_id,
             fresh_uids,
             primary: Arc::new(primary),
             others: RwLock::new(Vec::new()),
@@ -241,6 +245,17 @@ impl PreparedInstance {
     /// The file's Study Instance UID, if it has one.
     pub fn study_instance_uid(&self) -> Option<&str> {
         self.study_instance_uid.as_deref()
+    }
+
+    /// The file's Series Instance UID, if it has one.
+    pub fn series_instance_uid(&self) -> Option<&str> {
+        self.series_instance_uid.as_deref()
+    }
+
+    /// The file's Patient ID, if it has one: with fresh UIDs, a load run puts only
+    /// instances of one patient and one original study into each fresh study.
+    pub fn patient_id(&self) -> Option<&str> {
+        self.patient_id.as_deref()
     }
 
     /// The transfer syntax of the primary encoding (the file's, except that fresh UIDs
@@ -337,11 +352,13 @@ impl PreparedInstance {
     }
 }
 
-/// SOP class, SOP instance and study of a data set.
+/// SOP class, SOP instance, series, study and patient of a data set.
 struct Identity {
     sop_class_uid: String,
     sop_instance_uid: String,
     study_instance_uid: Option<String>,
+    series_instance_uid: Option<String>,
+    patient_id: Option<String>,
 }
 
 impl Identity {
@@ -372,6 +389,8 @@ impl Identity {
             sop_class_uid,
             sop_instance_uid,
             study_instance_uid: text(tags::STUDY_INSTANCE_UID),
+            series_instance_uid: text(tags::SERIES_INSTANCE_UID),
+            patient_id: text(tags::PATIENT_ID),
         })
     }
 }

@@ -33,7 +33,9 @@
 //! over how many associations and with which [`AssociationStrategy`](config::AssociationStrategy).
 //! Instances are encoded once; with fresh UIDs ([`UidStrategy::Fresh`](config::UidStrategy))
 //! every send carries new Study/Series/SOP Instance UIDs patched into the encoded
-//! bytes. The [`LoadReport`] has the [`metrics`] snapshot (counts, HDR-histogram
+//! bytes, and each pass over the instances sends a fresh copy of every original study
+//! (or parts of it, see [`StudyLayout`]): a fresh study never mixes patients or
+//! original studies, so an archive files it as one study. The [`LoadReport`] has the [`metrics`] snapshot (counts, HDR-histogram
 //! percentiles, timeline), association events, and one [`StudyRecord`] per study for
 //! a later C-FIND check; `attempted = succeeded + warnings + failed + unknown` always
 //! holds ([`LoadReport::is_consistent`]). Progress goes to a [`LoadObserver`]; the
@@ -81,6 +83,7 @@ mod association;
 mod contexts;
 mod error;
 mod instance;
+mod layout;
 mod load;
 mod options;
 mod outcome;
@@ -93,6 +96,7 @@ pub use contexts::{
 };
 pub use error::SenderError;
 pub use instance::{InstanceUids, PreparedInstance, Variant};
+pub use layout::StudyLayout;
 pub use load::{
     AssociationCounts, LoadObserver, LoadPlan, LoadProgress, LoadReport, LoadSummary, NoObserver,
     PreparedFiles, StopAfter, StudyRecord, prepare_paths, run_load,

@@ -43,6 +43,7 @@ use serde::Serialize;
 use crate::association::Session;
 use crate::contexts::Proposal;
 use crate::instance::{InstanceUids, PreparedInstance};
+use crate::layout::{OriginalKey, SendOrder, StudyLayout};
 use crate::outcome::SendOutcome;
 use crate::uid::{UidLevel, UidRoot};
 use crate::{DicomSender, SenderError};
@@ -82,8 +83,7 @@ pub struct LoadPlan {
     concurrency: usize,
     association: AssociationStrategy,
     max_ops_per_association: Option<NonZeroU32>,
-    instances_per_series: u64,
-    series_per_study: u64,
+    layout: StudyLayout,
     progress_interval: Duration,
 }
 
@@ -98,8 +98,7 @@ impl LoadPlan {
             concurrency: 1,
             association: AssociationStrategy::Persistent,
             max_ops_per_association: None,
-            instances_per_series: 10,
-            series_per_study: 1,
+            layout: StudyLayout::ORIGINAL,
             progress_interval: Duration::from_millis(250),
         }
     }
@@ -153,12 +152,24 @@ impl LoadPlan {
         self
     }
 
-    /// Size of the synthetic series and studies that fresh UIDs are grouped into
-    /// (default: 10 instances per series, 1 series per study).
-    pub fn synthetic_studies(mut self, instances_per_series: u64, series_per_study: u64) -> Self {
-        self.instances_per_series = instances_per_series;
-        self.series_per_study = series_per_study;
+    /// How fresh UIDs group the sends into studies and series (default
+    /// [`StudyLayout::ORIGINAL`]: each pass over the instances sends one copy of every
+    /// original study, with its series). A fresh study never mixes instances of two
+    /// original studies or two patients. Ignored for as-is runs.
+    pub fn study_layout(mut self, layout: StudyLayout) -> Self {
+        self.layout = layout;
         self
+    }
+
+    /// Fresh studies of at most `series_per_study` series of at most
+    /// `instances_per_series` instances, each cut from one original study:
+    /// shorthand for [`study_layout`](Self::study_layout) with both limits set.
+    /// An original study smaller than that stays one study of its own size.
+    pub fn synthetic_studies(self, instances_per_series: u64, series_per_study: u64) -> Self {
+        self.study_layout(StudyLayout::limits(
+            Some(instances_per_series),
+            Some(series_per_study),
+        ))
     }
 
     /// How often the observer hears about progress (default 250 ms).
@@ -200,11 +211,18 @@ impl LoadPlan {
                 "a positive number of images per second",
             );
         }
-        if self.instances_per_series == 0 || self.series_per_study == 0 {
+        if self.layout.max_instances_per_series == Some(0) {
             return invalid(
-                "synthetic_studies",
-                format!("{} x {}", self.instances_per_series, self.series_per_study),
-                "at least one instance per series and one series per study",
+                "max_instances_per_series",
+                "0".into(),
+                "at least one instance per series, or no limit",
+            );
+        }
+        if self.layout.max_series_per_study == Some(0) {
+            return invalid(
+                "max_series_per_study",
+                "0".into(),
+                "at least one series per study, or no limit",
             );
         }
         let fresh = self.instances[0].has_fresh_uids();
@@ -305,6 +323,12 @@ impl LoadObserver for NoObserver {
 pub struct StudyRecord {
     /// Study Instance UID as sent.
     pub study_instance_uid: String,
+    /// The Study Instance UID in the files: with fresh UIDs, the original study this
+    /// one is a copy (or, under [`StudyLayout`] limits, a part) of; as is, the same
+    /// as `study_instance_uid`. `None` when the files have none.
+    pub original_study_instance_uid: Option<String>,
+    /// Patient ID of its instances, as in the files.
+    pub patient_id: Option<String>,
     /// Sends to this study.
     pub attempted: u64,
     /// Of which delivered with success.
@@ -357,7 +381,9 @@ pub struct LoadReport {
     pub associations: AssociationCounts,
     /// Per study, what was sent and how it ended, in order of first send.
     pub studies: Vec<StudyRecord>,
-    /// The root of the fresh UIDs, when the run made them.
+    /// The root of the fresh UIDs, when the run made them. Send number `k` (from 0)
+    /// carried SOP Instance UID `root.uid(UidLevel::Instance, k)` (see
+    /// [`UidRoot`](crate::UidRoot)'s `FromStr`).
     pub uid_root: Option<String>,
 }
 
@@ -602,33 +628,44 @@ pub fn run_load(
             .map(|i| (i.sop_class_uid(), i.transfer_syntax())),
     )?;
     warm_up(sender, plan, &proposal);
-    let fresh = plan.instances[0].has_fresh_uids();
-    let root = fresh.then(UidRoot::random);
     let n = plan.instances.len() as u64;
-    let study_size = plan.instances_per_series * plan.series_per_study;
+    // Fresh UIDs: the run's root, and where each send number goes (which instance,
+    // which fresh study and series), fixed before the clock starts.
+    let fresh = plan.instances[0].has_fresh_uids().then(|| {
+        let keys: Vec<OriginalKey<'_>> = plan
+            .instances
+            .iter()
+            .map(|i| OriginalKey {
+                patient_id: i.patient_id(),
+                study_instance_uid: i.study_instance_uid(),
+                series_instance_uid: i.series_instance_uid(),
+            })
+            .collect();
+        (UidRoot::random(), SendOrder::new(&keys, plan.layout))
+    });
 
-    // As-is: number the files' studies, so a send's study is a number, not a string.
-    let mut study_uids: Vec<String> = Vec::new();
+    // As-is: number the files' studies, so a send's study is a number, not a string;
+    // with one instance of each, for the records.
+    let mut study_uids: Vec<(String, usize)> = Vec::new();
     let mut study_index_of_instance: Vec<u64> = Vec::with_capacity(plan.instances.len());
-    if !fresh {
+    if fresh.is_none() {
         let mut index: HashMap<&str, u64> = HashMap::new();
-        for instance in &plan.instances {
+        for (i, instance) in plan.instances.iter().enumerate() {
             let uid = instance
                 .study_instance_uid()
                 .unwrap_or("(no Study Instance UID)");
             let next = index.len() as u64;
             let id = *index.entry(uid).or_insert_with(|| {
-                study_uids.push(uid.to_string());
+                study_uids.push((uid.to_string(), i));
                 next
             });
             study_index_of_instance.push(id);
         }
     }
     let study_of = |k: u64| -> u64 {
-        if fresh {
-            k / study_size
-        } else {
-            study_index_of_instance[(k % n) as usize]
+        match &fresh {
+            Some((_, order)) => order.at(k).study,
+            None => study_index_of_instance[(k % n) as usize],
         }
     };
 
@@ -652,8 +689,8 @@ pub fn run_load(
         let workers: Vec<_> = (0..plan.concurrency)
             .map(|_| {
                 let mut recorder = metrics.recorder();
-                let (dispenser, live, proposal, root) =
-                    (&dispenser, &live, &proposal, root.as_ref());
+                let (dispenser, live, proposal, fresh) =
+                    (&dispenser, &live, &proposal, fresh.as_ref());
                 let study_of = &study_of;
                 scope.spawn(move || {
                     let mut worker = Worker {
@@ -673,12 +710,21 @@ pub fn run_load(
                                     thread::sleep(at - now);
                                 }
                             }
-                            let instance = &plan.instances[(k % n) as usize];
-                            let uids = root.map(|root| InstanceUids {
-                                study: root.uid(UidLevel::Study, k / study_size),
-                                series: root.uid(UidLevel::Series, k / plan.instances_per_series),
-                                instance: root.uid(UidLevel::Instance, k),
-                            });
+                            let (instance, uids) = match fresh {
+                                Some((root, order)) => {
+                                    let at = order.at(k);
+                                    let uids = InstanceUids {
+                                        study: root.uid(UidLevel::Study, at.study),
+                                        series: root.uid(UidLevel::Series, at.series),
+                                        // Send numbers are unique in a run, so SOP
+                                        // Instance UIDs are.
+                                        instance: root.uid(UidLevel::Instance, k),
+                                    };
+                                    (at.instance, Some(uids))
+                                }
+                                None => ((k % n) as usize, None),
+                            };
+                            let instance = &plan.instances[instance];
                             let outcome = worker.send(instance, uids.as_ref());
                             let end = outcome.started + outcome.latency;
                             let actual = outcome.started;
@@ -774,18 +820,27 @@ pub fn run_load(
     studies.sort_by_key(|(_, t)| t.first);
     let studies = studies
         .into_iter()
-        .map(|(id, t)| StudyRecord {
-            study_instance_uid: match &root {
-                Some(root) => root.uid(UidLevel::Study, id).to_string(),
+        .map(|(id, t)| {
+            let (study_instance_uid, source) = match &fresh {
+                Some((root, order)) => (
+                    root.uid(UidLevel::Study, id).to_string(),
+                    order.source_of_study(id),
+                ),
                 None => study_uids[id as usize].clone(),
-            },
-            attempted: t.counts.iter().sum(),
-            succeeded: t.counts[0],
-            warnings: t.counts[1],
-            failed: t.counts[2],
-            unknown: t.counts[3],
-            first_sent: to_wall(t.first),
-            last_sent: to_wall(t.last),
+            };
+            let source = &plan.instances[source];
+            StudyRecord {
+                study_instance_uid,
+                original_study_instance_uid: source.study_instance_uid().map(str::to_string),
+                patient_id: source.patient_id().map(str::to_string),
+                attempted: t.counts.iter().sum(),
+                succeeded: t.counts[0],
+                warnings: t.counts[1],
+                failed: t.counts[2],
+                unknown: t.counts[3],
+                first_sent: to_wall(t.first),
+                last_sent: to_wall(t.last),
+            }
         })
         .collect();
     let attempted = metrics.attempted();
@@ -808,7 +863,7 @@ pub fn run_load(
         association: plan.association,
         associations,
         studies,
-        uid_root: root.map(|r| format!("{r:?}")),
+        uid_root: fresh.map(|(root, _)| format!("{root:?}")),
     })
 }
 

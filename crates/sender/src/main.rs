@@ -22,8 +22,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::{AssociationStrategy, TestConfig, UidStrategy};
 use indicatif::{ProgressBar, ProgressStyle};
 use sender::{
-    DicomSender, LoadPlan, LoadProgress, LoadReport, SenderOptions, StopAfter, prepare_paths,
-    run_load,
+    DicomSender, LoadPlan, LoadProgress, LoadReport, SenderOptions, StopAfter, StudyLayout,
+    prepare_paths, run_load,
 };
 
 #[derive(Parser, Debug)]
@@ -103,15 +103,19 @@ struct LoadArgs {
     /// Release and reopen an association after this many stores.
     #[arg(long)]
     max_ops: Option<std::num::NonZeroU32>,
-    /// Give every send fresh Study/Series/SOP Instance UIDs.
+    /// Give every send fresh Study/Series/SOP Instance UIDs: each pass over the files
+    /// sends a new copy of every original study (same patient, same series), so no
+    /// fresh study mixes patients or original studies.
     #[arg(long)]
     reuid: bool,
-    /// With --reuid: instances per synthetic series.
-    #[arg(long, default_value_t = 10)]
-    series_size: u64,
-    /// With --reuid: series per synthetic study.
-    #[arg(long, default_value_t = 1)]
-    series_per_study: u64,
+    /// With --reuid: cut each original series into fresh series of at most N
+    /// instances (default: keep each original series whole).
+    #[arg(long, value_name = "N", requires = "reuid")]
+    series_size: Option<u64>,
+    /// With --reuid: put at most N fresh series in one fresh study, all from the same
+    /// original study (default: all series of the original study).
+    #[arg(long, value_name = "N", requires = "reuid")]
+    series_per_study: Option<u64>,
     /// Write the summary and full metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -282,7 +286,7 @@ fn send(
         .stop_after(stop)
         .association(load.association.into())
         .max_ops_per_association(load.max_ops)
-        .synthetic_studies(load.series_size, load.series_per_study);
+        .study_layout(StudyLayout::limits(load.series_size, load.series_per_study));
 
     let bar = if load.quiet {
         ProgressBar::hidden()

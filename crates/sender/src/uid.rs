@@ -2,6 +2,9 @@
 //! sets encoded once.
 
 use std::fmt;
+use std::str::FromStr;
+
+use crate::SenderError;
 
 /// Length in characters of every UID this module makes. Even, so the encoded value
 /// needs no padding byte, and within the 64-character limit of the UI VR.
@@ -125,6 +128,24 @@ impl UidRoot {
     }
 }
 
+impl FromStr for UidRoot {
+    type Err = SenderError;
+
+    /// Reads a root as a run's report prints it (`2.25.` and 39 digits), to name
+    /// the UIDs that run sent.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.strip_prefix("2.25.").unwrap_or("");
+        match digits.parse::<u128>() {
+            Ok(n) if digits.len() == ROOT_DIGITS && n >= ROOT_MIN => Ok(Self::from_number(n)),
+            _ => Err(SenderError::InvalidOption {
+                name: "uid_root",
+                value: text.to_string(),
+                expected: format!("2.25. followed by {ROOT_DIGITS} digits"),
+            }),
+        }
+    }
+}
+
 /// Writes `n` right-aligned into `out` as decimal digits (`out` must be exactly wide
 /// enough: callers pass widths that their numbers always fill).
 fn write_digits(out: &mut [u8], mut n: u128) {
@@ -172,6 +193,24 @@ mod tests {
             root.uid(UidLevel::Instance, 1),
             root.uid(UidLevel::Instance, 2)
         );
+    }
+
+    #[test]
+    fn a_root_read_back_from_its_text_names_the_same_uids() {
+        let root = UidRoot::random();
+        let again: UidRoot = format!("{root:?}").parse().unwrap();
+        assert_eq!(
+            again.uid(UidLevel::Instance, 7),
+            root.uid(UidLevel::Instance, 7)
+        );
+        for bad in [
+            "",
+            "2.25.12",
+            "1.2.3",
+            "2.25.+00000000000000000000000000000000000001",
+        ] {
+            assert!(bad.parse::<UidRoot>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Behaviour, TestScp, ct_files, options};
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Behaviour, OriginalStudy, TestScp, ct_files, options, study_files};
 use config::{AssociationStrategy, UidStrategy};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -26,6 +28,13 @@ fn instances(n: usize, uids: UidStrategy) -> (tempfile::TempDir, Vec<Arc<Prepare
         .map(|f| Arc::new(PreparedInstance::from_file(f, uids).unwrap()))
         .collect();
     (dir, prepared)
+}
+
+fn prepare(files: &[std::path::PathBuf], uids: UidStrategy) -> Vec<Arc<PreparedInstance>> {
+    files
+        .iter()
+        .map(|f| Arc::new(PreparedInstance::from_file(f, uids).unwrap()))
+        .collect()
 }
 
 fn run(scp: &TestScp, plan: &LoadPlan) -> LoadReport {
@@ -65,11 +74,15 @@ fn per_image_strategy_opens_one_association_per_image() {
 
 #[test]
 fn per_study_strategy_sends_each_synthetic_study_on_one_association() {
-    let (_dir, instances) = instances(2, UidStrategy::Fresh);
+    let dir = tempfile::tempdir().unwrap();
+    let files = study_files(
+        dir.path(),
+        &[OriginalStudy::new(1, &[3]), OriginalStudy::new(2, &[3])],
+    );
     let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let plan = LoadPlan::new(instances)
+    // A copy of the first study, of the second, of the first again.
+    let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
         .stop_after(StopAfter::Count(9))
-        .synthetic_studies(3, 1)
         .association(AssociationStrategy::PerStudy);
     let report = run(&scp, &plan);
     assert_eq!(report.associations.opened, 3);
@@ -207,12 +220,12 @@ fn open_loop_latency_counts_the_queue_behind_a_slow_peer() {
 
 #[test]
 fn fresh_uids_make_every_send_a_new_instance() {
-    let (_dir, instances) = instances(2, UidStrategy::Fresh);
+    let dir = tempfile::tempdir().unwrap();
+    let files = study_files(dir.path(), &[OriginalStudy::new(1, &[2, 2])]);
     let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let plan = LoadPlan::new(instances)
+    let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
         .stop_after(StopAfter::Count(8))
-        .concurrency(2)
-        .synthetic_studies(2, 2);
+        .concurrency(2);
     let report = run(&scp, &plan);
     let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
     let mut sop_uids = Vec::new();
@@ -228,7 +241,7 @@ fn fresh_uids_make_every_send_a_new_instance() {
     assert_eq!(sop_uids.len(), 8);
     study_uids.sort();
     study_uids.dedup();
-    // 8 sends in studies of 2 series x 2 instances: 2 studies, as the report lists them.
+    // 8 sends of a 2 x 2 study: 2 fresh copies of it, as the report lists them.
     let mut reported: Vec<String> = report
         .studies
         .iter()
@@ -237,6 +250,82 @@ fn fresh_uids_make_every_send_a_new_instance() {
     reported.sort();
     assert_eq!(study_uids, reported);
     assert!(report.studies.iter().all(|s| s.succeeded == 4));
+}
+
+#[test]
+fn study_limits_cut_original_studies_into_smaller_fresh_studies_of_one_patient_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = study_files(
+        dir.path(),
+        &[
+            OriginalStudy::new(1, &[5, 1]),
+            OriginalStudy::new(2, &[3]),
+            OriginalStudy::new(1, &[2]),
+        ],
+    );
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
+        .stop_after(StopAfter::Count(2 * files.len() as u64))
+        .concurrency(3)
+        .synthetic_studies(2, 2);
+    let report = run(&scp, &plan);
+
+    // Per fresh study: its (patient, accession) pairs, and its series sizes.
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let mut originals: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut series: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for data in scp.received() {
+        let object = InMemDicomObject::read_dataset_with_ts(&data[..], &ts).unwrap();
+        let text = |tag| object.element(tag).unwrap().to_str().unwrap().to_string();
+        let study = text(tags::STUDY_INSTANCE_UID);
+        originals
+            .entry(study.clone())
+            .or_default()
+            .insert((text(tags::PATIENT_ID), text(tags::ACCESSION_NUMBER)));
+        *series
+            .entry(study)
+            .or_default()
+            .entry(text(tags::SERIES_INSTANCE_UID))
+            .or_default() += 1;
+    }
+    assert!(
+        originals.values().all(|o| o.len() == 1),
+        "a fresh study mixes original studies: {originals:?}"
+    );
+    // Per pass: 5+1 -> (2 2) (1 1), 3 -> (2 1), 2 -> (2): 4 studies.
+    let mut shapes: Vec<Vec<u64>> = series
+        .values()
+        .map(|s| {
+            let mut sizes: Vec<u64> = s.values().copied().collect();
+            sizes.sort_unstable();
+            sizes
+        })
+        .collect();
+    shapes.sort();
+    let pass = [vec![1, 1], vec![1, 2], vec![2], vec![2, 2]];
+    let mut expected = [pass.clone(), pass].concat();
+    expected.sort();
+    assert_eq!(shapes, expected);
+    for record in &report.studies {
+        let sent: u64 = series[&record.study_instance_uid].values().sum();
+        assert_eq!(record.succeeded, sent, "{record:?}");
+        let (patient, _) = originals[&record.study_instance_uid].first().unwrap();
+        assert_eq!(record.patient_id.as_deref(), Some(patient.as_str()));
+    }
+    assert_eq!(report.studies.len(), series.len());
+}
+
+#[test]
+fn a_zero_study_limit_is_refused_with_its_name() {
+    let (_dir, instances) = instances(1, UidStrategy::Fresh);
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sender = options(&scp.address).build().unwrap();
+    let plan = LoadPlan::new(instances).synthetic_studies(0, 1);
+    let err = run_load(&sender, &plan, &NoObserver).unwrap_err();
+    assert!(
+        err.to_string().contains("max_instances_per_series"),
+        "{err}"
+    );
 }
 
 #[test]

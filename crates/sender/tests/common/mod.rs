@@ -15,8 +15,10 @@ use dicom_dictionary_std::uids;
 use dicom_ul::pdu::{AbortRQSource, PDataValueType};
 use dicom_ul::{Pdu, ServerAssociationOptions};
 use dimse::{Command, Incoming, MessageReader, Status};
-use loader::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality};
+use loader::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality, Patient, Series, Study};
 use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use sender::{DicomSender, SenderOptions, Timeouts};
 
 /// How the test SCP treats what it receives.
@@ -234,6 +236,64 @@ pub fn ct_files(dir: &Path, n: usize, encoding: Encoding) -> Vec<PathBuf> {
             path
         })
         .collect()
+}
+
+/// One original study for [`study_files`]: whose it is and how many instances each
+/// of its series has.
+pub struct OriginalStudy {
+    /// Studies with the same number belong to the same patient.
+    pub patient: u64,
+    /// Instances per series.
+    pub series: &'static [usize],
+}
+
+impl OriginalStudy {
+    pub const fn new(patient: u64, series: &'static [usize]) -> Self {
+        OriginalStudy { patient, series }
+    }
+}
+
+/// Writes small synthetic CT files of these original studies into `dir`, the
+/// studies' instances interleaved in file order (as a folder of several exams may
+/// list them), each study with its own Accession Number. Returns the paths in file
+/// order.
+pub fn study_files(dir: &Path, studies: &[OriginalStudy]) -> Vec<PathBuf> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut queues: Vec<Vec<InstanceBuilder>> = studies
+        .iter()
+        .map(|original| {
+            let patient = Patient::random(&mut StdRng::seed_from_u64(original.patient));
+            let study = Study::random(&mut rng, Modality::Ct);
+            let mut builders = Vec::new();
+            for (s, &size) in original.series.iter().enumerate() {
+                let series = Series::random(&mut rng, Modality::Ct, s as u32 + 1);
+                for i in 0..size {
+                    builders.push(
+                        InstanceBuilder::new(Modality::Ct)
+                            .geometry(ImageGeometry::mono16(16, 16, 12))
+                            .patient(patient.clone())
+                            .study(study.clone())
+                            .series(series.clone())
+                            .instance_number(i as u32 + 1)
+                            .seed(rand::Rng::random(&mut rng)),
+                    );
+                }
+            }
+            builders.reverse();
+            builders
+        })
+        .collect();
+    let mut paths = Vec::new();
+    while queues.iter().any(|q| !q.is_empty()) {
+        for queue in &mut queues {
+            if let Some(builder) = queue.pop() {
+                let path = dir.join(format!("IM{:04}.dcm", paths.len()));
+                builder.write_to(&path).unwrap();
+                paths.push(path);
+            }
+        }
+    }
+    paths
 }
 
 /// Writes one large synthetic CT file (`side` x `side` x 16 bit) into `dir`: big
