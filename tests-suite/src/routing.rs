@@ -136,6 +136,34 @@ pub fn assert_series_attributes(
     }
 }
 
+/// Asserts that the router refused the image with a failure status (`code`, when the
+/// expectations name one) and that it never shows up at the destination, not even after
+/// the router's visibility delay.
+pub fn assert_refused_and_absent(
+    config: &TestConfig,
+    cfind: &CFindClient,
+    outcome: &SendOutcome,
+    study_instance_uid: &str,
+    code: Option<u16>,
+) {
+    let status = outcome.status.unwrap_or_else(|| {
+        panic!(
+            "expected a refusal status, got no status: {}",
+            outcome.error.clone().unwrap_or_default()
+        )
+    });
+    assert_eq!(
+        status.class(),
+        dimse::StatusClass::Failure,
+        "expected the router to refuse the image, got {status}"
+    );
+    if let Some(code) = code {
+        assert_eq!(status.code(), code, "refusal status: got {status}");
+    }
+    let settle = config.cfind.initial_delay.max(Duration::from_millis(300));
+    assert_study_absent(cfind, study_instance_uid, settle);
+}
+
 /// Asserts that C-FIND does not show the study, querying once after `settle` (the
 /// router's visibility delay): a rejected image must not arrive.
 pub fn assert_study_absent(cfind: &CFindClient, study_instance_uid: &str, settle: Duration) {

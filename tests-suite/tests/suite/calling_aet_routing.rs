@@ -1,12 +1,13 @@
 //! The old `test_calling_aet_routing.py`: every route's called AE title accepts images and
 //! delivers them; a called AE title the router does not know is refused.
-//! `tests-suite/expectations/calling_aet_routing.toml` says what to send per route.
+//! `tests-suite/expectations/calling_aet_routing.toml` (or the one in `EXPECTATIONS_DIR`)
+//! says what to send per route, and how the router refuses an unknown called AE title.
 
 use cfind::CFindClient;
 use config::TestConfig;
 use loader::synth::Modality;
 use rstest::rstest;
-use tests_suite::expectations::{calling_aet_routing, named, pairs};
+use tests_suite::expectations::{CalledAeRefusal, calling_aet_routing, pairs, route_delivery};
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
@@ -34,8 +35,10 @@ fn deliver_through(
 }
 
 fn run_route(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, name: &str) {
-    let expectations = calling_aet_routing();
-    let entry = named(&expectations.route, name, |r| &r.name);
+    let entry = match route_delivery(config, name) {
+        Ok(entry) => entry,
+        Err(reason) => return report.skip(reason),
+    };
     let route = match routing::route(config, &entry.name) {
         Ok(route) => route,
         Err(reason) => return report.skip(reason),
@@ -77,13 +80,28 @@ fn every_configured_route_accepts_and_delivers(
 }
 
 #[rstest]
-fn unknown_called_ae_title_is_rejected(mut report: TestReport, perf_config: &TestConfig) {
-    let unknown = calling_aet_routing().unknown_called_ae_title;
+fn unknown_called_ae_title_is_rejected(
+    mut report: TestReport,
+    perf_config: &TestConfig,
+    cfind_client: CFindClient,
+) {
+    let expectations = match calling_aet_routing(perf_config) {
+        Ok(expectations) => expectations,
+        Err(reason) => return report.skip(reason),
+    };
+    let unknown = expectations.unknown_called_ae_title;
     let sender = routing::sender_with_titles(
         perf_config,
         perf_config.endpoint.calling_ae_title.as_str(),
         &unknown,
     );
+    report.figure(
+        "expected refusal",
+        format!("{:?}", expectations.unknown_called_ae_refusal),
+    );
+    if expectations.unknown_called_ae_refusal == CalledAeRefusal::Store {
+        return refused_at_every_store(&mut report, perf_config, &cfind_client, &sender);
+    }
 
     let result = sender.ping();
 
@@ -98,4 +116,37 @@ fn unknown_called_ae_title_is_rejected(mut report: TestReport, perf_config: &Tes
         Err(other) => panic!("expected an association rejection, got: {other}"),
         Ok(echo) => panic!("the router accepted unknown called AE title {unknown}: {echo:?}"),
     }
+}
+
+/// A router that cannot refuse the association (Orthanc) must refuse the image instead:
+/// an image every route accepts (a plain CT, as `every_configured_route_accepts_and_delivers`
+/// sends) is refused with a failure status and never reaches the destination.
+fn refused_at_every_store(
+    report: &mut TestReport,
+    config: &TestConfig,
+    cfind: &CFindClient,
+    sender: &sender::DicomSender,
+) {
+    let mut factory = test_dicom_with_attributes();
+    let (_, object) = factory.create(Modality::Ct, &[]);
+
+    let outcome = match sender.send_dataset(&object) {
+        Ok(outcome) => outcome,
+        Err(sender::SenderError::Rejected { description, .. }) => panic!(
+            "the expectations say this router accepts the association and refuses each \
+             C-STORE, but it rejected the association: {description} (set \
+             unknown_called_ae_refusal = \"association\")"
+        ),
+        Err(other) => {
+            panic!("C-STORE to an unknown called AE title failed before any status: {other}")
+        }
+    };
+
+    report.figure(
+        "status",
+        outcome
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string()),
+    );
+    routing::assert_refused_and_absent(config, cfind, &outcome, &routing::study_uid(&object), None);
 }

@@ -1,18 +1,19 @@
 //! The old `test_data_validation.py`: blank study dates, accession number formats and
-//! study date rules. One test per case of `tests-suite/expectations/data_validation.toml`.
-
-use std::time::Duration;
+//! study date rules. One test per case of `tests-suite/expectations/data_validation.toml`;
+//! the cases themselves come from `EXPECTATIONS_DIR` when it is set.
 
 use cfind::CFindClient;
 use config::TestConfig;
-use tests_suite::expectations::{Verdict, data_validation, named, pairs};
+use tests_suite::expectations::{Verdict, pairs, validation_case};
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
 
 fn run_case(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, name: &str) {
-    let cases = data_validation().case;
-    let case = named(&cases, name, |c| &c.name);
+    let case = match validation_case(config, name) {
+        Ok(case) => case,
+        Err(reason) => return report.skip(reason),
+    };
     let route = match routing::route(config, &case.route) {
         Ok(route) => route,
         Err(reason) => return report.skip(reason),
@@ -52,23 +53,7 @@ fn run_case(mut report: TestReport, config: &TestConfig, cfind: &CFindClient, na
             routing::wait_for_study(cfind, &study, &expected);
         }
         Verdict::Rejected => {
-            let status = outcome.status.unwrap_or_else(|| {
-                panic!(
-                    "expected a refusal status, got no status: {}",
-                    outcome.error.clone().unwrap_or_default()
-                )
-            });
-            assert_eq!(
-                status.class(),
-                dimse::StatusClass::Failure,
-                "expected the router to refuse the image, got {status}"
-            );
-            if let Some(code) = case.status_code() {
-                assert_eq!(status.code(), code, "refusal status: got {status}");
-            }
-            // A refused image must not show up at the destination, not even later.
-            let settle = config.cfind.initial_delay.max(Duration::from_millis(300));
-            routing::assert_study_absent(cfind, &study, settle);
+            routing::assert_refused_and_absent(config, cfind, &outcome, &study, case.status_code());
         }
     }
 }
