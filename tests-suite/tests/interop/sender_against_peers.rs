@@ -255,14 +255,20 @@ fn suite_to_simulator_forwarding_to_orthanc_is_verified_by_cfind_at_orthanc() {
         });
     }
     let simulator = Simulator::start(SimulatorConfig::with_rules(rules)).unwrap();
-    // The samples' own UIDs: this Orthanc is new, so C-FIND tells exactly what arrived.
-    // (Fresh UIDs group 10 instances per study across patients; Orthanc files such a
-    // study once per PatientID and C-FIND then sees parts of it.)
+    // Fresh UIDs, two passes: each pass sends a new copy of every sample study (one
+    // patient each), so C-FIND at Orthanc must find twice as many studies, each whole.
     let sender = sender_to(simulator.addr(), "LB-HTM-OPH", Duration::from_secs(30));
-    let report = send_each_once(&sender, prepared(UidStrategy::AsIs));
+    let sends = 2 * samples().len() as u64;
+    let plan = LoadPlan::new(prepared(UidStrategy::Fresh))
+        .stop_after(StopAfter::Count(sends))
+        .rate(None)
+        .concurrency(2)
+        .association(AssociationStrategy::Persistent);
+    let report = run_load(&sender, &plan, &NoObserver).expect("the load runs");
+    assert!(report.is_consistent(), "accounting: {:?}", report.summary());
     assert_eq!(
         report.metrics.counts.succeeded,
-        samples().len() as u64,
+        sends,
         "{:?}",
         report.summary()
     );
