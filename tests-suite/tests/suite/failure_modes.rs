@@ -21,6 +21,7 @@ use sender::{
 };
 use simulator::{FaultPlan, ResponseDelay, Simulator, SimulatorConfig, SimulatorHandle};
 use tests_suite::fixtures::*;
+use tests_suite::load::assert_all_studies_arrived;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
 
@@ -81,30 +82,7 @@ fn assert_all_arrived(cfind: &CFindClient, sent: &[SentStudy]) {
     let verification = cfind
         .verify_studies(sent)
         .unwrap_or_else(|e| panic!("C-FIND verification at {}: {e}", cfind.peer()));
-    let missing: Vec<String> = verification
-        .not_complete()
-        .map(|s| {
-            format!(
-                "{} ({:?}, {} sent, {:?} seen{})",
-                s.study_instance_uid,
-                s.delivery,
-                s.instances_sent,
-                s.instances_seen,
-                s.last_error
-                    .as_deref()
-                    .map(|e| format!(", {e}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} studies did not arrive at {}: {}",
-        missing.len(),
-        sent.len(),
-        cfind.peer(),
-        missing.join("; ")
-    );
+    assert_all_studies_arrived(&verification);
 }
 
 #[rstest]

@@ -4,6 +4,7 @@
 //! Every test takes the `report` fixture, which records its outcome in
 //! `test_report.html`, `test_report.json` and `test_report.xml`.
 
+mod anonymize_and_send;
 mod calling_aet_routing;
 mod data_selection_examples;
 mod data_validation;
@@ -13,3 +14,4 @@ mod load_stability;
 #[cfg(feature = "load")]
 mod routing_throughput;
 mod routing_transformations;
+mod update_dicom_tags;
