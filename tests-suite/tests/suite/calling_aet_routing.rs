@@ -97,7 +97,10 @@ fn unknown_called_ae_title_is_rejected(
     );
     report.figure(
         "expected refusal",
-        format!("{:?}", expectations.unknown_called_ae_refusal),
+        match expectations.unknown_called_ae_refusal {
+            CalledAeRefusal::Association => "association rejected",
+            CalledAeRefusal::Store => "every C-STORE refused",
+        },
     );
     if expectations.unknown_called_ae_refusal == CalledAeRefusal::Store {
         return refused_at_every_store(&mut report, perf_config, &cfind_client, &sender);
