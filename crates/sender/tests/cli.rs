@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Behaviour, TestScp, ct_files};
+use common::{Behaviour, OriginalStudy, TestScp, ct_files, study_files};
 use dimse::Status;
 use loader::synth::Encoding;
 
@@ -116,6 +116,51 @@ fn load_sends_the_requested_count_over_several_associations() {
     );
     assert_eq!(scp.received().len(), 12);
     assert_eq!(scp.associations(), 3);
+}
+
+#[test]
+fn load_with_a_series_size_cuts_each_original_study_into_smaller_fresh_studies() {
+    let dir = tempfile::tempdir().unwrap();
+    study_files(dir.path(), &[OriginalStudy::new(1, &[4])]);
+    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let (host, port) = host_port(&scp);
+    let out = sender(&[
+        "load",
+        &host,
+        &port,
+        dir.path().to_str().unwrap(),
+        "--aec",
+        "TEST-SCP",
+        "--count",
+        "8",
+        "--reuid",
+        "--series-size",
+        "2",
+        "--series-per-study",
+        "1",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let mut studies: Vec<String> = scp
+        .received()
+        .iter()
+        .map(|data| {
+            let object =
+                dicom_object::InMemDicomObject::read_dataset_with_ts(&data[..], &ts).unwrap();
+            let uid = object.element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID);
+            uid.unwrap().to_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(studies.len(), 8);
+    studies.sort();
+    studies.dedup();
+    // Two passes over a 4-instance study, each cut into two studies of 2.
+    assert_eq!(studies.len(), 4);
 }
 
 #[test]
