@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cfind::{CFindClient, Polling, SentStudy};
 use config::{AssociationStrategy, UidStrategy};
@@ -202,11 +202,12 @@ fn sent_studies(report: &LoadReport) -> Vec<SentStudy> {
     report
         .studies
         .iter()
+        // Transit times count from each study's last send, not from now.
         .map(|s| {
-            SentStudy::new(
+            SentStudy::with_wall_clock(
                 s.study_instance_uid.clone(),
-                s.succeeded as u32,
-                Instant::now(),
+                (s.succeeded + s.warnings) as u32,
+                s.last_sent,
             )
         })
         .collect()
