@@ -345,6 +345,13 @@ pub fn embedded_simulator(session: &'static Session) -> Option<&'static Simulato
     session.simulator.as_ref()
 }
 
+/// A C-STORE/C-ECHO client for the configured endpoint: the route selected by
+/// `COMPASS_ROUTE`, else `COMPASS_AE_TITLE`/`LOCAL_AE_TITLE`.
+#[fixture]
+pub fn dicom_sender(perf_config: &TestConfig) -> sender::DicomSender {
+    sender::DicomSender::from_config(perf_config).unwrap_or_else(|e| panic!("sender: {e}"))
+}
+
 /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
 #[fixture]
 pub fn cfind_client(perf_config: &TestConfig) -> cfind::CFindClient {

@@ -188,3 +188,49 @@ fn test_dicom_with_attributes_writes_the_requested_values(
     let obj = loader::load_dataset(&path, &loader::LoadOptions::new()).unwrap();
     assert_eq!(obj.element(tags::STUDY_DATE).unwrap().to_str().unwrap(), "");
 }
+
+#[rstest]
+fn dicom_sender_stores_the_single_dicom_file(
+    mut report: TestReport,
+    dicom_sender: sender::DicomSender,
+    single_dicom_file: &FileInfo,
+    metrics: ::metrics::PerfMetrics,
+) {
+    let echo = dicom_sender
+        .ping()
+        .unwrap_or_else(|e| panic!("C-ECHO: {e}"));
+    assert!(echo.status.is_delivered(), "C-ECHO status {}", echo.status);
+
+    let outcome = dicom_sender
+        .send_file(&single_dicom_file.path)
+        .unwrap_or_else(|e| panic!("C-STORE: {e}"));
+    metrics.record(
+        ::metrics::Sample::new(
+            outcome.started,
+            outcome.started,
+            outcome.started + outcome.latency,
+            outcome.outcome,
+        )
+        .with_bytes(outcome.bytes),
+    );
+
+    assert!(
+        outcome.is_delivered(),
+        "status {:?}: {:?}",
+        outcome.status,
+        outcome.error
+    );
+    assert_eq!(metrics.attempted(), 1);
+    assert_eq!(metrics.error_rate(), Some(0.0));
+    report.figure("C-ECHO round trip", format!("{:?}", echo.round_trip));
+    report.figure("C-STORE latency", format!("{:?}", outcome.latency));
+}
+
+#[rstest]
+fn cfind_client_answers_c_echo(mut report: TestReport, cfind_client: cfind::CFindClient) {
+    let check = cfind_client
+        .test_connection()
+        .unwrap_or_else(|e| panic!("C-ECHO to {}: {e}", cfind_client.peer()));
+    report.figure("peer", cfind_client.peer());
+    report.figure("check", format!("{check:?}"));
+}
