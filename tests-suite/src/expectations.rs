@@ -8,7 +8,7 @@
 //! `build.rs` makes one test per case of the built-in files, so test names never depend on
 //! `.env`. A folder named by `EXPECTATIONS_DIR` must therefore use the same case names:
 //! there, a built-in case that is missing (or a whole file that is missing) is reported as
-//! skipped with the reason "not in <folder>", and a case only that folder has never runs.
+//! skipped with the reason "not in `<folder>`", and a case only that folder has never runs.
 //!
 //! # Skipping a case
 //!

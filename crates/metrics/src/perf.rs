@@ -159,8 +159,9 @@ struct Shared {
 ///
 /// Definitions used by every query:
 /// - latency percentiles cover **every attempt, whatever its outcome** (a timed-out store
-///   weighs in with its full wait, so stalls cannot hide); [`delivered_latency_summary`]
-///   (Self::delivered_latency_summary) covers success and warning only;
+///   weighs in with its full wait, so stalls cannot hide);
+///   [`delivered_latency_summary`](Self::delivered_latency_summary) covers success and
+///   warning only;
 /// - wall time runs from the earliest intended start to the latest end recorded;
 /// - images/s and MB/s count delivered sends (success and warning) over that wall time;
 ///   MB is 10⁶ bytes;

@@ -63,7 +63,7 @@ impl fmt::Display for FreshUid {
 /// leading zero, which PS3.5 9.1 forbids.
 const SERIAL_DIGITS: usize = 13;
 const SERIAL_BASE: u64 = 1_000_000_000_000;
-/// Largest serial that still fits in [`SERIAL_DIGITS`] digits.
+/// Largest serial that still fits in the UID's fixed number of serial digits.
 pub const MAX_SERIAL: u64 = 8_999_999_999_999;
 /// Digits of the 128-bit root number (between 10^38 and 2^128, so always 39).
 const ROOT_DIGITS: usize = 39;
