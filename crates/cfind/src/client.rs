@@ -848,8 +848,9 @@ impl OpenAssociation {
 /// does not match the SOP class (A9xx), the SCP cannot process it (Cxxx), or the SOP
 /// class is not supported (0122).
 fn refuses_model(status: Status) -> bool {
-    let code = status.code();
-    code & 0xFF00 == 0xA900 || code & 0xF000 == 0xC000 || code == 0x0122
+    status.is_data_set_mismatch()
+        || status.is_cannot_understand()
+        || status == Status::SOP_CLASS_NOT_SUPPORTED
 }
 
 /// Whether an error leaves the association unusable (so it must be aborted).

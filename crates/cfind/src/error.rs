@@ -206,7 +206,7 @@ impl CFindError {
             | CFindError::Dimse { .. }
             | CFindError::Ended { .. } => true,
             CFindError::Rejected { transient, .. } => *transient,
-            CFindError::Failed { status, .. } => status.code() & 0xFF00 == 0xA700,
+            CFindError::Failed { status, .. } => status.is_out_of_resources(),
             _ => false,
         }
     }

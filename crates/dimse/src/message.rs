@@ -277,6 +277,7 @@ where
         presentation_context_id,
         PDataValueType::Command,
         &command.encode(),
+        &[],
     )
 }
 
@@ -294,12 +295,7 @@ where
     A: SyncAssociation<S>,
     S: Read + Write + CloseSocket,
 {
-    send_fragments(
-        association,
-        presentation_context_id,
-        PDataValueType::Data,
-        data,
-    )
+    send_data_patched(association, presentation_context_id, data, &[])
 }
 
 /// A replacement of `bytes.len()` bytes at `offset` in a payload, applied while the
@@ -332,14 +328,12 @@ where
     A: SyncAssociation<S>,
     S: Read + Write + CloseSocket,
 {
-    let max = max_pdv_payload(association.peer_max_pdu_length());
-    write_fragments_patched(
-        association.inner_stream(),
+    send_fragments(
+        association,
         presentation_context_id,
         PDataValueType::Data,
         data,
         patches,
-        max,
     )
 }
 
@@ -348,17 +342,19 @@ fn send_fragments<A, S>(
     presentation_context_id: u8,
     value_type: PDataValueType,
     payload: &[u8],
+    patches: &[Patch<'_>],
 ) -> Result<(), DimseError>
 where
     A: SyncAssociation<S>,
     S: Read + Write + CloseSocket,
 {
     let max = max_pdv_payload(association.peer_max_pdu_length());
-    write_fragments(
+    write_fragments_patched(
         association.inner_stream(),
         presentation_context_id,
         value_type,
         payload,
+        patches,
         max,
     )
 }

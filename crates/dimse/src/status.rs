@@ -97,6 +97,21 @@ impl Status {
         }
     }
 
+    /// `A7xx`: refused, out of resources. The peer may accept the same request later.
+    pub fn is_out_of_resources(self) -> bool {
+        self.0 & 0xFF00 == 0xA700
+    }
+
+    /// `A9xx`: the data set (or C-FIND identifier) does not match the SOP class.
+    pub fn is_data_set_mismatch(self) -> bool {
+        self.0 & 0xFF00 == 0xA900
+    }
+
+    /// `Cxxx`: the peer cannot understand (or, for C-FIND, cannot process) the request.
+    pub fn is_cannot_understand(self) -> bool {
+        self.0 & 0xF000 == 0xC000
+    }
+
     /// Whether the operation took effect (success or warning).
     pub fn is_delivered(self) -> bool {
         matches!(self.class(), StatusClass::Success | StatusClass::Warning)
@@ -133,9 +148,9 @@ impl Status {
             0xB000 => "warning: coercion of data elements",
             0xB006 => "warning: elements discarded",
             0xB007 => "warning: data set does not match SOP class",
-            code if code & 0xFF00 == 0xA700 => "refused: out of resources",
-            code if code & 0xFF00 == 0xA900 => "error: data set does not match SOP class",
-            code if code & 0xF000 == 0xC000 => "error: cannot understand",
+            _ if self.is_out_of_resources() => "refused: out of resources",
+            _ if self.is_data_set_mismatch() => "error: data set does not match SOP class",
+            _ if self.is_cannot_understand() => "error: cannot understand",
             code if code & 0xF000 == 0xB000 => "warning",
             _ => "unrecognized status code",
         }
@@ -176,6 +191,15 @@ mod tests {
             assert_eq!(Status(code).class(), StatusClass::Failure, "{code:04X}");
             assert!(!Status(code).is_delivered());
         }
+    }
+
+    #[test]
+    fn failure_families_cover_their_whole_ranges() {
+        assert!(Status(0xA700).is_out_of_resources() && Status(0xA7FF).is_out_of_resources());
+        assert!(!Status(0xA900).is_out_of_resources());
+        assert!(Status(0xA900).is_data_set_mismatch() && Status(0xA9AB).is_data_set_mismatch());
+        assert!(Status(0xC000).is_cannot_understand() && Status(0xCFFF).is_cannot_understand());
+        assert!(!Status(0xB000).is_cannot_understand());
     }
 
     #[test]
