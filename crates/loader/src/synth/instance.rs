@@ -1,6 +1,6 @@
 //! One synthetic instance: attributes for its modality, pixels, encoding, overrides.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence, PrimitiveValue, Value};
@@ -457,30 +457,29 @@ pub(crate) fn write_atomically(object: &DefaultDicomObject, path: &Path) -> Resu
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| write_error(e.to_string()))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| write_error("path has no file name".to_string()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp: PathBuf = parent.join(temp_name);
-    let result = (|| {
-        let file = std::fs::File::create(&temp).map_err(|e| write_error(e.to_string()))?;
-        let mut writer = std::io::BufWriter::new(file);
+    // NamedTempFile deletes itself when dropped on an error path.
+    let temp = tempfile::NamedTempFile::new_in(parent).map_err(|e| write_error(e.to_string()))?;
+    {
+        let mut writer = std::io::BufWriter::new(temp.as_file());
         object
             .write_all(&mut writer)
             .map_err(|e| write_error(error_chain(&e)))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| write_error(e.error().to_string()))?;
-        file.sync_all().map_err(|e| write_error(e.to_string()))?;
-        std::fs::rename(&temp, path).map_err(|e| write_error(e.to_string()))
-    })();
-    if result.is_err() {
-        // Best effort: the original error is what the user needs to see.
-        let _ = std::fs::remove_file(&temp);
+        std::io::Write::flush(&mut writer).map_err(|e| write_error(e.to_string()))?;
     }
-    result
+    // Temporary files are created owner-only; a sample file is meant to be shared.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| write_error(e.to_string()))?;
+    }
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| write_error(e.to_string()))?;
+    temp.persist(path)
+        .map_err(|e| write_error(e.error.to_string()))?;
+    Ok(())
 }
 
 /// Builds an element from text, taking the VR from the standard dictionary.
