@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{Datelike, NaiveDate, Utc};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -511,70 +512,36 @@ impl Action {
 
 /// Whether `s` is a DA value `YYYYMMDD` naming a real day.
 pub(crate) fn is_valid_date(s: &str) -> bool {
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let year: u32 = s[0..4].parse().unwrap_or(0);
-    let month: u32 = s[4..6].parse().unwrap_or(0);
-    let day: u32 = s[6..8].parse().unwrap_or(0);
-    (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && year > 0
+    parse_da(s).is_some()
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        _ => 31,
+/// A DA value as a date. DA is exactly eight digits, which chrono's `%Y` alone would
+/// not enforce (it takes a sign and more digits); year 0 is not a DICOM date.
+fn parse_da(s: &str) -> Option<NaiveDate> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    NaiveDate::parse_from_str(s, "%Y%m%d")
+        .ok()
+        .filter(|d| d.year() > 0)
+}
+
+/// `date` as a DA value `YYYYMMDD`.
+fn format_da(date: NaiveDate) -> String {
+    format!("{:04}{:02}{:02}", date.year(), date.month(), date.day())
 }
 
 /// Today's date in UTC as `YYYYMMDD`.
 pub fn today_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    civil_from_days((secs / 86_400) as i64)
+    format_da(Utc::now().date_naive())
 }
 
 /// The day after `yyyymmdd` (a date one day ahead of UTC is still "today" in the
 /// easternmost hospitals, so "future" starts after tomorrow UTC).
 fn add_one_day(yyyymmdd: &str) -> String {
-    if !is_valid_date(yyyymmdd) {
-        return yyyymmdd.to_string();
-    }
-    let y: i64 = yyyymmdd[0..4].parse().unwrap_or(1970);
-    let m: i64 = yyyymmdd[4..6].parse().unwrap_or(1);
-    let d: i64 = yyyymmdd[6..8].parse().unwrap_or(1);
-    civil_from_days(days_from_civil(y, m, d) + 1)
-}
-
-// Howard Hinnant's civil-calendar algorithms (public domain): no date crate needed
-// for two conversions.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> String {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
+    parse_da(yyyymmdd)
+        .and_then(|d| d.succ_opt())
+        .map_or_else(|| yyyymmdd.to_string(), format_da)
 }
 
 // ---------------------------------------------------------------------------
@@ -1276,6 +1243,7 @@ pub fn tag_name(tag: Tag) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use dicom_core::VR;
 
     fn oph() -> Route {
@@ -1566,9 +1534,30 @@ mod tests {
 
     #[test]
     fn dates_convert_both_ways() {
-        assert_eq!(civil_from_days(0), "19700101");
+        assert_eq!(format_da(DateTime::UNIX_EPOCH.date_naive()), "19700101");
         assert_eq!(add_one_day("20241231"), "20250101");
         assert_eq!(add_one_day("20240228"), "20240229");
         assert_eq!(today_utc().len(), 8);
+    }
+
+    #[test]
+    fn only_eight_digit_real_days_are_dates() {
+        assert!(is_valid_date("20240229"));
+        for not_a_date in [
+            "20230229",
+            "20241301",
+            "20240100",
+            "00000101",
+            "2024011",
+            "202401011",
+            "+2024010",
+            "2024-1-1",
+            " 2024010",
+            "2024010a",
+            "",
+        ] {
+            assert!(!is_valid_date(not_a_date), "{not_a_date:?}");
+        }
+        assert_eq!(add_one_day("not a date"), "not a date");
     }
 }

@@ -16,6 +16,7 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 use dicom_ul::association::SyncAssociation;
 use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, AssociationRJ, AssociationRJResult,
+    AssociationRJServiceProviderASCEReason,
     AssociationRJServiceProviderPresentationReason as ProviderReason,
     AssociationRJServiceUserReason as UserReason, AssociationRJSource, AssociationRQ,
     MAXIMUM_PDU_SIZE, PresentationContextResultReason,
@@ -29,7 +30,7 @@ use crate::faults::FaultState;
 use crate::forward::{FailedForward, ForwardItem};
 use crate::query::{MatchOptions, Model, Query};
 use crate::rules::{DuplicatePolicy, today_utc};
-use crate::stats::{Counters, RejectionReason};
+use crate::stats::{Counters, RejectionReason, StoreStats};
 use crate::store::{Arrival, DuplicateAction, ImageStore, InsertOutcome, StoreMode};
 use crate::values::text;
 
@@ -154,46 +155,39 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
     } else if rules.settings.query_ae_title.as_deref() == Some(called) {
         Target::QueryOnly
     } else {
-        shared
-            .counters
-            .lock()
-            .reject(RejectionReason::CalledAeTitleNotRecognized);
-        let source = AssociationRJSource::ServiceUser(UserReason::CalledAETitleNotRecognized);
-        refuse(&mut stream, rq_len, AssociationRJResult::Permanent, source);
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::CalledAeTitleNotRecognized,
+        );
         return;
     };
     if let Target::Route(i) = target
         && let Some(allowed) = &rules.routes[i].allowed_calling_ae_titles
         && !allowed.iter().any(|a| a == calling)
     {
-        shared
-            .counters
-            .lock()
-            .reject(RejectionReason::CallingAeTitleNotRecognized);
-        let source = AssociationRJSource::ServiceUser(UserReason::CallingAETitleNotRecognized);
-        refuse(&mut stream, rq_len, AssociationRJResult::Permanent, source);
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::CallingAeTitleNotRecognized,
+        );
         return;
     }
     if shared.faults.refusing() {
-        shared
-            .counters
-            .lock()
-            .reject(RejectionReason::RefusedByFault);
-        let source =
-            AssociationRJSource::ServiceProviderPresentation(ProviderReason::TemporaryCongestion);
-        refuse(&mut stream, rq_len, AssociationRJResult::Transient, source);
+        refuse(shared, &mut stream, rq_len, RejectionReason::RefusedByFault);
         return;
     }
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
     if open > config.max_associations {
-        shared
-            .counters
-            .lock()
-            .reject(RejectionReason::LocalLimitExceeded);
-        let source =
-            AssociationRJSource::ServiceProviderPresentation(ProviderReason::LocalLimitExceeded);
-        refuse(&mut stream, rq_len, AssociationRJResult::Transient, source);
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::LocalLimitExceeded,
+        );
         return;
     }
     let options = negotiation(config, &rq, target, called);
@@ -274,13 +268,36 @@ fn peek_exact(stream: &TcpStream, n: usize, deadline: Instant) -> Result<Vec<u8>
     }
 }
 
-/// Answers the (peeked) A-ASSOCIATE-RQ with an A-ASSOCIATE-RJ.
-fn refuse(
-    stream: &mut TcpStream,
-    rq_len: usize,
-    result: AssociationRJResult,
-    source: AssociationRJSource,
-) {
+/// Counts the refusal and answers the (peeked) A-ASSOCIATE-RQ with the
+/// A-ASSOCIATE-RJ that `reason` stands for.
+fn refuse(shared: &Shared, stream: &mut TcpStream, rq_len: usize, reason: RejectionReason) {
+    use AssociationRJResult::{Permanent, Transient};
+    use AssociationRJSource::{ServiceProviderASCE, ServiceProviderPresentation, ServiceUser};
+    shared.counters.lock().reject(reason);
+    let (result, source) = match reason {
+        RejectionReason::CalledAeTitleNotRecognized => (
+            Permanent,
+            ServiceUser(UserReason::CalledAETitleNotRecognized),
+        ),
+        RejectionReason::CallingAeTitleNotRecognized => (
+            Permanent,
+            ServiceUser(UserReason::CallingAETitleNotRecognized),
+        ),
+        RejectionReason::RefusedByFault => (
+            Transient,
+            ServiceProviderPresentation(ProviderReason::TemporaryCongestion),
+        ),
+        RejectionReason::LocalLimitExceeded => (
+            Transient,
+            ServiceProviderPresentation(ProviderReason::LocalLimitExceeded),
+        ),
+        // Not refused through here (a bad request is aborted, or refused by
+        // dicom-ul itself); this is the RJ that would say so.
+        RejectionReason::BadRequest => (
+            Permanent,
+            ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
+        ),
+    };
     let mut rq = vec![0u8; rq_len];
     if stream.read_exact(&mut rq).is_err() {
         return;
@@ -595,10 +612,52 @@ fn respond(
     dimse::send_message(association, pc_id, &response, data)
 }
 
+/// The store counter one C-STORE adds to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreOutcome {
+    Stored,
+    Overwritten,
+    DuplicateKept,
+    DuplicateRefused,
+    Unreadable,
+    RejectedByRules,
+    FailedByFault,
+}
+
+impl StoreOutcome {
+    fn count(self, s: &mut StoreStats) {
+        let counter = match self {
+            StoreOutcome::Stored => &mut s.stored,
+            StoreOutcome::Overwritten => &mut s.overwritten,
+            StoreOutcome::DuplicateKept => &mut s.duplicates_kept,
+            StoreOutcome::DuplicateRefused => &mut s.duplicates_refused,
+            StoreOutcome::Unreadable => &mut s.unreadable,
+            StoreOutcome::RejectedByRules => &mut s.rejected_by_rules,
+            StoreOutcome::FailedByFault => &mut s.failed_by_fault,
+        };
+        *counter += 1;
+    }
+}
+
 /// What happened to one C-STORE, for the response and the counters.
 struct StoreResult {
     status: Status,
     comment: Option<String>,
+    /// `None` when the route does not store (forwarding only).
+    outcome: Option<StoreOutcome>,
+    /// The instance for the route's forwarding queue.
+    forward: Option<ForwardItem>,
+}
+
+impl StoreResult {
+    fn failed(outcome: StoreOutcome, status: Status, comment: String) -> Self {
+        StoreResult {
+            status,
+            comment: Some(comment),
+            outcome: Some(outcome),
+            forward: None,
+        }
+    }
 }
 
 fn handle_store(
@@ -615,25 +674,42 @@ fn handle_store(
         data,
     } = message;
     let data = data.unwrap_or_default();
-    {
+    let bytes = data.len() as u64;
+    if shared.faults.stall_stores() {
         let mut c = shared.counters.lock();
         let s = &mut c.routes[route].stores;
         s.received += 1;
-        s.bytes += data.len() as u64;
-    }
-    if shared.faults.stall_stores() {
-        shared.counters.lock().routes[route].stores.stalled += 1;
+        s.bytes += bytes;
+        s.stalled += 1;
         return Ok(Flow::Continue);
     }
     let result = process_store(shared, route, &command, &data, ts_uid);
     drop(data);
-    // Counted before the response goes out, so that a sender holding its answer
-    // always finds it in the statistics.
-    *shared.counters.lock().routes[route]
-        .stores
-        .by_status
-        .entry(result.status)
-        .or_default() += 1;
+    let forward = shared.forward_queues[route].as_ref().zip(result.forward);
+    {
+        // One lock per store, as every association contends for this mutex. It is
+        // taken before the response goes out (a sender holding its answer always
+        // finds it in the statistics) and before the forwarding queue gets the item
+        // (a fast forwarder never makes delivered > enqueued in a snapshot).
+        let mut c = shared.counters.lock();
+        let r = &mut c.routes[route];
+        let s = &mut r.stores;
+        s.received += 1;
+        s.bytes += bytes;
+        if let Some(outcome) = result.outcome {
+            outcome.count(s);
+        }
+        *s.by_status.entry(result.status).or_default() += 1;
+        if forward.is_some() {
+            s.forwarded += 1;
+            r.forwarding.enqueued += 1;
+        }
+    }
+    if let Some((queue, item)) = forward
+        && queue.send(item).is_err()
+    {
+        // The forwarder is gone (shutdown): the item stays counted as queued.
+    }
     respond(
         shared,
         association,
@@ -655,8 +731,8 @@ fn handle_store(
     Ok(Flow::Continue)
 }
 
-/// Parses, checks, morphs and delivers one instance. Everything that the response
-/// will acknowledge is in the store or the forwarding queue before this returns.
+/// Parses, checks, morphs and stores one instance, and says what to count and
+/// what to forward; the caller counts, queues and then answers.
 fn process_store(
     shared: &Shared,
     route_index: usize,
@@ -666,22 +742,18 @@ fn process_store(
 ) -> StoreResult {
     let config = &shared.config;
     let route = &config.rules.routes[route_index];
-    let fail = |status: Status, comment: String| StoreResult {
-        status,
-        comment: Some(comment),
-    };
     let overridden = shared.faults.store_override();
     if let Some(status) = overridden
         && !status.is_delivered()
     {
-        shared.counters.lock().routes[route_index]
-            .stores
-            .failed_by_fault += 1;
-        return fail(status, "status override (fault injection)".into());
+        return StoreResult::failed(
+            StoreOutcome::FailedByFault,
+            status,
+            "status override (fault injection)".into(),
+        );
     }
     let unreadable = |comment: String| {
-        shared.counters.lock().routes[route_index].stores.unreadable += 1;
-        fail(Status::CANNOT_UNDERSTAND, comment)
+        StoreResult::failed(StoreOutcome::Unreadable, Status::CANNOT_UNDERSTAND, comment)
     };
     let Some(ts) = TransferSyntaxRegistry.get(ts_uid) else {
         return unreadable(format!("unknown transfer syntax {ts_uid}"));
@@ -702,15 +774,15 @@ fn process_store(
         .or_else(|| text(&obj, tags::SOP_CLASS_UID))
         .unwrap_or_default();
     if let Err(rejection) = route.process(&mut obj, &today_utc()) {
-        shared.counters.lock().routes[route_index]
-            .stores
-            .rejected_by_rules += 1;
-        return fail(rejection.status, rejection.comment);
+        return StoreResult::failed(
+            StoreOutcome::RejectedByRules,
+            rejection.status,
+            rejection.comment,
+        );
     }
-    let forward = shared.forward_queues[route_index].as_ref();
     // One allocation for the object header; the elements are not copied.
     let dataset = Arc::new(obj);
-    let mut forward_this = true;
+    let mut outcome = None;
     if route.delivery.store {
         let duplicate = match route.duplicates {
             DuplicatePolicy::KeepFirst => DuplicateAction::Keep,
@@ -719,7 +791,7 @@ fn process_store(
         };
         let view: &InMemDicomObject = &dataset;
         let stored_copy = (config.store_mode == StoreMode::Full).then(|| dataset.clone());
-        let outcome = shared.store.write().insert(Arrival {
+        let inserted = shared.store.write().insert(Arrival {
             dataset: view,
             shared: stored_copy,
             sop_instance_uid: &sop_instance_uid,
@@ -728,54 +800,43 @@ fn process_store(
             duplicate,
             stable_study_time: route.stable_study_time,
         });
-        let mut c = shared.counters.lock();
-        let s = &mut c.routes[route_index].stores;
-        match outcome {
-            Ok(InsertOutcome::Stored) => s.stored += 1,
-            Ok(InsertOutcome::Overwritten) => s.overwritten += 1,
-            Ok(InsertOutcome::DuplicateKept) => {
-                s.duplicates_kept += 1;
-                forward_this = false;
-            }
+        outcome = Some(match inserted {
+            Ok(InsertOutcome::Stored) => StoreOutcome::Stored,
+            Ok(InsertOutcome::Overwritten) => StoreOutcome::Overwritten,
+            Ok(InsertOutcome::DuplicateKept) => StoreOutcome::DuplicateKept,
             Ok(InsertOutcome::DuplicateRefused) => {
-                s.duplicates_refused += 1;
                 let status = match route.duplicates {
                     DuplicatePolicy::Reject(status) => status,
                     _ => Status::DUPLICATE_SOP_INSTANCE,
                 };
-                return fail(status, format!("duplicate SOP instance {sop_instance_uid}"));
+                return StoreResult::failed(
+                    StoreOutcome::DuplicateRefused,
+                    status,
+                    format!("duplicate SOP instance {sop_instance_uid}"),
+                );
             }
             Err(missing) => {
-                s.unreadable += 1;
-                return fail(
+                return StoreResult::failed(
+                    StoreOutcome::Unreadable,
                     Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
                     format!("{} missing", missing.0),
                 );
             }
-        }
+        });
     }
-    if let (Some(queue), true) = (forward, forward_this) {
-        let item = ForwardItem {
+    let forward_this = shared.forward_queues[route_index].is_some()
+        && outcome != Some(StoreOutcome::DuplicateKept);
+    StoreResult {
+        status: overridden.unwrap_or(Status::SUCCESS),
+        comment: None,
+        outcome,
+        forward: forward_this.then(|| ForwardItem {
             sop_class_uid,
             sop_instance_uid,
             transfer_syntax_uid: ts_uid.to_string(),
             dataset,
             attempts: 0,
-        };
-        // Counted before sending so that a fast forwarder never makes
-        // delivered > enqueued in a snapshot.
-        {
-            let mut c = shared.counters.lock();
-            c.routes[route_index].forwarding.enqueued += 1;
-            c.routes[route_index].stores.forwarded += 1;
-        }
-        if queue.send(item).is_err() {
-            // The forwarder is gone (shutdown): the item stays counted as queued.
-        }
-    }
-    StoreResult {
-        status: overridden.unwrap_or(Status::SUCCESS),
-        comment: None,
+        }),
     }
 }
 
