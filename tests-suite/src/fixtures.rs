@@ -122,10 +122,19 @@ pub fn embedded_rules(config: &TestConfig) -> Rules {
     rules
 }
 
-fn start_embedded_simulator(config: &TestConfig) -> SimulatorHandle {
-    let rules = embedded_rules(config);
-    Simulator::start(SimulatorConfig::with_rules(rules))
-        .unwrap_or_else(|e| panic!("cannot start the embedded simulator: {e}"))
+/// Starts a simulator with [`embedded_rules`], adjusted by `adjust` (store mode, limits),
+/// and returns it with `config` pointed at it (sender and C-FIND alike). The session's
+/// router, each load test's and each fault test's private one all start here.
+pub fn start_simulator(
+    config: &TestConfig,
+    adjust: impl FnOnce(&mut SimulatorConfig),
+) -> (SimulatorHandle, TestConfig) {
+    let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(config));
+    adjust(&mut simulator_config);
+    let handle = Simulator::start(simulator_config)
+        .unwrap_or_else(|e| panic!("cannot start an embedded simulator: {e}"));
+    let pointed = config.clone().with_router_address(handle.addr());
+    (handle, pointed)
 }
 
 /// The session, created on first use: reads the configuration, scans the samples and
@@ -147,13 +156,11 @@ pub fn session() -> Session {
              use the embedded simulator"
         );
     }
-    let simulator = config
-        .endpoint
-        .target
-        .is_embedded()
-        .then(|| start_embedded_simulator(&config));
-    if let Some(handle) = &simulator {
-        config = config.with_router_address(handle.addr());
+    let mut simulator = None;
+    if config.endpoint.target.is_embedded() {
+        let (handle, pointed) = start_simulator(&config, |_| {});
+        simulator = Some(handle);
+        config = pointed;
     }
     let samples = Samples::scan(&config.dataset.root_dir).unwrap_or_else(|e| panic!("{e:#}"));
     init_run(|| RunContext {

@@ -8,9 +8,9 @@ use cfind::{CFindClient, Delivery, SentStudy, VerificationReport};
 use config::{TestConfig, UidStrategy};
 use report::{LoadResult, TransitTimes};
 use sender::{DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance};
-use simulator::{Simulator, SimulatorConfig, SimulatorHandle, StoreMode};
+use simulator::{SimulatorHandle, StoreMode};
 
-use crate::fixtures::{Session, embedded_rules};
+use crate::fixtures::{Session, start_simulator};
 use crate::record::TestReport;
 
 /// Where a load test sends: the configured router, or, on the embedded target, a
@@ -33,15 +33,13 @@ impl LoadTarget {
                 simulator: None,
             };
         }
-        let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(&session.config));
-        simulator_config.store_mode = StoreMode::Load;
-        simulator_config.max_associations = simulator_config
-            .max_associations
-            .max(session.config.load.concurrency * 2);
-        let handle = Simulator::start(simulator_config)
-            .unwrap_or_else(|e| panic!("cannot start the load simulator: {e}"));
+        let concurrency = session.config.load.concurrency;
+        let (handle, config) = start_simulator(&session.config, |simulator| {
+            simulator.store_mode = StoreMode::Load;
+            simulator.max_associations = simulator.max_associations.max(concurrency * 2);
+        });
         LoadTarget {
-            config: session.config.clone().with_router_address(handle.addr()),
+            config,
             simulator: Some(handle),
         }
     }

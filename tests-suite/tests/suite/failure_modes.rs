@@ -19,7 +19,7 @@ use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, Outcome, PreparedInstance, SenderError,
     SenderOptions, StopAfter, run_load,
 };
-use simulator::{FaultPlan, ResponseDelay, Simulator, SimulatorConfig, SimulatorHandle};
+use simulator::{FaultPlan, ResponseDelay, SimulatorHandle};
 use tests_suite::fixtures::*;
 use tests_suite::load::assert_all_studies_arrived;
 use tests_suite::record::TestReport;
@@ -32,10 +32,8 @@ const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
 /// A router of this test's own: the embedded simulator's rules with `faults` in force,
 /// and the configuration pointed at it (sender and C-FIND).
 fn private_router(config: &TestConfig, faults: FaultPlan) -> (SimulatorHandle, TestConfig) {
-    let handle = Simulator::start(SimulatorConfig::with_rules(embedded_rules(config)))
-        .unwrap_or_else(|e| panic!("cannot start a private simulator: {e}"));
+    let (handle, config) = start_simulator(config, |_| {});
     handle.set_faults(faults);
-    let config = config.clone().with_router_address(handle.addr());
     (handle, config)
 }
 
