@@ -520,6 +520,11 @@ impl Dispenser<'_> {
     /// The next send numbers for one worker: one, or a whole study's worth under the
     /// per-study strategy. `None` when the run is over.
     fn claim(&self) -> Option<Range<u64>> {
+        // A lock per claim, not an atomic counter: taking a number and checking that it
+        // is still admitted (count, deadline) must be one step, or a worker could take
+        // k, another take k + 1 and send it, and then k be refused at the deadline,
+        // leaving a gap in the send numbers that UIDs and study records derive from.
+        // Uncontended for tens of nanoseconds per send: far below a C-STORE's cost.
         let mut next = self.next.lock();
         let first = *next;
         if !self.admits(first) {
