@@ -10,8 +10,8 @@ use dicom_ul::association::Error as UlError;
 use dicom_ul::pdu::AssociationRJResult;
 use dicom_ul::{ClientAssociation, ClientAssociationOptions, Pdu};
 use dimse::{
-    Command, CommandField, DimseError, Incoming, Message, MessageReader, Priority, Status,
-    StatusClass,
+    Command, CommandField, DimseError, EstablishError, Incoming, Message, MessageReader, Priority,
+    Status, StatusClass,
 };
 use serde::Serialize;
 
@@ -419,12 +419,7 @@ impl CFindClient {
             .calling_ae_title(self.calling_ae_title.as_str())
             .called_ae_title(self.called_ae_title.as_str())
             .with_presentation_context(uids::VERIFICATION, vec![uids::IMPLICIT_VR_LITTLE_ENDIAN])
-            .max_pdu_length(self.settings.max_pdu_length)
-            .connection_timeout(self.settings.connect_timeout)
-            // The socket read timeout bounds the wait for A-ASSOCIATE-AC: the ACSE
-            // timeout. It becomes the DIMSE timeout once the association is up.
-            .read_timeout(self.settings.acse_timeout)
-            .write_timeout(self.settings.dimse_timeout);
+            .max_pdu_length(self.settings.max_pdu_length);
         for model in models {
             options = options.with_presentation_context(
                 model.sop_class_uid(),
@@ -435,23 +430,14 @@ impl CFindClient {
             );
         }
         let address = socket_text(&self.settings.host, self.settings.port);
-        let mut association = options
-            .establish(address.as_str())
+        let timeouts = dimse::ScuTimeouts {
+            connect: self.settings.connect_timeout,
+            acse: self.settings.acse_timeout,
+            dimse: self.settings.dimse_timeout,
+            write: self.settings.dimse_timeout,
+        };
+        let association = dimse::establish(options, address.as_str(), timeouts)
             .map_err(|e| establish_error(e, &peer, models))?;
-        let socket = association.inner_stream();
-        // Without TCP_NODELAY each request (command PDU then identifier PDU) waits for
-        // a delayed ACK: about 40 ms per query on loopback.
-        let tuned = socket
-            .set_nodelay(true)
-            .and_then(|()| socket.set_read_timeout(Some(self.settings.dimse_timeout)));
-        if let Err(e) = tuned {
-            let _ = association.abort();
-            return Err(CFindError::Association {
-                peer,
-                detail: format!("cannot configure the socket: {e}"),
-                timed_out: false,
-            });
-        }
         let accepted = association.presentation_contexts();
         let mut contexts = Vec::new();
         for model in models {
@@ -497,7 +483,17 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn establish_error(error: UlError, peer: &str, models: &[InformationModel]) -> CFindError {
+fn establish_error(error: EstablishError, peer: &str, models: &[InformationModel]) -> CFindError {
+    let error = match error {
+        EstablishError::Association(error) => *error,
+        other => {
+            return CFindError::Association {
+                peer: peer.to_string(),
+                detail: other.to_string(),
+                timed_out: false,
+            };
+        }
+    };
     match error {
         UlError::Connect { ref source, .. } | UlError::ToAddress { ref source, .. } => {
             CFindError::Connect {

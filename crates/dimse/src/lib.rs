@@ -14,7 +14,8 @@
 //!   PDU length ([`send_message`]), with errors that say whether the peer timed out,
 //!   closed the connection or broke the protocol ([`DimseError`]).
 //!
-//! It also names association rejections in words ([`describe_rejection`]).
+//! It also opens SCU associations with every wait bounded and TCP_NODELAY on
+//! ([`establish`]), and names association rejections in words ([`describe_rejection`]).
 //!
 //! # Example
 //!
@@ -43,10 +44,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod associate;
 pub mod command;
 pub mod message;
 pub mod status;
 
+pub use associate::{EstablishError, ScuTimeouts, establish};
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{
     DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, pdu_name, send_command,

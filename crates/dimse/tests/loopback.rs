@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use dicom_dictionary_std::uids;
 use dicom_ul::{ClientAssociationOptions, Pdu, ServerAssociationOptions};
-use dimse::{Command, CommandField, Incoming, MessageReader, Priority, Status, send_message};
+use dimse::{
+    Command, CommandField, Incoming, MessageReader, Priority, ScuTimeouts, Status, establish,
+    send_message,
+};
 
 /// Starts a one-association SCP that answers every request with `status` and hands
 /// back the data sets it received.
@@ -53,20 +56,33 @@ fn one_shot_scp(status: Status) -> (String, thread::JoinHandle<Vec<Vec<u8>>>) {
     (addr, handle)
 }
 
+fn timeouts(all: Duration) -> ScuTimeouts {
+    ScuTimeouts {
+        connect: all,
+        acse: all,
+        dimse: all,
+        write: all,
+    }
+}
+
 #[test]
 fn echo_and_large_store_cross_a_real_association() {
     let (addr, scp) = one_shot_scp(Status::SUCCESS);
-    let mut association = ClientAssociationOptions::new()
-        .with_presentation_context(uids::VERIFICATION, vec![uids::IMPLICIT_VR_LITTLE_ENDIAN])
-        .with_presentation_context(
-            uids::CT_IMAGE_STORAGE,
-            vec![uids::EXPLICIT_VR_LITTLE_ENDIAN],
-        )
-        .read_timeout(Duration::from_secs(10))
-        .write_timeout(Duration::from_secs(10))
-        .establish(addr.as_str())
-        .unwrap();
-    association.inner_stream().set_nodelay(true).unwrap();
+    let mut association = establish(
+        ClientAssociationOptions::new()
+            .with_presentation_context(uids::VERIFICATION, vec![uids::IMPLICIT_VR_LITTLE_ENDIAN])
+            .with_presentation_context(
+                uids::CT_IMAGE_STORAGE,
+                vec![uids::EXPLICIT_VR_LITTLE_ENDIAN],
+            ),
+        &addr,
+        timeouts(Duration::from_secs(10)),
+    )
+    .unwrap();
+    assert!(
+        association.inner_stream().nodelay().unwrap(),
+        "TCP_NODELAY not set"
+    );
     let contexts = association.presentation_contexts().to_vec();
     let echo_pc = contexts
         .iter()
@@ -158,11 +174,16 @@ fn a_silent_peer_is_a_timeout_not_a_hang() {
         thread::sleep(Duration::from_secs(2));
         drop(association);
     });
-    let mut association = ClientAssociationOptions::new()
-        .with_abstract_syntax(uids::VERIFICATION)
-        .read_timeout(Duration::from_millis(300))
-        .establish(addr.as_str())
-        .unwrap();
+    // The ACSE wait is generous; the DIMSE wait is what must bound the silence.
+    let mut association = establish(
+        ClientAssociationOptions::new().with_abstract_syntax(uids::VERIFICATION),
+        &addr,
+        ScuTimeouts {
+            dimse: Duration::from_millis(300),
+            ..timeouts(Duration::from_secs(10))
+        },
+    )
+    .unwrap();
     let pc = association.presentation_contexts()[0].id;
     send_message(&mut association, pc, &Command::c_echo_rq(1), None).unwrap();
     let err = MessageReader::new().receive(&mut association).unwrap_err();

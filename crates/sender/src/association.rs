@@ -8,7 +8,8 @@ use dicom_ul::association::Error as UlError;
 use dicom_ul::pdu::PresentationContextNegotiated;
 use dicom_ul::{ClientAssociation, ClientAssociationOptions};
 use dimse::{
-    Command, CommandField, DimseError, Incoming, MessageReader, Patch, Status, StatusClass,
+    Command, CommandField, DimseError, EstablishError, Incoming, MessageReader, Patch, Status,
+    StatusClass,
 };
 
 use crate::SenderError;
@@ -47,54 +48,59 @@ impl Session {
         let mut ul = ClientAssociationOptions::new()
             .calling_ae_title(options.calling_ae_title.as_str())
             .called_ae_title(options.called_ae_title.as_str())
-            .max_pdu_length(options.max_pdu_length)
-            .connection_timeout(timeouts.connect)
-            // The read timeout bounds the wait for A-ASSOCIATE-AC: the ACSE timeout.
-            .read_timeout(timeouts.acse)
-            .write_timeout(timeouts.network);
+            .max_pdu_length(options.max_pdu_length);
         for (abstract_syntax, ts) in proposal.contexts() {
             ul = ul.with_presentation_context(abstract_syntax.as_str(), vec![ts.as_str()]);
         }
         let peer = options.address.clone();
-        let mut association = ul.establish(peer.as_str()).map_err(|e| match e {
-            UlError::Connect { source, .. } | UlError::ToAddress { source, .. } => {
-                SenderError::Connect {
+        let scu_timeouts = dimse::ScuTimeouts {
+            connect: timeouts.connect,
+            acse: timeouts.acse,
+            dimse: timeouts.dimse,
+            write: timeouts.network,
+        };
+        let association =
+            dimse::establish(ul, peer.as_str(), scu_timeouts).map_err(|e| match e {
+                EstablishError::Association(e) => match *e {
+                    UlError::Connect { source, .. } | UlError::ToAddress { source, .. } => {
+                        SenderError::Connect {
+                            peer: peer.clone(),
+                            source,
+                        }
+                    }
+                    UlError::Rejected { association_rj, .. } => SenderError::Rejected {
+                        peer: peer.clone(),
+                        calling: options.calling_ae_title.clone(),
+                        called: options.called_ae_title.clone(),
+                        description: dimse::describe_rejection(&association_rj),
+                        rejection: association_rj,
+                    },
+                    UlError::NoAcceptedPresentationContexts { .. } => {
+                        SenderError::NoAcceptedContexts {
+                            peer: peer.clone(),
+                            calling: options.calling_ae_title.clone(),
+                            called: options.called_ae_title.clone(),
+                            proposed: proposal.abstract_syntaxes(),
+                        }
+                    }
+                    other => SenderError::Association {
+                        peer: peer.clone(),
+                        stage: "negotiating",
+                        source: DimseError::from_association(other),
+                    },
+                },
+                EstablishError::Socket(source) => SenderError::Association {
                     peer: peer.clone(),
-                    source,
-                }
-            }
-            UlError::Rejected { association_rj, .. } => SenderError::Rejected {
-                peer: peer.clone(),
-                calling: options.calling_ae_title.clone(),
-                called: options.called_ae_title.clone(),
-                description: dimse::describe_rejection(&association_rj),
-                rejection: association_rj,
-            },
-            UlError::NoAcceptedPresentationContexts { .. } => SenderError::NoAcceptedContexts {
-                peer: peer.clone(),
-                calling: options.calling_ae_title.clone(),
-                called: options.called_ae_title.clone(),
-                proposed: proposal.abstract_syntaxes(),
-            },
-            other => SenderError::Association {
-                peer: peer.clone(),
-                stage: "negotiating",
-                source: DimseError::from_association(other),
-            },
-        })?;
-        let stream = association.inner_stream();
-        // dicom-ul leaves Nagle on: ~40 ms per request on loopback from delayed ACKs.
-        let tuned = stream
-            .set_nodelay(true)
-            .and_then(|()| stream.set_read_timeout(Some(timeouts.dimse)));
-        if let Err(source) = tuned {
-            let _ = association.abort();
-            return Err(SenderError::Association {
-                peer,
-                stage: "configuring the socket",
-                source: DimseError::Io(source),
-            });
-        }
+                    stage: "configuring the socket",
+                    source: DimseError::Io(source),
+                },
+                // EstablishError is non-exhaustive.
+                other => SenderError::Association {
+                    peer: peer.clone(),
+                    stage: "establishing",
+                    source: DimseError::Protocol(other.to_string()),
+                },
+            })?;
         Ok(Session {
             association: Some(association),
             reader: MessageReader::new(),

@@ -48,8 +48,8 @@ pub enum ScuError {
         addr: String,
         /// The called AE title.
         called_ae_title: String,
-        /// dicom-ul's error.
-        source: Box<dicom_ul::association::Error>,
+        /// What failed: negotiation (dicom-ul's error) or the socket's configuration.
+        source: dimse::EstablishError,
     },
     /// The SCP accepted no presentation context for this SOP class and transfer syntax.
     #[error(
@@ -97,23 +97,22 @@ impl StoreScu {
         let mut builder = ClientAssociationOptions::new()
             .calling_ae_title(options.calling_ae_title.clone())
             .called_ae_title(options.called_ae_title.clone())
-            .max_pdu_length(options.max_pdu_length)
-            .connection_timeout(options.connect_timeout)
-            .read_timeout(options.io_timeout)
-            .write_timeout(options.io_timeout);
+            .max_pdu_length(options.max_pdu_length);
         for (sop_class, syntaxes) in contexts {
             builder = builder.with_presentation_context(sop_class.clone(), syntaxes.clone());
         }
-        let mut association = builder.establish(addr).map_err(|e| ScuError::Associate {
-            addr: addr.to_string(),
-            called_ae_title: options.called_ae_title.clone(),
-            source: Box::new(e),
-        })?;
-        // dicom-ul leaves Nagle on: ~40 ms per round trip on loopback without this.
-        association
-            .inner_stream()
-            .set_nodelay(true)
-            .map_err(|e| ScuError::Dimse(DimseError::Io(e)))?;
+        let timeouts = dimse::ScuTimeouts {
+            connect: options.connect_timeout,
+            acse: options.io_timeout,
+            dimse: options.io_timeout,
+            write: options.io_timeout,
+        };
+        let association =
+            dimse::establish(builder, addr, timeouts).map_err(|source| ScuError::Associate {
+                addr: addr.to_string(),
+                called_ae_title: options.called_ae_title.clone(),
+                source,
+            })?;
         Ok(StoreScu {
             association,
             reader: MessageReader::new(),
