@@ -3,7 +3,7 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use config::{AeTitle, TestConfig};
+use config::{AeTitle, TestConfig, socket_text};
 use dicom_dictionary_std::uids;
 use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
 use dicom_ul::association::Error as UlError;
@@ -288,14 +288,6 @@ impl CFindClientBuilder {
 }
 
 /// Socket text `host:port`, with IPv6 literals in brackets.
-fn socket_text(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 impl CFindClient {
     /// A builder for the SCP at `host:port`, with the defaults of the configuration
     /// crate: called AE `ANY-SCP`, calling AE `DICOM-AUTO`, Study Root then Patient Root.

@@ -88,7 +88,9 @@ impl Endpoint {
     }
 }
 
-pub(crate) fn socket_text(host: &str, port: u16) -> String {
+/// `host:port` for `TcpStream::connect` or dicom-ul, with brackets around an IPv6
+/// address (`[::1]:104`).
+pub fn socket_text(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(ip)) => SocketAddr::from((ip, port)).to_string(),
         _ => format!("{host}:{port}"),

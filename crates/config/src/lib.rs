@@ -77,7 +77,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
-pub use endpoint::{Endpoint, Route, RouteOrigin, Target};
+pub use endpoint::{Endpoint, Route, RouteOrigin, Target, socket_text};
 pub use error::ConfigError;
 pub use sections::{
     AssociationStrategy, CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings,

@@ -202,12 +202,7 @@ fn split_peer<'a>(args: &'a [String], config: &TestConfig) -> Result<(String, &'
     if args.len() >= 2 && args[1].parse::<u16>().is_ok() && !Path::new(&args[0]).exists() {
         let port: u16 = args[1].parse()?;
         let host = &args[0];
-        let address = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        return Ok((address, &args[2..]));
+        return Ok((config::socket_text(host, port), &args[2..]));
     }
     Ok((config.endpoint.address(), args))
 }
