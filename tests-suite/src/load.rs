@@ -58,8 +58,14 @@ impl LoadTarget {
 
 /// Every sample prepared for sending with the configured UID strategy (encoded once).
 pub fn prepare_samples(session: &Session) -> Vec<Arc<PreparedInstance>> {
-    let root: PathBuf = session.samples.root.clone();
-    let prepared = sender::prepare_paths(&[root], session.config.sending.uid_strategy)
+    // The session already found the files: hand them over rather than scan the folder again.
+    let files: Vec<PathBuf> = session
+        .samples
+        .infos
+        .iter()
+        .map(|i| i.path.clone())
+        .collect();
+    let prepared = sender::prepare_paths(&files, session.config.sending.uid_strategy)
         .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"));
     assert!(
         !prepared.instances.is_empty(),
