@@ -70,6 +70,20 @@ peers_launch() {
     PEER_PID=$!
 }
 
+# For a peer (PID $1, DICOM port $2) that exited during start-up: returns 2 when its log
+# says a port was already taken (another process won the race for a port we picked, so
+# the start loop tries other ports), else prints the log and returns 1. DCMTK says
+# "Address already in use"; Orthanc says "...privileged or already in use".
+peers_exited_on_a_taken_port() {
+    if grep -qiE "already in use|cannot bind|bind failed" "$PEER_DIR/peer.log" 2>/dev/null; then
+        PEER_PORT_STOLEN=$2
+        return 2
+    fi
+    echo "peer (PID $1) exited during start-up; its log:" >&2
+    tail -n 30 "$PEER_DIR/peer.log" >&2 || true
+    return 1
+}
+
 # Waits until PID $1 answers an association request on port $2 for AE title $3 and
 # holds the port, for at most $4 seconds. An association rejection counts as an
 # answer (a peer started with --refuse is ready when it refuses). Extra ports to
@@ -80,13 +94,8 @@ peers_wait_ready() {
     deadline=$(($(date +%s%N) / 1000000 + timeout * 1000))
     while :; do
         if ! peers_alive "$pid"; then
-            if grep -qiE "address already in use|cannot bind|bind failed" "$PEER_DIR/peer.log" 2>/dev/null; then
-                PEER_PORT_STOLEN=$port
-                return 2
-            fi
-            echo "peer (PID $pid) exited during start-up; its log:" >&2
-            tail -n 30 "$PEER_DIR/peer.log" >&2 || true
-            return 1
+            peers_exited_on_a_taken_port "$pid" "$port"
+            return $?
         fi
         if out=$("$ECHOSCU" -to 1 -ta 2 -ts 2 -aet PEERS-PROBE -aec "$aet" 127.0.0.1 "$port" 2>&1) ||
             printf '%s' "$out" | grep -q 'Association Rejected'; then
@@ -96,7 +105,10 @@ peers_wait_ready() {
                 done
                 # Orthanc answers C-ECHO briefly before exiting when its HTTP port is
                 # taken: check it is still there once ownership is established.
-                peers_alive "$pid" || return 1
+                if ! peers_alive "$pid"; then
+                    peers_exited_on_a_taken_port "$pid" "$port"
+                    return $?
+                fi
                 return 0
             fi
             # Someone else answers on this port: the start script picks another one.

@@ -44,7 +44,7 @@ peers_start() {
             echo "port ${PEER_PORT_STOLEN:-?} is held by another process (PIDs: $(peers_port_pids "${PEER_PORT_STOLEN:-0}" | tr "\n" " "))" >&2
         fi
         # Only a port taken under our feet is worth another try, on other ports.
-        if [ "$status" != 2 ] || [ -n "${PEER_FIXED_PORT:-}" ]; then
+        if [ "$status" != 2 ] || [ -n "${PEER_FIXED_PORT:-}${PEER_FIXED_HTTP_PORT:-}" ]; then
             peers_die "$PEER_NAME did not start (attempt $attempt)"
         fi
         echo "trying other ports" >&2
