@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use crate::error::{CFindError, find_operation};
 use crate::identifier::Identifier;
-use crate::model::InformationModel;
 use crate::query::Query;
 use crate::results::{Match, ModelFallback, QueryResult};
+use dimse::qr::InformationModel;
 
 /// Default number of StudyInstanceUIDs in one verification query.
 pub const DEFAULT_MAX_UIDS_PER_QUERY: usize = 200;

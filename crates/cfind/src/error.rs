@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use dimse::{DimseError, Status};
 
-use crate::model::{InformationModel, QueryLevel};
+use dimse::qr::{InformationModel, QueryLevel};
 
 /// Why a query, an echo or a verification failed.
 ///

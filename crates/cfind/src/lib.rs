@@ -108,7 +108,7 @@
 mod client;
 mod error;
 mod identifier;
-mod model;
+
 mod query;
 mod results;
 mod verify;
@@ -118,9 +118,9 @@ pub use client::{
     BatchLimits, CFindClient, CFindClientBuilder, ConnectionCheck, DEFAULT_MAX_UID_LIST_BYTES,
     DEFAULT_MAX_UIDS_PER_QUERY, Polling, Session,
 };
+pub use dimse::{InformationModel, QueryLevel};
 pub use error::CFindError;
 pub use identifier::{Identifier, Key, keyword};
-pub use model::{InformationModel, QueryLevel};
 pub use query::{
     INSTANCE_RETURN_KEYS, InstanceQuery, Query, QueryKeys, SERIES_RETURN_KEYS, STUDY_RETURN_KEYS,
     SeriesQuery, StudyQuery, dicom_date,

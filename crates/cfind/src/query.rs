@@ -15,8 +15,8 @@ use dicom_transfer_syntax_registry::TransferSyntax;
 
 use crate::error::CFindError;
 use crate::identifier::Key;
-use crate::model::{InformationModel, QueryLevel};
 use crate::results::{InstanceResult, Match, SeriesResult, StudyResult};
+use dimse::qr::{InformationModel, QueryLevel};
 
 /// The longest UID the standard allows (PS3.5 9.1).
 const UID_MAX_LEN: usize = 64;

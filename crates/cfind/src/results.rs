@@ -7,7 +7,7 @@ use dimse::Status;
 use serde::Serialize;
 
 use crate::identifier::Identifier;
-use crate::model::InformationModel;
+use dimse::qr::InformationModel;
 
 /// A match type: built from the identifier of one pending C-FIND response.
 pub trait Match: Sized {

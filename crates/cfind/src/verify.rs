@@ -30,9 +30,9 @@ use serde::Serialize;
 use crate::client::{CFindClient, Session};
 use crate::error::CFindError;
 use crate::identifier::Key;
-use crate::model::InformationModel;
 use crate::query::{InstanceQuery, Query, StudyQuery};
 use crate::results::StudyResult;
+use dimse::qr::InformationModel;
 
 /// At most this many distinct query errors are kept in a report (the rest are counted).
 const MAX_ERRORS_KEPT: usize = 16;

@@ -62,7 +62,6 @@
 //! # Ok::<(), config::ConfigError>(())
 //! ```
 
-mod ae_title;
 mod endpoint;
 mod error;
 mod parse;
@@ -76,7 +75,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
+pub use dimse::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use endpoint::{Endpoint, Route, RouteOrigin, Target, socket_text};
 pub use error::ConfigError;
 pub use sections::{

@@ -14,8 +14,12 @@
 //!   PDU length ([`send_message`]), with errors that say whether the peer timed out,
 //!   closed the connection or broke the protocol ([`DimseError`]).
 //!
-//! It also opens SCU associations with every wait bounded and TCP_NODELAY on
-//! ([`establish`]), and names association rejections in words ([`describe_rejection`]).
+//! On top of them sits the one SCU association of the workspace ([`scu`]:
+//! [`ScuOptions`] and [`ScuAssociation`]), every wait bounded ([`Timeouts`]) and
+//! TCP_NODELAY on, with the vocabulary both sides share: AE titles ([`AeTitle`]),
+//! peer addresses ([`PeerAddress`]), the Query/Retrieve models and levels ([`qr`]),
+//! padding rules ([`trim_value`]) and error display ([`ErrorChain`]).
+//! Association rejections are named in words by [`describe_rejection`].
 //!
 //! # Example
 //!
@@ -44,18 +48,31 @@
 //! # Ok(()) }
 //! ```
 
+mod ae_title;
 pub mod associate;
 pub mod command;
 pub mod message;
+mod peer;
+pub mod qr;
+pub mod scu;
+pub mod serde_duration;
 pub mod status;
+mod text;
+mod timeouts;
 
+pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use associate::{EstablishError, ScuTimeouts, establish};
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{
     DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, pdu_name, send_command,
     send_data, send_data_patched, send_message, write_fragments, write_fragments_patched,
 };
+pub use peer::{PeerAddress, PeerAddressError};
+pub use qr::{InformationModel, QueryLevel};
+pub use scu::{AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, ScuOptions};
 pub use status::{Status, StatusClass};
+pub use text::{ErrorChain, trim_value};
+pub use timeouts::Timeouts;
 
 use dicom_ul::pdu::{AssociationRJ, AssociationRJResult};
 

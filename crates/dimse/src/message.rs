@@ -65,6 +65,18 @@ pub enum DimseError {
     /// The command set could not be decoded.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The peer aborted the association (A-ABORT) while we waited for a message.
+    #[error("association aborted by the peer ({0})")]
+    PeerAborted(String),
+    /// The peer asked to release the association instead of answering.
+    #[error("the peer released the association instead of answering")]
+    PeerReleased,
+    /// The association has no accepted presentation context for what was asked.
+    #[error("the peer did not accept {abstract_syntax} on this association")]
+    ContextNotAccepted {
+        /// The abstract syntax (SOP class UID).
+        abstract_syntax: String,
+    },
     /// The data set is larger than the reader accepts.
     #[error("data set larger than the limit of {limit} bytes")]
     TooLarge {

@@ -15,13 +15,13 @@ pub const AE_TITLE_MAX_LEN: usize = 16;
 /// removed on construction: `AeTitle::new(" PACS ")` equals `AeTitle::new("PACS")`.
 ///
 /// ```
-/// use config::AeTitle;
+/// use dimse::AeTitle;
 ///
 /// let called: AeTitle = "LB-HTM-GI".parse()?;
 /// assert_eq!(called.as_str(), "LB-HTM-GI");
 /// assert!(AeTitle::new("A\\B").is_err());
 /// assert!(AeTitle::new("SEVENTEEN-LETTERS").is_err());
-/// # Ok::<(), config::AeTitleError>(())
+/// # Ok::<(), dimse::AeTitleError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
