@@ -50,6 +50,7 @@
 
 mod ae_title;
 pub mod associate;
+mod attribute;
 pub mod command;
 pub mod message;
 mod peer;
@@ -62,6 +63,7 @@ mod timeouts;
 
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use associate::{EstablishError, ScuTimeouts, establish};
+pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{
     DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, pdu_name, send_command,

@@ -8,10 +8,10 @@ use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
-use crate::attribute::Attribute;
 use crate::error::EditError;
 use crate::uid::{UidMap, uid_values};
 use crate::value::to_primitive;
+use dimse::Attribute;
 
 /// The instance UIDs that `--new-uids` regenerates. References to them anywhere in a file
 /// (e.g. ReferencedSOPInstanceUID inside a sequence) follow.

@@ -1,6 +1,7 @@
 //! Typed errors. Each carries what a user needs to fix the input: the attribute, the value, the
 //! path.
 
+pub use dimse::AttributeError;
 use std::io;
 use std::path::PathBuf;
 
@@ -18,31 +19,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// A keyword or tag number that does not name an attribute.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AttributeError {
-    /// Nothing was given where an attribute was expected.
-    #[error(
-        "empty attribute name; give a keyword such as StudyDescription or a tag such as (0008,1030)"
-    )]
-    Empty,
-    /// The text is not a keyword of the standard data dictionary.
-    #[error(
-        "unknown attribute keyword `{keyword}`: not in the DICOM standard dictionary \
-         (check the spelling, or give the tag number as (gggg,eeee))"
-    )]
-    UnknownKeyword {
-        /// The text as given.
-        keyword: String,
-    },
-    /// The text looks like a tag number but is not one of the accepted forms.
-    #[error("malformed tag `{text}`: use (gggg,eeee), gggg,eeee or ggggeeee with hex digits")]
-    MalformedTag {
-        /// The text as given.
-        text: String,
-    },
-}
-
 /// An edit that cannot be applied, found before any file is touched.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

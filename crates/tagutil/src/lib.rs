@@ -79,7 +79,6 @@
 //! # }
 //! ```
 
-mod attribute;
 pub mod deid;
 mod edit;
 mod error;
@@ -90,7 +89,7 @@ mod update;
 mod value;
 mod write;
 
-pub use attribute::Attribute;
+pub use dimse::Attribute;
 pub use edit::{Change, Edit, EditPlan, Location, REGENERATED_UIDS, apply, collect_instance_uids};
 pub use error::{
     AttributeError, DeidError, EditError, FileError, RulesError, ScanError, WriteError, error_chain,

@@ -40,13 +40,13 @@ use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
 pub use profile::{BasicProfile, ProfileAction, ProfileRow, STANDARD_EDITION, TagPattern};
 
-use crate::attribute::Attribute;
 use crate::edit::{Change, Location, describe, sync_meta};
 use crate::error::{DeidError, FileError};
 use crate::files::scan_folder;
 use crate::uid::{UidMap, uid_values};
 use crate::update::{FileOutcome, FileReport, RunSummary, open, process_candidates};
 use crate::write::write_file_atomically;
+use dimse::Attribute;
 
 /// Code value and meaning (CID 7050) of the Basic Application Confidentiality Profile.
 pub const BASIC_PROFILE_CODE: (&str, &str) =

@@ -1,4 +1,5 @@
-//! Addressing an attribute by keyword or by tag number.
+//! Naming an attribute by keyword or by tag number: [`Attribute`], the one way every
+//! command line, rules file and query of the workspace does it.
 
 use std::fmt;
 
@@ -6,9 +7,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
-use crate::error::AttributeError;
-
-/// One DICOM attribute, as named on the command line or in a rules file.
+/// One DICOM attribute, as named on a command line, in a rules file or in a query.
 ///
 /// Parse it with [`Attribute::parse`] from a keyword (`StudyDescription`) or a tag number in any
 /// of the forms `(0008,1030)`, `0008,1030` or `00081030`.
@@ -72,6 +71,19 @@ impl Attribute {
         }
     }
 
+    /// The VR to use when creating the element: the dictionary's, or its most common
+    /// reading where the dictionary gives several (US-or-SS reads as US), else `fallback`
+    /// (for private and unknown attributes).
+    pub fn vr_or(&self, fallback: VR) -> VR {
+        match self.vr {
+            Some(vr) => vr,
+            None => StandardDataDictionary
+                .by_tag(self.tag)
+                .map(|e| e.vr().relaxed())
+                .unwrap_or(fallback),
+        }
+    }
+
     /// Whether the attribute lives in the file meta group (0002,xxxx).
     pub fn is_file_meta(&self) -> bool {
         self.tag.group() == 0x0002
@@ -95,6 +107,40 @@ impl fmt::Display for Attribute {
 
 fn exact_vr(vr: VirtualVr) -> Option<VR> {
     vr.exact()
+}
+
+impl std::str::FromStr for Attribute {
+    type Err = AttributeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Attribute::parse(text)
+    }
+}
+
+/// Why a text does not name an attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// Nothing was given where an attribute was expected.
+    #[error(
+        "empty attribute name; give a keyword such as StudyDescription or a tag such as (0008,1030)"
+    )]
+    Empty,
+    /// The text is not a keyword of the standard data dictionary.
+    #[error(
+        "unknown attribute keyword `{keyword}`: not in the DICOM standard dictionary \
+         (check the spelling, or give the tag number as (gggg,eeee))"
+    )]
+    UnknownKeyword {
+        /// The text as given.
+        keyword: String,
+    },
+    /// The text looks like a tag number but is not one of the accepted forms.
+    #[error("malformed tag `{text}`: use (gggg,eeee), gggg,eeee or ggggeeee with hex digits")]
+    MalformedTag {
+        /// The text as given.
+        text: String,
+    },
 }
 
 /// Parses `(gggg,eeee)`, `gggg,eeee` or `ggggeeee` (hex, either case).
@@ -180,5 +226,7 @@ mod tests {
         let private = Attribute::parse("(0009,1001)").unwrap();
         assert_eq!(private.to_string(), "(0009,1001)");
         assert!(private.is_private());
+        assert_eq!(private.vr_or(VR::LO), VR::LO);
+        assert_eq!(Attribute::parse("PixelData").unwrap().vr_or(VR::LO), VR::OW);
     }
 }

@@ -1,0 +1,2 @@
+//! The configuration turned into each library's options: one function per library
+//! type, so a variable's meaning is decided in one place.
