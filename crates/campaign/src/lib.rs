@@ -3,7 +3,34 @@
 //!
 //! The libraries (`sender`, `cfind`, `simulator`, ...) take their own option types and
 //! never see a `COMPASS_*` variable; this crate turns a [`config::TestConfig`] into
-//! those options ([`options`]) and runs the steps of a campaign for the test suite
-//! and for the `dicom-auto` command.
+//! those options ([`options`]) and runs the steps of a campaign, for the test suite
+//! and for the `dicom-auto` command:
+//!
+//! 1. **prepare**: find the samples ([`Samples`]) and encode them once
+//!    ([`load::prepare`]);
+//! 2. **load**: send them at the configured rate to the router, or to an embedded
+//!    simulator when no `COMPASS_HOST` is set ([`LoadTarget`], [`load::run_load`]);
+//! 3. **verify**: find every delivered study at the destination by C-FIND
+//!    ([`load::verify`]);
+//! 4. **judge and report**: check the thresholds ([`checks::judge`]) and write the
+//!    three reports ([`run()`]).
+//!
+//! ```no_run
+//! let config = config::TestConfig::from_env()?;
+//! let campaign = campaign::run(&config, &sender::NoObserver)?;
+//! println!("{}: {}", campaign.target, if campaign.passed() { "passed" } else { "failed" });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod checks;
+pub mod embedded;
+mod error;
+pub mod load;
 pub mod options;
+mod run;
+mod samples;
+
+pub use error::CampaignError;
+pub use load::LoadTarget;
+pub use run::{CampaignRun, configuration_items, run};
+pub use samples::Samples;

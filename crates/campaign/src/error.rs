@@ -1,0 +1,52 @@
+//! Why a campaign could not run (as opposed to a run whose checks failed).
+
+use std::path::PathBuf;
+
+/// Why a campaign step could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// The embedded simulator could not start.
+    #[error("cannot start the embedded simulator: {0}")]
+    Simulator(#[source] simulator::SimulatorError),
+    /// The sample folder could not be read.
+    #[error("DICOM_ROOT_DIR {}: {detail}", root.display())]
+    Samples {
+        /// The folder.
+        root: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// No sendable DICOM file in the sample folder.
+    #[error("no sendable DICOM file under {} (DICOM_ROOT_DIR); point it at a folder of DICOM files", root.display())]
+    NoSamples {
+        /// The folder.
+        root: PathBuf,
+    },
+    /// The router did not answer a C-ECHO before the run.
+    #[error("the router {peer} does not answer: {source}; check {variables}")]
+    Unreachable {
+        /// `CALLED@host:port`.
+        peer: String,
+        /// The variables that say where the router is.
+        variables: &'static str,
+        /// What failed.
+        #[source]
+        source: sender::SenderError,
+    },
+    /// The sender refused its options, its files, or could not start the run.
+    #[error(transparent)]
+    Sender(sender::SenderError),
+    /// The load run's accounting does not add up: a bug, never a router's fault.
+    #[error("accounting broken: attempted != succeeded + warnings + failed + unknown ({detail})")]
+    Accounting {
+        /// The counts.
+        detail: String,
+    },
+    /// C-FIND verification could not run.
+    #[error("C-FIND verification could not run: {0}")]
+    Verification(#[source] cfind::CFindError),
+    /// A report file could not be written.
+    #[error("cannot write the report: {0}")]
+    Report(#[source] report::ReportError),
+}

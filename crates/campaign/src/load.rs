@@ -1,0 +1,226 @@
+//! The load step and its verification: a target sized for load, one run of the plan,
+//! and the C-FIND check of every study it delivered to.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cfind::{CFindClient, Delivery, SentStudy, VerificationReport};
+use config::{TestConfig, UidStrategy};
+use report::{Figure, LoadResult, TransitTimes};
+use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedInstance};
+use simulator::{SimulatorHandle, StoreMode};
+
+use crate::CampaignError;
+use crate::embedded::start_simulator;
+
+/// Where a load run sends: the configured router, or, on the embedded target, a
+/// simulator of its own in load mode (index entries only, so a long run holds memory
+/// bounded and does not crowd a functional test's simulator).
+#[derive(Debug)]
+pub struct LoadTarget {
+    /// The configuration pointed at the target.
+    pub config: TestConfig,
+    /// The private simulator, on the embedded target.
+    pub simulator: Option<SimulatorHandle>,
+}
+
+impl LoadTarget {
+    /// The target for one load run of `config`.
+    ///
+    /// # Errors
+    /// [`CampaignError::Simulator`] when the embedded simulator cannot start.
+    pub fn new(config: &TestConfig) -> Result<Self, CampaignError> {
+        if !config.endpoint.target.is_embedded() {
+            return Ok(LoadTarget {
+                config: config.clone(),
+                simulator: None,
+            });
+        }
+        let concurrency = config.load.concurrency;
+        let (handle, config) = start_simulator(config, |simulator| {
+            simulator.store_mode = StoreMode::Load;
+            simulator.max_associations = simulator.max_associations.max(concurrency * 2);
+        })?;
+        Ok(LoadTarget {
+            config,
+            simulator: Some(handle),
+        })
+    }
+
+    /// The router in words: `embedded simulator at 127.0.0.1:40213` or
+    /// `remote router at host:port`.
+    pub fn describe(&self) -> String {
+        match &self.simulator {
+            Some(handle) => format!("embedded simulator at {}", handle.addr()),
+            None => format!("remote router at {}", self.config.endpoint.address()),
+        }
+    }
+
+    /// A sender for the configured endpoint (route selected by `COMPASS_ROUTE`, else
+    /// `COMPASS_AE_TITLE`).
+    ///
+    /// # Errors
+    /// [`CampaignError::Sender`] for options the sender refuses.
+    pub fn sender(&self) -> Result<DicomSender, CampaignError> {
+        DicomSender::from_config(&self.config).map_err(CampaignError::Sender)
+    }
+
+    /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
+    pub fn cfind(&self) -> CFindClient {
+        CFindClient::from_config(&self.config)
+    }
+
+    /// Checks that the router answers a C-ECHO before a run starts, so an unreachable
+    /// or misnamed router fails within the connect timeout with what to set, instead
+    /// of after a run of failed sends.
+    ///
+    /// # Errors
+    /// [`CampaignError::Unreachable`] naming the peer and the variables to check.
+    pub fn check_reachable(&self) -> Result<(), CampaignError> {
+        let sender = self.sender()?;
+        match sender.ping() {
+            Ok(_) => Ok(()),
+            Err(source) => Err(CampaignError::Unreachable {
+                peer: format!(
+                    "{}@{}",
+                    self.config.endpoint.called_ae_title,
+                    self.config.endpoint.address()
+                ),
+                variables: if self.config.endpoint.target.is_embedded() {
+                    "none: this is the embedded simulator (report a bug)"
+                } else {
+                    "COMPASS_HOST and COMPASS_PORT (and the route's REMOTE_AE_<NAME>/LOCAL_AE_<NAME>, or COMPASS_AE_TITLE)"
+                },
+                source,
+            }),
+        }
+    }
+}
+
+/// Every file of `paths` prepared for sending with the configured UID strategy
+/// (encoded once).
+///
+/// # Errors
+/// [`CampaignError::Sender`] when the files cannot be read, [`CampaignError::NoSamples`]
+/// when none of them is sendable.
+pub fn prepare(
+    config: &TestConfig,
+    paths: &[PathBuf],
+) -> Result<Vec<Arc<PreparedInstance>>, CampaignError> {
+    let prepared =
+        sender::prepare_paths(paths, config.sending.uid_strategy).map_err(CampaignError::Sender)?;
+    if prepared.instances.is_empty() {
+        return Err(CampaignError::NoSamples {
+            root: config.dataset.root_dir.clone(),
+        });
+    }
+    Ok(prepared.instances)
+}
+
+/// Runs `plan` against the target and checks the accounting invariant.
+///
+/// # Errors
+/// [`CampaignError::Sender`] when the run cannot start; [`CampaignError::Accounting`]
+/// when attempted != succeeded + warnings + failed + unknown (a bug: every send must
+/// be accounted for).
+pub fn run_load(
+    target: &LoadTarget,
+    plan: &LoadPlan,
+    observer: &dyn LoadObserver,
+) -> Result<LoadReport, CampaignError> {
+    let sender = target.sender()?;
+    let load = sender::run_load(&sender, plan, observer).map_err(CampaignError::Sender)?;
+    if !load.is_consistent() {
+        return Err(CampaignError::Accounting {
+            detail: format!("{:?}", load.summary()),
+        });
+    }
+    Ok(load)
+}
+
+/// The studies a run delivered to, as C-FIND verification takes them. With fresh UIDs
+/// every instance is counted; files sent as they are repeat their UIDs, so the router
+/// keeps one copy and only each study's presence can be checked.
+pub fn sent_studies(load: &LoadReport, uids: UidStrategy) -> Vec<SentStudy> {
+    load.studies
+        .iter()
+        .filter(|s| s.succeeded + s.warnings > 0)
+        .map(|s| {
+            let instances = if uids == UidStrategy::Fresh {
+                (s.succeeded + s.warnings) as u32
+            } else {
+                1
+            };
+            SentStudy::with_wall_clock(s.study_instance_uid.clone(), instances, s.last_sent)
+        })
+        .collect()
+}
+
+/// Verifies by C-FIND every study the run delivered to, when `CFIND_VERIFY` is on
+/// and something was delivered.
+///
+/// # Errors
+/// [`CampaignError::Verification`] when the verification itself cannot run (the
+/// query peer refuses or is unreachable); missing studies are a result, not an error.
+pub fn verify(
+    target: &LoadTarget,
+    load: &LoadReport,
+) -> Result<Option<VerificationReport>, CampaignError> {
+    let sent = sent_studies(load, target.config.sending.uid_strategy);
+    if !target.config.cfind.verify || sent.is_empty() {
+        return Ok(None);
+    }
+    target
+        .cfind()
+        .verify_studies(&sent)
+        .map(Some)
+        .map_err(CampaignError::Verification)
+}
+
+/// What the report's performance panel shows of a run and its verification.
+pub fn load_result(load: &LoadReport, verification: Option<&VerificationReport>) -> LoadResult {
+    LoadResult {
+        metrics: load.metrics.clone(),
+        transit: verification.map(|v| TransitTimes {
+            verified: v.count(Delivery::Complete) as u64,
+            missing: (v.studies.len() - v.count(Delivery::Complete)) as u64,
+            summary: v.transit.summary(),
+            buckets: v.transit.buckets(),
+        }),
+    }
+}
+
+/// The short figures shown beside a load run in the report.
+pub fn load_figures(load: &LoadReport, verification: Option<&VerificationReport>) -> Vec<Figure> {
+    let fmt = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("{v:.1}"));
+    let summary = load.summary();
+    let mut figures = vec![
+        figure("attempted", summary.attempted.to_string()),
+        figure(
+            "target / achieved send rate",
+            format!(
+                "{} / {} per s",
+                fmt(summary.target_rate),
+                fmt(summary.achieved_send_rate)
+            ),
+        ),
+        figure("delivered images/s", fmt(summary.images_per_s)),
+    ];
+    if let Some(latency) = summary.latency_ms {
+        figures.push(figure("p95 latency", format!("{:.1} ms", latency.p95_ms)));
+    }
+    if let Some(v) = verification {
+        figures.push(figure(
+            "studies verified / sent",
+            format!("{} / {}", v.count(Delivery::Complete), v.studies.len()),
+        ));
+    }
+    figures
+}
+
+fn figure(label: &str, value: String) -> Figure {
+    Figure {
+        label: label.to_string(),
+        value,
+    }
+}

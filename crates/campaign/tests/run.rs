@@ -1,0 +1,91 @@
+//! A whole campaign against the embedded simulator, and against a router that is not
+//! there.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use config::TestConfig;
+
+fn samples_dir() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../dicom_samples")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_embedded_campaign_loads_verifies_and_writes_three_reports() {
+    let reports = tempfile::tempdir().unwrap();
+    let config = TestConfig::from_map([
+        ("DICOM_ROOT_DIR", samples_dir()),
+        ("REPORT_DIR", reports.path().display().to_string()),
+        ("TEST_DURATION_SECONDS", "2".into()),
+        ("PEAK_IMAGES_PER_SECOND", "10".into()),
+        ("LOAD_MULTIPLIER", "2".into()),
+        ("LOAD_CONCURRENCY", "2".into()),
+        ("SEND_UID_STRATEGY", "fresh".into()),
+    ])
+    .unwrap();
+
+    let campaign = campaign::run(&config, &sender::NoObserver).unwrap();
+
+    assert!(campaign.passed(), "{:#?}", campaign.checks);
+    assert!(
+        campaign
+            .target
+            .starts_with("embedded simulator at 127.0.0.1:")
+    );
+    let counts = &campaign.load.metrics.counts;
+    assert!(counts.attempted >= 30, "{counts:?}");
+    assert_eq!(counts.succeeded, counts.attempted);
+    let verification = campaign
+        .verification
+        .as_ref()
+        .expect("C-FIND verification ran");
+    assert!(!verification.studies.is_empty());
+    assert_eq!(
+        campaign.checks.iter().map(|c| c.id).collect::<Vec<_>>(),
+        ["error_rate", "p95_latency", "delivery"]
+    );
+    let panel = campaign.report.tests[0]
+        .load
+        .as_ref()
+        .expect("performance panel");
+    assert_eq!(panel.transit.as_ref().unwrap().missing, 0);
+    for file in ["test_report.html", "test_report.json", "test_report.xml"] {
+        let text = std::fs::read_to_string(reports.path().join(file)).unwrap();
+        assert!(text.contains("load_at_target_rate"), "{file}");
+    }
+}
+
+#[test]
+fn an_unreachable_router_fails_within_the_connect_timeout_naming_host_and_variable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let reports = tempfile::tempdir().unwrap();
+    let config = TestConfig::from_map([
+        ("COMPASS_HOST", "127.0.0.1".to_string()),
+        ("COMPASS_PORT", port.to_string()),
+        ("DICOM_CONNECT_TIMEOUT", "2".into()),
+        ("DICOM_ROOT_DIR", samples_dir()),
+        ("REPORT_DIR", reports.path().display().to_string()),
+    ])
+    .unwrap();
+
+    let started = Instant::now();
+    let error = campaign::run(&config, &sender::NoObserver).unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = error.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("COMPASS_HOST"), "{text}");
+    assert!(
+        std::fs::read_dir(reports.path()).unwrap().next().is_none(),
+        "nothing written for a campaign that could not start"
+    );
+}
