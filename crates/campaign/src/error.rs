@@ -32,11 +32,11 @@ pub enum CampaignError {
         variables: &'static str,
         /// What failed.
         #[source]
-        source: sender::SenderError,
+        source: Box<sender::SenderError>,
     },
     /// The sender refused its options, its files, or could not start the run.
     #[error(transparent)]
-    Sender(sender::SenderError),
+    Sender(Box<sender::SenderError>),
     /// The load run's accounting does not add up: a bug, never a router's fault.
     #[error("accounting broken: attempted != succeeded + warnings + failed + unknown ({detail})")]
     Accounting {
@@ -45,8 +45,14 @@ pub enum CampaignError {
     },
     /// C-FIND verification could not run.
     #[error("C-FIND verification could not run: {0}")]
-    Verification(#[source] cfind::CFindError),
+    Verification(#[source] Box<cfind::CFindError>),
     /// A report file could not be written.
     #[error("cannot write the report: {0}")]
     Report(#[source] report::ReportError),
+}
+
+impl From<sender::SenderError> for CampaignError {
+    fn from(error: sender::SenderError) -> Self {
+        CampaignError::Sender(Box::new(error))
+    }
 }

@@ -62,7 +62,7 @@ impl LoadTarget {
     /// # Errors
     /// [`CampaignError::Sender`] for options the sender refuses.
     pub fn sender(&self) -> Result<DicomSender, CampaignError> {
-        DicomSender::from_config(&self.config).map_err(CampaignError::Sender)
+        DicomSender::from_config(&self.config).map_err(CampaignError::from)
     }
 
     /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
@@ -91,7 +91,7 @@ impl LoadTarget {
                 } else {
                     "COMPASS_HOST and COMPASS_PORT (and the route's REMOTE_AE_<NAME>/LOCAL_AE_<NAME>, or COMPASS_AE_TITLE)"
                 },
-                source,
+                source: Box::new(source),
             }),
         }
     }
@@ -108,7 +108,7 @@ pub fn prepare(
     paths: &[PathBuf],
 ) -> Result<Vec<Arc<PreparedInstance>>, CampaignError> {
     let prepared =
-        sender::prepare_paths(paths, config.sending.uid_strategy).map_err(CampaignError::Sender)?;
+        sender::prepare_paths(paths, config.sending.uid_strategy).map_err(CampaignError::from)?;
     if prepared.instances.is_empty() {
         return Err(CampaignError::NoSamples {
             root: config.dataset.root_dir.clone(),
@@ -129,7 +129,7 @@ pub fn run_load(
     observer: &dyn LoadObserver,
 ) -> Result<LoadReport, CampaignError> {
     let sender = target.sender()?;
-    let load = sender::run_load(&sender, plan, observer).map_err(CampaignError::Sender)?;
+    let load = sender::run_load(&sender, plan, observer).map_err(CampaignError::from)?;
     if !load.is_consistent() {
         return Err(CampaignError::Accounting {
             detail: format!("{:?}", load.summary()),
@@ -174,7 +174,7 @@ pub fn verify(
         .cfind()
         .verify_studies(&sent)
         .map(Some)
-        .map_err(CampaignError::Verification)
+        .map_err(|e| CampaignError::Verification(Box::new(e)))
 }
 
 /// What the report's performance panel shows of a run and its verification.
