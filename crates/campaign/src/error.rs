@@ -24,7 +24,7 @@ pub enum CampaignError {
         root: PathBuf,
     },
     /// The router did not answer a C-ECHO before the run.
-    #[error("the router {peer} does not answer: {source}; check {variables}")]
+    #[error("the router {peer} does not answer a C-ECHO (check {variables})")]
     Unreachable {
         /// `CALLED@host:port`.
         peer: String,

@@ -286,7 +286,7 @@ pub enum AssociateError {
     },
     /// The negotiation broke off (timeout, abort, malformed answer) or the socket
     /// could not be configured afterwards.
-    #[error("association with {peer} failed while {stage}: {source}")]
+    #[error("association with {peer} failed while {stage}")]
     Negotiation {
         /// `CALLED@host:port`.
         peer: String,

@@ -1,0 +1,59 @@
+//! `dicom-auto`: load-test and verify a DICOM router from the shell.
+//!
+//! Every subcommand reads the same configuration as the test suite (`.env` in the
+//! current folder or the workspace root, overridden by the environment; see
+//! `.env.example`). With no `COMPASS_HOST`, the router is the embedded simulator.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod merge;
+mod run;
+
+/// Exit status when the command could not run (configuration, unreachable router,
+/// unreadable input): nothing was judged.
+const CANNOT_RUN: u8 = 2;
+/// Exit status when the run happened and a check failed.
+const CHECKS_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dicom-auto",
+    version,
+    about = "Load-test and verify a DICOM router (Laurel Bridge Compass or any C-STORE SCP)",
+    after_help = "Configuration: .env and the environment (see .env.example); with no COMPASS_HOST \
+                  the router is the embedded simulator.\n\nExamples:\n  \
+                  dicom-auto run                       # load, verify by C-FIND, write test_report.*\n  \
+                  dicom-auto merge a.json b.json       # one exact snapshot of several runs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A whole campaign: load at PEAK_IMAGES_PER_SECOND x LOAD_MULTIPLIER for
+    /// TEST_DURATION_SECONDS, verify every delivered study by C-FIND, judge
+    /// MAX_ERROR_RATE and MAX_P95_LATENCY_MS, write test_report.html/.json/.xml.
+    Run(run::RunArgs),
+    /// Merge the metrics snapshots of several runs (or generator machines) exactly:
+    /// counts and histograms are added, percentiles recomputed.
+    Merge(merge::MergeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Merge(args) => merge::merge(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("dicom-auto: {error:#}");
+            ExitCode::from(CANNOT_RUN)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `dicom-auto run`: a whole campaign from the configuration.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sender::{LoadObserver, LoadProgress};
+
+use crate::CHECKS_FAILED;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// No progress bar (for CI logs).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Shows a load run's progress on stderr.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl LoadObserver for Progress {
+    fn on_progress(&self, progress: &LoadProgress) {
+        if let Some(planned) = progress.planned {
+            self.bar.set_length(planned);
+        }
+        self.bar.set_position(progress.attempted);
+        let p95 = progress
+            .p95_latency_ms
+            .map_or_else(|| "-".into(), |p| format!("{p:.1} ms"));
+        self.bar.set_message(format!(
+            "{:.0}/s, p95 {p95}, {} failed, {} unknown, {} associations",
+            progress.current_rate, progress.failed, progress.unknown, progress.open_associations
+        ));
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let config = config::TestConfig::from_env()
+        .context("reading the configuration (.env and the environment)")?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} sent  {msg}")
+                .expect("a valid progress template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    };
+    eprintln!(
+        "dicom-auto: {} s at {:.1} images/s to {}",
+        config.load.duration.as_secs(),
+        config.load.target_rate(),
+        if config.endpoint.target.is_embedded() {
+            "the embedded simulator".to_string()
+        } else {
+            config.endpoint.address()
+        }
+    );
+    let progress = Progress { bar };
+    let outcome = campaign::run(&config, &progress);
+    progress.bar.finish_and_clear();
+    let run = outcome?;
+
+    let summary = run.load.summary();
+    println!("target      {}", run.target);
+    println!(
+        "sends       {} attempted: {} succeeded, {} warnings, {} failed, {} unknown",
+        summary.attempted, summary.succeeded, summary.warnings, summary.failed, summary.unknown
+    );
+    if let Some(latency) = summary.latency_ms {
+        println!(
+            "latency     p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (from each send's intended time)",
+            latency.p50_ms, latency.p95_ms, latency.p99_ms
+        );
+    }
+    for check in &run.checks {
+        let mark = if check.passed { "pass" } else { "FAIL" };
+        println!("{mark}        {}: {}", check.name, check.message);
+    }
+    println!(
+        "reports     {}, {}, {}",
+        run.paths.html.display(),
+        run.paths.json.display(),
+        run.paths.junit.display()
+    );
+    Ok(if run.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHECKS_FAILED)
+    })
+}

@@ -1,0 +1,169 @@
+//! The `dicom-auto` command as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn samples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dicom_samples")
+}
+
+/// The command with a clean configuration: only the variables given, run from `dir`.
+fn dicom_auto(dir: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dicom-auto"));
+    command.current_dir(dir).args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("COMPASS_")
+            || name.starts_with("CFIND_")
+            || name.starts_with("DICOM_")
+            || name.starts_with("REMOTE_AE_")
+            || name.starts_with("LOCAL_AE_")
+        {
+            command.env_remove(name);
+        }
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("dicom-auto runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn run_against_the_embedded_simulator_passes_and_writes_the_three_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dicom_auto(
+        dir.path(),
+        &[
+            ("DICOM_ROOT_DIR", samples_dir().display().to_string()),
+            ("REPORT_DIR", dir.path().display().to_string()),
+            ("TEST_DURATION_SECONDS", "2".into()),
+            ("PEAK_IMAGES_PER_SECOND", "10".into()),
+            ("SEND_UID_STRATEGY", "fresh".into()),
+        ],
+        &["run", "--quiet"],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("embedded simulator at 127.0.0.1:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("pass        every delivered study complete"),
+        "{shown}"
+    );
+    for file in ["test_report.html", "test_report.json", "test_report.xml"] {
+        assert!(dir.path().join(file).is_file(), "{file} missing: {shown}");
+    }
+}
+
+#[test]
+fn run_against_an_unreachable_router_fails_fast_naming_the_host_and_the_variable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = dicom_auto(
+        dir.path(),
+        &[
+            ("COMPASS_HOST", "127.0.0.1".into()),
+            ("COMPASS_PORT", port.to_string()),
+            ("DICOM_CONNECT_TIMEOUT", "3".into()),
+            ("DICOM_ROOT_DIR", samples_dir().display().to_string()),
+            ("REPORT_DIR", dir.path().display().to_string()),
+        ],
+        &["run", "--quiet"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    assert!(shown.contains("COMPASS_HOST"), "{shown}");
+}
+
+#[test]
+fn a_bad_configuration_value_is_named_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dicom_auto(
+        dir.path(),
+        &[("LOAD_CONCURRENCY", "many".into())],
+        &["run", "--quiet"],
+    );
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("LOAD_CONCURRENCY") && shown.contains("many"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn merge_adds_the_runs_of_two_reports_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    for name in ["a", "b"] {
+        let run_dir = dir.path().join(name);
+        std::fs::create_dir(&run_dir).unwrap();
+        let output = dicom_auto(
+            &run_dir,
+            &[
+                ("DICOM_ROOT_DIR", samples_dir().display().to_string()),
+                ("REPORT_DIR", run_dir.display().to_string()),
+                ("TEST_DURATION_SECONDS", "1".into()),
+                ("PEAK_IMAGES_PER_SECOND", "10".into()),
+            ],
+            &["run", "--quiet"],
+        );
+        assert!(output.status.success(), "{}", text(&output));
+        reports.push(run_dir.join("test_report.json"));
+    }
+    let attempted = |path: &Path| -> u64 {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        json["tests"][0]["load"]["metrics"]["attempted"]
+            .as_u64()
+            .unwrap()
+    };
+    let merged = dir.path().join("merged.json");
+    let output = dicom_auto(
+        dir.path(),
+        &[],
+        &[
+            "merge",
+            reports[0].to_str().unwrap(),
+            reports[1].to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(
+        json["attempted"].as_u64().unwrap(),
+        attempted(&reports[0]) + attempted(&reports[1])
+    );
+}
+
+#[test]
+fn merge_refuses_a_file_without_a_snapshot_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("notes.json");
+    std::fs::write(&bogus, "{\"hello\": 1}").unwrap();
+    let output = dicom_auto(dir.path(), &[], &["merge", bogus.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("notes.json") && shown.contains("no metrics snapshot"),
+        "{shown}"
+    );
+}
