@@ -6,80 +6,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ::report::{ConfigItem, Redactor, ReportPaths};
+use ::report::ReportPaths;
 use config::TestConfig;
-use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use loader::synth::{InstanceBuilder, Modality};
-use loader::{FileInfo, LoadOptions, SizeCategory, Skipped};
+use loader::{FileInfo, LoadOptions, SizeCategory};
 use rayon::prelude::*;
 use rstest::fixture;
-use simulator::{Route, Rules, Simulator, SimulatorConfig, SimulatorHandle};
+use simulator::{SimulatorConfig, SimulatorHandle};
 
 use crate::record::{RunContext, TestReport, init_run};
 
-/// The sample files of `DICOM_ROOT_DIR`, scanned once.
-#[derive(Debug)]
-pub struct Samples {
-    /// The folder scanned.
-    pub root: PathBuf,
-    /// Every DICOM file found, sorted, with its cheap metadata.
-    pub infos: Vec<FileInfo>,
-    /// What the scan passed over, and why (non-DICOM files, unreadable ones).
-    pub skipped: Vec<Skipped>,
-}
-
-impl Samples {
-    fn scan(root: &Path) -> anyhow::Result<Self> {
-        let scan = loader::find_dicom_files(root)
-            .map_err(|e| anyhow::anyhow!("DICOM_ROOT_DIR {}: {e}", root.display()))?;
-        let infos = loader::scan_infos(&scan.files);
-        let mut skipped = scan.skipped;
-        skipped.extend(infos.failures.into_iter().map(|error| Skipped {
-            path: error.path().to_path_buf(),
-            reason: loader::SkipReason::Unreadable {
-                message: error.to_string(),
-            },
-        }));
-        Ok(Samples {
-            root: root.to_path_buf(),
-            infos: infos.infos,
-            skipped,
-        })
-    }
-
-    /// Patient names, IDs and birth dates found in the samples: what the report must
-    /// never show.
-    fn identifying_values(&self) -> Redactor {
-        let values: Vec<String> = self
-            .infos
-            .par_iter()
-            .flat_map_iter(|info| {
-                let mut found = Vec::new();
-                if let Ok(obj) = OpenFileOptions::new()
-                    .read_until(tags::PIXEL_DATA)
-                    .open_file(&info.path)
-                {
-                    for tag in [
-                        tags::PATIENT_NAME,
-                        tags::PATIENT_ID,
-                        tags::PATIENT_BIRTH_DATE,
-                    ] {
-                        if let Some(value) = obj.get(tag).and_then(|e| e.to_str().ok()) {
-                            found.push(value.to_string());
-                        }
-                    }
-                }
-                found
-            })
-            .collect();
-        let mut redactor = Redactor::new();
-        for value in &values {
-            redactor.add(value);
-        }
-        redactor
-    }
-}
+pub use campaign::Samples;
+pub use campaign::embedded::embedded_rules;
 
 /// Everything session-wide: configuration, samples and the router under test.
 #[derive(Debug)]
@@ -93,35 +32,6 @@ pub struct Session {
     pub simulator: Option<SimulatorHandle>,
 }
 
-/// Rules for the embedded simulator: its default rules (the old suite's three routes),
-/// plus a plain store-only route for every called AE title the configuration uses that
-/// the rules lack (`COMPASS_AE_TITLE` when no route is selected, routes defined in
-/// `.env`), so a default run is never refused for a name the user never chose.
-pub fn embedded_rules(config: &TestConfig) -> Rules {
-    let mut rules = Rules::default_rules();
-    let mut wanted: Vec<(String, String)> = config
-        .routes
-        .iter()
-        .map(|r| (r.name.clone(), r.called_ae_title.as_str().to_string()))
-        .collect();
-    wanted.push((
-        "DEFAULT".to_string(),
-        config.endpoint.called_ae_title.as_str().to_string(),
-    ));
-    wanted.push((
-        "QUERY".to_string(),
-        config.cfind.called_ae_title.as_str().to_string(),
-    ));
-    for (name, called) in wanted {
-        let known = rules.route_for(&called).is_some()
-            || rules.settings.query_ae_title.as_deref() == Some(called.as_str());
-        if !known {
-            rules.routes.push(Route::store_only(name, called));
-        }
-    }
-    rules
-}
-
 /// Starts a simulator with [`embedded_rules`], adjusted by `adjust` (store mode, limits),
 /// and returns it with `config` pointed at it (sender and C-FIND alike). The session's
 /// router, each load test's and each fault test's private one all start here.
@@ -129,12 +39,7 @@ pub fn start_simulator(
     config: &TestConfig,
     adjust: impl FnOnce(&mut SimulatorConfig),
 ) -> (SimulatorHandle, TestConfig) {
-    let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(config));
-    adjust(&mut simulator_config);
-    let handle = Simulator::start(simulator_config)
-        .unwrap_or_else(|e| panic!("cannot start an embedded simulator: {e}"));
-    let pointed = config.clone().with_router_address(handle.addr());
-    (handle, pointed)
+    campaign::embedded::start_simulator(config, adjust).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The session, created on first use: reads the configuration, scans the samples and
@@ -162,7 +67,7 @@ pub fn session() -> Session {
         simulator = Some(handle);
         config = pointed;
     }
-    let samples = Samples::scan(&config.dataset.root_dir).unwrap_or_else(|e| panic!("{e:#}"));
+    let samples = Samples::scan(&config.dataset.root_dir).unwrap_or_else(|e| panic!("{e}"));
     init_run(|| RunContext {
         paths: ReportPaths {
             html: config.report.html_path(),
@@ -174,15 +79,7 @@ pub fn session() -> Session {
         } else {
             format!("remote router at {}", config.endpoint.address())
         },
-        configuration: config
-            .summary()
-            .into_iter()
-            .map(|e| ConfigItem {
-                section: e.section.to_string(),
-                key: e.key.to_string(),
-                value: e.value,
-            })
-            .collect(),
+        configuration: campaign::configuration_items(&config),
         redactor: samples.identifying_values(),
     });
     Session {

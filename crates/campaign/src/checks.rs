@@ -68,34 +68,41 @@ pub fn judge(
         },
     });
     if let Some(v) = verification {
-        let complete = v.count(Delivery::Complete);
-        let examples: Vec<String> = v
-            .not_complete()
-            .take(5)
-            .map(|s| {
-                format!(
-                    "{} ({:?}, seen {:?} of {})",
-                    s.study_instance_uid, s.delivery, s.instances_seen, s.instances_sent
-                )
-            })
-            .collect();
-        checks.push(Check {
-            id: "delivery",
-            name: "every delivered study complete at the destination",
-            passed: complete == v.studies.len(),
-            message: if examples.is_empty() {
-                format!("{complete} of {} studies complete", v.studies.len())
-            } else {
-                format!(
-                    "{} of {} studies not complete at the destination, e.g. {}",
-                    v.studies.len() - complete,
-                    v.studies.len(),
-                    examples.join("; ")
-                )
-            },
-        });
+        checks.push(delivery(v));
     }
     checks
+}
+
+/// Every delivered study complete at the destination, naming the first few that were
+/// not.
+pub fn delivery(verification: &VerificationReport) -> Check {
+    let v = verification;
+    let complete = v.count(Delivery::Complete);
+    let examples: Vec<String> = v
+        .not_complete()
+        .take(5)
+        .map(|s| {
+            format!(
+                "{} ({:?}, seen {:?} of {})",
+                s.study_instance_uid, s.delivery, s.instances_seen, s.instances_sent
+            )
+        })
+        .collect();
+    Check {
+        id: "delivery",
+        name: "every delivered study complete at the destination",
+        passed: complete == v.studies.len(),
+        message: if examples.is_empty() {
+            format!("{complete} of {} studies complete", v.studies.len())
+        } else {
+            format!(
+                "{} of {} studies not complete at the destination, e.g. {}",
+                v.studies.len() - complete,
+                v.studies.len(),
+                examples.join("; ")
+            )
+        },
+    }
 }
 
 /// The failed checks' messages, one per line: a test's failure text.

@@ -7,12 +7,12 @@
 use rstest::rstest;
 use sender::LoadPlan;
 use tests_suite::fixtures::*;
-use tests_suite::load::{self, LoadTarget};
+use tests_suite::load;
 use tests_suite::record::TestReport;
 
 #[rstest]
 fn load_stability_3x_peak(mut report: TestReport, session: &'static Session) {
-    let target = LoadTarget::new(session);
+    let target = load::target(session);
     let config = &target.config;
     let plan = LoadPlan::from_config(config, load::prepare_samples(session));
 

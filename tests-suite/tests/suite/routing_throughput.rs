@@ -5,7 +5,7 @@
 use rstest::rstest;
 use sender::LoadPlan;
 use tests_suite::fixtures::*;
-use tests_suite::load::{self, LoadTarget};
+use tests_suite::load;
 use tests_suite::record::TestReport;
 
 /// How far below the target the delivered rate may fall. Counted over the run's wall
@@ -15,7 +15,7 @@ const RATE_TOLERANCE: f64 = 0.05;
 
 #[rstest]
 fn peak_rate_is_sustained(mut report: TestReport, session: &'static Session) {
-    let target = LoadTarget::new(session);
+    let target = load::target(session);
     let config = &target.config;
     let peak = config.load.peak_images_per_second;
     let plan = LoadPlan::from_config(config, load::prepare_samples(session)).rate(Some(peak));
