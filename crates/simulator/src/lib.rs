@@ -79,7 +79,6 @@ pub use stats::{
     StoreStats,
 };
 pub use store::StoreMode;
-pub use values::TagRef;
 
 use crate::scp::Shared;
 use crate::stats::Counters;

@@ -19,7 +19,9 @@ use toml::Spanned;
 
 use crate::error::RulesError;
 use crate::faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
-use crate::values::{TagRef, has_value, put_text, text};
+use crate::values::{has_value, put_text, text};
+use dicom_core::VR;
+use dimse::Attribute;
 
 /// The rules shipped with the crate (see `rules/default.toml` and the README).
 pub const DEFAULT_RULES_TOML: &str = include_str!("../rules/default.toml");
@@ -121,7 +123,7 @@ pub enum Validation {
     /// valid date, or reject with `status` (also when none does).
     BlankStudyDate {
         /// Dates to copy from, in order; empty means reject.
-        fill_from: Vec<TagRef>,
+        fill_from: Vec<Attribute>,
         /// Status when rejected.
         status: Status,
     },
@@ -149,7 +151,7 @@ pub enum Validation {
     /// The element must be present with a value.
     Required {
         /// The element.
-        tag: TagRef,
+        tag: Attribute,
         /// Status when rejected.
         status: Status,
     },
@@ -172,7 +174,7 @@ pub struct MorphRule {
 #[derive(Clone, Debug)]
 pub struct Condition {
     /// The element tested.
-    pub tag: TagRef,
+    pub tag: Attribute,
     /// The test.
     pub test: Test,
     /// Compare text ignoring case (equals, contains, any_of).
@@ -205,35 +207,35 @@ pub enum Action {
     /// Set the element (created if absent).
     Set {
         /// Target element.
-        tag: TagRef,
+        tag: Attribute,
         /// The value; `${Keyword}` is replaced by that element's value.
         value: Template,
     },
     /// Copy another element's value (nothing happens when the source is absent).
     Copy {
         /// Target element.
-        tag: TagRef,
+        tag: Attribute,
         /// Source element.
-        from: TagRef,
+        from: Attribute,
     },
     /// Put text before the current value (an absent element counts as empty).
     Prepend {
         /// Target element.
-        tag: TagRef,
+        tag: Attribute,
         /// The text.
         value: Template,
     },
     /// Put text after the current value.
     Append {
         /// Target element.
-        tag: TagRef,
+        tag: Attribute,
         /// The text.
         value: Template,
     },
     /// Regular-expression replacement of every match (`$1` refers to groups).
     Replace {
         /// Target element (nothing happens when absent).
-        tag: TagRef,
+        tag: Attribute,
         /// What to replace.
         pattern: Regex,
         /// The replacement.
@@ -242,7 +244,7 @@ pub enum Action {
     /// Remove the element.
     Remove {
         /// Target element.
-        tag: TagRef,
+        tag: Attribute,
     },
 }
 
@@ -255,7 +257,7 @@ pub struct Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum TemplatePart {
     Text(String),
-    Element(TagRef),
+    Element(Attribute),
 }
 
 impl Template {
@@ -271,8 +273,8 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| format!("unclosed `${{` in value `{source}`"))?;
             let name = &after[..end];
-            let tag = TagRef::parse(name)
-                .ok_or_else(|| format!("unknown tag `{name}` in value `{source}`"))?;
+            let tag = Attribute::parse(name)
+                .map_err(|e| format!("unknown tag `{name}` in value `{source}`: {e}"))?;
             parts.push(TemplatePart::Element(tag));
             rest = &after[end + 1..];
         }
@@ -429,7 +431,10 @@ impl Validation {
                 if has_value(obj, tag.tag) {
                     Ok(())
                 } else {
-                    Err(reject(*status, &format!("{} is missing", tag.name)))
+                    Err(reject(
+                        *status,
+                        &format!("{} is missing", tag_name(tag.tag)),
+                    ))
                 }
             }
         }
@@ -472,11 +477,11 @@ impl Action {
         match self {
             Action::Set { tag, value } => {
                 let v = value.render(obj);
-                put_text(obj, tag.tag, tag.vr, &v);
+                put_text(obj, tag.tag, tag.vr_or(VR::LO), &v);
             }
             Action::Copy { tag, from } => {
                 if let Some(v) = text(obj, from.tag) {
-                    put_text(obj, tag.tag, tag.vr, &v);
+                    put_text(obj, tag.tag, tag.vr_or(VR::LO), &v);
                 }
             }
             Action::Prepend { tag, value } => {
@@ -485,7 +490,7 @@ impl Action {
                     value.render(obj),
                     text(obj, tag.tag).unwrap_or_default()
                 );
-                put_text(obj, tag.tag, tag.vr, &v);
+                put_text(obj, tag.tag, tag.vr_or(VR::LO), &v);
             }
             Action::Append { tag, value } => {
                 let v = format!(
@@ -493,13 +498,13 @@ impl Action {
                     text(obj, tag.tag).unwrap_or_default(),
                     value.render(obj)
                 );
-                put_text(obj, tag.tag, tag.vr, &v);
+                put_text(obj, tag.tag, tag.vr_or(VR::LO), &v);
             }
             Action::Replace { tag, pattern, with } => {
                 if let Some(v) = text(obj, tag.tag) {
                     let replaced = pattern.replace_all(&v, with.as_str()).into_owned();
                     if replaced != v {
-                        put_text(obj, tag.tag, tag.vr, &replaced);
+                        put_text(obj, tag.tag, tag.vr_or(VR::LO), &replaced);
                     }
                 }
             }
@@ -785,12 +790,13 @@ impl Loader<'_> {
         }
     }
 
-    fn tag(&self, span: &Span, key: &str, name: &str) -> Result<TagRef, RulesError> {
-        TagRef::parse(name).ok_or_else(|| {
-            self.error(
-                span,
-                format!("{key} = \"{name}\": unknown tag (use a DICOM keyword or (gggg,eeee))"),
-            )
+    fn tag(&self, span: &Span, key: &str, name: &str) -> Result<Attribute, RulesError> {
+        Attribute::parse(name).map_err(|source| RulesError::Attribute {
+            file: self.file.to_string(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            value: name.to_string(),
+            source,
         })
     }
 
@@ -1467,6 +1473,26 @@ mod tests {
         let err = error_of(toml);
         assert!(err.starts_with("Bad rules file: test.toml:8: "), "{err}");
         assert!(err.contains("NoSuchTag"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_tag_is_a_typed_attribute_error_at_its_line() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n\n[[route.morph]]\nactions = [{ remove = \"(0008,10\" }]\n";
+        let err = Rules::from_toml_str(toml, "test.toml").unwrap_err();
+        assert_eq!(err.line(), Some(6));
+        assert!(
+            matches!(
+                &err,
+                RulesError::Attribute {
+                    source: dimse::AttributeError::MalformedTag { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("Bad rules file: test.toml:6: "), "{text}");
+        assert!(text.contains("(gggg,eeee)"), "{text}");
     }
 
     #[test]

@@ -28,11 +28,12 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
 use crate::faults::FaultState;
 use crate::forward::{FailedForward, ForwardItem};
-use crate::query::{MatchOptions, Model, Query};
+use crate::query::{MatchOptions, Query};
 use crate::rules::{DuplicatePolicy, today_utc};
 use crate::stats::{Counters, RejectionReason, StoreStats};
 use crate::store::{Arrival, DuplicateAction, ImageStore, InsertOutcome, StoreMode};
 use crate::values::text;
+use dimse::InformationModel;
 
 /// The largest A-ASSOCIATE-RQ read: 128 presentation contexts with long UIDs fit
 /// in well under this.
@@ -353,7 +354,7 @@ pub(crate) fn is_storage_sop_class(uid: &str) -> bool {
 }
 
 fn is_find_model(uid: &str) -> bool {
-    Model::from_sop_class(uid).is_some()
+    InformationModel::from_sop_class_uid(uid).is_some()
 }
 
 fn abstract_syntax_allowed(config: &SimulatorConfig, target: Target, uid: &str) -> bool {
@@ -545,7 +546,7 @@ fn handle_message(
             )
         }
         CommandField::CFindRq => {
-            let Some(model) = Model::from_sop_class(&abstract_syntax) else {
+            let Some(model) = InformationModel::from_sop_class_uid(&abstract_syntax) else {
                 respond(
                     shared,
                     association,
@@ -845,7 +846,7 @@ fn handle_find(
     association: &mut Association,
     reader: &mut MessageReader,
     message: &Message,
-    model: Model,
+    model: InformationModel,
     ts_uid: &str,
 ) -> Result<(), DimseError> {
     let pc_id = message.presentation_context_id;
