@@ -47,6 +47,7 @@
 //! measures its throughput. The rules file format is described in the crate's
 //! README.
 
+pub mod cli;
 mod config;
 mod error;
 pub mod faults;
