@@ -60,13 +60,29 @@ pub enum RulesError {
         /// What is wrong, naming the key and the value.
         message: String,
     },
+    /// A key names an attribute that is no keyword of the standard dictionary and
+    /// no tag number.
+    #[error("Bad rules file: {file}:{line}: {key} = \"{value}\": {source}")]
+    Attribute {
+        /// The file name as given (or `<default rules>`).
+        file: String,
+        /// 1-based line of the offending item.
+        line: usize,
+        /// The key (`tag`, `fill_from`, `set`...).
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it names no attribute (says how to write one).
+        #[source]
+        source: dimse::AttributeError,
+    },
 }
 
 impl RulesError {
     /// The line the error points at, when the file was read.
     pub fn line(&self) -> Option<usize> {
         match self {
-            RulesError::Invalid { line, .. } => Some(*line),
+            RulesError::Invalid { line, .. } | RulesError::Attribute { line, .. } => Some(*line),
             RulesError::Read { .. } => None,
         }
     }

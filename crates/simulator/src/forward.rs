@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use dicom_dictionary_std::uids;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use dimse::{PeerAddress, Timeouts};
 use parking_lot::Mutex;
 
 use crate::rules::ForwardDestination;
@@ -138,6 +139,17 @@ fn sleep_unless_shutdown(shutdown: &AtomicBool, total: Duration) {
     }
 }
 
+/// The waits of a forwarding association: `SimulatorConfig::forward_timeout` for
+/// negotiation, each response and each write; the connect capped at the SCU's
+/// default 5 s so that a destination that is down fails an attempt fast and the
+/// backoff, not the socket, paces the retries.
+fn forward_timeouts(timeout: Duration) -> Timeouts {
+    Timeouts {
+        connect: ScuOptions::default().timeouts.connect.min(timeout),
+        ..Timeouts::all(timeout)
+    }
+}
+
 fn is_native(ts: &str) -> bool {
     matches!(
         ts,
@@ -175,11 +187,11 @@ fn deliver(ctx: &ForwardContext, batch: Vec<ForwardItem>) -> (Vec<ForwardItem>, 
     let options = ScuOptions {
         calling_ae_title: destination.calling_ae_title.clone(),
         called_ae_title: destination.called_ae_title.clone(),
-        io_timeout: ctx.io_timeout,
+        timeouts: forward_timeouts(ctx.io_timeout),
         ..ScuOptions::default()
     };
-    let addr = format!("{}:{}", destination.host, destination.port);
-    let mut scu = match StoreScu::connect(&addr, &options, &contexts) {
+    let peer = PeerAddress::new(destination.host.clone(), destination.port);
+    let mut scu = match StoreScu::connect(&peer, &options, &contexts) {
         Ok(scu) => scu,
         Err(e) => return (batch, Some(e.to_string())),
     };
@@ -238,9 +250,7 @@ fn send_one(scu: &mut StoreScu, item: &ForwardItem) -> Result<(), (String, bool)
     ) {
         Ok(rsp) if rsp.status.is_delivered() => Ok(()),
         Ok(rsp) => Err((format!("destination answered {}", rsp.status), false)),
-        Err(e @ ScuError::Dimse(_)) | Err(e @ ScuError::Unexpected(_)) => {
-            Err((e.to_string(), true))
-        }
+        Err(e @ ScuError::Dimse { .. }) => Err((e.to_string(), true)),
         Err(e) => Err((e.to_string(), false)),
     }
 }

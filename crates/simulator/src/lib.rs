@@ -47,6 +47,7 @@
 //! measures its throughput. The rules file format is described in the crate's
 //! README.
 
+pub mod cli;
 mod config;
 mod error;
 pub mod faults;
@@ -79,7 +80,6 @@ pub use stats::{
     StoreStats,
 };
 pub use store::StoreMode;
-pub use values::TagRef;
 
 use crate::scp::Shared;
 use crate::stats::Counters;

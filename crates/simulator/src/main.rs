@@ -1,110 +1,13 @@
-//! `simulator`: runs the router simulator until Ctrl-C.
+//! `simulator`: runs the router simulator until Ctrl-C (flags: [`simulator::cli::Args`]).
 //!
 //! ```text
 //! cargo run -p simulator -- [--rules FILE] [--port N] [--bind ADDR] [--load-mode]
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use simulator::{Rules, Simulator, SimulatorConfig, StoreMode, TransferSyntaxPolicy};
 
-/// An embedded DICOM router standing in for Laurel Bridge Compass.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// Rules file (TOML). Without it, the built-in rules (routes LB-HTM-GI,
-    /// LB-HTM-OPH, LB-HTM-ORTHO and the query AE LB-QUERY).
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// TCP port (0: any free port).
-    #[arg(long, default_value_t = 11112)]
-    port: u16,
-    /// Address to listen on. Loopback unless you say otherwise.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    bind: IpAddr,
-    /// Keep only index entries, not data sets (for long load runs).
-    #[arg(long)]
-    load_mode: bool,
-    /// Accept uncompressed transfer syntaxes only (senders must transcode).
-    #[arg(long)]
-    uncompressed_only: bool,
-    /// Maximum concurrent associations.
-    #[arg(long, default_value_t = 64)]
-    max_associations: usize,
-    /// Print the counters every this many seconds (0: never).
-    #[arg(long, default_value_t = 10)]
-    stats_every: u64,
-}
-
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let rules = match &args.rules {
-        Some(path) => Rules::from_file(path)?,
-        None => Rules::default_rules(),
-    };
-    let config = SimulatorConfig {
-        bind: SocketAddr::new(args.bind, args.port),
-        store_mode: if args.load_mode {
-            StoreMode::Load
-        } else {
-            StoreMode::Full
-        },
-        transfer_syntaxes: if args.uncompressed_only {
-            TransferSyntaxPolicy::UncompressedOnly
-        } else {
-            TransferSyntaxPolicy::All
-        },
-        max_associations: args.max_associations,
-        ..SimulatorConfig::with_rules(rules)
-    };
-    let handle = Simulator::start(config).context("cannot start the simulator")?;
-    println!("simulator listening on {}", handle.addr());
-    for route in &handle.rules().routes {
-        let mut delivery = Vec::new();
-        if route.delivery.store {
-            delivery.push("store".to_string());
-        }
-        if let Some(f) = &route.delivery.forward {
-            delivery.push(format!(
-                "forward to {}@{}:{}",
-                f.called_ae_title, f.host, f.port
-            ));
-        }
-        println!(
-            "  route {:<12} called AE {:<16} {} validation rules, {} morph rules, delivers to {}",
-            route.name,
-            route.called_ae_title,
-            route.validations.len(),
-            route.morphs.len(),
-            delivery.join(" and ")
-        );
-    }
-    if let Some(q) = &handle.rules().settings.query_ae_title {
-        println!("  query AE {q} (C-ECHO, C-FIND)");
-    }
-    println!("Ctrl-C stops it (the store is in memory: nothing to save).");
-    // Ctrl-C's default action ends the process; the OS closes the sockets.
-    loop {
-        if args.stats_every == 0 {
-            std::thread::park();
-            continue;
-        }
-        std::thread::sleep(Duration::from_secs(args.stats_every));
-        let s = handle.stats();
-        println!(
-            "associations {} accepted / {} active / {} rejected; stores {} received, {} acknowledged, {} stored; finds {}; forward queue {}",
-            s.associations.accepted,
-            s.associations.active,
-            s.associations.rejected_total(),
-            s.stores.received,
-            s.stores.acknowledged(),
-            s.instances_in_store,
-            s.finds.requests,
-            s.forwarding.queued()
-        );
-    }
+fn main() -> anyhow::Result<ExitCode> {
+    simulator::cli::run(simulator::cli::Args::parse())
 }

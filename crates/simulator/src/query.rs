@@ -21,45 +21,18 @@ use std::time::Instant;
 
 use dicom_core::header::Header;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
-use dicom_dictionary_std::{tags, uids};
+use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::store::{
-    Attrs, INSTANCE_KEYS, ImageStore, InstanceRecord, PATIENT_KEYS, Position, SERIES_KEYS,
-    STUDY_KEYS, SeriesRecord, StudyRecord,
-};
-use crate::values::{text, trim_value, vr_of};
-
-/// The query/retrieve information model of a C-FIND.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Model {
-    StudyRoot,
-    PatientRoot,
-}
-
-impl Model {
-    pub(crate) fn from_sop_class(uid: &str) -> Option<Model> {
-        match uid {
-            uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_FIND => Some(Model::StudyRoot),
-            uids::PATIENT_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_FIND => Some(Model::PatientRoot),
-            _ => None,
-        }
-    }
-}
-
-/// QueryRetrieveLevel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Level {
-    Patient,
-    Study,
-    Series,
-    Image,
-}
+use crate::store::{Attrs, ImageStore, InstanceRecord, Position, SeriesRecord, StudyRecord};
+use crate::values::{text, vr_of};
+use dimse::qr::{INSTANCE_ATTRIBUTES, PATIENT_ATTRIBUTES, SERIES_ATTRIBUTES, STUDY_ATTRIBUTES};
+use dimse::{InformationModel, QueryLevel, trim_value};
 
 /// A parsed C-FIND identifier.
 #[derive(Debug)]
 pub(crate) struct Query {
-    level: Level,
+    level: QueryLevel,
     keys: Vec<Key>,
 }
 
@@ -86,14 +59,16 @@ pub(crate) struct MatchOptions {
 
 impl Query {
     /// Reads the identifier. Errors name what is wrong, for the ErrorComment.
-    pub(crate) fn parse(identifier: &InMemDicomObject, model: Model) -> Result<Query, String> {
+    pub(crate) fn parse(
+        identifier: &InMemDicomObject,
+        model: InformationModel,
+    ) -> Result<Query, String> {
         let level = match text(identifier, tags::QUERY_RETRIEVE_LEVEL).as_deref() {
-            Some("PATIENT") if model == Model::PatientRoot => Level::Patient,
-            Some("PATIENT") => return Err("PATIENT level needs Patient Root".into()),
-            Some("STUDY") => Level::Study,
-            Some("SERIES") => Level::Series,
-            Some("IMAGE") => Level::Image,
-            Some(other) => return Err(format!("unknown QueryRetrieveLevel '{other}'")),
+            Some(code) => match QueryLevel::from_code(code) {
+                Some(level) if level.allowed_in(model) => level,
+                Some(level) => return Err(format!("{level} level needs Patient Root")),
+                None => return Err(format!("unknown QueryRetrieveLevel '{code}'")),
+            },
             None => return Err("QueryRetrieveLevel missing".into()),
         };
         let keys = identifier
@@ -134,12 +109,15 @@ impl Query {
             }
             let series = || &study.series[se as usize];
             let c = match self.level {
-                Level::Study => Candidate::study(study),
-                Level::Series if series().instances.is_empty() => continue,
-                Level::Series => Candidate::series(study, series()),
-                Level::Image => Candidate::image(study, series(), &series().instances[i as usize]),
-                // uid_lookup answers no PATIENT-level query.
-                Level::Patient => break,
+                QueryLevel::Study => Candidate::study(study),
+                QueryLevel::Series if series().instances.is_empty() => continue,
+                QueryLevel::Series => Candidate::series(study, series()),
+                QueryLevel::Image => {
+                    Candidate::image(study, series(), &series().instances[i as usize])
+                }
+                // uid_lookup answers no PATIENT-level query (nor any level a
+                // later standard may add: Query::parse accepts only these).
+                _ => break,
             };
             self.consider(&c, Some(resolved), options, &mut out);
         }
@@ -152,7 +130,7 @@ impl Query {
         let mut out = Matches::default();
         let visible = store.studies.iter().filter(|s| s.is_visible(now));
         match self.level {
-            Level::Patient => {
+            QueryLevel::Patient => {
                 let mut patients: BTreeMap<&str, Vec<&StudyRecord>> = BTreeMap::new();
                 for study in visible {
                     patients
@@ -165,12 +143,12 @@ impl Query {
                     self.consider(&c, None, options, &mut out);
                 }
             }
-            Level::Study => {
+            QueryLevel::Study => {
                 for study in visible {
                     self.consider(&Candidate::study(study), None, options, &mut out);
                 }
             }
-            Level::Series => {
+            QueryLevel::Series => {
                 for study in visible {
                     for series in study.series.iter().filter(|s| !s.instances.is_empty()) {
                         let c = Candidate::series(study, series);
@@ -178,7 +156,7 @@ impl Query {
                     }
                 }
             }
-            Level::Image => {
+            QueryLevel::Image => {
                 for study in visible {
                     for series in &study.series {
                         for instance in &series.instances {
@@ -188,6 +166,8 @@ impl Query {
                     }
                 }
             }
+            // QueryLevel is non-exhaustive; Query::parse accepts only the four above.
+            _ => {}
         }
         out
     }
@@ -204,14 +184,15 @@ impl Query {
     /// as does a store holding a multi-valued or padded UID.
     fn uid_lookup(&self, store: &ImageStore) -> Option<(Tag, Vec<Position>)> {
         let usable: &[Tag] = match self.level {
-            Level::Patient => return None,
-            Level::Study => &[tags::STUDY_INSTANCE_UID],
-            Level::Series => &[tags::SERIES_INSTANCE_UID, tags::STUDY_INSTANCE_UID],
-            Level::Image => &[
+            QueryLevel::Patient => return None,
+            QueryLevel::Study => &[tags::STUDY_INSTANCE_UID],
+            QueryLevel::Series => &[tags::SERIES_INSTANCE_UID, tags::STUDY_INSTANCE_UID],
+            QueryLevel::Image => &[
                 tags::SOP_INSTANCE_UID,
                 tags::SERIES_INSTANCE_UID,
                 tags::STUDY_INSTANCE_UID,
             ],
+            _ => return None,
         };
         if !store.uid_lookups_are_exact() {
             return None;
@@ -228,7 +209,7 @@ impl Query {
         let studies = &store.studies;
         // Every position at the query level inside the series (study, series).
         let in_series = |positions: &mut Vec<Position>, (st, se): (u32, u32)| match self.level {
-            Level::Image => {
+            QueryLevel::Image => {
                 let count = studies[st as usize].series[se as usize].instances.len();
                 positions.extend((0..count as u32).map(|i| (st, se, i)));
             }
@@ -246,7 +227,7 @@ impl Query {
                     let Some(st) = store.study_position(uid) else {
                         continue;
                     };
-                    if self.level == Level::Study {
+                    if self.level == QueryLevel::Study {
                         positions.push((st, 0, 0));
                         continue;
                     }
@@ -291,16 +272,10 @@ impl Query {
 
     fn response(&self, values: Vec<Option<Cow<'_, str>>>) -> InMemDicomObject {
         let mut obj = InMemDicomObject::new_empty();
-        let level = match self.level {
-            Level::Patient => "PATIENT",
-            Level::Study => "STUDY",
-            Level::Series => "SERIES",
-            Level::Image => "IMAGE",
-        };
         obj.put(DataElement::new(
             tags::QUERY_RETRIEVE_LEVEL,
             VR::CS,
-            PrimitiveValue::from(level),
+            PrimitiveValue::from(self.level.code()),
         ));
         let mut non_ascii = false;
         for (key, value) in self.keys.iter().zip(values) {
@@ -390,11 +365,11 @@ impl<'a> Candidate<'a> {
             None => Lookup::Absent,
         };
         let count = |n: usize| Lookup::Value(Cow::Owned(n.to_string()));
-        if PATIENT_KEYS.contains(&tag) {
+        if PATIENT_ATTRIBUTES.contains(&tag) {
             return from(self.patient.get(tag));
         }
         if let Some(study) = self.study {
-            if STUDY_KEYS.contains(&tag) {
+            if STUDY_ATTRIBUTES.contains(&tag) {
                 return from(study.attrs.get(tag));
             }
             match tag {
@@ -419,7 +394,7 @@ impl<'a> Candidate<'a> {
             }
         }
         if let Some(series) = self.series {
-            if SERIES_KEYS.contains(&tag) {
+            if SERIES_ATTRIBUTES.contains(&tag) {
                 return from(series.attrs.get(tag));
             }
             if tag == tags::NUMBER_OF_SERIES_RELATED_INSTANCES {
@@ -427,7 +402,7 @@ impl<'a> Candidate<'a> {
             }
         }
         if let Some(instance) = self.instance
-            && INSTANCE_KEYS.contains(&tag)
+            && INSTANCE_ATTRIBUTES.contains(&tag)
         {
             return from(instance.get(tag));
         }
@@ -679,7 +654,7 @@ mod tests {
                     (tags::NUMBER_OF_STUDY_RELATED_SERIES, VR::IS, ""),
                 ],
             ),
-            Model::StudyRoot,
+            InformationModel::StudyRoot,
         )
         .unwrap();
         let m = q.run(&store, Instant::now(), MatchOptions::default());
@@ -709,7 +684,7 @@ mod tests {
         ]);
         let q = Query::parse(
             &identifier("STUDY", &[(tags::MODALITIES_IN_STUDY, VR::CS, "MR\\OPV")]),
-            Model::StudyRoot,
+            InformationModel::StudyRoot,
         )
         .unwrap();
         let m = q.run(&store, Instant::now(), MatchOptions::default());
@@ -731,7 +706,7 @@ mod tests {
                     (tags::NUMBER_OF_PATIENT_RELATED_STUDIES, VR::IS, ""),
                 ],
             ),
-            Model::PatientRoot,
+            InformationModel::PatientRoot,
         )
         .unwrap();
         let m = q.run(&store, Instant::now(), MatchOptions::default());
@@ -740,7 +715,7 @@ mod tests {
             text(&m.identifiers[0], tags::NUMBER_OF_PATIENT_RELATED_STUDIES).as_deref(),
             Some("2")
         );
-        assert!(Query::parse(&identifier("PATIENT", &[]), Model::StudyRoot).is_err());
+        assert!(Query::parse(&identifier("PATIENT", &[]), InformationModel::StudyRoot).is_err());
     }
 
     #[test]
@@ -748,7 +723,7 @@ mod tests {
         let store = store_with(&[("1", "P1", "20240105", "OPV", "1.1")]);
         let q = Query::parse(
             &identifier("STUDY", &[(tags::PATIENT_WEIGHT, VR::DS, "70")]),
-            Model::StudyRoot,
+            InformationModel::StudyRoot,
         )
         .unwrap();
         let m = q.run(&store, Instant::now(), MatchOptions::default());
@@ -770,7 +745,7 @@ mod tests {
                     (tags::SOP_INSTANCE_UID, VR::UI, ""),
                 ],
             ),
-            Model::StudyRoot,
+            InformationModel::StudyRoot,
         )
         .unwrap();
         let m = q.run(&store, Instant::now(), MatchOptions::default());
@@ -813,9 +788,9 @@ mod tests {
 
     fn query(level: &str, keys: &[(Tag, VR, &str)]) -> Query {
         let model = if level == "PATIENT" {
-            Model::PatientRoot
+            InformationModel::PatientRoot
         } else {
-            Model::StudyRoot
+            InformationModel::StudyRoot
         };
         Query::parse(&identifier(level, keys), model).unwrap()
     }

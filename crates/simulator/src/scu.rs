@@ -1,26 +1,29 @@
 //! A minimal C-STORE SCU: what the simulator forwards with, and what its benchmark
 //! drives load with. It is not the project's sender (that is the `sender` crate,
-//! which the simulator must not depend on): one association, one request at a time.
+//! which the simulator must not depend on) but it rides on the workspace's one SCU
+//! association ([`dimse::ScuAssociation`]): the same message-ID rule, response
+//! check and bounded waits as every other client. What it adds is C-STORE only:
+//! picking an accepted context for an instance (with a fallback between native
+//! transfer syntaxes) and one request at a time.
 
-use std::net::TcpStream;
+use dimse::{
+    AeTitle, AeTitleError, AssociateError, CommandField, DimseError, PeerAddress, Priority,
+    ScuAssociation, Timeouts,
+};
 use std::time::Duration;
 
-use dicom_ul::ClientAssociationOptions;
-use dicom_ul::association::ClientAssociation;
-use dicom_ul::pdu::PresentationContextResultReason;
-use dimse::{Command, DimseError, Incoming, MessageReader, Priority};
-
-/// How to reach the SCP.
+/// How to reach the SCP: a small set of plain fields with defaults, turned into a
+/// [`dimse::ScuOptions`] by [`StoreScu::connect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScuOptions {
     /// Our AE title.
     pub calling_ae_title: String,
     /// The SCP's AE title.
     pub called_ae_title: String,
-    /// TCP connect timeout.
-    pub connect_timeout: Duration,
-    /// Read and write timeout on the association.
-    pub io_timeout: Duration,
+    /// Every wait of the association. The default connects within 5 s (a
+    /// destination that is down should fail a forwarding attempt fast, not hold
+    /// its queue for the configuration's 30 s) and waits 30 s for everything else.
+    pub timeouts: Timeouts,
     /// Largest PDU we accept.
     pub max_pdu_length: u32,
 }
@@ -30,8 +33,10 @@ impl Default for ScuOptions {
         ScuOptions {
             calling_ae_title: "SIM-SCU".into(),
             called_ae_title: "ANY-SCP".into(),
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(30),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                ..Timeouts::all(Duration::from_secs(30))
+            },
             max_pdu_length: 131_072,
         }
     }
@@ -41,16 +46,13 @@ impl Default for ScuOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScuError {
-    /// The association could not be established (refused, unreachable...).
-    #[error("cannot associate with {called_ae_title}@{addr}: {source}")]
-    Associate {
-        /// `host:port`.
-        addr: String,
-        /// The called AE title.
-        called_ae_title: String,
-        /// What failed: negotiation (dicom-ul's error) or the socket's configuration.
-        source: dimse::EstablishError,
-    },
+    /// An AE title of the options is not a valid AE title.
+    #[error("invalid AE title in the C-STORE SCU options: {0}")]
+    AeTitle(#[from] AeTitleError),
+    /// The association could not be established (unreachable, rejected, no
+    /// context accepted...).
+    #[error(transparent)]
+    Associate(#[from] AssociateError),
     /// The SCP accepted no presentation context for this SOP class and transfer syntax.
     #[error(
         "no accepted presentation context for SOP class {sop_class_uid} in transfer syntax {transfer_syntax_uid}"
@@ -61,12 +63,16 @@ pub enum ScuError {
         /// Transfer syntax.
         transfer_syntax_uid: String,
     },
-    /// The exchange failed.
-    #[error(transparent)]
-    Dimse(#[from] DimseError),
-    /// The SCP answered something other than the response expected.
-    #[error("unexpected answer: {0}")]
-    Unexpected(String),
+    /// The exchange failed (timeout, abort, wrong or unexpected response): the
+    /// association is no longer usable.
+    #[error("C-STORE to {peer}: {source}")]
+    Dimse {
+        /// `CALLED@host:port`.
+        peer: String,
+        /// What failed.
+        #[source]
+        source: DimseError,
+    },
 }
 
 /// The response to a C-STORE.
@@ -81,43 +87,35 @@ pub struct StoreResponse {
 /// One open association for C-STOREs.
 #[derive(Debug)]
 pub struct StoreScu {
-    association: ClientAssociation<TcpStream>,
-    reader: MessageReader,
-    next_message_id: u16,
+    association: ScuAssociation,
 }
 
 impl StoreScu {
-    /// Associates with `addr` (`host:port`), proposing one presentation context per
+    /// Associates with `peer`, proposing one presentation context per
     /// `(SOP class, transfer syntaxes)` pair.
     pub fn connect(
-        addr: &str,
+        peer: &PeerAddress,
         options: &ScuOptions,
         contexts: &[(String, Vec<String>)],
     ) -> Result<StoreScu, ScuError> {
-        let mut builder = ClientAssociationOptions::new()
-            .calling_ae_title(options.calling_ae_title.clone())
-            .called_ae_title(options.called_ae_title.clone())
-            .max_pdu_length(options.max_pdu_length);
+        let mut dimse_options = dimse::ScuOptions::new(
+            peer.clone(),
+            AeTitle::new(&options.calling_ae_title)?,
+            AeTitle::new(&options.called_ae_title)?,
+        )
+        .timeouts(options.timeouts)
+        .max_pdu_length(options.max_pdu_length);
         for (sop_class, syntaxes) in contexts {
-            builder = builder.with_presentation_context(sop_class.clone(), syntaxes.clone());
+            dimse_options = dimse_options.propose(sop_class.as_str(), syntaxes);
         }
-        let timeouts = dimse::ScuTimeouts {
-            connect: options.connect_timeout,
-            acse: options.io_timeout,
-            dimse: options.io_timeout,
-            write: options.io_timeout,
-        };
-        let association =
-            dimse::establish(builder, addr, timeouts).map_err(|source| ScuError::Associate {
-                addr: addr.to_string(),
-                called_ae_title: options.called_ae_title.clone(),
-                source,
-            })?;
         Ok(StoreScu {
-            association,
-            reader: MessageReader::new(),
-            next_message_id: 1,
+            association: dimse_options.establish()?,
         })
+    }
+
+    /// The peer, `CALLED@host:port`.
+    pub fn peer(&self) -> &str {
+        self.association.peer()
     }
 
     /// The accepted context for a SOP class: the one in `transfer_syntax_uid` if
@@ -129,20 +127,22 @@ impl StoreScu {
         transfer_syntax_uid: &str,
         fallback: impl Fn(&str) -> bool,
     ) -> Result<(u8, String), ScuError> {
+        // dicom-ul keeps only accepted contexts after negotiation.
         let accepted: Vec<_> = self
             .association
             .presentation_contexts()
             .iter()
-            .filter(|pc| {
-                pc.reason == PresentationContextResultReason::Acceptance
-                    && pc.abstract_syntax == sop_class_uid
-            })
+            .filter(|pc| dimse::trim_value(&pc.abstract_syntax) == sop_class_uid)
             .collect();
         accepted
             .iter()
-            .find(|pc| pc.transfer_syntax == transfer_syntax_uid)
-            .or_else(|| accepted.iter().find(|pc| fallback(&pc.transfer_syntax)))
-            .map(|pc| (pc.id, pc.transfer_syntax.clone()))
+            .find(|pc| dimse::trim_value(&pc.transfer_syntax) == transfer_syntax_uid)
+            .or_else(|| {
+                accepted
+                    .iter()
+                    .find(|pc| fallback(dimse::trim_value(&pc.transfer_syntax)))
+            })
+            .map(|pc| (pc.id, dimse::trim_value(&pc.transfer_syntax).to_string()))
             .ok_or_else(|| ScuError::NoContext {
                 sop_class_uid: sop_class_uid.to_string(),
                 transfer_syntax_uid: transfer_syntax_uid.to_string(),
@@ -150,6 +150,10 @@ impl StoreScu {
     }
 
     /// Sends one C-STORE on context `context_id` and waits for its response.
+    ///
+    /// # Errors
+    /// [`ScuError::Dimse`] when the exchange failed; the association should then be
+    /// [aborted](Self::abort).
     pub fn store(
         &mut self,
         context_id: u8,
@@ -157,41 +161,39 @@ impl StoreScu {
         sop_instance_uid: &str,
         data_set: &[u8],
     ) -> Result<StoreResponse, ScuError> {
-        let id = self.next_message_id;
-        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
-        let rq = Command::c_store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
-        dimse::send_message(&mut self.association, context_id, &rq, Some(data_set))?;
-        match self.reader.receive(&mut self.association)? {
-            Incoming::Message(m) if m.command.message_id_being_responded_to == Some(id) => {
-                let status = m
-                    .command
-                    .status
-                    .ok_or_else(|| ScuError::Unexpected("C-STORE-RSP without status".into()))?;
-                Ok(StoreResponse {
-                    status,
-                    error_comment: m.command.error_comment,
-                })
-            }
-            Incoming::Message(m) => Err(ScuError::Unexpected(format!(
-                "{} for message {:?} while waiting for the response to {id}",
-                m.command.field, m.command.message_id_being_responded_to
-            ))),
-            Incoming::Aborted(_) => Err(ScuError::Unexpected(
-                "association aborted by the SCP".into(),
-            )),
-            other => Err(ScuError::Unexpected(format!("{other:?}"))),
-        }
+        let id = self.association.next_message_id();
+        let rq = dimse::Command::c_store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
+        let response = self
+            .association
+            .send(context_id, &rq, Some(data_set))
+            .and_then(|()| {
+                self.association
+                    .expect_response(id, CommandField::CStoreRsp)
+            })
+            .map_err(|source| self.dimse_error(source))?;
+        Ok(StoreResponse {
+            status: response.status,
+            error_comment: response.command.error_comment,
+        })
     }
 
     /// Releases the association.
     pub fn release(self) -> Result<(), ScuError> {
+        let peer = self.association.peer().to_string();
         self.association
             .release()
-            .map_err(|e| ScuError::Dimse(DimseError::from_association(e)))
+            .map_err(|source| ScuError::Dimse { peer, source })
     }
 
     /// Aborts the association.
     pub fn abort(self) {
-        let _ = self.association.abort();
+        self.association.abort();
+    }
+
+    fn dimse_error(&self, source: DimseError) -> ScuError {
+        ScuError::Dimse {
+            peer: self.association.peer().to_string(),
+            source,
+        }
     }
 }

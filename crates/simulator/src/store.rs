@@ -17,7 +17,8 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::values::{text, trim_value};
+use crate::values::text;
+use dimse::trim_value;
 
 /// What the store keeps of each instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,46 +31,10 @@ pub enum StoreMode {
     Load,
 }
 
-/// Patient-level attributes kept per study.
-pub(crate) const PATIENT_KEYS: &[Tag] = &[
-    tags::PATIENT_NAME,
-    tags::PATIENT_ID,
-    tags::ISSUER_OF_PATIENT_ID,
-    tags::PATIENT_BIRTH_DATE,
-    tags::PATIENT_SEX,
-];
-
-/// Study-level attributes kept per study.
-pub(crate) const STUDY_KEYS: &[Tag] = &[
-    tags::STUDY_INSTANCE_UID,
-    tags::STUDY_DATE,
-    tags::STUDY_TIME,
-    tags::ACCESSION_NUMBER,
-    tags::STUDY_ID,
-    tags::STUDY_DESCRIPTION,
-    tags::REFERRING_PHYSICIAN_NAME,
-];
-
-/// Series-level attributes kept per series.
-pub(crate) const SERIES_KEYS: &[Tag] = &[
-    tags::SERIES_INSTANCE_UID,
-    tags::MODALITY,
-    tags::SERIES_NUMBER,
-    tags::SERIES_DESCRIPTION,
-    tags::SERIES_DATE,
-    tags::SERIES_TIME,
-    tags::BODY_PART_EXAMINED,
-    tags::LATERALITY,
-    tags::INSTITUTIONAL_DEPARTMENT_NAME,
-    tags::STATION_NAME,
-];
-
-/// Instance-level attributes kept per instance.
-pub(crate) const INSTANCE_KEYS: &[Tag] = &[
-    tags::SOP_INSTANCE_UID,
-    tags::SOP_CLASS_UID,
-    tags::INSTANCE_NUMBER,
-];
+// What the store keeps per patient, study, series and instance is the shared
+// per-level attribute tables (`dimse::qr`): the C-FIND client asks for what the SCP
+// indexes.
+use dimse::qr::{PATIENT_ATTRIBUTES, SERIES_ATTRIBUTES, STUDY_ATTRIBUTES};
 
 /// Attribute values of one level, as text without padding.
 #[derive(Clone, Debug, Default)]
@@ -273,8 +238,8 @@ impl ImageStore {
                 let uid: Arc<str> = Arc::from(study_uid.as_str());
                 self.studies.push(StudyRecord {
                     uid: uid.clone(),
-                    patient: Attrs::capture(obj, PATIENT_KEYS),
-                    attrs: Attrs::capture(obj, STUDY_KEYS),
+                    patient: Attrs::capture(obj, PATIENT_ATTRIBUTES),
+                    attrs: Attrs::capture(obj, STUDY_ATTRIBUTES),
                     series: Vec::new(),
                     last_received: now,
                     stable_study_time: arrival.stable_study_time,
@@ -288,8 +253,8 @@ impl ImageStore {
         study.last_received = now;
         study.stable_study_time = arrival.stable_study_time;
         if outcome == InsertOutcome::Overwritten || study.is_empty() {
-            study.patient = Attrs::capture(obj, PATIENT_KEYS);
-            study.attrs = Attrs::capture(obj, STUDY_KEYS);
+            study.patient = Attrs::capture(obj, PATIENT_ATTRIBUTES);
+            study.attrs = Attrs::capture(obj, STUDY_ATTRIBUTES);
         }
         let series_idx = match study.series.iter().position(|s| *s.uid == *series_uid) {
             Some(i) => i,
@@ -297,7 +262,7 @@ impl ImageStore {
                 let uid: Arc<str> = Arc::from(series_uid.as_str());
                 study.series.push(SeriesRecord {
                     uid: uid.clone(),
-                    attrs: Attrs::capture(obj, SERIES_KEYS),
+                    attrs: Attrs::capture(obj, SERIES_ATTRIBUTES),
                     instances: Vec::new(),
                 });
                 let at = (study_idx, (study.series.len() - 1) as u32);
@@ -312,7 +277,7 @@ impl ImageStore {
         };
         let series = &mut study.series[series_idx];
         if outcome == InsertOutcome::Overwritten || series.instances.is_empty() {
-            series.attrs = Attrs::capture(obj, SERIES_KEYS);
+            series.attrs = Attrs::capture(obj, SERIES_ATTRIBUTES);
         }
         let sop_class_uid = match self.sop_classes.get(arrival.sop_class_uid) {
             Some(c) => c.clone(),

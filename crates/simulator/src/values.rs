@@ -1,51 +1,13 @@
-//! Reading and writing element values as text, and naming tags the way rules do.
+//! Reading and writing element values as text.
 
-use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
-use dicom_dictionary_std::StandardDataDictionary;
 use dicom_object::InMemDicomObject;
-
-/// A tag named in a rules file: a keyword (`StudyDescription`) or `(gggg,eeee)`,
-/// with the VR used when the simulator creates the element.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TagRef {
-    /// The tag.
-    pub tag: Tag,
-    /// The VR from the standard dictionary (LO for tags it does not know).
-    pub vr: VR,
-    /// The name as written in the rules.
-    pub name: String,
-}
-
-impl TagRef {
-    /// Resolves a keyword or `(gggg,eeee)` / `gggg,eeee` expression.
-    pub fn parse(expr: &str) -> Option<TagRef> {
-        let expr = expr.trim();
-        let tag = match expr.parse::<Tag>() {
-            Ok(tag) => tag,
-            Err(_) => StandardDataDictionary.by_name(expr)?.tag(),
-        };
-        Some(TagRef {
-            tag,
-            vr: vr_of(tag),
-            name: expr.to_string(),
-        })
-    }
-}
-
-impl std::fmt::Display for TagRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)
-    }
-}
+use dimse::{Attribute, trim_value};
 
 /// The dictionary VR of a tag; LO when unknown (private tags hold text far more
 /// often than anything else).
 pub(crate) fn vr_of(tag: Tag) -> VR {
-    StandardDataDictionary
-        .by_tag(tag)
-        .map(|e| e.vr().relaxed())
-        .unwrap_or(VR::LO)
+    Attribute::from_tag(tag).vr_or(VR::LO)
 }
 
 /// The value of `tag` as text with DICOM padding removed, `None` when the element
@@ -56,12 +18,6 @@ pub(crate) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
         return None;
     }
     element.to_str().ok().map(|s| trim_value(&s).to_string())
-}
-
-/// Removes the padding DICOM allows around values (trailing spaces and NULs,
-/// leading spaces).
-pub(crate) fn trim_value(s: &str) -> &str {
-    s.trim_end_matches(['\0', ' ']).trim_start_matches(' ')
 }
 
 /// Whether the element is present with a non-empty value.
@@ -102,15 +58,18 @@ mod tests {
     use dicom_dictionary_std::tags;
 
     #[test]
-    fn keywords_and_hex_forms_name_the_same_tag() {
-        let by_name = TagRef::parse("StudyDescription").unwrap();
-        let by_hex = TagRef::parse("(0008,1030)").unwrap();
-        let bare = TagRef::parse("0008,1030").unwrap();
+    fn keywords_and_hex_forms_name_the_same_tag_with_the_dictionary_vr() {
+        let by_name = Attribute::parse("StudyDescription").unwrap();
+        let by_hex = Attribute::parse("(0008,1030)").unwrap();
+        let bare = Attribute::parse("0008,1030").unwrap();
         assert_eq!(by_name.tag, tags::STUDY_DESCRIPTION);
         assert_eq!(by_hex.tag, by_name.tag);
         assert_eq!(bare.tag, by_name.tag);
-        assert_eq!(by_name.vr, VR::LO);
-        assert!(TagRef::parse("NoSuchKeyword").is_none());
+        assert_eq!(by_name.vr_or(VR::LO), VR::LO);
+        assert_eq!(vr_of(tags::STUDY_DATE), VR::DA);
+        // Private tags hold text far more often than anything else.
+        assert_eq!(vr_of(dicom_core::Tag(0x0009, 0x1010)), VR::LO);
+        assert!(Attribute::parse("NoSuchKeyword").is_err());
     }
 
     #[test]

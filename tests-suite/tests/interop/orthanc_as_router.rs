@@ -278,14 +278,17 @@ fn store(addr: std::net::SocketAddr, called: &str, obj: &DefaultDicomObject) -> 
     let options = ScuOptions {
         calling_ae_title: "DICOM-AUTO".into(),
         called_ae_title: called.into(),
-        connect_timeout: Duration::from_secs(5),
-        io_timeout: Duration::from_secs(20),
+        timeouts: dimse::Timeouts {
+            connect: Duration::from_secs(5),
+            ..dimse::Timeouts::all(Duration::from_secs(20))
+        },
         ..ScuOptions::default()
     };
     let contexts = [(sop_class.clone(), vec![explicit.uid().to_string()])];
-    let mut scu = match StoreScu::connect(&addr.to_string(), &options, &contexts) {
+    let peer = dimse::PeerAddress::new(addr.ip().to_string(), addr.port());
+    let mut scu = match StoreScu::connect(&peer, &options, &contexts) {
         Ok(scu) => scu,
-        Err(ScuError::Associate { source, .. }) => {
+        Err(ScuError::Associate(source)) => {
             return Answer::AssociationRefused(source.to_string());
         }
         Err(e) => panic!("{called}@{addr}: {e}"),

@@ -121,7 +121,8 @@ pub fn store_into_simulator(
         uids::SECONDARY_CAPTURE_IMAGE_STORAGE.to_string(),
         vec![uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string()],
     )];
-    let mut scu = StoreScu::connect(&addr.to_string(), &options, &contexts).expect("associate");
+    let peer = dimse::PeerAddress::new(addr.ip().to_string(), addr.port());
+    let mut scu = StoreScu::connect(&peer, &options, &contexts).expect("associate");
     let (context, _) = scu
         .context_for(
             uids::SECONDARY_CAPTURE_IMAGE_STORAGE,

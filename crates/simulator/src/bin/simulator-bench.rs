@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         store_mode: StoreMode::Load,
         ..SimulatorConfig::default()
     })?;
-    let addr = sim.addr().to_string();
+    let peer = dimse::PeerAddress::new(sim.addr().ip().to_string(), sim.addr().port());
     let template = template(args.size)?;
     let sop_at = offset_of(&template, &uid(SOP_PREFIX, 0))? + SOP_PREFIX.len();
     let series_at = offset_of(&template, &uid(SERIES_PREFIX, 0))? + SERIES_PREFIX.len();
@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for _ in 0..args.associations {
         clients.push((
-            StoreScu::connect(&addr, &options, &contexts)?,
+            StoreScu::connect(&peer, &options, &contexts)?,
             template.clone(),
         ));
     }

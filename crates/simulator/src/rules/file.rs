@@ -1,0 +1,807 @@
+//! The rules file format: TOML read into `Raw*` mirrors of the model with every
+//! value's position kept, then checked and converted by a [`Loader`] that reports
+//! each mistake as `Bad rules file: FILE:LINE: what is wrong`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dimse::{Attribute, Status};
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::*;
+use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
+use crate::error::RulesError;
+use crate::faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+
+impl Rules {
+    /// The rules shipped with the crate: routes `HTM_GI`, `HTM_OPH` and `HTM_ORTHO`.
+    pub fn default_rules() -> Rules {
+        Rules::from_toml_str(DEFAULT_RULES_TOML, "default.toml (built in)")
+            .expect("the built-in rules are checked by a unit test")
+    }
+
+    /// Reads a rules file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Rules, RulesError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Rules::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses rules from TOML text; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Rules, RulesError> {
+        let raw: RawRules = toml::from_str(text).map_err(|e| RulesError::Invalid {
+            file: file.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let loader = Loader { text, file };
+        loader.rules(raw)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    settings: RawSettings,
+    faults: Option<Spanned<RawFaults>>,
+    #[serde(default, rename = "route")]
+    routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    query_ae_title: Option<Spanned<String>>,
+    #[serde(default)]
+    person_name_case_insensitive: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    response_delay_ms: Option<RawDelay>,
+    status_override: Option<Spanned<RawStatusOverride>>,
+    abort_after_stores: Option<u64>,
+    idle_timeout_seconds: Option<Spanned<f64>>,
+    refuse_associations_seconds: Option<Spanned<f64>>,
+    #[serde(default)]
+    stall_stores: bool,
+    #[serde(default)]
+    seed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDelay {
+    Fixed(u64),
+    Range([u64; 2]),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatusOverride {
+    status: u16,
+    every_nth: Option<u64>,
+    fraction: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Spanned<String>,
+    called_ae_title: Spanned<String>,
+    allowed_calling_ae_titles: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    deliver_to: DeliverTo,
+    forward: Option<Spanned<RawForward>>,
+    #[serde(default)]
+    stable_study_seconds: Option<Spanned<f64>>,
+    duplicates: Option<RawDuplicates>,
+    #[serde(default)]
+    validate: Vec<Spanned<RawValidation>>,
+    #[serde(default)]
+    morph: Vec<Spanned<RawMorph>>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum DeliverTo {
+    #[default]
+    Store,
+    Forward,
+    Both,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    host: String,
+    port: u16,
+    called_ae_title: String,
+    calling_ae_title: Option<String>,
+    max_attempts: Option<u32>,
+    retry_initial_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDuplicates {
+    policy: DuplicateKind,
+    status: Option<u16>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum DuplicateKind {
+    KeepFirst,
+    Overwrite,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+enum RawValidation {
+    BlankStudyDate {
+        action: FillOrReject,
+        #[serde(default)]
+        fill_from: Vec<String>,
+        status: Option<u16>,
+    },
+    AccessionNumber {
+        pattern: Option<String>,
+        max_length: Option<usize>,
+        action: NormaliseOrReject,
+        allow_blank: Option<bool>,
+        status: Option<u16>,
+    },
+    StudyDateValid {
+        allow_future: Option<bool>,
+        status: Option<u16>,
+    },
+    Required {
+        tag: String,
+        status: Option<u16>,
+    },
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FillOrReject {
+    Fill,
+    Reject,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum NormaliseOrReject {
+    #[serde(alias = "normalize")]
+    Normalise,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMorph {
+    name: Option<String>,
+    #[serde(default)]
+    when: Vec<Spanned<RawCondition>>,
+    actions: Vec<Spanned<RawAction>>,
+    #[serde(default)]
+    stop: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    tag: String,
+    equals: Option<String>,
+    contains: Option<String>,
+    regex: Option<String>,
+    present: Option<bool>,
+    absent: Option<bool>,
+    any_of: Option<Vec<String>>,
+    #[serde(default)]
+    ignore_case: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    set: Option<String>,
+    copy: Option<String>,
+    prepend: Option<String>,
+    append: Option<String>,
+    replace: Option<String>,
+    remove: Option<String>,
+    value: Option<String>,
+    from: Option<String>,
+    pattern: Option<String>,
+    with: Option<String>,
+}
+
+struct Loader<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Loader<'_> {
+    fn error(&self, span: &Span, message: impl Into<String>) -> RulesError {
+        RulesError::Invalid {
+            file: self.file.to_string(),
+            line: line_of(self.text, span.start),
+            message: message.into(),
+        }
+    }
+
+    fn tag(&self, span: &Span, key: &str, name: &str) -> Result<Attribute, RulesError> {
+        Attribute::parse(name).map_err(|source| RulesError::Attribute {
+            file: self.file.to_string(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            value: name.to_string(),
+            source,
+        })
+    }
+
+    fn regex(&self, span: &Span, key: &str, pattern: &str) -> Result<Regex, RulesError> {
+        Regex::new(pattern).map_err(|e| {
+            self.error(
+                span,
+                format!("{key} = \"{pattern}\": not a valid regular expression: {e}"),
+            )
+        })
+    }
+
+    fn seconds(&self, value: &Spanned<f64>, key: &str) -> Result<Duration, RulesError> {
+        Duration::try_from_secs_f64(*value.get_ref()).map_err(|_| {
+            self.error(
+                &value.span(),
+                format!(
+                    "{key} = {}: must be a non-negative number of seconds",
+                    value.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn ae_title(&self, value: &Spanned<String>, key: &str) -> Result<String, RulesError> {
+        let ae = value.get_ref().trim();
+        if ae.is_empty()
+            || ae.len() > 16
+            || !ae
+                .chars()
+                .all(|c| c.is_ascii() && !c.is_ascii_control() && c != '\\')
+        {
+            return Err(self.error(
+                &value.span(),
+                format!("{key} = \"{}\": an AE title has 1 to 16 printable ASCII characters, no backslash", value.get_ref()),
+            ));
+        }
+        Ok(ae.to_string())
+    }
+
+    fn rules(&self, raw: RawRules) -> Result<Rules, RulesError> {
+        let query_ae_title = match &raw.settings.query_ae_title {
+            Some(ae) => Some(self.ae_title(ae, "query_ae_title")?),
+            None => None,
+        };
+        let faults = match raw.faults {
+            Some(f) => self.faults(f)?,
+            None => FaultPlan::default(),
+        };
+        let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+        for raw_route in raw.routes {
+            let span = raw_route.span();
+            let route = self.route(raw_route.into_inner())?;
+            if routes.iter().any(|r| r.name == route.name) {
+                return Err(self.error(
+                    &span,
+                    format!("route name \"{}\" is used twice", route.name),
+                ));
+            }
+            if routes
+                .iter()
+                .any(|r| r.called_ae_title == route.called_ae_title)
+                || query_ae_title.as_deref() == Some(route.called_ae_title.as_str())
+            {
+                return Err(self.error(
+                    &span,
+                    format!(
+                        "called_ae_title \"{}\" is used twice",
+                        route.called_ae_title
+                    ),
+                ));
+            }
+            routes.push(route);
+        }
+        Ok(Rules {
+            settings: Settings {
+                query_ae_title,
+                person_name_case_insensitive: raw.settings.person_name_case_insensitive,
+            },
+            faults,
+            routes,
+        })
+    }
+
+    fn faults(&self, spanned: Spanned<RawFaults>) -> Result<FaultPlan, RulesError> {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let response_delay = match raw.response_delay_ms {
+            None => None,
+            Some(RawDelay::Fixed(ms)) => Some(ResponseDelay::Fixed(Duration::from_millis(ms))),
+            Some(RawDelay::Range([a, b])) if a <= b => Some(ResponseDelay::Random {
+                min: Duration::from_millis(a),
+                max: Duration::from_millis(b),
+            }),
+            Some(RawDelay::Range([a, b])) => {
+                return Err(self.error(
+                    &span,
+                    format!(
+                        "response_delay_ms = [{a}, {b}]: the first bound must not exceed the second"
+                    ),
+                ));
+            }
+        };
+        let status_override = match raw.status_override {
+            None => None,
+            Some(o) => {
+                let ospan = o.span();
+                let o = o.into_inner();
+                let selection = match (o.every_nth, o.fraction) {
+                    (Some(n), None) if n > 0 => StoreSelection::EveryNth(n),
+                    (None, Some(p)) if (0.0..=1.0).contains(&p) => StoreSelection::Fraction(p),
+                    _ => {
+                        return Err(self.error(&ospan, "status_override needs exactly one of every_nth (>= 1) or fraction (0.0 to 1.0)"));
+                    }
+                };
+                Some(StatusOverride {
+                    status: Status(o.status),
+                    selection,
+                })
+            }
+        };
+        Ok(FaultPlan {
+            response_delay,
+            status_override,
+            abort_after_stores: raw.abort_after_stores,
+            idle_timeout: raw
+                .idle_timeout_seconds
+                .as_ref()
+                .map(|s| self.seconds(s, "idle_timeout_seconds"))
+                .transpose()?,
+            refuse_associations_for: raw
+                .refuse_associations_seconds
+                .as_ref()
+                .map(|s| self.seconds(s, "refuse_associations_seconds"))
+                .transpose()?,
+            stall_stores: raw.stall_stores,
+            seed: raw.seed,
+        })
+    }
+
+    fn route(&self, raw: RawRoute) -> Result<Route, RulesError> {
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(self.error(&raw.name.span(), "route name must not be empty"));
+        }
+        let called_ae_title = self.ae_title(&raw.called_ae_title, "called_ae_title")?;
+        let allowed_calling_ae_titles = match &raw.allowed_calling_ae_titles {
+            None => None,
+            Some(list) => {
+                let span = list.span();
+                let mut out = Vec::new();
+                for ae in list.get_ref() {
+                    out.push(self.ae_title(
+                        &Spanned::new(span.clone(), ae.clone()),
+                        "allowed_calling_ae_titles",
+                    )?);
+                }
+                Some(out)
+            }
+        };
+        let forward = match raw.forward {
+            None => None,
+            Some(f) => {
+                let span = f.span();
+                let f = f.into_inner();
+                let ae = |v: String, key| self.ae_title(&Spanned::new(span.clone(), v), key);
+                Some(ForwardDestination {
+                    host: f.host,
+                    port: f.port,
+                    called_ae_title: ae(f.called_ae_title, "forward.called_ae_title")?,
+                    calling_ae_title: ae(
+                        f.calling_ae_title
+                            .unwrap_or_else(|| called_ae_title.clone()),
+                        "forward.calling_ae_title",
+                    )?,
+                    max_attempts: f.max_attempts,
+                    retry_initial: Duration::from_millis(f.retry_initial_ms.unwrap_or(200)),
+                    retry_max: Duration::from_millis(f.retry_max_ms.unwrap_or(10_000)),
+                })
+            }
+        };
+        let needs_forward = matches!(raw.deliver_to, DeliverTo::Forward | DeliverTo::Both);
+        if needs_forward && forward.is_none() {
+            return Err(self.error(
+                &raw.name.span(),
+                format!(
+                    "route \"{name}\": deliver_to forwards but there is no [route.forward] table"
+                ),
+            ));
+        }
+        let delivery = Delivery {
+            store: matches!(raw.deliver_to, DeliverTo::Store | DeliverTo::Both),
+            forward: if needs_forward { forward } else { None },
+        };
+        let duplicates = match raw.duplicates {
+            None => DuplicatePolicy::KeepFirst,
+            Some(d) => match d.policy {
+                DuplicateKind::KeepFirst => DuplicatePolicy::KeepFirst,
+                DuplicateKind::Overwrite => DuplicatePolicy::Overwrite,
+                DuplicateKind::Reject => DuplicatePolicy::Reject(Status(
+                    d.status.unwrap_or(Status::DUPLICATE_SOP_INSTANCE.0),
+                )),
+            },
+        };
+        let stable_study_time = match &raw.stable_study_seconds {
+            Some(s) => self.seconds(s, "stable_study_seconds")?,
+            None => Duration::ZERO,
+        };
+        let validations = raw
+            .validate
+            .into_iter()
+            .map(|v| self.validation(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let morphs = raw
+            .morph
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| self.morph(i, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Route {
+            name,
+            called_ae_title,
+            allowed_calling_ae_titles,
+            delivery,
+            stable_study_time,
+            duplicates,
+            validations,
+            morphs,
+        })
+    }
+
+    fn validation(&self, spanned: Spanned<RawValidation>) -> Result<Validation, RulesError> {
+        let span = spanned.span();
+        let status = |s: Option<u16>| s.map(Status).unwrap_or(DEFAULT_REJECT_STATUS);
+        Ok(match spanned.into_inner() {
+            RawValidation::BlankStudyDate {
+                action,
+                fill_from,
+                status: s,
+            } => {
+                if action == FillOrReject::Fill && fill_from.is_empty() {
+                    return Err(self.error(&span, "blank_study_date with action = \"fill\" needs fill_from = [\"SeriesDate\", ...]"));
+                }
+                let fill_from = if action == FillOrReject::Fill {
+                    fill_from
+                        .iter()
+                        .map(|t| self.tag(&span, "fill_from", t))
+                        .collect::<Result<Vec<_>, _>>()?
+                } else {
+                    Vec::new()
+                };
+                Validation::BlankStudyDate {
+                    fill_from,
+                    status: status(s),
+                }
+            }
+            RawValidation::AccessionNumber {
+                pattern,
+                max_length,
+                action,
+                allow_blank,
+                status: s,
+            } => {
+                let pattern = pattern.unwrap_or_else(|| "^[A-Za-z0-9]+$".to_string());
+                Validation::AccessionNumber {
+                    pattern: self.regex(&span, "pattern", &pattern)?,
+                    max_length: max_length.unwrap_or(16),
+                    allow_blank: allow_blank.unwrap_or(true),
+                    normalise: action == NormaliseOrReject::Normalise,
+                    status: status(s),
+                }
+            }
+            RawValidation::StudyDateValid {
+                allow_future,
+                status: s,
+            } => Validation::StudyDateValid {
+                allow_future: allow_future.unwrap_or(false),
+                status: status(s),
+            },
+            RawValidation::Required { tag, status: s } => Validation::Required {
+                tag: self.tag(&span, "tag", &tag)?,
+                status: status(s),
+            },
+        })
+    }
+
+    fn morph(&self, index: usize, spanned: Spanned<RawMorph>) -> Result<MorphRule, RulesError> {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let name = raw.name.unwrap_or_else(|| format!("morph {}", index + 1));
+        if raw.actions.is_empty() {
+            return Err(self.error(&span, format!("morph \"{name}\" has no actions")));
+        }
+        let when = raw
+            .when
+            .into_iter()
+            .map(|c| self.condition(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let actions = raw
+            .actions
+            .into_iter()
+            .map(|a| self.action(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MorphRule {
+            name,
+            when,
+            actions,
+            stop: raw.stop,
+        })
+    }
+
+    fn condition(&self, spanned: Spanned<RawCondition>) -> Result<Condition, RulesError> {
+        let span = spanned.span();
+        let c = spanned.into_inner();
+        let tag = self.tag(&span, "tag", &c.tag)?;
+        let mut tests = Vec::new();
+        if let Some(v) = c.equals {
+            tests.push(Test::Equals(v));
+        }
+        if let Some(v) = c.contains {
+            tests.push(Test::Contains(v));
+        }
+        if let Some(v) = c.regex {
+            tests.push(Test::Regex(self.regex(&span, "regex", &v)?));
+        }
+        match c.present {
+            Some(true) => tests.push(Test::Present),
+            Some(false) => tests.push(Test::Absent),
+            None => {}
+        }
+        match c.absent {
+            Some(true) => tests.push(Test::Absent),
+            Some(false) => tests.push(Test::Present),
+            None => {}
+        }
+        if let Some(v) = c.any_of {
+            tests.push(Test::AnyOf(v));
+        }
+        if tests.len() != 1 {
+            return Err(self.error(
+                &span,
+                format!(
+                    "condition on {} needs exactly one of equals, contains, regex, present, absent, any_of (found {})",
+                    c.tag,
+                    tests.len()
+                ),
+            ));
+        }
+        Ok(Condition {
+            tag,
+            test: tests.remove(0),
+            ignore_case: c.ignore_case,
+        })
+    }
+
+    fn action(&self, spanned: Spanned<RawAction>) -> Result<Action, RulesError> {
+        let span = spanned.span();
+        let a = spanned.into_inner();
+        let ops: Vec<(&str, &String)> = [
+            ("set", &a.set),
+            ("copy", &a.copy),
+            ("prepend", &a.prepend),
+            ("append", &a.append),
+            ("replace", &a.replace),
+            ("remove", &a.remove),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+        let [(op, target)] = ops[..] else {
+            return Err(self.error(
+                &span,
+                format!("an action needs exactly one of set, copy, prepend, append, replace, remove (found {})", ops.len()),
+            ));
+        };
+        let tag = self.tag(&span, op, target)?;
+        let need = |field: &Option<String>, name: &str| {
+            field.clone().ok_or_else(|| {
+                self.error(
+                    &span,
+                    format!("action {op} = \"{target}\" needs {name} = \"...\""),
+                )
+            })
+        };
+        let unused: Vec<&str> = [
+            (
+                "value",
+                a.value.is_some() && !matches!(op, "set" | "prepend" | "append"),
+            ),
+            ("from", a.from.is_some() && op != "copy"),
+            ("pattern", a.pattern.is_some() && op != "replace"),
+            ("with", a.with.is_some() && op != "replace"),
+        ]
+        .into_iter()
+        .filter(|(_, bad)| *bad)
+        .map(|(k, _)| k)
+        .collect();
+        if !unused.is_empty() {
+            return Err(self.error(
+                &span,
+                format!(
+                    "action {op} = \"{target}\" does not use {}",
+                    unused.join(", ")
+                ),
+            ));
+        }
+        let template = |v: String| Template::parse(&v).map_err(|m| self.error(&span, m));
+        Ok(match op {
+            "set" => Action::Set {
+                tag,
+                value: template(need(&a.value, "value")?)?,
+            },
+            "prepend" => Action::Prepend {
+                tag,
+                value: template(need(&a.value, "value")?)?,
+            },
+            "append" => Action::Append {
+                tag,
+                value: template(need(&a.value, "value")?)?,
+            },
+            "copy" => {
+                let from = need(&a.from, "from")?;
+                Action::Copy {
+                    tag,
+                    from: self.tag(&span, "from", &from)?,
+                }
+            }
+            "replace" => {
+                let pattern = need(&a.pattern, "pattern")?;
+                Action::Replace {
+                    tag,
+                    pattern: self.regex(&span, "pattern", &pattern)?,
+                    with: need(&a.with, "with")?,
+                }
+            }
+            _ => Action::Remove { tag },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(toml: &str) -> String {
+        Rules::from_toml_str(toml, "test.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let err = error_of("[[route]]\nname = \"A\"\ncalled_ae_title = \n");
+        assert!(err.starts_with("Bad rules file: test.toml:3: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_tags_are_reported_with_their_line() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\ncolour = 1\n";
+        let err = error_of(toml);
+        assert!(err.starts_with("Bad rules file: test.toml:4: "), "{err}");
+        assert!(err.contains("colour"), "{err}");
+
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n\n[[route.morph]]\nwhen = [\n  { tag = \"Modality\", equals = \"CT\" },\n  { tag = \"NoSuchTag\", equals = \"x\" },\n]\nactions = [{ set = \"StudyDescription\", value = \"x\" }]\n";
+        let err = error_of(toml);
+        assert!(err.starts_with("Bad rules file: test.toml:8: "), "{err}");
+        assert!(err.contains("NoSuchTag"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_tag_is_a_typed_attribute_error_at_its_line() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n\n[[route.morph]]\nactions = [{ remove = \"(0008,10\" }]\n";
+        let err = Rules::from_toml_str(toml, "test.toml").unwrap_err();
+        assert_eq!(err.line(), Some(6));
+        assert!(
+            matches!(
+                &err,
+                RulesError::Attribute {
+                    source: dimse::AttributeError::MalformedTag { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("Bad rules file: test.toml:6: "), "{text}");
+        assert!(text.contains("(gggg,eeee)"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"THIS-AE-TITLE-IS-TOO-LONG\"\n";
+        let err = error_of(toml);
+        assert!(
+            err.contains("test.toml:3") && err.contains("THIS-AE-TITLE-IS-TOO-LONG"),
+            "{err}"
+        );
+
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n[[route.morph]]\nactions = [{ replace = \"StudyDescription\", pattern = \"(\", with = \"\" }]\n";
+        let err = error_of(toml);
+        assert!(
+            err.contains("test.toml:5") && err.contains("regular expression"),
+            "{err}"
+        );
+
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n[[route.morph]]\nwhen = [{ tag = \"Modality\", equals = \"CT\", contains = \"C\" }]\nactions = [{ remove = \"StudyDescription\" }]\n";
+        let err = error_of(toml);
+        assert!(
+            err.contains("test.toml:5") && err.contains("exactly one"),
+            "{err}"
+        );
+
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n[[route.validate]]\ncheck = \"accession_number\"\naction = \"shout\"\n";
+        let err = error_of(toml);
+        assert!(err.contains("shout"), "{err}");
+    }
+
+    #[test]
+    fn forwarding_without_a_destination_is_an_error() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\ndeliver_to = \"forward\"\n";
+        let err = error_of(toml);
+        assert!(
+            err.contains("test.toml:2") && err.contains("[route.forward]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_called_ae_titles_are_an_error() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"X\"\n[[route]]\nname = \"B\"\ncalled_ae_title = \"X\"\n";
+        let err = error_of(toml);
+        assert!(err.contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn faults_load_from_the_file() {
+        let toml = "[faults]\nresponse_delay_ms = [5, 10]\nstatus_override = { status = 0xA700, every_nth = 3 }\nabort_after_stores = 7\nseed = 9\n";
+        let rules = Rules::from_toml_str(toml, "f.toml").unwrap();
+        assert_eq!(rules.faults.abort_after_stores, Some(7));
+        assert_eq!(
+            rules.faults.status_override,
+            Some(StatusOverride {
+                status: Status(0xA700),
+                selection: StoreSelection::EveryNth(3)
+            })
+        );
+        assert!(matches!(
+            rules.faults.response_delay,
+            Some(ResponseDelay::Random { .. })
+        ));
+    }
+}

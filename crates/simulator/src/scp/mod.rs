@@ -1,0 +1,422 @@
+//! The SCP: association negotiation by called AE title, and the DIMSE services
+//! (C-ECHO, C-STORE, C-FIND with C-CANCEL) on one thread per association.
+//!
+//! This module runs an association from its first byte to its end and dispatches
+//! each request; admission (routing and refusing by AE title, presentation
+//! contexts) is in `negotiation`, the services in `store` and `find`.
+
+mod find;
+mod negotiation;
+mod store;
+
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use dicom_dictionary_std::uids;
+use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PresentationContextResultReason};
+use dicom_ul::{Pdu, ServerAssociation};
+use dimse::{Command, CommandField, DimseError, Incoming, Message, MessageReader, Status};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::SimulatorConfig;
+use crate::faults::FaultState;
+use crate::forward::{FailedForward, ForwardItem};
+use crate::stats::{Counters, RejectionReason};
+use crate::store::ImageStore;
+use dimse::InformationModel;
+
+use self::find::handle_find;
+use self::negotiation::{
+    PeekError, abort_raw, is_find_model, negotiation, peek_associate_rq, refuse,
+};
+use self::store::handle_store;
+
+/// State shared by the accept loop, the association threads and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: SimulatorConfig,
+    pub(crate) store: RwLock<ImageStore>,
+    pub(crate) counters: Arc<Mutex<Counters>>,
+    pub(crate) faults: FaultState,
+    pub(crate) shutdown: Arc<AtomicBool>,
+    pub(crate) active: AtomicUsize,
+    pub(crate) connections: Mutex<HashMap<u64, TcpStream>>,
+    pub(crate) association_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Association threads that ended in a panic (a bug: the peer's association is
+    /// lost, the simulator keeps serving the others).
+    pub(crate) panicked_threads: AtomicUsize,
+    pub(crate) forward_queues: Vec<Option<Sender<ForwardItem>>>,
+    pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Route(usize),
+    QueryOnly,
+}
+
+/// How an association ended, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Released,
+    PeerAborted,
+    ConnectionLost,
+    FaultAbort,
+    ProtocolError,
+    TimedOut,
+    Shutdown,
+}
+
+enum Flow {
+    Continue,
+    End(End),
+}
+
+/// Removes the connection from the registry when its thread ends.
+struct Registration<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.shared.connections.lock().remove(&self.id);
+    }
+}
+
+struct ActiveSlot<'a>(&'a AtomicUsize);
+
+impl Drop for ActiveSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one TCP connection from A-ASSOCIATE-RQ to the end of the association.
+pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, id: u64) {
+    let config = &shared.config;
+    // Nagle plus delayed ACK costs ~40 ms per response on loopback.
+    let _ = stream.set_nodelay(true);
+    if stream.set_read_timeout(Some(config.read_timeout)).is_err()
+        || stream
+            .set_write_timeout(Some(config.write_timeout))
+            .is_err()
+    {
+        return;
+    }
+    if let Ok(clone) = stream.try_clone() {
+        shared.connections.lock().insert(id, clone);
+    }
+    let _registration = Registration {
+        shared: &shared,
+        id,
+    };
+    if shared.shutdown.load(Ordering::Acquire) {
+        return;
+    }
+    negotiate_and_run(&shared, stream);
+}
+
+fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
+    let config = &shared.config;
+    let (rq_len, rq) =
+        match peek_associate_rq(&stream, config.artim_timeout.min(config.read_timeout)) {
+            Ok(found) => found,
+            Err(PeekError::Gone) => return,
+            Err(PeekError::NotAnAssociateRq) => {
+                shared.counters.lock().reject(RejectionReason::BadRequest);
+                let reason = AbortRQServiceProviderReason::UnexpectedPdu;
+                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
+                return;
+            }
+            Err(PeekError::Malformed) => {
+                shared.counters.lock().reject(RejectionReason::BadRequest);
+                let reason = AbortRQServiceProviderReason::UnrecognizedPduParameter;
+                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
+                return;
+            }
+        };
+    let rules = &config.rules;
+    let called = rq.called_ae_title.trim();
+    let calling = rq.calling_ae_title.trim();
+    let target = if let Some(i) = rules
+        .routes
+        .iter()
+        .position(|r| r.called_ae_title == called)
+    {
+        Target::Route(i)
+    } else if rules.settings.query_ae_title.as_deref() == Some(called) {
+        Target::QueryOnly
+    } else {
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::CalledAeTitleNotRecognized,
+        );
+        return;
+    };
+    if let Target::Route(i) = target
+        && let Some(allowed) = &rules.routes[i].allowed_calling_ae_titles
+        && !allowed.iter().any(|a| a == calling)
+    {
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::CallingAeTitleNotRecognized,
+        );
+        return;
+    }
+    if shared.faults.refusing() {
+        refuse(shared, &mut stream, rq_len, RejectionReason::RefusedByFault);
+        return;
+    }
+    let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
+    let _slot = ActiveSlot(&shared.active);
+    if open > config.max_associations {
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::LocalLimitExceeded,
+        );
+        return;
+    }
+    let options = negotiation(config, &rq, target, called);
+    // dicom-ul reads the same A-ASSOCIATE-RQ again (it was only peeked) and answers.
+    let mut association = match options.establish(stream) {
+        Ok(a) => a,
+        Err(_) => {
+            shared.counters.lock().reject(RejectionReason::BadRequest);
+            return;
+        }
+    };
+    {
+        let mut c = shared.counters.lock();
+        c.associations.accepted += 1;
+        c.associations.active += 1;
+    }
+    let end = run_association(shared, &mut association, target);
+    let mut c = shared.counters.lock();
+    c.associations.active -= 1;
+    let a = &mut c.associations;
+    match end {
+        End::Released => a.released += 1,
+        End::PeerAborted => a.aborted_by_peer += 1,
+        End::ConnectionLost => a.connection_lost += 1,
+        End::FaultAbort => a.aborted_by_fault += 1,
+        End::ProtocolError => a.protocol_errors += 1,
+        End::TimedOut => a.timed_out += 1,
+        End::Shutdown => a.closed_by_shutdown += 1,
+    }
+}
+
+type Association = ServerAssociation<TcpStream>;
+
+fn run_association(shared: &Shared, association: &mut Association, target: Target) -> End {
+    let config = &shared.config;
+    let mut reader = MessageReader::new().with_max_data_set_len(config.max_data_set_len);
+    let mut stores_answered = 0u64;
+    let mut read_timeout = config.read_timeout;
+    loop {
+        let idle = shared.faults.idle_timeout();
+        let wanted = idle
+            .unwrap_or(config.read_timeout)
+            .max(Duration::from_millis(1));
+        if wanted != read_timeout
+            && association
+                .inner_stream()
+                .set_read_timeout(Some(wanted))
+                .is_ok()
+        {
+            read_timeout = wanted;
+        }
+        let incoming = reader.receive(association);
+        if shared.shutdown.load(Ordering::Acquire) {
+            abort(association, AbortRQSource::ServiceUser);
+            return End::Shutdown;
+        }
+        let flow = match incoming {
+            Ok(Incoming::Message(message)) => handle_message(
+                shared,
+                association,
+                &mut reader,
+                message,
+                target,
+                &mut stores_answered,
+            ),
+            Ok(Incoming::ReleaseRequested) => {
+                let _ = association.send(&Pdu::ReleaseRP);
+                return End::Released;
+            }
+            Ok(Incoming::Aborted(_)) => return End::PeerAborted,
+            Ok(_) => return End::ProtocolError,
+            Err(e) => Err(e),
+        };
+        match flow {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::End(end)) => return end,
+            Err(DimseError::ConnectionClosed) => return End::ConnectionLost,
+            Err(DimseError::Timeout) => {
+                abort(association, AbortRQSource::ServiceUser);
+                return if idle.is_some() {
+                    End::FaultAbort
+                } else {
+                    End::TimedOut
+                };
+            }
+            Err(_) => {
+                let reason = AbortRQServiceProviderReason::UnexpectedPdu;
+                abort(association, AbortRQSource::ServiceProvider(reason));
+                return End::ProtocolError;
+            }
+        }
+    }
+}
+
+fn abort(association: &mut Association, source: AbortRQSource) {
+    let _ = association.send(&Pdu::AbortRQ { source });
+    let _ = association.inner_stream().shutdown(Shutdown::Both);
+}
+
+fn handle_message(
+    shared: &Shared,
+    association: &mut Association,
+    reader: &mut MessageReader,
+    message: Message,
+    target: Target,
+    stores_answered: &mut u64,
+) -> Result<Flow, DimseError> {
+    let pc_id = message.presentation_context_id;
+    let Some((abstract_syntax, ts_uid)) = association
+        .presentation_contexts()
+        .iter()
+        .find(|pc| pc.id == pc_id && pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| (pc.abstract_syntax.clone(), pc.transfer_syntax.clone()))
+    else {
+        return Err(DimseError::Protocol(format!(
+            "message on presentation context {pc_id}, which was not accepted"
+        )));
+    };
+    let command = &message.command;
+    match command.field {
+        CommandField::CEchoRq => {
+            shared.counters.lock().echoes += 1;
+            respond(
+                shared,
+                association,
+                pc_id,
+                command,
+                Status::SUCCESS,
+                None,
+                None,
+            )?;
+            Ok(Flow::Continue)
+        }
+        CommandField::CStoreRq => {
+            let Target::Route(route) = target else {
+                respond(
+                    shared,
+                    association,
+                    pc_id,
+                    command,
+                    Status::SOP_CLASS_NOT_SUPPORTED,
+                    Some("storage is not offered on the query AE title"),
+                    None,
+                )?;
+                return Ok(Flow::Continue);
+            };
+            if abstract_syntax == uids::VERIFICATION || is_find_model(&abstract_syntax) {
+                respond(
+                    shared,
+                    association,
+                    pc_id,
+                    command,
+                    Status::SOP_CLASS_NOT_SUPPORTED,
+                    Some("C-STORE on a non-storage context"),
+                    None,
+                )?;
+                return Ok(Flow::Continue);
+            }
+            handle_store(
+                shared,
+                association,
+                route,
+                message,
+                &ts_uid,
+                stores_answered,
+            )
+        }
+        CommandField::CFindRq => {
+            let Some(model) = InformationModel::from_sop_class_uid(&abstract_syntax) else {
+                respond(
+                    shared,
+                    association,
+                    pc_id,
+                    command,
+                    Status::SOP_CLASS_NOT_SUPPORTED,
+                    Some("C-FIND on a non-query context"),
+                    None,
+                )?;
+                return Ok(Flow::Continue);
+            };
+            handle_find(shared, association, reader, &message, model, &ts_uid)?;
+            Ok(Flow::Continue)
+        }
+        // No operation is outstanding between requests: nothing to cancel.
+        CommandField::CCancelRq => Ok(Flow::Continue),
+        field if !field.is_response() => {
+            respond(
+                shared,
+                association,
+                pc_id,
+                command,
+                Status::UNRECOGNIZED_OPERATION,
+                Some("operation not supported by the simulator"),
+                None,
+            )?;
+            Ok(Flow::Continue)
+        }
+        field => Err(DimseError::Protocol(format!(
+            "unexpected {field} from the requestor"
+        ))),
+    }
+}
+
+/// Sleeps, but wakes early on shutdown.
+fn pause(shared: &Shared, total: Duration) {
+    let step = Duration::from_millis(20);
+    let mut left = total;
+    while !left.is_zero() && !shared.shutdown.load(Ordering::Acquire) {
+        let nap = left.min(step);
+        thread::sleep(nap);
+        left -= nap;
+    }
+}
+
+fn respond(
+    shared: &Shared,
+    association: &mut Association,
+    pc_id: u8,
+    request: &Command,
+    status: Status,
+    comment: Option<&str>,
+    data: Option<&[u8]>,
+) -> Result<(), DimseError> {
+    if let Some(delay) = shared.faults.response_delay() {
+        pause(shared, delay);
+    }
+    let Some(mut response) = Command::response_to(request, status, data.is_some()) else {
+        return Ok(());
+    };
+    if let Some(comment) = comment {
+        response = response.with_error_comment(comment);
+    }
+    dimse::send_message(association, pc_id, &response, data)
+}
