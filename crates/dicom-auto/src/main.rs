@@ -25,7 +25,8 @@ const CHECKS_FAILED: u8 = 1;
     after_help = "Configuration: .env and the environment (see .env.example); with no COMPASS_HOST \
                   the router is the embedded simulator.\n\nExamples:\n  \
                   dicom-auto run                       # load, verify by C-FIND, write test_report.*\n  \
-                  dicom-auto merge a.json b.json       # one exact snapshot of several runs"
+                  dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
+                  dicom-auto simulate --port 11112     # the embedded router on its own"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +39,9 @@ enum Command {
     /// TEST_DURATION_SECONDS, verify every delivered study by C-FIND, judge
     /// MAX_ERROR_RATE and MAX_P95_LATENCY_MS, write test_report.html/.json/.xml.
     Run(run::RunArgs),
+    /// Run the embedded router on its own (real DICOM over TCP, routing by called AE
+    /// title, tag morphing, validation, fault injection) until Ctrl-C.
+    Simulate(simulator::cli::Args),
     /// Merge the metrics snapshots of several runs (or generator machines) exactly:
     /// counts and histograms are added, percentiles recomputed.
     Merge(merge::MergeArgs),
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Merge(args) => merge::merge(&args),
+        Command::Simulate(args) => simulator::cli::run(args),
     };
     match result {
         Ok(code) => code,

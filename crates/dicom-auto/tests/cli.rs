@@ -167,3 +167,39 @@ fn merge_refuses_a_file_without_a_snapshot_and_names_it() {
         "{shown}"
     );
 }
+
+#[test]
+fn simulate_serves_the_embedded_router_until_stopped() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicom-auto"))
+        .args(["simulate", "--port", "0", "--stats-every", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("simulator listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let echo = dimse::ScuOptions::new(
+        dimse::PeerAddress::new(host, port.parse().unwrap()),
+        dimse::AeTitle::new("DICOM-AUTO").unwrap(),
+        dimse::AeTitle::new("LB-QUERY").unwrap(),
+    )
+    .timeouts(dimse::Timeouts::all(Duration::from_secs(5)))
+    .propose_verification()
+    .establish()
+    .map(|mut association| {
+        let status = association.echo();
+        let _ = association.release();
+        status
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(echo.unwrap().unwrap(), dimse::Status::SUCCESS);
+}
