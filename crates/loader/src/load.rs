@@ -4,15 +4,10 @@ use std::path::Path;
 
 use dicom_core::header::Header as _;
 use dicom_dictionary_std::tags;
-use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_pixeldata::Transcode;
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
 use crate::LoadError;
-use crate::error::error_chain;
-use crate::scan::{Head, read_head};
+use crate::magic::{Head, read_head};
 
 /// How [`load_dataset`] treats the file it reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +27,8 @@ impl LoadOptions {
     ///
     /// This build decodes JPEG Baseline, Extended and Lossless (pure Rust), RLE Lossless (pure
     /// Rust) and JPEG 2000 (OpenJPEG). JPEG-LS, JPEG XL, HTJ2K and video fail with
-    /// [`LoadError::UnsupportedTransferSyntax`].
+    /// [`LoadError::UnsupportedTransferSyntax`]. Only with the `codecs` feature.
+    #[cfg(feature = "codecs")]
     pub fn decompress(mut self, decompress: bool) -> Self {
         self.decompress = decompress;
         self
@@ -68,50 +64,39 @@ pub fn load_dataset(
 ) -> Result<DefaultDicomObject, LoadError> {
     let path = path.as_ref();
     ensure_dicom_magic(path)?;
-    let mut object = OpenFileOptions::new()
+    let object = OpenFileOptions::new()
         .open_file(path)
         .map_err(|e| LoadError::parse(path.to_path_buf(), e))?;
     check_pixel_data_complete(path, &object)?;
+    #[cfg(feature = "codecs")]
     if options.decompress {
-        decompress_in_place(path, &mut object)?;
+        let mut object = object;
+        decompress_file(path, &mut object)?;
+        return Ok(object);
     }
+    // Without codecs nothing can set `decompress`: the object is returned as stored.
+    #[cfg(not(feature = "codecs"))]
+    let _ = options;
     Ok(object)
 }
 
-fn decompress_in_place(path: &Path, object: &mut DefaultDicomObject) -> Result<(), LoadError> {
-    let uid = object.meta().transfer_syntax().to_string();
-    let unsupported = || LoadError::UnsupportedTransferSyntax {
-        path: path.to_path_buf(),
-        transfer_syntax: uid.clone(),
-    };
-    let ts = TransferSyntaxRegistry.get(&uid).ok_or_else(unsupported)?;
-    if !ts.is_encapsulated_pixel_data() {
-        return Ok(());
-    }
-    if !ts.can_decode_all() {
-        return Err(unsupported());
-    }
-    let target = EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    // Codecs are third-party code fed with untrusted bytes; a panic in one must become an error
-    // for this file, not take down a load test that is halfway through its run.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| object.transcode(&target)));
-    let detail = match outcome {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(error)) => error_chain(&error),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            format!("decoder panicked: {message}")
-        }
-    };
-    Err(LoadError::Decode {
-        path: path.to_path_buf(),
-        transfer_syntax: uid,
-        detail,
+/// The loader's view of a failed decompression: the same verdict, naming the file.
+#[cfg(feature = "codecs")]
+fn decompress_file(path: &Path, object: &mut DefaultDicomObject) -> Result<(), LoadError> {
+    use crate::decompress::{DecompressError, decompress_in_place};
+    decompress_in_place(object).map_err(|error| match error {
+        DecompressError::Unsupported { transfer_syntax } => LoadError::UnsupportedTransferSyntax {
+            path: path.to_path_buf(),
+            transfer_syntax,
+        },
+        DecompressError::Decode {
+            transfer_syntax,
+            detail,
+        } => LoadError::Decode {
+            path: path.to_path_buf(),
+            transfer_syntax,
+            detail,
+        },
     })
 }
 
@@ -181,7 +166,7 @@ pub(crate) fn ensure_dicom_magic(path: &Path) -> Result<(), LoadError> {
     let path_buf = || path.to_path_buf();
     match read_head(path) {
         Ok(Head::Dicom) => Ok(()),
-        Ok(Head::TooShort(len)) => Err(LoadError::TooShort {
+        Ok(Head::TooShort { len }) => Err(LoadError::TooShort {
             path: path_buf(),
             len,
         }),
@@ -193,7 +178,7 @@ pub(crate) fn ensure_dicom_magic(path: &Path) -> Result<(), LoadError> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "codecs"))]
 mod tests {
     use super::*;
     use crate::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality};

@@ -6,16 +6,9 @@ use std::io;
 use std::path::PathBuf;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for reports that are
-/// not printed through anyhow.
+/// not printed through anyhow: [`dimse::ErrorChain`] as a `String`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    dimse::ErrorChain(err).to_string()
 }
 
 /// A keyword or tag number that does not name an attribute.
