@@ -122,47 +122,22 @@ pub enum ScanError {
     },
 }
 
-/// Writing a file atomically failed; the original file, if any, is untouched.
+/// The new content of a DICOM file could not be produced.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum WriteError {
-    /// The temporary file next to the target could not be created.
-    #[error("cannot create a temporary file in {dir}")]
-    TempFile {
-        /// The folder of the target file.
-        dir: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+pub enum EncodeError {
+    /// Writing the 128-byte preamble and the `DICM` magic failed.
+    #[error("cannot write the preamble")]
+    Preamble(#[source] io::Error),
     /// Encoding the DICOM object failed.
-    #[error("cannot encode {path}")]
-    Encode {
-        /// The target file.
-        path: PathBuf,
-        /// The encoder's error.
-        #[source]
-        source: Box<dicom_object::WriteError>,
-    },
-    /// Writing, flushing or syncing the temporary file failed.
-    #[error("cannot write the new content of {path}")]
-    Io {
-        /// The target file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// Renaming the temporary file over the target failed.
-    #[error("cannot replace {path}")]
-    Replace {
-        /// The target file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot encode the DICOM object")]
+    Dicom(#[source] Box<dicom_object::WriteError>),
 }
+
+/// Writing a file atomically failed; the original file, if any, is untouched: the one atomic
+/// writer's error ([`loader::AtomicWriteError`]), naming the target, with the encoder's error
+/// as its content error.
+pub type WriteError = loader::AtomicWriteError<EncodeError>;
 
 /// One file could not be processed. The file is left as it was.
 #[derive(Debug, thiserror::Error)]

@@ -92,7 +92,8 @@ mod write;
 pub use dimse::Attribute;
 pub use edit::{Change, Edit, EditPlan, Location, REGENERATED_UIDS, apply, collect_instance_uids};
 pub use error::{
-    AttributeError, DeidError, EditError, FileError, RulesError, ScanError, WriteError, error_chain,
+    AttributeError, DeidError, EditError, EncodeError, FileError, RulesError, ScanError,
+    WriteError, error_chain,
 };
 pub use files::{Candidate, SkipReason, get_dcm_files, scan_folder};
 pub use rules::Rules;

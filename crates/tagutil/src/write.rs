@@ -9,9 +9,9 @@ use std::path::Path;
 use std::{fs, path::PathBuf};
 
 use dicom_object::DefaultDicomObject;
-use loader::{AtomicFile, AtomicWriteError};
+use loader::AtomicFile;
 
-use crate::error::WriteError;
+use crate::error::{EncodeError, WriteError};
 use crate::files::{TEMP_PREFIX, TEMP_SUFFIX};
 
 /// Writes `obj` to `target` atomically, as a PS3.10 file with the transfer syntax named in its
@@ -31,30 +31,18 @@ pub(crate) fn write_file_with_hook(
     before_rename: &dyn Fn(&Path) -> io::Result<()>,
 ) -> Result<(), WriteError> {
     let preamble = existing_preamble(target).unwrap_or([0; 128]);
-    let io_error = |source| WriteError::Io {
-        path: target.to_owned(),
-        source,
-    };
-    let encode = |source| WriteError::Encode {
-        path: target.to_owned(),
-        source: Box::new(source),
-    };
     // The temporary file's name marks it as tagutil's, so a scan reports one left by a killed
     // run instead of editing it as a sample.
     AtomicFile::new(target)
         .temp_name(TEMP_PREFIX, TEMP_SUFFIX)
         .before_rename(before_rename)
         .write(|out| {
-            out.write_all(&preamble).map_err(io_error)?;
-            out.write_all(loader::MAGIC).map_err(io_error)?;
+            out.write_all(&preamble).map_err(EncodeError::Preamble)?;
+            out.write_all(loader::MAGIC)
+                .map_err(EncodeError::Preamble)?;
+            let encode = |source| EncodeError::Dicom(Box::new(source));
             obj.write_meta(&mut *out).map_err(encode)?;
             obj.write_dataset(&mut *out).map_err(encode)
-        })
-        .map_err(|error| match error {
-            AtomicWriteError::TempFile { dir, source } => WriteError::TempFile { dir, source },
-            AtomicWriteError::Content { source, .. } => source,
-            AtomicWriteError::Io { path, source } => WriteError::Io { path, source },
-            AtomicWriteError::Replace { path, source } => WriteError::Replace { path, source },
         })
 }
 
