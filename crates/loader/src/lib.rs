@@ -79,6 +79,6 @@ pub use info::{
     FileInfo, InfoScan, MEGABYTE, SizeCategory, by_modality, by_size_category, in_size_category,
     largest, read_file_info, scan_infos, smallest, with_modality,
 };
-pub use load::{LoadOptions, load_dataset};
+pub use load::{LoadOptions, SEQUENCE_DELIMITER, ends_with_sequence_delimiter, load_dataset};
 pub use magic::{Head, MAGIC, MAGIC_OFFSET, MIN_DICOM_LEN, read_head};
 pub use scan::{Scan, SkipReason, Skipped, check_magic, find_dicom_files};

@@ -138,7 +138,11 @@ fn check_pixel_data_complete(path: &Path, object: &DefaultDicomObject) -> Result
         // Pixel Data must end with a Sequence Delimitation Item, and when Pixel Data is the last
         // element (as it nearly always is) that item is the last 8 bytes of the file.
         let pixel_data_is_last = object.iter().last().map(|e| e.tag()) == Some(pixel_data.tag());
-        if pixel_data_is_last && !ends_with_sequence_delimiter(path)? {
+        let io_error = |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if pixel_data_is_last && !ends_with_sequence_delimiter(path).map_err(io_error)? {
             return Err(incomplete(
                 "encapsulated Pixel Data does not end with a Sequence Delimitation Item".into(),
             ));
@@ -147,18 +151,24 @@ fn check_pixel_data_complete(path: &Path, object: &DefaultDicomObject) -> Result
     Ok(())
 }
 
-fn ends_with_sequence_delimiter(path: &Path) -> Result<bool, LoadError> {
+/// The Sequence Delimitation Item (FFFE,E0DD) with zero length, little endian: the last 8 bytes
+/// of a file whose last element is encapsulated Pixel Data.
+pub const SEQUENCE_DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+
+/// Whether the file's last 8 bytes are the [`SEQUENCE_DELIMITER`]. dicom-rs accepts a file cut
+/// inside its encapsulated pixel data (it keeps the short fragment), so a reader that must not
+/// use a cut image checks this when Pixel Data is the last element (and the file is not
+/// deflated, whose tail is compressed).
+///
+/// # Errors
+/// The I/O error from reading the file (a file under 8 bytes fails to seek).
+pub fn ends_with_sequence_delimiter(path: &Path) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
-    const DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
-    let io_error = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut file = std::fs::File::open(path)?;
     let mut tail = [0u8; 8];
-    file.seek(SeekFrom::End(-8)).map_err(io_error)?;
-    file.read_exact(&mut tail).map_err(io_error)?;
-    Ok(tail == DELIMITER)
+    file.seek(SeekFrom::End(-8))?;
+    file.read_exact(&mut tail)?;
+    Ok(tail == SEQUENCE_DELIMITER)
 }
 
 /// The reader's version of the scan's magic check: same verdicts, as errors naming the file.
