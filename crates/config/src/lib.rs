@@ -155,21 +155,6 @@ pub mod defaults {
     pub const FAILURE_PAUSE_EMBEDDED: Duration = Duration::from_secs(2);
 }
 
-/// Durations serialized as numbers with the unit in the field name.
-mod serde_units {
-    use std::time::Duration;
-
-    use serde::Serializer;
-
-    pub(crate) fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(crate) fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64() * 1000.0)
-    }
-}
-
 /// The whole configuration of a test run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]

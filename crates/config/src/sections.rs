@@ -10,9 +10,9 @@ use serde::Serialize;
 use crate::defaults;
 use crate::endpoint::{Endpoint, socket_text};
 use crate::parse::{self, Reader};
-use crate::serde_units::{millis, seconds};
 use crate::sources::BaseDirs;
 use crate::{AeTitle, Target};
+use dimse::serde_duration::{millis, seconds};
 
 /// Delivery verification by C-FIND: where to query and how long to poll.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -60,6 +60,8 @@ pub mod serde_duration;
 pub mod status;
 mod text;
 mod timeouts;
+mod uid;
+mod value;
 
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use associate::{EstablishError, ScuTimeouts, establish};
@@ -75,6 +77,8 @@ pub use scu::{AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, 
 pub use status::{Status, StatusClass};
 pub use text::{ErrorChain, trim_value};
 pub use timeouts::Timeouts;
+pub use uid::{UUID_UID_ROOT, new_uid, uid_from_bits, uid_from_rng};
+pub use value::{ValueError, VrCheck, check_uid, text_to_value};
 
 use dicom_ul::pdu::{AssociationRJ, AssociationRJResult};
 

@@ -106,25 +106,10 @@ impl LoadError {
     pub(crate) fn parse(path: PathBuf, source: dicom_object::ReadError) -> Self {
         LoadError::Parse {
             path,
-            detail: error_chain(&source),
+            // dicom-rs errors put the useful part ("unexpected end of file at ...") in their
+            // sources while their own Display says only "Could not read data set token".
+            detail: dimse::ErrorChain(&source).to_string(),
             source: Box::new(source),
         }
     }
-}
-
-/// dicom-rs errors put the useful part ("unexpected end of file at ...") in their sources while
-/// their own Display says only "Could not read data set token"; flatten the chain so the user
-/// sees the cause without a backtrace-walking reporter.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = inner.source();
-    }
-    text
 }

@@ -217,7 +217,7 @@ pub fn largest(infos: &[FileInfo]) -> Option<&FileInfo> {
         .max_by(|a, b| a.size_bytes.cmp(&b.size_bytes).then(b.path.cmp(&a.path)))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "codecs"))]
 mod tests {
     use super::*;
     use crate::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality};

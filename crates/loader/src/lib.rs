@@ -15,6 +15,15 @@
 //!
 //! Errors are one [`LoadError`] type whose variants all name the file concerned.
 //!
+//! Two small rules every user of DICOM files shares live here too: the magic check
+//! ([`Head`], [`read_head`]) and replacing a file atomically ([`AtomicFile`]).
+//!
+//! # Features
+//!
+//! `codecs` (on by default) brings the pixel-data codecs: decompression
+//! ([`LoadOptions::decompress`], [`decompress_in_place`]) and the [`synth`] module. Without it
+//! the crate finds, reads and writes files and needs no C library.
+//!
 //! The [`synth`] module writes realistic synthetic instances (patient/study/series hierarchy,
 //! `2.25.` UIDs, nine modalities, four encodings); the `gen-samples` binary wraps it, and the
 //! committed `dicom_samples/` folder was made by it.
@@ -51,18 +60,25 @@
 //! # }
 //! ```
 
+mod atomic;
+#[cfg(feature = "codecs")]
+mod decompress;
 mod error;
 mod info;
 mod load;
+mod magic;
 mod scan;
+#[cfg(feature = "codecs")]
 pub mod synth;
 
+pub use atomic::{AtomicFile, AtomicWriteError};
+#[cfg(feature = "codecs")]
+pub use decompress::{DecompressError, can_decompress, decompress_in_place};
 pub use error::LoadError;
 pub use info::{
     FileInfo, InfoScan, MEGABYTE, SizeCategory, by_modality, by_size_category, in_size_category,
     largest, read_file_info, scan_infos, smallest, with_modality,
 };
-pub use load::{LoadOptions, load_dataset};
-pub use scan::{
-    MAGIC_OFFSET, MIN_DICOM_LEN, Scan, SkipReason, Skipped, check_magic, find_dicom_files,
-};
+pub use load::{LoadOptions, SEQUENCE_DELIMITER, ends_with_sequence_delimiter, load_dataset};
+pub use magic::{Head, MAGIC, MAGIC_OFFSET, MIN_DICOM_LEN, read_head};
+pub use scan::{Scan, SkipReason, Skipped, check_magic, find_dicom_files};

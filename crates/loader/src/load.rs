@@ -4,15 +4,10 @@ use std::path::Path;
 
 use dicom_core::header::Header as _;
 use dicom_dictionary_std::tags;
-use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_pixeldata::Transcode;
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
 use crate::LoadError;
-use crate::error::error_chain;
-use crate::scan::{Head, read_head};
+use crate::magic::{Head, read_head};
 
 /// How [`load_dataset`] treats the file it reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +27,8 @@ impl LoadOptions {
     ///
     /// This build decodes JPEG Baseline, Extended and Lossless (pure Rust), RLE Lossless (pure
     /// Rust) and JPEG 2000 (OpenJPEG). JPEG-LS, JPEG XL, HTJ2K and video fail with
-    /// [`LoadError::UnsupportedTransferSyntax`].
+    /// [`LoadError::UnsupportedTransferSyntax`]. Only with the `codecs` feature.
+    #[cfg(feature = "codecs")]
     pub fn decompress(mut self, decompress: bool) -> Self {
         self.decompress = decompress;
         self
@@ -68,50 +64,39 @@ pub fn load_dataset(
 ) -> Result<DefaultDicomObject, LoadError> {
     let path = path.as_ref();
     ensure_dicom_magic(path)?;
-    let mut object = OpenFileOptions::new()
+    let object = OpenFileOptions::new()
         .open_file(path)
         .map_err(|e| LoadError::parse(path.to_path_buf(), e))?;
     check_pixel_data_complete(path, &object)?;
+    #[cfg(feature = "codecs")]
     if options.decompress {
-        decompress_in_place(path, &mut object)?;
+        let mut object = object;
+        decompress_file(path, &mut object)?;
+        return Ok(object);
     }
+    // Without codecs nothing can set `decompress`: the object is returned as stored.
+    #[cfg(not(feature = "codecs"))]
+    let _ = options;
     Ok(object)
 }
 
-fn decompress_in_place(path: &Path, object: &mut DefaultDicomObject) -> Result<(), LoadError> {
-    let uid = object.meta().transfer_syntax().to_string();
-    let unsupported = || LoadError::UnsupportedTransferSyntax {
-        path: path.to_path_buf(),
-        transfer_syntax: uid.clone(),
-    };
-    let ts = TransferSyntaxRegistry.get(&uid).ok_or_else(unsupported)?;
-    if !ts.is_encapsulated_pixel_data() {
-        return Ok(());
-    }
-    if !ts.can_decode_all() {
-        return Err(unsupported());
-    }
-    let target = EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    // Codecs are third-party code fed with untrusted bytes; a panic in one must become an error
-    // for this file, not take down a load test that is halfway through its run.
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| object.transcode(&target)));
-    let detail = match outcome {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(error)) => error_chain(&error),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            format!("decoder panicked: {message}")
-        }
-    };
-    Err(LoadError::Decode {
-        path: path.to_path_buf(),
-        transfer_syntax: uid,
-        detail,
+/// The loader's view of a failed decompression: the same verdict, naming the file.
+#[cfg(feature = "codecs")]
+fn decompress_file(path: &Path, object: &mut DefaultDicomObject) -> Result<(), LoadError> {
+    use crate::decompress::{DecompressError, decompress_in_place};
+    decompress_in_place(object).map_err(|error| match error {
+        DecompressError::Unsupported { transfer_syntax } => LoadError::UnsupportedTransferSyntax {
+            path: path.to_path_buf(),
+            transfer_syntax,
+        },
+        DecompressError::Decode {
+            transfer_syntax,
+            detail,
+        } => LoadError::Decode {
+            path: path.to_path_buf(),
+            transfer_syntax,
+            detail,
+        },
     })
 }
 
@@ -153,7 +138,11 @@ fn check_pixel_data_complete(path: &Path, object: &DefaultDicomObject) -> Result
         // Pixel Data must end with a Sequence Delimitation Item, and when Pixel Data is the last
         // element (as it nearly always is) that item is the last 8 bytes of the file.
         let pixel_data_is_last = object.iter().last().map(|e| e.tag()) == Some(pixel_data.tag());
-        if pixel_data_is_last && !ends_with_sequence_delimiter(path)? {
+        let io_error = |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if pixel_data_is_last && !ends_with_sequence_delimiter(path).map_err(io_error)? {
             return Err(incomplete(
                 "encapsulated Pixel Data does not end with a Sequence Delimitation Item".into(),
             ));
@@ -162,18 +151,24 @@ fn check_pixel_data_complete(path: &Path, object: &DefaultDicomObject) -> Result
     Ok(())
 }
 
-fn ends_with_sequence_delimiter(path: &Path) -> Result<bool, LoadError> {
+/// The Sequence Delimitation Item (FFFE,E0DD) with zero length, little endian: the last 8 bytes
+/// of a file whose last element is encapsulated Pixel Data.
+pub const SEQUENCE_DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+
+/// Whether the file's last 8 bytes are the [`SEQUENCE_DELIMITER`]. dicom-rs accepts a file cut
+/// inside its encapsulated pixel data (it keeps the short fragment), so a reader that must not
+/// use a cut image checks this when Pixel Data is the last element (and the file is not
+/// deflated, whose tail is compressed).
+///
+/// # Errors
+/// The I/O error from reading the file (a file under 8 bytes fails to seek).
+pub fn ends_with_sequence_delimiter(path: &Path) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
-    const DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
-    let io_error = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut file = std::fs::File::open(path)?;
     let mut tail = [0u8; 8];
-    file.seek(SeekFrom::End(-8)).map_err(io_error)?;
-    file.read_exact(&mut tail).map_err(io_error)?;
-    Ok(tail == DELIMITER)
+    file.seek(SeekFrom::End(-8))?;
+    file.read_exact(&mut tail)?;
+    Ok(tail == SEQUENCE_DELIMITER)
 }
 
 /// The reader's version of the scan's magic check: same verdicts, as errors naming the file.
@@ -181,7 +176,7 @@ pub(crate) fn ensure_dicom_magic(path: &Path) -> Result<(), LoadError> {
     let path_buf = || path.to_path_buf();
     match read_head(path) {
         Ok(Head::Dicom) => Ok(()),
-        Ok(Head::TooShort(len)) => Err(LoadError::TooShort {
+        Ok(Head::TooShort { len }) => Err(LoadError::TooShort {
             path: path_buf(),
             len,
         }),
@@ -193,7 +188,7 @@ pub(crate) fn ensure_dicom_magic(path: &Path) -> Result<(), LoadError> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "codecs"))]
 mod tests {
     use super::*;
     use crate::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality};

@@ -2,18 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::LoadError;
-
-/// Byte offset of the `DICM` magic: it follows the 128-byte preamble (PS3.10 §7.1).
-pub const MAGIC_OFFSET: usize = 128;
-/// Bytes a file needs before it can hold the magic.
-pub const MIN_DICOM_LEN: usize = MAGIC_OFFSET + 4;
+use crate::magic::{Head, MIN_DICOM_LEN, read_head};
 
 /// The result of [`find_dicom_files`]: what was found, and what was passed over and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,32 +159,12 @@ pub fn find_dicom_files(root: impl AsRef<Path>) -> Result<Scan, LoadError> {
 pub fn check_magic(path: &Path) -> Result<(), SkipReason> {
     match read_head(path) {
         Ok(Head::Dicom) => Ok(()),
-        Ok(Head::TooShort(len)) => Err(SkipReason::TooShort { len }),
+        Ok(Head::TooShort { len }) => Err(SkipReason::TooShort { len }),
         Ok(Head::NotDicom) => Err(SkipReason::NotDicom),
         Err(e) => Err(SkipReason::Unreadable {
             message: e.to_string(),
         }),
     }
-}
-
-/// What the first 132 bytes of a file say.
-pub(crate) enum Head {
-    Dicom,
-    TooShort(u64),
-    NotDicom,
-}
-
-pub(crate) fn read_head(path: &Path) -> std::io::Result<Head> {
-    let file = File::open(path)?;
-    let mut head = Vec::with_capacity(MIN_DICOM_LEN);
-    file.take(MIN_DICOM_LEN as u64).read_to_end(&mut head)?;
-    Ok(if head.len() < MIN_DICOM_LEN {
-        Head::TooShort(head.len() as u64)
-    } else if &head[MAGIC_OFFSET..MIN_DICOM_LEN] == b"DICM" {
-        Head::Dicom
-    } else {
-        Head::NotDicom
-    })
 }
 
 fn walk_error_to_skip(root: &Path, error: &walkdir::Error) -> Skipped {
@@ -208,7 +182,7 @@ fn walk_error_to_skip(root: &Path, error: &walkdir::Error) -> Skipped {
     Skipped { path, reason }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "codecs"))]
 mod tests {
     use super::*;
     use crate::synth::{Encoding, InstanceBuilder, Modality};

@@ -1,8 +1,9 @@
 //! Writing the three report files, each atomically (temporary file, then rename), so
 //! a run stopped mid-write never leaves a half report where the last good one was.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use loader::{AtomicFile, AtomicWriteError};
 
 use crate::ReportError;
 use crate::html::render_html;
@@ -43,28 +44,19 @@ pub fn write_reports(report: &RunReport, paths: &ReportPaths) -> Result<(), Repo
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder.
+/// Writes `bytes` to `path` through a temporary file in the same folder ([`AtomicFile`]),
+/// creating the folder; a new report is readable by all (0644).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let err = |source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    // Temporary files are created owner-only; a report is meant to be read and shared.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(err)?;
-    }
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    AtomicFile::new(path)
+        .create_parent_dirs(true)
+        .write_bytes(bytes)
+        .map_err(|error| ReportError::Write {
+            path: path.to_path_buf(),
+            source: match error {
+                AtomicWriteError::TempFile { source, .. }
+                | AtomicWriteError::Content { source, .. }
+                | AtomicWriteError::Io { source, .. }
+                | AtomicWriteError::Replace { source, .. } => source,
+            },
+        })
 }

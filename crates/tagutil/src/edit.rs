@@ -10,8 +10,8 @@ use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
 use crate::error::EditError;
 use crate::uid::{UidMap, uid_values};
-use crate::value::to_primitive;
 use dimse::Attribute;
+use dimse::{VrCheck, text_to_value};
 
 /// The instance UIDs that `--new-uids` regenerates. References to them anywhere in a file
 /// (e.g. ReferencedSOPInstanceUID inside a sequence) follow.
@@ -131,11 +131,16 @@ fn settable(attribute: &str, value: &str) -> Result<(Attribute, VR), EditError> 
     let vr = parsed.vr.ok_or_else(|| EditError::NoValueRepresentation {
         attribute: parsed.to_string(),
     })?;
-    to_primitive(vr, value).map_err(|reason| EditError::InvalidValue {
+    text_to_value(vr, value, VrCheck::Checked).map_err(|error| EditError::InvalidValue {
         attribute: parsed.to_string(),
         value: value.to_owned(),
         vr: vr.to_string().to_owned(),
-        reason,
+        reason: match error {
+            dimse::ValueError::NotText { .. } => {
+                format!("{error}; tagutil can only remove such attributes")
+            }
+            other => other.to_string(),
+        },
     })?;
     Ok((parsed, vr))
 }
@@ -320,8 +325,8 @@ fn apply_edit(edit: &Edit, obj: &mut InMemDicomObject, changes: &mut Vec<Change>
         }
         Edit::Add { .. } if old.is_some() => return,
         Edit::Set { vr, value, .. } | Edit::Add { vr, value, .. } => {
-            let primitive =
-                to_primitive(*vr, value).unwrap_or_else(|_| PrimitiveValue::from(value.clone()));
+            let primitive = text_to_value(*vr, value, VrCheck::Checked)
+                .unwrap_or_else(|_| PrimitiveValue::from(value.clone()));
             obj.put(DataElement::new(attribute.tag, *vr, primitive));
             obj.get(attribute.tag).map(|e| describe(e.value()))
         }

@@ -6,16 +6,9 @@ use std::io;
 use std::path::PathBuf;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for reports that are
-/// not printed through anyhow.
+/// not printed through anyhow: [`dimse::ErrorChain`] as a `String`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    dimse::ErrorChain(err).to_string()
 }
 
 /// A keyword or tag number that does not name an attribute.
@@ -129,47 +122,22 @@ pub enum ScanError {
     },
 }
 
-/// Writing a file atomically failed; the original file, if any, is untouched.
+/// The new content of a DICOM file could not be produced.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum WriteError {
-    /// The temporary file next to the target could not be created.
-    #[error("cannot create a temporary file in {dir}")]
-    TempFile {
-        /// The folder of the target file.
-        dir: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+pub enum EncodeError {
+    /// Writing the 128-byte preamble and the `DICM` magic failed.
+    #[error("cannot write the preamble")]
+    Preamble(#[source] io::Error),
     /// Encoding the DICOM object failed.
-    #[error("cannot encode {path}")]
-    Encode {
-        /// The target file.
-        path: PathBuf,
-        /// The encoder's error.
-        #[source]
-        source: Box<dicom_object::WriteError>,
-    },
-    /// Writing, flushing or syncing the temporary file failed.
-    #[error("cannot write the new content of {path}")]
-    Io {
-        /// The target file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// Renaming the temporary file over the target failed.
-    #[error("cannot replace {path}")]
-    Replace {
-        /// The target file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot encode the DICOM object")]
+    Dicom(#[source] Box<dicom_object::WriteError>),
 }
+
+/// Writing a file atomically failed; the original file, if any, is untouched: the one atomic
+/// writer's error ([`loader::AtomicWriteError`]), naming the target, with the encoder's error
+/// as its content error.
+pub type WriteError = loader::AtomicWriteError<EncodeError>;
 
 /// One file could not be processed. The file is left as it was.
 #[derive(Debug, thiserror::Error)]

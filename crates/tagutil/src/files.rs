@@ -4,9 +4,10 @@
 //! sample sets often have no `.dcm` extension, and a `.dcm` file can be anything.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use loader::Head;
 
 use walkdir::WalkDir;
 
@@ -142,31 +143,19 @@ pub fn get_dcm_files(dir: &Path) -> Result<Vec<PathBuf>, ScanError> {
         .collect())
 }
 
-fn is_temp_file(path: &Path) -> bool {
+pub(crate) fn is_temp_file(path: &Path) -> bool {
     path.file_name()
         .and_then(|name| name.to_str())
         .is_some_and(|name| name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX))
 }
 
-/// `Ok(None)` when the file has the DICM magic, otherwise why not.
+/// `Ok(None)` when the file has the DICM magic ([`loader::read_head`]), otherwise why not.
 fn sniff(path: &Path) -> io::Result<Option<SkipReason>> {
-    let mut head = [0_u8; 132];
-    let mut file = File::open(path)?;
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read(&mut head[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    if filled < head.len() {
-        return Ok(Some(SkipReason::TooShort { len: filled as u64 }));
-    }
-    if &head[128..132] == b"DICM" {
-        Ok(None)
-    } else {
-        Ok(Some(SkipReason::NoDicmMagic))
-    }
+    Ok(match loader::read_head(path)? {
+        Head::Dicom => None,
+        Head::TooShort { len } => Some(SkipReason::TooShort { len }),
+        Head::NotDicom => Some(SkipReason::NoDicmMagic),
+    })
 }
 
 #[cfg(test)]

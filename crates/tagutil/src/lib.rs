@@ -35,8 +35,9 @@
 //!   never cleaned of burned-in text.
 //! - File discovery is this crate's own ([`scan_folder`]) rather than the `loader` crate's: it
 //!   has rules that only matter when files are replaced in place (symbolic links are not
-//!   followed, leftover temporary files are reported), and it keeps the pixel-data codecs that
-//!   `loader` links out of this tool.
+//!   followed, leftover temporary files are reported). The magic check and the atomic
+//!   replacement are `loader`'s, used without its `codecs` feature, so no pixel-data codec is
+//!   linked into this tool. Values are checked by [`dimse::text_to_value`].
 //!
 //! # Example
 //!
@@ -86,20 +87,19 @@ mod files;
 mod rules;
 mod uid;
 mod update;
-mod value;
 mod write;
 
 pub use dimse::Attribute;
 pub use edit::{Change, Edit, EditPlan, Location, REGENERATED_UIDS, apply, collect_instance_uids};
 pub use error::{
-    AttributeError, DeidError, EditError, FileError, RulesError, ScanError, WriteError, error_chain,
+    AttributeError, DeidError, EditError, EncodeError, FileError, RulesError, ScanError,
+    WriteError, error_chain,
 };
 pub use files::{Candidate, SkipReason, get_dcm_files, scan_folder};
 pub use rules::Rules;
-pub use uid::{UidMap, new_uid};
+pub use uid::UidMap;
 pub use update::{
     FileOutcome, FileReport, RunSummary, UpdateOptions, update_file, update_folder,
     update_folder_with_hook,
 };
-pub use value::{check_uid, to_primitive};
 pub use write::write_file_atomically;

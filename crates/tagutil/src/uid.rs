@@ -1,14 +1,9 @@
-//! New UIDs under the `2.25.` root (PS3.5 B.2: a UUID written as one decimal integer) and a
-//! consistent old-to-new mapping.
+//! A consistent old-to-new mapping of UIDs; the new ones are [`dimse::new_uid`]'s, under the
+//! `2.25.` root.
 
 use std::collections::{HashMap, HashSet};
 
-/// Makes a fresh UID `2.25.<128 random bits in decimal>`, at most 44 bytes.
-pub fn new_uid() -> String {
-    // Zero is the only decimal without a leading digit rule problem and has a 2^-128 chance.
-    let value: u128 = rand::random::<u128>().max(1);
-    format!("2.25.{value}")
-}
+use dimse::new_uid;
 
 /// Maps original UIDs to new ones, the same new UID every time an original UID is seen.
 ///
@@ -81,22 +76,12 @@ pub(crate) fn uid_values<I: dicom_core::header::HasLength, P>(
 
 /// UIDs are padded to even length with NUL; the padding is not part of the UID.
 pub(crate) fn normalize(uid: &str) -> &str {
-    uid.trim_end_matches(['\0', ' '])
+    dimse::trim_value(uid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::check_uid;
-
-    #[test]
-    fn new_uids_are_valid_and_under_2_25() {
-        for _ in 0..200 {
-            let uid = new_uid();
-            assert!(uid.starts_with("2.25."), "{uid}");
-            check_uid(&uid).unwrap();
-        }
-    }
 
     #[test]
     fn same_original_maps_to_same_new_uid_ignoring_padding() {

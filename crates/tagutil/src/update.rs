@@ -1,6 +1,6 @@
 //! Updating every DICOM file of a folder in place.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
@@ -185,9 +185,6 @@ pub(crate) fn open(path: &Path) -> Result<DefaultDicomObject, FileError> {
     Ok(file)
 }
 
-/// Sequence Delimitation Item (FFFE,E0DD) with zero length, little endian.
-const SEQUENCE_DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
-
 /// dicom-rs treats an end of file inside encapsulated pixel data as a normal end and keeps the
 /// short fragment, so a truncated compressed image opens without error. Rewriting it would turn
 /// a visibly broken file into a well-formed one with a cut image; refuse instead. When Pixel Data
@@ -202,15 +199,11 @@ fn check_encapsulated_end(path: &Path, file: &DefaultDicomObject) -> Result<(), 
     if !encapsulated || !pixel_data_is_last || deflated {
         return Ok(());
     }
-    let io_error = |source| FileError::Io {
+    let ends_well = loader::ends_with_sequence_delimiter(path).map_err(|source| FileError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut handle = std::fs::File::open(path).map_err(io_error)?;
-    let mut tail = [0_u8; 8];
-    handle.seek(SeekFrom::End(-8)).map_err(io_error)?;
-    handle.read_exact(&mut tail).map_err(io_error)?;
-    if tail == SEQUENCE_DELIMITER {
+    })?;
+    if ends_well {
         Ok(())
     } else {
         Err(FileError::Truncated {

@@ -1,16 +1,17 @@
-//! Replacing a file so that a crash or an error never leaves it half-written.
-//!
-//! The new content goes to a temporary file in the target's own folder (a rename is only atomic
-//! within one file system), is flushed and synced to disk, and only then renamed over the target.
-//! If anything fails before the rename, the temporary file is deleted and the target is as it was.
+//! Replacing a DICOM file so that a crash or an error never leaves it half-written, through
+//! [`loader::AtomicFile`]: temporary file beside the target, flushed and synced, renamed over
+//! it; on failure before the rename the temporary file is deleted and the target is as it was.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::Path;
+#[cfg(test)]
+use std::{fs, path::PathBuf};
 
 use dicom_object::DefaultDicomObject;
+use loader::AtomicFile;
 
-use crate::error::WriteError;
+use crate::error::{EncodeError, WriteError};
 use crate::files::{TEMP_PREFIX, TEMP_SUFFIX};
 
 /// Writes `obj` to `target` atomically, as a PS3.10 file with the transfer syntax named in its
@@ -30,74 +31,19 @@ pub(crate) fn write_file_with_hook(
     before_rename: &dyn Fn(&Path) -> io::Result<()>,
 ) -> Result<(), WriteError> {
     let preamble = existing_preamble(target).unwrap_or([0; 128]);
-    replace_atomically(
-        target,
-        |out| {
-            out.write_all(&preamble).map_err(|source| WriteError::Io {
-                path: target.to_owned(),
-                source,
-            })?;
-            out.write_all(b"DICM").map_err(|source| WriteError::Io {
-                path: target.to_owned(),
-                source,
-            })?;
-            let encode = |source| WriteError::Encode {
-                path: target.to_owned(),
-                source: Box::new(source),
-            };
+    // The temporary file's name marks it as tagutil's, so a scan reports one left by a killed
+    // run instead of editing it as a sample.
+    AtomicFile::new(target)
+        .temp_name(TEMP_PREFIX, TEMP_SUFFIX)
+        .before_rename(before_rename)
+        .write(|out| {
+            out.write_all(&preamble).map_err(EncodeError::Preamble)?;
+            out.write_all(loader::MAGIC)
+                .map_err(EncodeError::Preamble)?;
+            let encode = |source| EncodeError::Dicom(Box::new(source));
             obj.write_meta(&mut *out).map_err(encode)?;
             obj.write_dataset(&mut *out).map_err(encode)
-        },
-        before_rename,
-    )
-}
-
-/// Runs `write` into a temporary file beside `target`, syncs it, calls `before_rename`, then
-/// renames it over `target`.
-pub(crate) fn replace_atomically(
-    target: &Path,
-    write: impl FnOnce(&mut BufWriter<&File>) -> Result<(), WriteError>,
-    before_rename: &dyn Fn(&Path) -> io::Result<()>,
-) -> Result<(), WriteError> {
-    let dir = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(|source| WriteError::TempFile {
-            dir: dir.to_owned(),
-            source,
-        })?;
-    let io_error = |source| WriteError::Io {
-        path: target.to_owned(),
-        source,
-    };
-    {
-        let mut out = BufWriter::new(temp.as_file());
-        write(&mut out)?;
-        out.flush().map_err(io_error)?;
-    }
-    if let Ok(meta) = fs::metadata(target) {
-        fs::set_permissions(temp.path(), meta.permissions()).map_err(io_error)?;
-    }
-    temp.as_file().sync_all().map_err(io_error)?;
-    // On error `temp` is dropped here, which deletes the temporary file.
-    before_rename(temp.path()).map_err(|source| WriteError::Replace {
-        path: target.to_owned(),
-        source,
-    })?;
-    temp.persist(target).map_err(|err| WriteError::Replace {
-        path: target.to_owned(),
-        source: err.error,
-    })?;
-    // Make the rename itself durable; a failure here leaves a complete file either way.
-    if let Ok(dir_handle) = File::open(dir) {
-        let _ = dir_handle.sync_all();
-    }
-    Ok(())
+        })
 }
 
 fn existing_preamble(path: &Path) -> Option<[u8; 128]> {
@@ -109,14 +55,28 @@ fn existing_preamble(path: &Path) -> Option<[u8; 128]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::{tags, uids};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
+    fn file_count(dir: &Path) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
+    fn small_file() -> DefaultDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(uids::CT_IMAGE_STORAGE),
+        ));
+        obj.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.4"),
+        ));
+        obj.with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]
@@ -125,65 +85,53 @@ mod tests {
         let target = dir.path().join("image.dcm");
         fs::write(&target, b"original bytes").unwrap();
 
-        let result = replace_atomically(
-            &target,
-            |out| {
-                out.write_all(b"new bytes").unwrap();
-                Ok(())
-            },
-            &|_| Err(io::Error::other("injected failure before rename")),
-        );
+        let result = write_file_with_hook(&small_file(), &target, &|_| {
+            Err(io::Error::other("injected failure before rename"))
+        });
 
         let err = result.unwrap_err();
+        assert!(matches!(err, WriteError::Replace { .. }), "{err}");
         assert!(err.to_string().contains("image.dcm"), "{err}");
         assert_eq!(fs::read(&target).unwrap(), b"original bytes");
-        assert_eq!(entries(dir.path()), vec!["image.dcm"]);
+        assert_eq!(file_count(dir.path()), 1, "no temporary file is left");
     }
 
     #[test]
-    fn failure_while_writing_leaves_original_and_no_temp_file() {
+    fn the_temporary_file_is_named_as_tagutil_s() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("image.dcm");
-        fs::write(&target, b"original bytes").unwrap();
-
-        let result = replace_atomically(
-            &target,
-            |out| {
-                out.write_all(b"half").unwrap();
-                Err(WriteError::Io {
-                    path: target.clone(),
-                    source: io::Error::other("disk full"),
-                })
-            },
-            &|_| Ok(()),
+        let seen = std::cell::RefCell::new(PathBuf::new());
+        write_file_with_hook(&small_file(), &target, &|temp| {
+            *seen.borrow_mut() = temp.to_owned();
+            Ok(())
+        })
+        .unwrap();
+        let candidates = crate::scan_folder(dir.path()).unwrap();
+        assert_eq!(candidates, vec![crate::Candidate::Dicom(target)]);
+        assert!(
+            crate::files::is_temp_file(&seen.borrow()),
+            "{:?}",
+            seen.borrow()
         );
-
-        assert!(result.is_err());
-        assert_eq!(fs::read(&target).unwrap(), b"original bytes");
-        assert_eq!(entries(dir.path()), vec!["image.dcm"]);
     }
 
     #[test]
-    fn successful_replace_keeps_permissions() {
+    fn successful_replace_keeps_permissions_and_preamble() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("image.dcm");
-        fs::write(&target, b"old").unwrap();
+        let mut old = vec![7_u8; 128];
+        old.extend_from_slice(b"DICM");
+        fs::write(&target, &old).unwrap();
         fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
 
-        replace_atomically(
-            &target,
-            |out| {
-                out.write_all(b"new").unwrap();
-                Ok(())
-            },
-            &|_| Ok(()),
-        )
-        .unwrap();
+        write_file_atomically(&small_file(), &target).unwrap();
 
-        assert_eq!(fs::read(&target).unwrap(), b"new");
+        let written = fs::read(&target).unwrap();
+        assert_eq!(&written[..132], &old[..]);
+        assert!(written.len() > 132);
         let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
-        assert_eq!(entries(dir.path()), vec!["image.dcm"]);
+        assert_eq!(file_count(dir.path()), 1, "no temporary file is left");
     }
 }

@@ -4,7 +4,6 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::Modality;
-use super::uid::uid_from;
 
 /// The patient-level attributes of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +123,7 @@ impl Study {
     pub fn random(rng: &mut impl Rng, modality: Modality) -> Self {
         let description = pick(rng, study_descriptions(modality));
         Self {
-            instance_uid: uid_from(rng),
+            instance_uid: dimse::uid_from_rng(rng),
             id: format!("{}", rng.random_range(1000..100_000)),
             date: date(rng, 2021..=2025),
             time: format!(
@@ -145,7 +144,7 @@ impl Series {
     /// Series number `number` of `modality`, with a typical description.
     pub fn random(rng: &mut impl Rng, modality: Modality, number: u32) -> Self {
         Self {
-            instance_uid: uid_from(rng),
+            instance_uid: dimse::uid_from_rng(rng),
             number,
             description: pick(rng, series_descriptions(modality)).to_string(),
             modality,

@@ -9,14 +9,13 @@ use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
 use dicom_pixeldata::Transcode;
 use dicom_transfer_syntax_registry::entries::JPEG_BASELINE;
+use dimse::VrCheck;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::pixels::{ImageGeometry, reference_pixels};
 use super::rle::rle_encode_frame;
-use super::uid::uid_from;
 use super::{Encoding, Modality, Patient, Series, Study, SynthError};
-use crate::error::error_chain;
 
 /// Implementation Class UID written in the meta group of every generated file (a fixed `2.25`
 /// UID so regenerated samples are byte-identical).
@@ -225,7 +224,7 @@ impl InstanceBuilder {
         };
         let sop_instance_uid = match &self.sop_instance_uid {
             Some(uid) => uid.clone(),
-            None => uid_from(&mut rng),
+            None => dimse::uid_from_rng(&mut rng),
         };
         // Pixels are seeded by the builder's seed itself so `reference_pixels(geometry, seed)`
         // reproduces them without replaying the draws above.
@@ -440,7 +439,7 @@ impl InstanceBuilder {
     fn encode_error(&self, error: &dyn std::error::Error) -> SynthError {
         SynthError::Encode {
             modality: self.modality,
-            detail: error_chain(error),
+            detail: dimse::ErrorChain(error).to_string(),
         }
     }
 }
@@ -448,109 +447,31 @@ impl InstanceBuilder {
 /// Writes `object` to `path` through a temporary sibling and a rename, so a reader never sees a
 /// half-written file and an interrupted run leaves no truncated sample behind.
 pub(crate) fn write_atomically(object: &DefaultDicomObject, path: &Path) -> Result<(), SynthError> {
-    let write_error = |detail: String| SynthError::Write {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| write_error(e.to_string()))?;
-    // NamedTempFile deletes itself when dropped on an error path.
-    let temp = tempfile::NamedTempFile::new_in(parent).map_err(|e| write_error(e.to_string()))?;
-    {
-        let mut writer = std::io::BufWriter::new(temp.as_file());
-        object
-            .write_all(&mut writer)
-            .map_err(|e| write_error(error_chain(&e)))?;
-        std::io::Write::flush(&mut writer).map_err(|e| write_error(e.to_string()))?;
-    }
-    // Temporary files are created owner-only; a sample file is meant to be shared.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| write_error(e.to_string()))?;
-    }
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| write_error(e.to_string()))?;
-    temp.persist(path)
-        .map_err(|e| write_error(e.error.to_string()))?;
-    Ok(())
+    crate::AtomicFile::new(path)
+        .create_parent_dirs(true)
+        .write(|out| object.write_all(out).map_err(Box::new))
+        .map_err(|e| SynthError::Write {
+            path: path.to_path_buf(),
+            detail: dimse::ErrorChain(&e).to_string(),
+        })
 }
 
-/// Builds an element from text, taking the VR from the standard dictionary.
+/// Builds an element from text, taking the VR from the standard dictionary. The text is not
+/// checked against the VR's rules (only numbers must parse), so a test can make exactly the
+/// invalid value it needs.
 fn element_from_text(tag: Tag, text: &str) -> Result<DataElement<InMemDicomObject>, SynthError> {
     let vr = StandardDataDictionary
         .by_tag(tag)
         .map(|entry| entry.vr().relaxed())
         .unwrap_or(VR::UN);
-    let bad = |expected| SynthError::BadValue {
-        tag: tag.to_string(),
-        vr: String::from(vr.to_string()),
-        value: text.to_string(),
-        expected,
-    };
-    fn parse_all<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
-        text.split('\\').map(|p| p.trim().parse().ok()).collect()
-    }
-    let value = match vr {
-        VR::AE
-        | VR::AS
-        | VR::CS
-        | VR::DA
-        | VR::DS
-        | VR::DT
-        | VR::IS
-        | VR::LO
-        | VR::LT
-        | VR::PN
-        | VR::SH
-        | VR::ST
-        | VR::TM
-        | VR::UC
-        | VR::UI
-        | VR::UR
-        | VR::UT => PrimitiveValue::from(text),
-        VR::US => PrimitiveValue::U16(
-            parse_all(text)
-                .ok_or_else(|| bad("numbers 0..=65535"))?
-                .into(),
-        ),
-        VR::SS => PrimitiveValue::I16(
-            parse_all(text)
-                .ok_or_else(|| bad("numbers -32768..=32767"))?
-                .into(),
-        ),
-        VR::UL => PrimitiveValue::U32(
-            parse_all(text)
-                .ok_or_else(|| bad("unsigned 32-bit numbers"))?
-                .into(),
-        ),
-        VR::SL => PrimitiveValue::I32(
-            parse_all(text)
-                .ok_or_else(|| bad("signed 32-bit numbers"))?
-                .into(),
-        ),
-        VR::FL => PrimitiveValue::F32(
-            parse_all(text)
-                .ok_or_else(|| bad("decimal numbers"))?
-                .into(),
-        ),
-        VR::FD => PrimitiveValue::F64(
-            parse_all(text)
-                .ok_or_else(|| bad("decimal numbers"))?
-                .into(),
-        ),
-        _ => {
-            return Err(bad(
-                "a text VR or a number; use set_with_vr for this attribute",
-            ));
+    let value = dimse::text_to_value(vr, text, VrCheck::Unchecked).map_err(|source| {
+        SynthError::BadValue {
+            tag: tag.to_string(),
+            vr: String::from(vr.to_string()),
+            value: text.to_string(),
+            source,
         }
-    };
+    })?;
     Ok(DataElement::new(tag, vr, value))
 }
 
@@ -563,9 +484,9 @@ fn derived_uid(base: &str) -> String {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         })
     };
-    let value =
-        (u128::from(fnv(0xcbf2_9ce4_8422_2325)) << 64) | u128::from(fnv(0x6c62_272e_07bb_0142));
-    format!("2.25.{}", value.max(1))
+    dimse::uid_from_bits(
+        (u128::from(fnv(0xcbf2_9ce4_8422_2325)) << 64) | u128::from(fnv(0x6c62_272e_07bb_0142)),
+    )
 }
 
 fn image_type(modality: Modality) -> &'static str {

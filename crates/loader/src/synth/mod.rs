@@ -195,7 +195,7 @@ pub enum SynthError {
         keyword: String,
     },
     /// An attribute value does not fit the attribute's VR.
-    #[error("attribute {tag} ({vr}): value {value:?} is not valid: expected {expected}")]
+    #[error("attribute {tag} ({vr}): value {value:?} is not valid: {source}")]
     BadValue {
         /// The attribute, as `(gggg,eeee)`.
         tag: String,
@@ -203,8 +203,9 @@ pub enum SynthError {
         vr: String,
         /// The value as given.
         value: String,
-        /// What the VR needs.
-        expected: &'static str,
+        /// Why the value does not fit.
+        #[source]
+        source: dimse::ValueError,
     },
     /// The encoding cannot represent this instance (JPEG Baseline of 16-bit samples, any
     /// compression of a modality without pixels...).

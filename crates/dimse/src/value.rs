@@ -1,22 +1,83 @@
-//! Checking a textual value against an attribute's value representation (PS3.5 Table 6.2-1),
-//! and turning it into a value dicom-rs can store.
+//! The one text-to-value converter of the workspace: a value written as text (a rules file,
+//! a command line, a test's override) becomes a value dicom-rs can store, for the attribute's
+//! value representation.
+//!
+//! Checked, the text must follow the rules of its VR (PS3.5 Table 6.2-1: lengths, character
+//! sets, calendar dates, UID syntax); tools that edit real data (tagutil) use this.
+//! Unchecked, only what the VR's binary type needs is enforced (numbers must parse), so a test
+//! can build deliberately invalid data (a 20-character CS, a date like `2024-13-45`).
 
 use dicom_core::VR;
 use dicom_core::chrono::NaiveDate;
 use dicom_core::value::PrimitiveValue;
 
-/// Checks `value` against the rules of `vr` and converts it into a primitive value.
+/// Whether [`text_to_value`] checks text against the rules of its VR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrCheck {
+    /// Reject text that breaks the VR's rules (length, characters, date and UID syntax).
+    Checked,
+    /// Take string VRs as given; only numbers for binary VRs must parse.
+    Unchecked,
+}
+
+/// Text that cannot become a value of the VR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The text breaks a rule of the VR (checked conversion only).
+    #[error("{reason}")]
+    Invalid {
+        /// The value representation checked against.
+        vr: VR,
+        /// Which rule the text breaks, in words.
+        reason: String,
+    },
+    /// A binary numeric VR (US, SL, FD...) got a part that is not a number of its type.
+    #[error("`{part}` is not a number of the attribute's binary type ({})", .vr.to_string())]
+    NotANumber {
+        /// The value representation.
+        vr: VR,
+        /// The offending part of a `\`-separated value.
+        part: String,
+    },
+    /// Values of this VR (OB, SQ, AT...) have no text form.
+    #[error("values of VR {} cannot be given as text", .vr.to_string())]
+    NotText {
+        /// The value representation.
+        vr: VR,
+    },
+}
+
+/// Converts `text` into a value of `vr`, checking it against the VR's rules when `check` says
+/// so.
 ///
-/// Multi-valued VRs take their values separated by `\`, as in the standard's encoding. The
-/// returned error text says which rule the value breaks; callers add the attribute and value.
-pub fn to_primitive(vr: VR, value: &str) -> Result<PrimitiveValue, String> {
-    if value.is_empty() {
+/// Multi-valued VRs take their values separated by `\`, as in the standard's encoding; an empty
+/// text is an empty value for any VR. The error says which rule the text breaks; callers add the
+/// attribute.
+///
+/// ```
+/// use dicom_core::VR;
+/// use dicom_core::value::PrimitiveValue;
+/// use dimse::{VrCheck, text_to_value};
+///
+/// assert_eq!(text_to_value(VR::US, "512", VrCheck::Checked)?, PrimitiveValue::from(512_u16));
+/// assert!(text_to_value(VR::CS, "lower case", VrCheck::Checked).is_err());
+/// assert!(text_to_value(VR::CS, "lower case", VrCheck::Unchecked).is_ok());
+/// # Ok::<(), dimse::ValueError>(())
+/// ```
+pub fn text_to_value(vr: VR, text: &str, check: VrCheck) -> Result<PrimitiveValue, ValueError> {
+    if text.is_empty() {
         return Ok(PrimitiveValue::Empty);
     }
+    let checked = check == VrCheck::Checked;
+    let invalid = |reason: String| ValueError::Invalid { vr, reason };
     match vr {
+        // Single-valued text: a backslash is an ordinary character here.
         VR::LT | VR::ST | VR::UT | VR::UR => {
-            check_single_text(vr, value)?;
-            Ok(PrimitiveValue::from(value.to_owned()))
+            if checked {
+                check_single_text(vr, text).map_err(invalid)?;
+            }
+            Ok(PrimitiveValue::from(text.to_owned()))
         }
         VR::AE
         | VR::AS
@@ -31,43 +92,46 @@ pub fn to_primitive(vr: VR, value: &str) -> Result<PrimitiveValue, String> {
         | VR::TM
         | VR::UC
         | VR::UI => {
-            let parts: Vec<&str> = value.split('\\').collect();
-            for part in &parts {
-                check_component(vr, part)?;
+            let parts: Vec<&str> = text.split('\\').collect();
+            if checked {
+                for part in &parts {
+                    check_component(vr, part).map_err(invalid)?;
+                }
             }
             Ok(if parts.len() == 1 {
-                PrimitiveValue::from(value.to_owned())
+                PrimitiveValue::from(text.to_owned())
             } else {
                 PrimitiveValue::Strs(parts.iter().map(|p| (*p).to_owned()).collect())
             })
         }
-        VR::US => numbers(value, PrimitiveValue::U16),
-        VR::SS => numbers(value, PrimitiveValue::I16),
-        VR::UL => numbers(value, PrimitiveValue::U32),
-        VR::SL => numbers(value, PrimitiveValue::I32),
-        VR::UV => numbers(value, PrimitiveValue::U64),
-        VR::SV => numbers(value, PrimitiveValue::I64),
-        VR::FL => numbers(value, PrimitiveValue::F32),
-        VR::FD => numbers(value, PrimitiveValue::F64),
-        other => Err(format!(
-            "values of VR {} cannot be given as text; tagutil can only remove such attributes",
-            other.to_string()
-        )),
+        VR::US => numbers(vr, text, PrimitiveValue::U16),
+        VR::SS => numbers(vr, text, PrimitiveValue::I16),
+        VR::UL => numbers(vr, text, PrimitiveValue::U32),
+        VR::SL => numbers(vr, text, PrimitiveValue::I32),
+        VR::UV => numbers(vr, text, PrimitiveValue::U64),
+        VR::SV => numbers(vr, text, PrimitiveValue::I64),
+        VR::FL => numbers(vr, text, PrimitiveValue::F32),
+        VR::FD => numbers(vr, text, PrimitiveValue::F64),
+        vr => Err(ValueError::NotText { vr }),
     }
 }
 
 fn numbers<T: std::str::FromStr>(
-    value: &str,
+    vr: VR,
+    text: &str,
     wrap: impl FnOnce(dicom_core::value::C<T>) -> PrimitiveValue,
-) -> Result<PrimitiveValue, String> {
-    let parsed = value
+) -> Result<PrimitiveValue, ValueError> {
+    let parsed = text
         .split('\\')
         .map(|part| {
             part.trim()
                 .parse::<T>()
-                .map_err(|_| format!("`{part}` is not a number of the attribute's binary type"))
+                .map_err(|_| ValueError::NotANumber {
+                    vr,
+                    part: part.to_owned(),
+                })
         })
-        .collect::<Result<dicom_core::value::C<T>, String>>()?;
+        .collect::<Result<dicom_core::value::C<T>, ValueError>>()?;
     Ok(wrap(parsed))
 }
 
@@ -349,32 +413,36 @@ fn check_datetime(value: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn checked(vr: VR, text: &str) -> Result<PrimitiveValue, ValueError> {
+        text_to_value(vr, text, VrCheck::Checked)
+    }
+
     #[test]
     fn dates_must_be_real_calendar_dates() {
-        assert!(to_primitive(VR::DA, "20240229").is_ok());
-        assert!(to_primitive(VR::DA, "20230229").is_err());
-        assert!(to_primitive(VR::DA, "20241301").is_err());
-        assert!(to_primitive(VR::DA, "2024-01-01").is_err());
-        assert!(to_primitive(VR::DA, "20240101\\20240102").is_ok());
+        assert!(checked(VR::DA, "20240229").is_ok());
+        assert!(checked(VR::DA, "20230229").is_err());
+        assert!(checked(VR::DA, "20241301").is_err());
+        assert!(checked(VR::DA, "2024-01-01").is_err());
+        assert!(checked(VR::DA, "20240101\\20240102").is_ok());
     }
 
     #[test]
     fn times_accept_partial_forms_and_reject_out_of_range_fields() {
         for ok in ["10", "1030", "103015", "103015.123456", "235960"] {
-            assert!(to_primitive(VR::TM, ok).is_ok(), "{ok}");
+            assert!(checked(VR::TM, ok).is_ok(), "{ok}");
         }
         for bad in ["24", "1060", "103061", "10301.5", "103015.1234567", "1:30"] {
-            assert!(to_primitive(VR::TM, bad).is_err(), "{bad}");
+            assert!(checked(VR::TM, bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn date_times_check_their_parts() {
         for ok in ["2024", "202402", "20240229103015.5", "20240101120000+0100"] {
-            assert!(to_primitive(VR::DT, ok).is_ok(), "{ok}");
+            assert!(checked(VR::DT, ok).is_ok(), "{ok}");
         }
         for bad in ["20230229", "202413", "2024010125", "20240101120000+01"] {
-            assert!(to_primitive(VR::DT, bad).is_err(), "{bad}");
+            assert!(checked(VR::DT, bad).is_err(), "{bad}");
         }
     }
 
@@ -391,41 +459,71 @@ mod tests {
 
     #[test]
     fn lengths_follow_each_vr() {
-        assert!(to_primitive(VR::SH, &"A".repeat(16)).is_ok());
-        assert!(to_primitive(VR::SH, &"A".repeat(17)).is_err());
-        assert!(to_primitive(VR::LO, &"A".repeat(64)).is_ok());
-        assert!(to_primitive(VR::LO, &"A".repeat(65)).is_err());
-        assert!(to_primitive(VR::AE, &"A".repeat(17)).is_err());
-        assert!(to_primitive(VR::PN, &format!("{}^B", "A".repeat(63))).is_err());
+        assert!(checked(VR::SH, &"A".repeat(16)).is_ok());
+        assert!(checked(VR::SH, &"A".repeat(17)).is_err());
+        assert!(checked(VR::LO, &"A".repeat(64)).is_ok());
+        assert!(checked(VR::LO, &"A".repeat(65)).is_err());
+        assert!(checked(VR::AE, &"A".repeat(17)).is_err());
+        assert!(checked(VR::PN, &format!("{}^B", "A".repeat(63))).is_err());
     }
 
     #[test]
     fn code_strings_are_uppercase() {
-        assert!(to_primitive(VR::CS, "CT").is_ok());
-        assert!(to_primitive(VR::CS, "ORIGINAL\\PRIMARY").is_ok());
-        assert!(to_primitive(VR::CS, "ct").is_err());
+        assert!(checked(VR::CS, "CT").is_ok());
+        assert!(checked(VR::CS, "ORIGINAL\\PRIMARY").is_ok());
+        assert!(checked(VR::CS, "ct").is_err());
     }
 
     #[test]
     fn numbers_are_stored_as_binary_values() {
         assert_eq!(
-            to_primitive(VR::US, "512").unwrap(),
+            checked(VR::US, "512").unwrap(),
             PrimitiveValue::from(512_u16)
         );
-        assert!(to_primitive(VR::US, "70000").is_err());
-        assert!(to_primitive(VR::IS, "12a").is_err());
-        assert!(to_primitive(VR::DS, "1.5e3").is_ok());
-        assert!(to_primitive(VR::DS, "abc").is_err());
+        assert!(checked(VR::US, "70000").is_err());
+        assert!(checked(VR::IS, "12a").is_err());
+        assert!(checked(VR::DS, "1.5e3").is_ok());
+        assert!(checked(VR::DS, "abc").is_err());
     }
 
     #[test]
     fn binary_vrs_cannot_be_set_from_text() {
-        let err = to_primitive(VR::OB, "00").unwrap_err();
-        assert!(err.contains("OB"), "{err}");
+        let err = checked(VR::OB, "00").unwrap_err();
+        assert!(err.to_string().contains("OB"), "{err}");
     }
 
     #[test]
     fn empty_value_is_allowed_for_any_vr() {
-        assert_eq!(to_primitive(VR::DA, "").unwrap(), PrimitiveValue::Empty);
+        assert_eq!(checked(VR::DA, "").unwrap(), PrimitiveValue::Empty);
+    }
+
+    #[test]
+    fn unchecked_text_may_break_the_vr_rules_but_numbers_must_parse() {
+        let long_code = "not a code string at all";
+        assert_eq!(
+            text_to_value(VR::CS, long_code, VrCheck::Unchecked).unwrap(),
+            PrimitiveValue::from(long_code)
+        );
+        assert!(text_to_value(VR::DA, "2024-13-45", VrCheck::Unchecked).is_ok());
+        assert!(matches!(
+            text_to_value(VR::US, "many", VrCheck::Unchecked),
+            Err(ValueError::NotANumber { part, .. }) if part == "many"
+        ));
+        assert!(matches!(
+            text_to_value(VR::SQ, "x", VrCheck::Unchecked),
+            Err(ValueError::NotText { vr: VR::SQ })
+        ));
+    }
+
+    #[test]
+    fn multi_valued_text_is_split_and_single_valued_text_is_not() {
+        assert_eq!(
+            checked(VR::CS, "ORIGINAL\\PRIMARY").unwrap(),
+            PrimitiveValue::Strs(["ORIGINAL".to_owned(), "PRIMARY".to_owned()].into())
+        );
+        assert_eq!(
+            checked(VR::LT, "a\\b").unwrap(),
+            PrimitiveValue::from("a\\b")
+        );
     }
 }
