@@ -40,7 +40,9 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode> {
     let json = merged.to_json().context("encoding the merged snapshot")?;
     match &args.out {
         Some(out) => {
-            write_atomically(out, json.as_bytes())?;
+            loader::AtomicFile::new(out)
+                .write_bytes(json.as_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
             let c = &merged.counts;
             eprintln!(
                 "merged {count} snapshots into {}: {} attempted, {} succeeded, {} warnings, {} failed, {} unknown; p95 {}",
@@ -86,20 +88,4 @@ fn read_snapshots(path: &Path) -> Result<Vec<MetricsSnapshot>> {
                 .with_context(|| format!("{}: not a metrics snapshot", path.display()))
         })
         .collect()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
 }
