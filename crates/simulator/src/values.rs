@@ -39,11 +39,9 @@ pub(crate) fn put_text(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: &str
         Some(e) if e.vr() != VR::SQ && e.vr() != VR::UN => e.vr(),
         _ => vr,
     };
-    let primitive = if value.contains('\\') {
-        PrimitiveValue::Strs(value.split('\\').map(str::to_string).collect())
-    } else {
-        PrimitiveValue::from(value)
-    };
+    // A morph writes what the rules say, checked or not: validating is the rules' job.
+    let primitive = dimse::text_to_value(vr, value, dimse::VrCheck::Unchecked)
+        .unwrap_or_else(|_| PrimitiveValue::from(value));
     obj.put(DataElement::new(tag, vr, primitive));
 }
 
