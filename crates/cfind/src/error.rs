@@ -21,7 +21,7 @@ pub enum CFindError {
         value: String,
         /// What is wrong with it.
         #[source]
-        source: config::AeTitleError,
+        source: dimse::AeTitleError,
     },
 
     /// A setting of the client is unusable (zero timeout, zero batch size...).
