@@ -52,7 +52,7 @@ impl LoadTarget {
 
     /// A C-FIND client for the verification peer.
     pub fn cfind(&self) -> CFindClient {
-        CFindClient::from_config(&self.config)
+        campaign::options::cfind::cfind_client(&self.config)
     }
 }
 
