@@ -366,6 +366,68 @@ fn exchange_error(client: &CFindClient, operation: &str, source: DimseError) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_ul::pdu::{
+        AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource,
+    };
+    use dimse::AeTitle;
+
+    const PEER: &str = "PACS@127.0.0.1:104";
+
+    #[test]
+    fn each_establish_failure_becomes_the_clients_error_naming_the_peer() {
+        let models = [InformationModel::StudyRoot];
+        let refused = AssociateError::Connect {
+            peer: PEER.into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let error = associate_error(refused, &models);
+        assert!(matches!(error, CFindError::Connect { .. }), "{error}");
+        assert!(error.to_string().contains(PEER), "{error}");
+
+        let rejection = AssociationRJ {
+            result: AssociationRJResult::Transient,
+            source: AssociationRJSource::ServiceUser(
+                AssociationRJServiceUserReason::CalledAETitleNotRecognized,
+            ),
+        };
+        let rejected = AssociateError::Rejected {
+            peer: PEER.into(),
+            calling: AeTitle::new("DICOM-AUTO").unwrap(),
+            description: dimse::describe_rejection(&rejection),
+            rejection,
+        };
+        let error = associate_error(rejected, &models);
+        assert!(
+            matches!(&error, CFindError::Rejected { transient: true, reason, .. } if reason.contains("transient")),
+            "{error}"
+        );
+        assert!(error.is_transient());
+
+        let none = AssociateError::NoAcceptedContexts {
+            peer: PEER.into(),
+            proposed: vec![models[0].sop_class_uid().into()],
+        };
+        let error = associate_error(none, &models);
+        assert!(matches!(&error, CFindError::NoModelAccepted { models: m, .. } if m == &models));
+
+        let silent = AssociateError::Negotiation {
+            peer: PEER.into(),
+            stage: "negotiating",
+            source: DimseError::Timeout,
+        };
+        let error = associate_error(silent, &models);
+        assert!(
+            matches!(
+                error,
+                CFindError::Association {
+                    timed_out: true,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.is_timeout() && error.to_string().contains(PEER));
+    }
 
     #[test]
     fn the_nearer_of_the_dimse_timeout_and_the_deadline_bounds_a_wait() {

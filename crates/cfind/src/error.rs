@@ -62,7 +62,7 @@ pub enum CFindError {
     Association {
         /// `AE@host:port`.
         peer: String,
-        /// dicom-ul's explanation.
+        /// What failed, with its causes.
         detail: String,
         /// Whether it was a timeout.
         timed_out: bool,

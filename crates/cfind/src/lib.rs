@@ -23,6 +23,9 @@
 //! - Verification: [`Session::wait_for_study`] (one study, until it matches an
 //!   [`Expectation`]) and [`Session::verify_studies`] (every study of a load run, in
 //!   UID-list batches, with a transit-time histogram in its [`VerificationReport`]).
+//! - [`cli`]: the `cfind` command line as a library ([`cli::Args`], [`cli::run`]), so
+//!   the `cfind` binary (built-in defaults) and `dicom-auto find` (the configuration's)
+//!   share every option.
 //!
 //! # Information models
 //!
