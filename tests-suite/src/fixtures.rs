@@ -259,7 +259,7 @@ pub fn dicom_sender(perf_config: &TestConfig) -> sender::DicomSender {
 /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
 #[fixture]
 pub fn cfind_client(perf_config: &TestConfig) -> cfind::CFindClient {
-    cfind::CFindClient::from_config(perf_config)
+    campaign::options::cfind::cfind_client(perf_config)
 }
 
 /// A fresh metrics collector per test.

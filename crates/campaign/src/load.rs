@@ -67,7 +67,7 @@ impl LoadTarget {
 
     /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
     pub fn cfind(&self) -> CFindClient {
-        CFindClient::from_config(&self.config)
+        crate::options::cfind::cfind_client(&self.config)
     }
 
     /// Checks that the router answers a C-ECHO before a run starts, so an unreachable

@@ -21,7 +21,7 @@ pub enum CFindError {
         value: String,
         /// What is wrong with it.
         #[source]
-        source: config::AeTitleError,
+        source: dimse::AeTitleError,
     },
 
     /// A setting of the client is unusable (zero timeout, zero batch size...).
@@ -62,7 +62,7 @@ pub enum CFindError {
     Association {
         /// `AE@host:port`.
         peer: String,
-        /// dicom-ul's explanation.
+        /// What failed, with its causes.
         detail: String,
         /// Whether it was a timeout.
         timed_out: bool,

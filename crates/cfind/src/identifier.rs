@@ -213,8 +213,12 @@ fn render<I, P>(vr: VR, value: &Value<I, P>) -> String {
                 .to_multi_str()
                 .iter()
                 .map(|part| {
-                    let part = part.trim_end_matches([' ', '\0']);
-                    if text_vr { part } else { part.trim_start() }
+                    // Leading spaces are significant in the text VRs only.
+                    if text_vr {
+                        part.trim_end_matches([' ', '\0'])
+                    } else {
+                        dimse::trim_value(part)
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("\\")

@@ -8,10 +8,9 @@
 //!
 //! # The pieces
 //!
-//! - [`CFindClient`]: where the query SCP is and how long to wait. Built from the
-//!   configuration ([`CFindClient::from_config`]: `CFIND_HOST`, `CFIND_PORT`,
-//!   `CFIND_AE_TITLE`, `CFIND_INITIAL_DELAY`, `CFIND_POLL_INTERVAL`, `CFIND_TIMEOUT`, the
-//!   `DICOM_*` network settings) or by hand ([`CFindClient::builder`]).
+//! - [`CFindClient`]: where the query SCP is and how long to wait, built with
+//!   [`CFindClient::builder`]. This crate never reads the configuration: the `campaign`
+//!   crate turns `CFIND_*` and `DICOM_*` settings into a builder.
 //! - [`Session`]: one association for many exchanges (C-ECHO, C-FIND), reopened if it
 //!   breaks. Verification runs all its queries on one session.
 //! - Queries: [`StudyQuery`] (by StudyInstanceUID or a list of them, PatientID, StudyDate
@@ -24,6 +23,9 @@
 //! - Verification: [`Session::wait_for_study`] (one study, until it matches an
 //!   [`Expectation`]) and [`Session::verify_studies`] (every study of a load run, in
 //!   UID-list batches, with a transit-time histogram in its [`VerificationReport`]).
+//! - [`cli`]: the `cfind` command line as a library ([`cli::Args`], [`cli::run`]), so
+//!   the `cfind` binary (built-in defaults) and `dicom-auto find` (the configuration's)
+//!   share every option.
 //!
 //! # Information models
 //!
@@ -35,12 +37,13 @@
 //!
 //! # Waits
 //!
-//! Nothing waits unbounded: TCP connection (`DICOM_CONNECT_TIMEOUT`), association
-//! negotiation and release (`DICOM_ACSE_TIMEOUT`), each DIMSE response
-//! (`DICOM_DIMSE_TIMEOUT`), and each whole query (`CFIND_TIMEOUT`). A peer that stops
-//! answering yields [`CFindError::Timeout`] and the association is aborted.
-//! Polling ([`Session::wait_for_study`], [`Session::verify_studies`]) stops querying
-//! `CFIND_TIMEOUT` after its first query, so it ends at most one query timeout later.
+//! Nothing waits unbounded ([`dimse::Timeouts`]): TCP connection, association
+//! negotiation and release, each DIMSE response, each socket write, and each whole
+//! query ([`CFindClientBuilder::query_timeout`]). A peer that stops answering yields
+//! [`CFindError::Timeout`] and the association is aborted. Polling
+//! ([`Session::wait_for_study`], [`Session::verify_studies`]) stops querying
+//! [`Polling::timeout`] after its first query, so it ends at most one query timeout
+//! later.
 //!
 //! # Verification
 //!
@@ -105,19 +108,19 @@
 //! # Ok::<(), cfind::CFindError>(())
 //! ```
 
+mod association;
+pub mod cli;
 mod client;
 mod error;
 mod identifier;
-
 mod query;
 mod results;
+mod session;
+mod settings;
 mod verify;
 
 pub use chrono::NaiveDate;
-pub use client::{
-    BatchLimits, CFindClient, CFindClientBuilder, ConnectionCheck, DEFAULT_MAX_UID_LIST_BYTES,
-    DEFAULT_MAX_UIDS_PER_QUERY, Polling, Session,
-};
+pub use client::{CFindClient, ConnectionCheck};
 pub use dimse::{InformationModel, QueryLevel};
 pub use error::CFindError;
 pub use identifier::{Identifier, Key, keyword};
@@ -126,6 +129,11 @@ pub use query::{
     SeriesQuery, StudyQuery, dicom_date,
 };
 pub use results::{InstanceResult, Match, ModelFallback, QueryResult, SeriesResult, StudyResult};
+pub use session::Session;
+pub use settings::{
+    BatchLimits, CFindClientBuilder, DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE,
+    DEFAULT_MAX_UID_LIST_BYTES, DEFAULT_MAX_UIDS_PER_QUERY, Polling,
+};
 pub use verify::{
     Delivery, Expectation, InstanceCountSource, SentStudy, StudySighting, StudyVerification,
     VerificationReport,

@@ -16,7 +16,7 @@ use dicom_transfer_syntax_registry::TransferSyntax;
 use crate::error::CFindError;
 use crate::identifier::Key;
 use crate::results::{InstanceResult, Match, SeriesResult, StudyResult};
-use dimse::qr::{InformationModel, QueryLevel};
+use dimse::qr::{self, InformationModel, QueryLevel};
 
 /// The longest UID the standard allows (PS3.5 9.1).
 const UID_MAX_LEN: usize = 64;
@@ -255,24 +255,22 @@ macro_rules! impl_query {
     };
 }
 
-/// Return keys of a study query unless more are asked for.
-pub const STUDY_RETURN_KEYS: [Tag; 13] = [
-    tags::STUDY_DATE,
-    tags::STUDY_TIME,
-    tags::ACCESSION_NUMBER,
-    tags::MODALITIES_IN_STUDY,
-    tags::REFERRING_PHYSICIAN_NAME,
-    tags::STUDY_DESCRIPTION,
-    tags::PATIENT_NAME,
-    tags::PATIENT_ID,
-    tags::PATIENT_BIRTH_DATE,
-    tags::STUDY_INSTANCE_UID,
-    tags::STUDY_ID,
-    tags::NUMBER_OF_STUDY_RELATED_SERIES,
-    tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
-];
+/// Return keys of a study query unless more are asked for: the study's own attributes
+/// and the counts an SCP computes for it ([`dimse::qr`]), with the patient's name, ID
+/// and birth date so that a match says whose study it is.
+pub const STUDY_RETURN_KEYS: [Tag; 13] = concat([
+    qr::STUDY_ATTRIBUTES,
+    qr::STUDY_COUNT_ATTRIBUTES,
+    &[
+        tags::PATIENT_NAME,
+        tags::PATIENT_ID,
+        tags::PATIENT_BIRTH_DATE,
+    ],
+]);
 
-/// Return keys of a series query unless more are asked for.
+/// Return keys of a series query unless more are asked for: the series attributes a
+/// user reads in a listing (not all of [`dimse::qr::SERIES_ATTRIBUTES`]: station and
+/// department are routing matters) and the instance count.
 pub const SERIES_RETURN_KEYS: [Tag; 8] = [
     tags::SERIES_DATE,
     tags::SERIES_TIME,
@@ -284,14 +282,34 @@ pub const SERIES_RETURN_KEYS: [Tag; 8] = [
     tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
 ];
 
-/// Return keys of an image query unless more are asked for.
-pub const INSTANCE_RETURN_KEYS: [Tag; 5] = [
-    tags::SOP_CLASS_UID,
-    tags::SOP_INSTANCE_UID,
-    tags::STUDY_INSTANCE_UID,
-    tags::SERIES_INSTANCE_UID,
-    tags::INSTANCE_NUMBER,
-];
+/// Return keys of an image query unless more are asked for: the instance's own
+/// attributes ([`dimse::qr::INSTANCE_ATTRIBUTES`]) and the UIDs of its study and series.
+pub const INSTANCE_RETURN_KEYS: [Tag; 5] = concat([
+    qr::INSTANCE_ATTRIBUTES,
+    &[tags::STUDY_INSTANCE_UID, tags::SERIES_INSTANCE_UID],
+]);
+
+/// The tags of `parts` one after the other, at compile time; `N` must be their total
+/// (a wrong `N` fails the build).
+const fn concat<const N: usize, const P: usize>(parts: [&[Tag]; P]) -> [Tag; N] {
+    let mut keys = [Tag(0, 0); N];
+    let mut filled = 0;
+    let mut part = 0;
+    while part < P {
+        let mut i = 0;
+        while i < parts[part].len() {
+            keys[filled] = parts[part][i];
+            filled += 1;
+            i += 1;
+        }
+        part += 1;
+    }
+    assert!(
+        filled == N,
+        "the return-key count does not match its tables"
+    );
+    keys
+}
 
 /// A STUDY-level query.
 ///
@@ -496,6 +514,31 @@ impl_query!(InstanceQuery, InstanceResult);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_return_keys_are_the_levels_attributes() {
+        let study: std::collections::BTreeSet<Tag> = STUDY_RETURN_KEYS.into_iter().collect();
+        assert_eq!(study.len(), 13, "no key twice");
+        for tag in qr::STUDY_ATTRIBUTES
+            .iter()
+            .chain(qr::STUDY_COUNT_ATTRIBUTES)
+        {
+            assert!(study.contains(tag), "{tag}");
+        }
+        assert!(study.contains(&tags::PATIENT_ID));
+        for tag in SERIES_RETURN_KEYS {
+            assert!(
+                qr::SERIES_ATTRIBUTES
+                    .iter()
+                    .chain(qr::SERIES_COUNT_ATTRIBUTES)
+                    .chain(&[tags::STUDY_INSTANCE_UID])
+                    .any(|t| *t == tag),
+                "{tag}"
+            );
+        }
+        assert!(INSTANCE_RETURN_KEYS.contains(&tags::SOP_INSTANCE_UID));
+        assert!(INSTANCE_RETURN_KEYS.contains(&tags::SERIES_INSTANCE_UID));
+    }
     use crate::identifier::Identifier;
     use dicom_transfer_syntax_registry::entries::{
         EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,

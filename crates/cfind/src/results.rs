@@ -195,12 +195,8 @@ pub struct QueryResult<T> {
     /// for matching, so a match may not satisfy every key.
     pub optional_keys_unsupported: usize,
     /// From sending the request to the final response.
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "dimse::serde_duration::millis")]
     pub elapsed: Duration,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 impl<T> QueryResult<T> {

@@ -27,11 +27,12 @@ use dicom_dictionary_std::tags;
 use metrics::LatencyHistogram;
 use serde::Serialize;
 
-use crate::client::{CFindClient, Session};
+use crate::client::CFindClient;
 use crate::error::CFindError;
 use crate::identifier::Key;
 use crate::query::{InstanceQuery, Query, StudyQuery};
 use crate::results::StudyResult;
+use crate::session::Session;
 use dimse::qr::InformationModel;
 
 /// At most this many distinct query errors are kept in a report (the rest are counted).
@@ -209,17 +210,10 @@ pub struct StudyVerification {
     pub delivery: Delivery,
     /// From the last send to the answer that showed the study complete (an upper
     /// bound: see the module documentation).
-    #[serde(serialize_with = "optional_millis")]
+    #[serde(serialize_with = "dimse::serde_duration::optional_millis")]
     pub time_to_visible: Option<Duration>,
     /// The error of the last query about it, when that query failed.
     pub last_error: Option<String>,
-}
-
-fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
-        None => s.serialize_none(),
-    }
 }
 
 /// The outcome of [`Session::verify_studies`].
@@ -235,16 +229,12 @@ pub struct VerificationReport {
     /// Polling rounds.
     pub rounds: u32,
     /// From the call to the end (initial delay included).
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "dimse::serde_duration::millis")]
     pub elapsed: Duration,
     /// The information model of the last successful query.
     pub model: Option<InformationModel>,
     /// Distinct query errors (the first 16), with how often each occurred.
     pub errors: Vec<(String, u32)>,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 impl VerificationReport {

@@ -4,22 +4,30 @@ mod support;
 
 use std::process::{Command, Output};
 
+use clap::Parser;
+
 use support::scp::{ArchiveStudy, Behaviour, QueryScp};
 
-/// Runs `cfind` with the C-FIND settings pointing at `port` and no `.env` in reach.
+/// Runs `cfind` against `port` on loopback as `TEST-QR` (the binary has no `.env`
+/// and reads no environment: the options say everything).
 fn cfind(port: u16, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
+    let port = port.to_string();
     Command::new(env!("CARGO_BIN_EXE_cfind"))
+        .args(["--host", "127.0.0.1", "--port", &port, "--aec", "TEST-QR"])
         .args(args)
         .current_dir(dir.path())
-        .env("CFIND_HOST", "127.0.0.1")
-        .env("CFIND_PORT", port.to_string())
-        .env("CFIND_AE_TITLE", "TEST-QR")
-        .env("DICOM_CONNECT_TIMEOUT", "2")
-        .env("DICOM_DIMSE_TIMEOUT", "2")
-        .env("CFIND_TIMEOUT", "5")
         .output()
         .expect("run cfind")
+}
+
+/// Runs `cfind::cli::run` in this process with `defaults`, as `dicom-auto find` does.
+fn run_with(defaults: cfind::CFindClientBuilder, args: &[&str]) -> anyhow::Result<String> {
+    let args =
+        cfind::cli::Args::try_parse_from(std::iter::once("cfind").chain(args.iter().copied()))?;
+    let mut out = Vec::new();
+    cfind::cli::run(&args, defaults, &mut out)?;
+    Ok(String::from_utf8(out)?)
 }
 
 fn stdout(output: &Output) -> String {
@@ -141,10 +149,11 @@ fn a_failed_query_exits_non_zero_with_the_status() {
 }
 
 #[test]
-fn overrides_beat_the_environment_and_bad_input_is_named() {
+fn options_beat_the_defaults_and_bad_input_is_named() {
     let (scp, _) = scp();
-    let wrong_port = cfind(1, &["--port", &scp.port().to_string(), "ping"]);
-    assert!(wrong_port.status.success(), "{}", stderr(&wrong_port));
+    let wrong_port = cfind::CFindClient::builder("127.0.0.1", 1).called_ae_title("TEST-QR");
+    let text = run_with(wrong_port, &["--port", &scp.port().to_string(), "ping"]);
+    assert!(text.is_ok(), "{:#}", text.unwrap_err());
     let wrong_ae = cfind(scp.port(), &["--aec", "SOMEONE-ELSE", "ping"]);
     assert!(!wrong_ae.status.success());
     assert!(
@@ -158,5 +167,16 @@ fn overrides_beat_the_environment_and_bad_input_is_named() {
         stderr(&bad_date).contains("2024-13-01"),
         "{}",
         stderr(&bad_date)
+    );
+}
+
+#[test]
+fn the_defaults_given_to_run_name_the_peer() {
+    let (scp, _) = scp();
+    let defaults = cfind::CFindClient::builder("127.0.0.1", scp.port()).called_ae_title("TEST-QR");
+    let text = run_with(defaults, &["ping"]).unwrap();
+    assert!(
+        text.starts_with(&format!("TEST-QR@127.0.0.1:{}: C-ECHO ok", scp.port())),
+        "{text}"
     );
 }

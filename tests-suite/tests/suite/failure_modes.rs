@@ -151,7 +151,7 @@ fn a_long_pause_between_sends_does_not_lose_the_second_send(
         })
         .collect();
     assert_eq!(sent.len(), 2, "each send is a study of its own");
-    assert_all_arrived(&CFindClient::from_config(config), &sent);
+    assert_all_arrived(&campaign::options::cfind::cfind_client(config), &sent);
 }
 
 #[rstest]
@@ -277,7 +277,7 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     // whole: both are sent again, and a copy the router already holds is a duplicate
     // (accepted, or refused as one).
     router.clear_faults();
-    let cfind = CFindClient::from_config(&config);
+    let cfind = campaign::options::cfind::cfind_client(&config);
     let undelivered: Vec<&str> = load
         .studies
         .iter()
@@ -378,7 +378,7 @@ fn a_silent_router_is_bounded_by_the_dimse_timeout(
     );
     // Only a C-FIND can tell what an unknown outcome came to: here, nothing was stored.
     let uids: Vec<String> = objects.iter().map(routing::study_uid).collect();
-    let cfind = CFindClient::from_config(&config);
+    let cfind = campaign::options::cfind::cfind_client(&config);
     let found = cfind
         .find(&StudyQuery::new().study_instance_uids(&uids))
         .unwrap_or_else(|e| panic!("study query at {}: {e}", cfind.peer()));
@@ -434,7 +434,7 @@ fn associations_refused_for_a_while_are_recovered(
         after.error.clone().unwrap_or_default()
     );
     routing::wait_for_study(
-        &CFindClient::from_config(&config),
+        &campaign::options::cfind::cfind_client(&config),
         &routing::study_uid(&object),
         &Default::default(),
     );
