@@ -26,6 +26,7 @@ const CHECKS_FAILED: u8 = 1;
                   the router is the embedded simulator.\n\nExamples:\n  \
                   dicom-auto run                       # load, verify by C-FIND, write test_report.*\n  \
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
+                  dicom-auto find study 2.25.123       # is it at the destination?\n  \
                   dicom-auto simulate --port 11112     # the embedded router on its own"
 )]
 struct Cli {
@@ -39,6 +40,9 @@ enum Command {
     /// TEST_DURATION_SECONDS, verify every delivered study by C-FIND, judge
     /// MAX_ERROR_RATE and MAX_P95_LATENCY_MS, write test_report.html/.json/.xml.
     Run(run::RunArgs),
+    /// Query the C-FIND peer (CFIND_HOST/PORT/AE_TITLE, else the router): ping, study,
+    /// patient, today, dates, modality, series, images, wait.
+    Find(cfind::cli::Args),
     /// Run the embedded router on its own (real DICOM over TCP, routing by called AE
     /// title, tag morphing, validation, fault injection) until Ctrl-C.
     Simulate(simulator::cli::Args),
@@ -47,12 +51,32 @@ enum Command {
     Merge(merge::MergeArgs),
 }
 
+/// The configuration, or why it cannot be used.
+fn configuration() -> anyhow::Result<config::TestConfig> {
+    use anyhow::Context;
+    config::TestConfig::from_env().context("reading the configuration (.env and the environment)")
+}
+
+fn find(args: &cfind::cli::Args) -> anyhow::Result<ExitCode> {
+    let config = configuration()?;
+    let defaults = campaign::options::cfind::cfind_client_builder(&config);
+    let mut out = std::io::stdout().lock();
+    Ok(match cfind::cli::run(args, defaults, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dicom-auto find: {error:#}");
+            ExitCode::from(CHECKS_FAILED)
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Merge(args) => merge::merge(&args),
         Command::Simulate(args) => simulator::cli::run(args),
+        Command::Find(args) => find(&args),
     };
     match result {
         Ok(code) => code,

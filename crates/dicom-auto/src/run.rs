@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sender::{LoadObserver, LoadProgress};
@@ -39,8 +39,7 @@ impl LoadObserver for Progress {
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let config = config::TestConfig::from_env()
-        .context("reading the configuration (.env and the environment)")?;
+    let config = crate::configuration()?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

@@ -203,3 +203,28 @@ fn simulate_serves_the_embedded_router_until_stopped() {
     let _ = child.wait();
     assert_eq!(echo.unwrap().unwrap(), dimse::Status::SUCCESS);
 }
+
+#[test]
+fn find_takes_its_peer_from_the_configuration() {
+    let simulator = simulator::Simulator::start(simulator::SimulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let peer = [
+        ("COMPASS_HOST", "127.0.0.1".to_string()),
+        ("COMPASS_PORT", simulator.addr().port().to_string()),
+        ("CFIND_AE_TITLE", "LB-QUERY".to_string()),
+    ];
+    let output = dicom_auto(dir.path(), &peer, &["find", "study", "2.25.1"]);
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("0 studies"), "{shown}");
+
+    let closed = [
+        ("COMPASS_HOST", "127.0.0.1".to_string()),
+        ("COMPASS_PORT", "1".to_string()),
+        ("DICOM_CONNECT_TIMEOUT", "2".to_string()),
+    ];
+    let output = dicom_auto(dir.path(), &closed, &["find", "ping"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
+}
