@@ -72,7 +72,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
 pub use error::{RulesError, SimulatorError};
-pub use faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+pub use faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 pub use forward::FailedForward;
 pub use rules::{Route, Rules};
 pub use stats::{

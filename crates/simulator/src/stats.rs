@@ -180,6 +180,8 @@ pub struct FindStats {
     pub cancelled: u64,
     /// Requests answered with a failure status.
     pub failed: u64,
+    /// Requests left unanswered by the `stall_finds` fault.
+    pub stalled: u64,
 }
 
 /// Per-route counters.

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dimse::{Attribute, Status};
+use dimse::{Attribute, InformationModel, Status};
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::model::*;
 use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
 use crate::error::RulesError;
-use crate::faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+use crate::faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 
 impl Rules {
     /// The rules shipped with the crate: routes `HTM_GI`, `HTM_OPH` and `HTM_ORTHO`.
@@ -76,8 +76,24 @@ struct RawFaults {
     refuse_associations_seconds: Option<Spanned<f64>>,
     #[serde(default)]
     stall_stores: bool,
+    abort_mid_data_set_bytes: Option<usize>,
+    #[serde(default)]
+    stall_finds: bool,
+    refuse_find: Option<Spanned<RawFindRefusal>>,
+    #[serde(default)]
+    omit_instance_counts: bool,
+    #[serde(default)]
+    status_in_last_identifier: bool,
     #[serde(default)]
     seed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFindRefusal {
+    #[serde(default)]
+    models: Vec<String>,
+    status: u16,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +390,7 @@ impl Loader<'_> {
                 })
             }
         };
+        let refuse_find = raw.refuse_find.map(|r| self.find_refusal(r)).transpose()?;
         Ok(FaultPlan {
             response_delay,
             status_override,
@@ -389,7 +406,35 @@ impl Loader<'_> {
                 .map(|s| self.seconds(s, "refuse_associations_seconds"))
                 .transpose()?,
             stall_stores: raw.stall_stores,
+            abort_mid_data_set: raw.abort_mid_data_set_bytes,
+            stall_finds: raw.stall_finds,
+            refuse_find,
+            omit_instance_counts: raw.omit_instance_counts,
+            status_in_last_identifier: raw.status_in_last_identifier,
             seed: raw.seed,
+        })
+    }
+
+    fn find_refusal(&self, spanned: Spanned<RawFindRefusal>) -> Result<FindRefusal, RulesError> {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let models = raw
+            .models
+            .iter()
+            .map(|name| match name.as_str() {
+                "study_root" => Ok(InformationModel::StudyRoot),
+                "patient_root" => Ok(InformationModel::PatientRoot),
+                other => Err(self.error(
+                    &span,
+                    format!(
+                        "refuse_find models = \"{other}\": expected \"study_root\" or \"patient_root\""
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(FindRefusal {
+            models,
+            status: Status(raw.status),
         })
     }
 
@@ -803,5 +848,33 @@ mod tests {
             rules.faults.response_delay,
             Some(ResponseDelay::Random { .. })
         ));
+    }
+
+    #[test]
+    fn the_protocol_faults_load_from_the_file() {
+        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
+        let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
+        assert_eq!(faults.abort_mid_data_set, Some(4096));
+        assert!(faults.stall_finds && faults.omit_instance_counts);
+        assert!(faults.status_in_last_identifier);
+        assert_eq!(
+            faults.refuse_find,
+            Some(FindRefusal {
+                models: vec![InformationModel::StudyRoot],
+                status: Status(0xA900),
+            })
+        );
+    }
+
+    #[test]
+    fn an_unknown_model_to_refuse_is_named_with_its_line() {
+        let toml =
+            "[faults]\nseed = 1\nrefuse_find = { models = [\"worklist\"], status = 0xC000 }\n";
+        let err = error_of(toml);
+        assert!(err.starts_with("Bad rules file: test.toml:3: "), "{err}");
+        assert!(
+            err.contains("worklist") && err.contains("study_root"),
+            "{err}"
+        );
     }
 }

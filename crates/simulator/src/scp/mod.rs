@@ -222,9 +222,21 @@ type Association = ServerAssociation<TcpStream>;
 fn run_association(shared: &Shared, association: &mut Association, target: Target) -> End {
     let config = &shared.config;
     let mut reader = MessageReader::new().with_max_data_set_len(config.max_data_set_len);
+    let mut data_set_limit = config.max_data_set_len;
     let mut stores_answered = 0u64;
     let mut read_timeout = config.read_timeout;
     loop {
+        // The mid-data-set abort is the reader's data set limit lowered: the reader
+        // stops at the first fragment past it, while the peer is still sending.
+        let abort_mid_data_set = shared
+            .faults
+            .abort_mid_data_set()
+            .filter(|&bytes| bytes < config.max_data_set_len);
+        let wanted_limit = abort_mid_data_set.unwrap_or(config.max_data_set_len);
+        if wanted_limit != data_set_limit {
+            reader = std::mem::take(&mut reader).with_max_data_set_len(wanted_limit);
+            data_set_limit = wanted_limit;
+        }
         let idle = shared.faults.idle_timeout();
         let wanted = idle
             .unwrap_or(config.read_timeout)
@@ -263,6 +275,10 @@ fn run_association(shared: &Shared, association: &mut Association, target: Targe
             Ok(Flow::Continue) => {}
             Ok(Flow::End(end)) => return end,
             Err(DimseError::ConnectionClosed) => return End::ConnectionLost,
+            Err(DimseError::TooLarge { .. }) if abort_mid_data_set.is_some() => {
+                abort(association, AbortRQSource::ServiceUser);
+                return End::FaultAbort;
+            }
             Err(DimseError::Timeout) => {
                 abort(association, AbortRQSource::ServiceUser);
                 return if idle.is_some() {
