@@ -19,8 +19,10 @@
 //!   before C-FIND sees a study. [`Rules::default_rules`] models the old suite's
 //!   three routes (`LB-HTM-GI`, `LB-HTM-OPH`, `LB-HTM-ORTHO`).
 //! - **Fault injection** ([`FaultPlan`]), from the rules file or at run time:
-//!   response delays, status overrides, aborts, idle timeouts, refused
-//!   associations, stalls.
+//!   response delays, status overrides, aborts (after N stores or in the middle
+//!   of a data set), idle timeouts, refused associations, stalled stores and
+//!   queries, and the C-FIND misbehaviours of real PACS (a refused information
+//!   model, no instance counts, the final status inside the last identifier).
 //! - **Statistics** ([`SimulatorStats`]) and the stored studies, on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
 //!   bytes per instance) so long load runs hold memory bounded.
