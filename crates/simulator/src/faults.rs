@@ -89,6 +89,10 @@ pub struct FaultPlan {
     /// several PDUs for the sender to be still writing). Every data set counts, C-FIND
     /// identifiers too (a few hundred bytes: stay above that to leave queries alone).
     pub abort_mid_data_set: Option<usize>,
+    /// Do not accept these Query/Retrieve models at negotiation (their presentation
+    /// contexts are refused, abstract syntax not supported), as a PACS that offers
+    /// only one model does.
+    pub withheld_find_models: Vec<InformationModel>,
     /// Read C-FIND requests but never answer them (C-ECHO and C-STORE still answered).
     pub stall_finds: bool,
     /// Answer C-FIND on these models with a refusal status.
@@ -116,6 +120,7 @@ impl FaultPlan {
             refuse_associations_for,
             stall_stores,
             abort_mid_data_set,
+            withheld_find_models,
             stall_finds,
             refuse_find,
             omit_instance_counts,
@@ -129,6 +134,7 @@ impl FaultPlan {
             && refuse_associations_for.is_none()
             && !stall_stores
             && abort_mid_data_set.is_none()
+            && withheld_find_models.is_empty()
             && !stall_finds
             && refuse_find.is_none()
             && !omit_instance_counts
@@ -227,6 +233,10 @@ impl FaultState {
 
     pub(crate) fn abort_mid_data_set(&self) -> Option<usize> {
         self.plan.read().abort_mid_data_set
+    }
+
+    pub(crate) fn withheld_find_models(&self) -> Vec<InformationModel> {
+        self.plan.read().withheld_find_models.clone()
     }
 
     /// The C-FIND faults, read once per query so that a plan replaced during a

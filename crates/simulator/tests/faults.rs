@@ -231,3 +231,16 @@ fn a_stalled_c_find_is_never_answered_while_stores_still_are() {
     let obj = instance("2.25.30", "2.25.30.1", "2.25.30.1.1", "CT", "x");
     assert_eq!(client.store(&obj).unwrap().0, Status::SUCCESS);
 }
+
+#[test]
+fn a_withheld_model_is_not_accepted_at_negotiation() {
+    let sim = simulator_with_a_study();
+    sim.set_faults(FaultPlan {
+        withheld_find_models: vec![InformationModel::PatientRoot],
+        ..FaultPlan::default()
+    });
+    let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
+    assert_eq!(finder.context(PATIENT_ROOT), None);
+    let (found, status) = finder.find(STUDY_ROOT, &study_query()).unwrap();
+    assert_eq!((found.len(), status), (1, Status::SUCCESS));
+}

@@ -77,6 +77,7 @@ struct RawFaults {
     #[serde(default)]
     stall_stores: bool,
     abort_mid_data_set_bytes: Option<usize>,
+    withheld_find_models: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     stall_finds: bool,
     refuse_find: Option<Spanned<RawFindRefusal>>,
@@ -407,6 +408,12 @@ impl Loader<'_> {
                 .transpose()?,
             stall_stores: raw.stall_stores,
             abort_mid_data_set: raw.abort_mid_data_set_bytes,
+            withheld_find_models: match &raw.withheld_find_models {
+                Some(names) => {
+                    self.models(names.span(), names.get_ref(), "withheld_find_models")?
+                }
+                None => Vec::new(),
+            },
             stall_finds: raw.stall_finds,
             refuse_find,
             omit_instance_counts: raw.omit_instance_counts,
@@ -418,24 +425,30 @@ impl Loader<'_> {
     fn find_refusal(&self, spanned: Spanned<RawFindRefusal>) -> Result<FindRefusal, RulesError> {
         let span = spanned.span();
         let raw = spanned.into_inner();
-        let models = raw
-            .models
+        Ok(FindRefusal {
+            models: self.models(span, &raw.models, "refuse_find models")?,
+            status: Status(raw.status),
+        })
+    }
+
+    /// Query/Retrieve models named as in the file: `study_root`, `patient_root`.
+    fn models(
+        &self,
+        span: Span,
+        names: &[String],
+        key: &str,
+    ) -> Result<Vec<InformationModel>, RulesError> {
+        names
             .iter()
             .map(|name| match name.as_str() {
                 "study_root" => Ok(InformationModel::StudyRoot),
                 "patient_root" => Ok(InformationModel::PatientRoot),
                 other => Err(self.error(
                     &span,
-                    format!(
-                        "refuse_find models = \"{other}\": expected \"study_root\" or \"patient_root\""
-                    ),
+                    format!("{key} = \"{other}\": expected \"study_root\" or \"patient_root\""),
                 )),
             })
-            .collect::<Result<_, _>>()?;
-        Ok(FindRefusal {
-            models,
-            status: Status(raw.status),
-        })
+            .collect()
     }
 
     fn route(&self, raw: RawRoute) -> Result<Route, RulesError> {
@@ -852,9 +865,10 @@ mod tests {
 
     #[test]
     fn the_protocol_faults_load_from_the_file() {
-        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
+        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nwithheld_find_models = [\"patient_root\"]\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
         let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
         assert_eq!(faults.abort_mid_data_set, Some(4096));
+        assert_eq!(faults.withheld_find_models, [InformationModel::PatientRoot]);
         assert!(faults.stall_finds && faults.omit_instance_counts);
         assert!(faults.status_in_last_identifier);
         assert_eq!(

@@ -188,7 +188,8 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
         );
         return;
     }
-    let options = negotiation(config, &rq, target, called);
+    let withheld_models = shared.faults.withheld_find_models();
+    let options = negotiation(config, &rq, target, called, &withheld_models);
     // dicom-ul reads the same A-ASSOCIATE-RQ again (it was only peeked) and answers.
     let mut association = match options.establish(stream) {
         Ok(a) => a,
