@@ -45,7 +45,8 @@
 //! ```
 //!
 //! The `simulator` binary runs the same thing from the command line
-//! (`cargo run -p simulator -- --rules my-rules.toml`), and `simulator-bench`
+//! (`cargo run -p simulator -- --rules my-rules.toml`; its flags and what it does
+//! are [`cli`], for other binaries to reuse), and `simulator-bench`
 //! measures its throughput. The rules file format is described in the crate's
 //! README.
 
