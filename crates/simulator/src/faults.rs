@@ -80,6 +80,10 @@ pub struct FaultPlan {
     /// Refuse new associations (A-ASSOCIATE-RJ transient, service provider,
     /// temporary congestion) for this long after the plan takes effect.
     pub refuse_associations_for: Option<Duration>,
+    /// Reject (A-ASSOCIATE-RJ permanent, service user, called AE title not
+    /// recognized) the first N associations after the plan takes effect, then accept
+    /// as usual: a router that comes up without the route, or a retry test.
+    pub reject_first_associations: Option<u64>,
     /// Read C-STORE requests and their data sets but never answer them (nothing
     /// is stored). C-ECHO and C-FIND are still answered.
     pub stall_stores: bool,
@@ -119,6 +123,7 @@ impl FaultPlan {
             idle_timeout,
             refuse_associations_for,
             stall_stores,
+            reject_first_associations,
             abort_mid_data_set,
             withheld_find_models,
             stall_finds,
@@ -133,6 +138,7 @@ impl FaultPlan {
             && idle_timeout.is_none()
             && refuse_associations_for.is_none()
             && !stall_stores
+            && reject_first_associations.is_none()
             && abort_mid_data_set.is_none()
             && withheld_find_models.is_empty()
             && !stall_finds
@@ -148,6 +154,7 @@ pub(crate) struct FaultState {
     plan: RwLock<FaultPlan>,
     refuse_until: Mutex<Option<Instant>>,
     stores_seen: AtomicU64,
+    associations_seen: AtomicU64,
     rng: Mutex<StdRng>,
 }
 
@@ -157,6 +164,7 @@ impl FaultState {
             plan: RwLock::new(FaultPlan::default()),
             refuse_until: Mutex::new(None),
             stores_seen: AtomicU64::new(0),
+            associations_seen: AtomicU64::new(0),
             rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
         };
         state.set(plan);
@@ -167,6 +175,7 @@ impl FaultState {
         *self.refuse_until.lock() = plan.refuse_associations_for.map(|d| Instant::now() + d);
         *self.rng.lock() = StdRng::seed_from_u64(plan.seed);
         self.stores_seen.store(0, Ordering::Relaxed);
+        self.associations_seen.store(0, Ordering::Relaxed);
         *self.plan.write() = plan;
     }
 
@@ -217,6 +226,14 @@ impl FaultState {
             StoreSelection::Fraction(p) => self.rng.lock().random_bool(p.clamp(0.0, 1.0)),
         };
         hit.then_some(rule.status)
+    }
+
+    /// Counts one association request and says whether the plan rejects it.
+    pub(crate) fn reject_this_association(&self) -> bool {
+        let Some(first) = self.plan.read().reject_first_associations else {
+            return false;
+        };
+        self.associations_seen.fetch_add(1, Ordering::Relaxed) < first
     }
 
     pub(crate) fn abort_after_stores(&self) -> Option<u64> {
@@ -340,6 +357,16 @@ mod tests {
         ];
         assert!(FaultPlan::default().is_empty());
         assert!(plans.iter().all(|p| !p.is_empty()));
+    }
+
+    #[test]
+    fn only_the_first_associations_are_rejected() {
+        let state = FaultState::new(FaultPlan {
+            reject_first_associations: Some(2),
+            ..FaultPlan::default()
+        });
+        let rejected: Vec<bool> = (0..4).map(|_| state.reject_this_association()).collect();
+        assert_eq!(rejected, [true, true, false, false]);
     }
 
     #[test]

@@ -244,3 +244,36 @@ fn a_withheld_model_is_not_accepted_at_negotiation() {
     let (found, status) = finder.find(STUDY_ROOT, &study_query()).unwrap();
     assert_eq!((found.len(), status), (1, Status::SUCCESS));
 }
+
+#[test]
+fn the_first_associations_are_rejected_permanently_then_accepted() {
+    let sim = Simulator::start(SimulatorConfig::default()).unwrap();
+    sim.set_faults(FaultPlan {
+        reject_first_associations: Some(2),
+        ..FaultPlan::default()
+    });
+    for _ in 0..2 {
+        let Err(err) = connect(sim.addr(), "LB-HTM-GI") else {
+            panic!("association accepted");
+        };
+        let dicom_ul::association::Error::Rejected { association_rj, .. } = err else {
+            panic!("expected a rejection, got {err}");
+        };
+        assert_eq!(
+            association_rj.result,
+            dicom_ul::pdu::AssociationRJResult::Permanent
+        );
+        assert_eq!(
+            association_rj.source,
+            dicom_ul::pdu::AssociationRJSource::ServiceUser(
+                dicom_ul::pdu::AssociationRJServiceUserReason::CalledAETitleNotRecognized
+            )
+        );
+    }
+    let mut client = connect(sim.addr(), "LB-HTM-GI").unwrap();
+    assert_eq!(client.echo().unwrap(), Status::SUCCESS);
+    assert_eq!(
+        sim.stats().associations.rejected[&simulator::RejectionReason::RejectedByFault],
+        2
+    );
+}

@@ -76,6 +76,7 @@ struct RawFaults {
     refuse_associations_seconds: Option<Spanned<f64>>,
     #[serde(default)]
     stall_stores: bool,
+    reject_first_associations: Option<u64>,
     abort_mid_data_set_bytes: Option<usize>,
     withheld_find_models: Option<Spanned<Vec<String>>>,
     #[serde(default)]
@@ -407,6 +408,7 @@ impl Loader<'_> {
                 .map(|s| self.seconds(s, "refuse_associations_seconds"))
                 .transpose()?,
             stall_stores: raw.stall_stores,
+            reject_first_associations: raw.reject_first_associations,
             abort_mid_data_set: raw.abort_mid_data_set_bytes,
             withheld_find_models: match &raw.withheld_find_models {
                 Some(names) => {
@@ -865,9 +867,10 @@ mod tests {
 
     #[test]
     fn the_protocol_faults_load_from_the_file() {
-        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nwithheld_find_models = [\"patient_root\"]\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
+        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nreject_first_associations = 2\nwithheld_find_models = [\"patient_root\"]\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
         let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
         assert_eq!(faults.abort_mid_data_set, Some(4096));
+        assert_eq!(faults.reject_first_associations, Some(2));
         assert_eq!(faults.withheld_find_models, [InformationModel::PatientRoot]);
         assert!(faults.stall_finds && faults.omit_instance_counts);
         assert!(faults.status_in_last_identifier);

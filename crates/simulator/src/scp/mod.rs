@@ -177,6 +177,15 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
         refuse(shared, &mut stream, rq_len, RejectionReason::RefusedByFault);
         return;
     }
+    if shared.faults.reject_this_association() {
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::RejectedByFault,
+        );
+        return;
+    }
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
     if open > config.max_associations {

@@ -99,6 +99,10 @@ pub(super) fn refuse(
             Permanent,
             ServiceUser(UserReason::CallingAETitleNotRecognized),
         ),
+        RejectionReason::RejectedByFault => (
+            Permanent,
+            ServiceUser(UserReason::CalledAETitleNotRecognized),
+        ),
         RejectionReason::RefusedByFault => (
             Transient,
             ServiceProviderPresentation(ProviderReason::TemporaryCongestion),
