@@ -65,7 +65,9 @@ pub struct SimulatorConfig {
     pub write_timeout: Duration,
     /// Largest data set accepted in one C-STORE.
     pub max_data_set_len: usize,
-    /// Timeout of forwarding associations (connect, read, write).
+    /// Timeout of forwarding associations: negotiation, each response and each
+    /// write wait this long; the TCP connect at most 5 s of it (a destination that
+    /// is down fails the attempt fast and the retry backoff paces the queue).
     pub forward_timeout: Duration,
 }
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dimse::Status;
+use dimse::{InformationModel, Status};
 use parking_lot::{Mutex, RwLock};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,6 +48,24 @@ pub struct StatusOverride {
     pub selection: StoreSelection,
 }
 
+/// Answer C-FINDs on some information models with a refusal instead of matches,
+/// as PACS that support only one model do (`0xA900` identifier does not match SOP
+/// class, `0xC000` unable to process, or any other status).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FindRefusal {
+    /// The models refused; empty refuses every C-FIND.
+    pub models: Vec<InformationModel>,
+    /// The status of the (only) C-FIND-RSP.
+    pub status: Status,
+}
+
+impl FindRefusal {
+    /// Whether a C-FIND on `model` is refused.
+    pub fn refuses(&self, model: InformationModel) -> bool {
+        self.models.is_empty() || self.models.contains(&model)
+    }
+}
+
 /// The faults the simulator injects. The default injects none.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultPlan {
@@ -62,9 +80,35 @@ pub struct FaultPlan {
     /// Refuse new associations (A-ASSOCIATE-RJ transient, service provider,
     /// temporary congestion) for this long after the plan takes effect.
     pub refuse_associations_for: Option<Duration>,
+    /// Reject (A-ASSOCIATE-RJ permanent, service user, called AE title not
+    /// recognized) the first N associations after the plan takes effect, then accept
+    /// as usual: a router that comes up without the route, or a retry test.
+    pub reject_first_associations: Option<u64>,
     /// Read C-STORE requests and their data sets but never answer them (nothing
     /// is stored). C-ECHO and C-FIND are still answered.
     pub stall_stores: bool,
+    /// A-ABORT an association as soon as more than this many bytes of one data set
+    /// have arrived: the peer loses the association in the middle of a C-STORE it is
+    /// still sending (choose a value below the data set size; the data set must span
+    /// several PDUs for the sender to be still writing). Every data set counts, C-FIND
+    /// identifiers too (a few hundred bytes: stay above that to leave queries alone).
+    pub abort_mid_data_set: Option<usize>,
+    /// Do not accept these Query/Retrieve models at negotiation (their presentation
+    /// contexts are refused, abstract syntax not supported), as a PACS that offers
+    /// only one model does.
+    pub withheld_find_models: Vec<InformationModel>,
+    /// Read C-FIND requests but never answer them (C-ECHO and C-STORE still answered).
+    pub stall_finds: bool,
+    /// Answer C-FIND on these models with a refusal status.
+    pub refuse_find: Option<FindRefusal>,
+    /// Leave NumberOfStudyRelatedSeries, NumberOfStudyRelatedInstances and
+    /// NumberOfSeriesRelatedInstances out of C-FIND responses, as SCPs that do not
+    /// compute counts do.
+    pub omit_instance_counts: bool,
+    /// Put the final status inside the last pending identifier ((0000,0900) = 0000)
+    /// and send no final C-FIND-RSP, as some SCPs do (dicom-rs issue #434). A query
+    /// with no match still gets its final response.
+    pub status_in_last_identifier: bool,
     /// Seed for random delays and fractions, so a run can be replayed.
     pub seed: u64,
 }
@@ -79,6 +123,13 @@ impl FaultPlan {
             idle_timeout,
             refuse_associations_for,
             stall_stores,
+            reject_first_associations,
+            abort_mid_data_set,
+            withheld_find_models,
+            stall_finds,
+            refuse_find,
+            omit_instance_counts,
+            status_in_last_identifier,
             seed: _,
         } = self;
         response_delay.is_none()
@@ -87,6 +138,13 @@ impl FaultPlan {
             && idle_timeout.is_none()
             && refuse_associations_for.is_none()
             && !stall_stores
+            && reject_first_associations.is_none()
+            && abort_mid_data_set.is_none()
+            && withheld_find_models.is_empty()
+            && !stall_finds
+            && refuse_find.is_none()
+            && !omit_instance_counts
+            && !status_in_last_identifier
     }
 }
 
@@ -96,6 +154,7 @@ pub(crate) struct FaultState {
     plan: RwLock<FaultPlan>,
     refuse_until: Mutex<Option<Instant>>,
     stores_seen: AtomicU64,
+    associations_seen: AtomicU64,
     rng: Mutex<StdRng>,
 }
 
@@ -105,6 +164,7 @@ impl FaultState {
             plan: RwLock::new(FaultPlan::default()),
             refuse_until: Mutex::new(None),
             stores_seen: AtomicU64::new(0),
+            associations_seen: AtomicU64::new(0),
             rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
         };
         state.set(plan);
@@ -115,6 +175,7 @@ impl FaultState {
         *self.refuse_until.lock() = plan.refuse_associations_for.map(|d| Instant::now() + d);
         *self.rng.lock() = StdRng::seed_from_u64(plan.seed);
         self.stores_seen.store(0, Ordering::Relaxed);
+        self.associations_seen.store(0, Ordering::Relaxed);
         *self.plan.write() = plan;
     }
 
@@ -167,6 +228,14 @@ impl FaultState {
         hit.then_some(rule.status)
     }
 
+    /// Counts one association request and says whether the plan rejects it.
+    pub(crate) fn reject_this_association(&self) -> bool {
+        let Some(first) = self.plan.read().reject_first_associations else {
+            return false;
+        };
+        self.associations_seen.fetch_add(1, Ordering::Relaxed) < first
+    }
+
     pub(crate) fn abort_after_stores(&self) -> Option<u64> {
         self.plan.read().abort_after_stores
     }
@@ -178,6 +247,35 @@ impl FaultState {
     pub(crate) fn stall_stores(&self) -> bool {
         self.plan.read().stall_stores
     }
+
+    pub(crate) fn abort_mid_data_set(&self) -> Option<usize> {
+        self.plan.read().abort_mid_data_set
+    }
+
+    pub(crate) fn withheld_find_models(&self) -> Vec<InformationModel> {
+        self.plan.read().withheld_find_models.clone()
+    }
+
+    /// The C-FIND faults, read once per query so that a plan replaced during a
+    /// query does not change it half way.
+    pub(crate) fn find_faults(&self) -> FindFaults {
+        let plan = self.plan.read();
+        FindFaults {
+            stall: plan.stall_finds,
+            refusal: plan.refuse_find.clone(),
+            omit_instance_counts: plan.omit_instance_counts,
+            status_in_last_identifier: plan.status_in_last_identifier,
+        }
+    }
+}
+
+/// The C-FIND part of a [`FaultPlan`], as one query sees it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FindFaults {
+    pub(crate) stall: bool,
+    pub(crate) refusal: Option<FindRefusal>,
+    pub(crate) omit_instance_counts: bool,
+    pub(crate) status_in_last_identifier: bool,
 }
 
 #[cfg(test)]
@@ -220,6 +318,55 @@ mod tests {
         assert_eq!(first, run(&plan));
         let hits = first.iter().filter(|h| **h).count();
         assert!((800..1200).contains(&hits), "{hits} of 4000");
+    }
+
+    #[test]
+    fn a_find_refusal_without_models_refuses_every_model() {
+        let every = FindRefusal {
+            models: Vec::new(),
+            status: Status(0xC000),
+        };
+        assert!(every.refuses(InformationModel::PatientRoot));
+        let study_root = FindRefusal {
+            models: vec![InformationModel::StudyRoot],
+            status: Status(0xA900),
+        };
+        assert!(study_root.refuses(InformationModel::StudyRoot));
+        assert!(!study_root.refuses(InformationModel::PatientRoot));
+    }
+
+    #[test]
+    fn each_new_fault_makes_the_plan_non_empty() {
+        let plans = [
+            FaultPlan {
+                abort_mid_data_set: Some(0),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                stall_finds: true,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                omit_instance_counts: true,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                status_in_last_identifier: true,
+                ..FaultPlan::default()
+            },
+        ];
+        assert!(FaultPlan::default().is_empty());
+        assert!(plans.iter().all(|p| !p.is_empty()));
+    }
+
+    #[test]
+    fn only_the_first_associations_are_rejected() {
+        let state = FaultState::new(FaultPlan {
+            reject_first_associations: Some(2),
+            ..FaultPlan::default()
+        });
+        let rejected: Vec<bool> = (0..4).map(|_| state.reject_this_association()).collect();
+        assert_eq!(rejected, [true, true, false, false]);
     }
 
     #[test]

@@ -19,8 +19,10 @@
 //!   before C-FIND sees a study. [`Rules::default_rules`] models the old suite's
 //!   three routes (`LB-HTM-GI`, `LB-HTM-OPH`, `LB-HTM-ORTHO`).
 //! - **Fault injection** ([`FaultPlan`]), from the rules file or at run time:
-//!   response delays, status overrides, aborts, idle timeouts, refused
-//!   associations, stalls.
+//!   response delays, status overrides, aborts (after N stores or in the middle
+//!   of a data set), idle timeouts, refused associations, stalled stores and
+//!   queries, and the C-FIND misbehaviours of real PACS (a refused information
+//!   model, no instance counts, the final status inside the last identifier).
 //! - **Statistics** ([`SimulatorStats`]) and the stored studies, on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
 //!   bytes per instance) so long load runs hold memory bounded.
@@ -43,7 +45,8 @@
 //! ```
 //!
 //! The `simulator` binary runs the same thing from the command line
-//! (`cargo run -p simulator -- --rules my-rules.toml`), and `simulator-bench`
+//! (`cargo run -p simulator -- --rules my-rules.toml`; its flags and what it does
+//! are [`cli`], for other binaries to reuse), and `simulator-bench`
 //! measures its throughput. The rules file format is described in the crate's
 //! README.
 
@@ -72,7 +75,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
 pub use error::{RulesError, SimulatorError};
-pub use faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+pub use faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 pub use forward::FailedForward;
 pub use rules::{Route, Rules};
 pub use stats::{

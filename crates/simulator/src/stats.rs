@@ -21,6 +21,10 @@ pub enum RejectionReason {
     /// Refused by fault injection: transient, service provider (presentation),
     /// reason 1 (temporary congestion).
     RefusedByFault,
+    /// Rejected by the `reject_first_associations` fault: permanent, service user,
+    /// reason 7 (called AE title not recognized), as a router not yet configured
+    /// for the AE title answers.
+    RejectedByFault,
     /// The first PDU was not a usable A-ASSOCIATE-RQ (answered with A-ABORT), or
     /// dicom-ul refused the request (protocol version, application context).
     BadRequest,
@@ -34,6 +38,7 @@ impl RejectionReason {
             RejectionReason::CallingAeTitleNotRecognized => "calling AE title not recognized",
             RejectionReason::LocalLimitExceeded => "local limit exceeded",
             RejectionReason::RefusedByFault => "refused (fault injection)",
+            RejectionReason::RejectedByFault => "rejected (fault injection)",
             RejectionReason::BadRequest => "bad association request",
         }
     }
@@ -180,6 +185,8 @@ pub struct FindStats {
     pub cancelled: u64,
     /// Requests answered with a failure status.
     pub failed: u64,
+    /// Requests left unanswered by the `stall_finds` fault.
+    pub stalled: u64,
 }
 
 /// Per-route counters.

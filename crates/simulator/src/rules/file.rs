@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dimse::{Attribute, Status};
+use dimse::{Attribute, InformationModel, Status};
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::model::*;
 use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
 use crate::error::RulesError;
-use crate::faults::{FaultPlan, ResponseDelay, StatusOverride, StoreSelection};
+use crate::faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 
 impl Rules {
     /// The rules shipped with the crate: routes `HTM_GI`, `HTM_OPH` and `HTM_ORTHO`.
@@ -76,8 +76,26 @@ struct RawFaults {
     refuse_associations_seconds: Option<Spanned<f64>>,
     #[serde(default)]
     stall_stores: bool,
+    reject_first_associations: Option<u64>,
+    abort_mid_data_set_bytes: Option<usize>,
+    withheld_find_models: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    stall_finds: bool,
+    refuse_find: Option<Spanned<RawFindRefusal>>,
+    #[serde(default)]
+    omit_instance_counts: bool,
+    #[serde(default)]
+    status_in_last_identifier: bool,
     #[serde(default)]
     seed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFindRefusal {
+    #[serde(default)]
+    models: Vec<String>,
+    status: u16,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +392,7 @@ impl Loader<'_> {
                 })
             }
         };
+        let refuse_find = raw.refuse_find.map(|r| self.find_refusal(r)).transpose()?;
         Ok(FaultPlan {
             response_delay,
             status_override,
@@ -389,8 +408,49 @@ impl Loader<'_> {
                 .map(|s| self.seconds(s, "refuse_associations_seconds"))
                 .transpose()?,
             stall_stores: raw.stall_stores,
+            reject_first_associations: raw.reject_first_associations,
+            abort_mid_data_set: raw.abort_mid_data_set_bytes,
+            withheld_find_models: match &raw.withheld_find_models {
+                Some(names) => {
+                    self.models(names.span(), names.get_ref(), "withheld_find_models")?
+                }
+                None => Vec::new(),
+            },
+            stall_finds: raw.stall_finds,
+            refuse_find,
+            omit_instance_counts: raw.omit_instance_counts,
+            status_in_last_identifier: raw.status_in_last_identifier,
             seed: raw.seed,
         })
+    }
+
+    fn find_refusal(&self, spanned: Spanned<RawFindRefusal>) -> Result<FindRefusal, RulesError> {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        Ok(FindRefusal {
+            models: self.models(span, &raw.models, "refuse_find models")?,
+            status: Status(raw.status),
+        })
+    }
+
+    /// Query/Retrieve models named as in the file: `study_root`, `patient_root`.
+    fn models(
+        &self,
+        span: Span,
+        names: &[String],
+        key: &str,
+    ) -> Result<Vec<InformationModel>, RulesError> {
+        names
+            .iter()
+            .map(|name| match name.as_str() {
+                "study_root" => Ok(InformationModel::StudyRoot),
+                "patient_root" => Ok(InformationModel::PatientRoot),
+                other => Err(self.error(
+                    &span,
+                    format!("{key} = \"{other}\": expected \"study_root\" or \"patient_root\""),
+                )),
+            })
+            .collect()
     }
 
     fn route(&self, raw: RawRoute) -> Result<Route, RulesError> {
@@ -803,5 +863,35 @@ mod tests {
             rules.faults.response_delay,
             Some(ResponseDelay::Random { .. })
         ));
+    }
+
+    #[test]
+    fn the_protocol_faults_load_from_the_file() {
+        let toml = "[faults]\nabort_mid_data_set_bytes = 4096\nreject_first_associations = 2\nwithheld_find_models = [\"patient_root\"]\nstall_finds = true\nomit_instance_counts = true\nstatus_in_last_identifier = true\nrefuse_find = { models = [\"study_root\"], status = 0xA900 }\n";
+        let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
+        assert_eq!(faults.abort_mid_data_set, Some(4096));
+        assert_eq!(faults.reject_first_associations, Some(2));
+        assert_eq!(faults.withheld_find_models, [InformationModel::PatientRoot]);
+        assert!(faults.stall_finds && faults.omit_instance_counts);
+        assert!(faults.status_in_last_identifier);
+        assert_eq!(
+            faults.refuse_find,
+            Some(FindRefusal {
+                models: vec![InformationModel::StudyRoot],
+                status: Status(0xA900),
+            })
+        );
+    }
+
+    #[test]
+    fn an_unknown_model_to_refuse_is_named_with_its_line() {
+        let toml =
+            "[faults]\nseed = 1\nrefuse_find = { models = [\"worklist\"], status = 0xC000 }\n";
+        let err = error_of(toml);
+        assert!(err.starts_with("Bad rules file: test.toml:3: "), "{err}");
+        assert!(
+            err.contains("worklist") && err.contains("study_root"),
+            "{err}"
+        );
     }
 }

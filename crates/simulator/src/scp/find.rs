@@ -1,7 +1,11 @@
 //! The C-FIND service: parse the identifier, match it against the store, send one
 //! pending response per match (watching for C-CANCEL), then the final status.
 
+use std::borrow::Cow;
 use std::time::Instant;
+
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
 
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
@@ -9,6 +13,7 @@ use dicom_ul::association::SyncAssociation;
 use dimse::{CommandField, DimseError, Incoming, Message, MessageReader, Status};
 
 use super::{Association, Shared, respond};
+use crate::faults::FindFaults;
 use crate::query::{MatchOptions, Query};
 use dimse::InformationModel;
 
@@ -23,6 +28,11 @@ pub(super) fn handle_find(
     let pc_id = message.presentation_context_id;
     let command = &message.command;
     shared.counters.lock().finds.requests += 1;
+    let faults = shared.faults.find_faults();
+    if faults.stall {
+        shared.counters.lock().finds.stalled += 1;
+        return Ok(());
+    }
     let fail = |shared: &Shared, association: &mut Association, status: Status, comment: &str| {
         shared.counters.lock().finds.failed += 1;
         respond(
@@ -35,6 +45,19 @@ pub(super) fn handle_find(
             None,
         )
     };
+    if let Some(refusal) = faults.refusal.as_ref().filter(|r| r.refuses(model)) {
+        // No ErrorComment: a PACS that lacks a model says so with the status only.
+        shared.counters.lock().finds.failed += 1;
+        return respond(
+            shared,
+            association,
+            pc_id,
+            command,
+            refusal.status,
+            None,
+            None,
+        );
+    }
     let Some(ts) = TransferSyntaxRegistry.get(ts_uid) else {
         return fail(
             shared,
@@ -81,7 +104,8 @@ pub(super) fn handle_find(
     } else {
         Status::PENDING
     };
-    for identifier in &matches.identifiers {
+    let count = matches.identifiers.len();
+    for (n, identifier) in matches.identifiers.iter().enumerate() {
         if cancel_requested(association, reader, command.message_id)? {
             shared.counters.lock().finds.cancelled += 1;
             return respond(
@@ -94,6 +118,8 @@ pub(super) fn handle_find(
                 None,
             );
         }
+        let last = n + 1 == count;
+        let identifier = faulty_identifier(identifier, &faults, last);
         let mut bytes = Vec::with_capacity(512);
         identifier
             .write_dataset_with_ts(&mut bytes, ts)
@@ -108,6 +134,9 @@ pub(super) fn handle_find(
             None,
             Some(&bytes),
         )?;
+        if last && faults.status_in_last_identifier {
+            return Ok(());
+        }
     }
     respond(
         shared,
@@ -119,6 +148,42 @@ pub(super) fn handle_find(
         None,
     )
 }
+
+/// The identifier as the C-FIND faults want it sent: without the counts, and
+/// with the final status inside the last one. Borrowed when no fault applies (the
+/// common case: no copy per match).
+fn faulty_identifier<'a>(
+    identifier: &'a InMemDicomObject,
+    faults: &FindFaults,
+    last: bool,
+) -> Cow<'a, InMemDicomObject> {
+    let status_inside = last && faults.status_in_last_identifier;
+    if !faults.omit_instance_counts && !status_inside {
+        return Cow::Borrowed(identifier);
+    }
+    let mut changed = identifier.clone();
+    if faults.omit_instance_counts {
+        for tag in INSTANCE_COUNTS {
+            changed.remove_element(tag);
+        }
+    }
+    if status_inside {
+        changed.put(DataElement::new(
+            tags::STATUS,
+            VR::US,
+            PrimitiveValue::from(Status::SUCCESS.code()),
+        ));
+    }
+    Cow::Owned(changed)
+}
+
+/// The counts `omit_instance_counts` leaves out (ModalitiesInStudy stays: it is
+/// an attribute of the study, not a count).
+const INSTANCE_COUNTS: [Tag; 3] = [
+    tags::NUMBER_OF_STUDY_RELATED_SERIES,
+    tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+    tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+];
 
 /// Whether a C-CANCEL for `message_id` arrived while C-FIND responses are going out.
 /// Looks at dicom-ul's read buffer and the socket without blocking.

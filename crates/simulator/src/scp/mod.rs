@@ -177,6 +177,15 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
         refuse(shared, &mut stream, rq_len, RejectionReason::RefusedByFault);
         return;
     }
+    if shared.faults.reject_this_association() {
+        refuse(
+            shared,
+            &mut stream,
+            rq_len,
+            RejectionReason::RejectedByFault,
+        );
+        return;
+    }
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
     if open > config.max_associations {
@@ -188,7 +197,8 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
         );
         return;
     }
-    let options = negotiation(config, &rq, target, called);
+    let withheld_models = shared.faults.withheld_find_models();
+    let options = negotiation(config, &rq, target, called, &withheld_models);
     // dicom-ul reads the same A-ASSOCIATE-RQ again (it was only peeked) and answers.
     let mut association = match options.establish(stream) {
         Ok(a) => a,
@@ -222,9 +232,21 @@ type Association = ServerAssociation<TcpStream>;
 fn run_association(shared: &Shared, association: &mut Association, target: Target) -> End {
     let config = &shared.config;
     let mut reader = MessageReader::new().with_max_data_set_len(config.max_data_set_len);
+    let mut data_set_limit = config.max_data_set_len;
     let mut stores_answered = 0u64;
     let mut read_timeout = config.read_timeout;
     loop {
+        // The mid-data-set abort is the reader's data set limit lowered: the reader
+        // stops at the first fragment past it, while the peer is still sending.
+        let abort_mid_data_set = shared
+            .faults
+            .abort_mid_data_set()
+            .filter(|&bytes| bytes < config.max_data_set_len);
+        let wanted_limit = abort_mid_data_set.unwrap_or(config.max_data_set_len);
+        if wanted_limit != data_set_limit {
+            reader = std::mem::take(&mut reader).with_max_data_set_len(wanted_limit);
+            data_set_limit = wanted_limit;
+        }
         let idle = shared.faults.idle_timeout();
         let wanted = idle
             .unwrap_or(config.read_timeout)
@@ -263,6 +285,10 @@ fn run_association(shared: &Shared, association: &mut Association, target: Targe
             Ok(Flow::Continue) => {}
             Ok(Flow::End(end)) => return end,
             Err(DimseError::ConnectionClosed) => return End::ConnectionLost,
+            Err(DimseError::TooLarge { .. }) if abort_mid_data_set.is_some() => {
+                abort(association, AbortRQSource::ServiceUser);
+                return End::FaultAbort;
+            }
             Err(DimseError::Timeout) => {
                 abort(association, AbortRQSource::ServiceUser);
                 return if idle.is_some() {

@@ -99,6 +99,10 @@ pub(super) fn refuse(
             Permanent,
             ServiceUser(UserReason::CallingAETitleNotRecognized),
         ),
+        RejectionReason::RejectedByFault => (
+            Permanent,
+            ServiceUser(UserReason::CalledAETitleNotRecognized),
+        ),
         RejectionReason::RefusedByFault => (
             Transient,
             ServiceProviderPresentation(ProviderReason::TemporaryCongestion),
@@ -172,9 +176,19 @@ pub(super) fn is_find_model(uid: &str) -> bool {
     InformationModel::from_sop_class_uid(uid).is_some()
 }
 
-pub(super) fn abstract_syntax_allowed(config: &SimulatorConfig, target: Target, uid: &str) -> bool {
-    if uid == uids::VERIFICATION || is_find_model(uid) {
+/// Whether a proposed abstract syntax is accepted: Verification always, the FIND
+/// models unless a fault withholds them, storage on routes only.
+pub(super) fn abstract_syntax_allowed(
+    config: &SimulatorConfig,
+    target: Target,
+    uid: &str,
+    withheld_models: &[InformationModel],
+) -> bool {
+    if uid == uids::VERIFICATION {
         return true;
+    }
+    if let Some(model) = InformationModel::from_sop_class_uid(uid) {
+        return !withheld_models.contains(&model);
     }
     match (target, config.storage_sop_classes) {
         (Target::QueryOnly, _) => false,
@@ -188,6 +202,7 @@ pub(super) fn negotiation<'a>(
     rq: &AssociationRQ,
     target: Target,
     called: &str,
+    withheld_models: &[InformationModel],
 ) -> ServerAssociationOptions<
     'a,
     dicom_ul::association::server::AcceptAny,
@@ -203,7 +218,7 @@ pub(super) fn negotiation<'a>(
     let mut offered = false;
     for pc in &rq.presentation_contexts {
         let uid = pc.abstract_syntax.trim_end_matches(['\0', ' ']);
-        if abstract_syntax_allowed(config, target, uid) {
+        if abstract_syntax_allowed(config, target, uid, withheld_models) {
             options = options.with_abstract_syntax(uid.to_string());
             offered = true;
         }

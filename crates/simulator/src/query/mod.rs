@@ -15,6 +15,11 @@
 //! studies x list length. Every other key is still matched on each candidate, and
 //! the responses come in the same order as a full scan would give them.
 
+// Matching of one value against one key (PS3.4 C.2.2.2) is in `matching`; what each
+// entity of the store answers for a key is in `candidate`.
+mod candidate;
+mod matching;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -24,10 +29,12 @@ use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::store::{Attrs, ImageStore, InstanceRecord, Position, SeriesRecord, StudyRecord};
+use crate::store::{ImageStore, Position, StudyRecord};
 use crate::values::{text, vr_of};
-use dimse::qr::{INSTANCE_ATTRIBUTES, PATIENT_ATTRIBUTES, SERIES_ATTRIBUTES, STUDY_ATTRIBUTES};
 use dimse::{InformationModel, QueryLevel, trim_value};
+
+use self::candidate::{Candidate, Lookup};
+use self::matching::matches;
 
 /// A parsed C-FIND identifier.
 #[derive(Debug)]
@@ -37,7 +44,7 @@ pub(crate) struct Query {
 }
 
 #[derive(Debug)]
-struct Key {
+pub(super) struct Key {
     tag: Tag,
     vr: VR,
     value: String,
@@ -304,287 +311,11 @@ impl Query {
     }
 }
 
-enum Lookup<'a> {
-    Value(Cow<'a, str>),
-    Absent,
-    Unknown,
-}
-
-/// One entity that may match: a patient, a study, a series or an instance, with
-/// access to the levels above it.
-struct Candidate<'a> {
-    patient: &'a Attrs,
-    studies: &'a [&'a StudyRecord],
-    study: Option<&'a StudyRecord>,
-    series: Option<&'a SeriesRecord>,
-    instance: Option<&'a InstanceRecord>,
-}
-
-impl<'a> Candidate<'a> {
-    fn patient(studies: &'a [&'a StudyRecord]) -> Self {
-        Candidate {
-            patient: &studies[0].patient,
-            studies,
-            study: None,
-            series: None,
-            instance: None,
-        }
-    }
-
-    fn study(study: &'a StudyRecord) -> Self {
-        Candidate {
-            patient: &study.patient,
-            studies: &[],
-            study: Some(study),
-            series: None,
-            instance: None,
-        }
-    }
-
-    fn series(study: &'a StudyRecord, series: &'a SeriesRecord) -> Self {
-        Candidate {
-            series: Some(series),
-            ..Candidate::study(study)
-        }
-    }
-
-    fn image(
-        study: &'a StudyRecord,
-        series: &'a SeriesRecord,
-        instance: &'a InstanceRecord,
-    ) -> Self {
-        Candidate {
-            instance: Some(instance),
-            ..Candidate::series(study, series)
-        }
-    }
-
-    fn lookup(&self, tag: Tag) -> Lookup<'a> {
-        let from = |v: Option<&'a str>| match v {
-            Some(v) => Lookup::Value(Cow::Borrowed(v)),
-            None => Lookup::Absent,
-        };
-        let count = |n: usize| Lookup::Value(Cow::Owned(n.to_string()));
-        if PATIENT_ATTRIBUTES.contains(&tag) {
-            return from(self.patient.get(tag));
-        }
-        if let Some(study) = self.study {
-            if STUDY_ATTRIBUTES.contains(&tag) {
-                return from(study.attrs.get(tag));
-            }
-            match tag {
-                tags::NUMBER_OF_STUDY_RELATED_SERIES => return count(study.series_count()),
-                tags::NUMBER_OF_STUDY_RELATED_INSTANCES => return count(study.instance_count()),
-                tags::MODALITIES_IN_STUDY => {
-                    return Lookup::Value(Cow::Owned(study.modalities().join("\\")));
-                }
-                _ => {}
-            }
-        }
-        if !self.studies.is_empty() {
-            match tag {
-                tags::NUMBER_OF_PATIENT_RELATED_STUDIES => return count(self.studies.len()),
-                tags::NUMBER_OF_PATIENT_RELATED_SERIES => {
-                    return count(self.studies.iter().map(|s| s.series_count()).sum());
-                }
-                tags::NUMBER_OF_PATIENT_RELATED_INSTANCES => {
-                    return count(self.studies.iter().map(|s| s.instance_count()).sum());
-                }
-                _ => {}
-            }
-        }
-        if let Some(series) = self.series {
-            if SERIES_ATTRIBUTES.contains(&tag) {
-                return from(series.attrs.get(tag));
-            }
-            if tag == tags::NUMBER_OF_SERIES_RELATED_INSTANCES {
-                return count(series.instances.len());
-            }
-        }
-        if let Some(instance) = self.instance
-            && INSTANCE_ATTRIBUTES.contains(&tag)
-        {
-            return from(instance.get(tag));
-        }
-        // Not indexed at this level: a full-mode data set may know it.
-        let dataset = match (self.instance, self.series, self.study) {
-            (Some(i), _, _) => i.dataset.as_deref(),
-            (None, Some(s), _) => s.instances.iter().find_map(|i| i.dataset.as_deref()),
-            (None, None, Some(st)) => st.first_dataset(),
-            (None, None, None) => self.studies.first().and_then(|s| s.first_dataset()),
-        };
-        match dataset {
-            Some(obj) => match text(obj, tag) {
-                Some(v) => Lookup::Value(Cow::Owned(v)),
-                None => Lookup::Absent,
-            },
-            None => Lookup::Unknown,
-        }
-    }
-}
-
-fn matches(key: &Key, value: &str, options: MatchOptions) -> bool {
-    let wanted = key.value.split('\\');
-    let mut have = value.split('\\').map(trim_value);
-    if key.tag == tags::MODALITIES_IN_STUDY || value.contains('\\') {
-        let have: Vec<&str> = have.collect();
-        return wanted
-            .into_iter()
-            .any(|w| have.iter().any(|h| matches_one(key.vr, w, h, options)));
-    }
-    let h = have.next().unwrap_or("");
-    wanted
-        .into_iter()
-        .any(|w| matches_one(key.vr, w, h, options))
-}
-
-fn matches_one(vr: VR, wanted: &str, have: &str, options: MatchOptions) -> bool {
-    let wanted = trim_value(wanted);
-    if wanted.is_empty() || wanted == "*" {
-        return true;
-    }
-    if matches!(vr, VR::DA | VR::TM | VR::DT)
-        && wanted.contains('-')
-        && !wanted.contains(['*', '?'])
-    {
-        return in_range(vr, wanted, have);
-    }
-    if vr == VR::PN {
-        let norm = |s: &str| {
-            let s = s.trim_end_matches('^').to_string();
-            if options.person_name_case_insensitive {
-                s.to_lowercase()
-            } else {
-                s
-            }
-        };
-        return wildcard(&norm(wanted), &norm(have));
-    }
-    if vr == VR::UI {
-        return wanted == have;
-    }
-    wildcard(wanted, have)
-}
-
-/// `*` matches any run of characters, `?` exactly one.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    if !pattern.contains(['*', '?']) {
-        return pattern == text;
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// Range matching: `A-B`, `-B`, `A-`, inclusive. Bounds are compared after padding
-/// to full precision: a lower bound with zeros, an upper bound with nines, so that
-/// `-12` on a TM includes 12:59:59.
-fn in_range(vr: VR, range: &str, value: &str) -> bool {
-    let Some((low, high)) = range.split_once('-') else {
-        return false;
-    };
-    let normalise = |s: &str| -> String { s.chars().filter(|c| *c != ':' && *c != '.').collect() };
-    let width = match vr {
-        VR::DA => 8,
-        VR::TM => 12,
-        _ => 20,
-    };
-    let pad = |s: &str, fill: char| {
-        let mut s = normalise(s);
-        while s.len() < width {
-            s.push(fill);
-        }
-        s
-    };
-    let value = trim_value(value);
-    if value.is_empty() {
-        return false;
-    }
-    let v = pad(value, '0');
-    let low = trim_value(low);
-    let high = trim_value(high);
-    (low.is_empty() || v >= pad(low, '0')) && (high.is_empty() || v <= pad(high, '9'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{Arrival, DuplicateAction};
     use std::time::Duration;
-
-    fn key(tag: Tag, vr: VR, value: &str) -> Key {
-        Key {
-            tag,
-            vr,
-            value: value.into(),
-        }
-    }
-
-    #[test]
-    fn wildcards_match_like_the_standard_says() {
-        assert!(wildcard("SMI*", "SMITH"));
-        assert!(wildcard("*TH", "SMITH"));
-        assert!(wildcard("S?ITH", "SMITH"));
-        assert!(wildcard("*", ""));
-        assert!(!wildcard("S?ITH", "SMYTHE"));
-        assert!(wildcard("*M*H*", "SMITH"));
-        assert!(!wildcard("smith", "SMITH"));
-    }
-
-    #[test]
-    fn date_ranges_are_inclusive_and_open_ended() {
-        assert!(in_range(VR::DA, "20240101-20241231", "20240101"));
-        assert!(in_range(VR::DA, "20240101-20241231", "20241231"));
-        assert!(!in_range(VR::DA, "20240101-20241231", "20250101"));
-        assert!(in_range(VR::DA, "-20240101", "19991231"));
-        assert!(in_range(VR::DA, "20240101-", "20990101"));
-        assert!(!in_range(VR::DA, "20240101-", ""));
-        assert!(in_range(VR::TM, "10-12", "125959"));
-        assert!(!in_range(VR::TM, "10-12", "130000"));
-        assert!(in_range(VR::TM, "1000-1030", "10:15:00"));
-    }
-
-    #[test]
-    fn uid_lists_match_any_listed_uid() {
-        let k = key(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3\\1.2.4");
-        assert!(matches(&k, "1.2.4", MatchOptions::default()));
-        assert!(!matches(&k, "1.2.5", MatchOptions::default()));
-        // No wildcards on UIDs.
-        let k = key(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.*");
-        assert!(!matches(&k, "1.2.4", MatchOptions::default()));
-    }
-
-    #[test]
-    fn person_names_are_case_sensitive_unless_configured() {
-        let k = key(tags::PATIENT_NAME, VR::PN, "doe^j*");
-        assert!(!matches(&k, "DOE^JOHN", MatchOptions::default()));
-        let ci = MatchOptions {
-            person_name_case_insensitive: true,
-        };
-        assert!(matches(&k, "DOE^JOHN", ci));
-        assert!(matches(
-            &key(tags::PATIENT_NAME, VR::PN, "DOE^JOHN"),
-            "DOE^JOHN^^",
-            MatchOptions::default()
-        ));
-    }
 
     /// An instance of SOP class 1.2.3 arriving on route 0.
     fn arrival<'a>(
