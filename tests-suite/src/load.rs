@@ -47,7 +47,9 @@ impl LoadTarget {
     /// A sender for the configured endpoint (route selected by `COMPASS_ROUTE`, else
     /// `COMPASS_AE_TITLE`).
     pub fn sender(&self) -> DicomSender {
-        DicomSender::from_config(&self.config).unwrap_or_else(|e| panic!("sender: {e}"))
+        campaign::options::sender::sender_options(&self.config)
+            .build()
+            .unwrap_or_else(|e| panic!("sender: {e}"))
     }
 
     /// A C-FIND client for the verification peer.

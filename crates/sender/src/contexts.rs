@@ -7,8 +7,6 @@
 //! exactly which ones it takes. Each SOP class is proposed with the instances' own
 //! syntaxes plus Explicit and Implicit VR Little Endian as fallbacks.
 
-use std::collections::BTreeSet;
-
 use dicom_dictionary_std::uids;
 use dicom_ul::pdu::PresentationContextNegotiated;
 
@@ -87,12 +85,6 @@ impl Proposal {
     /// The (abstract syntax, transfer syntax) pairs, in proposal order.
     pub fn contexts(&self) -> &[(String, String)] {
         &self.contexts
-    }
-
-    /// The abstract syntaxes proposed, comma-separated (for error messages).
-    pub(crate) fn abstract_syntaxes(&self) -> String {
-        let set: BTreeSet<&str> = self.contexts.iter().map(|(a, _)| a.as_str()).collect();
-        set.into_iter().collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use config::{AssociationStrategy, UidStrategy};
 use metrics::{MetricsSnapshot, Outcome, PerfMetrics, Sample};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -46,7 +45,7 @@ use crate::instance::{InstanceUids, PreparedInstance};
 use crate::layout::{OriginalKey, SendOrder, StudyLayout};
 use crate::outcome::SendOutcome;
 use crate::uid::{UidLevel, UidRoot};
-use crate::{DicomSender, SenderError};
+use crate::{AssociationStrategy, DicomSender, SenderError, UidStrategy};
 
 /// When a load run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +63,7 @@ pub enum StopAfter {
 /// ```
 /// use std::time::Duration;
 /// use sender::{LoadPlan, StopAfter};
-/// use config::AssociationStrategy;
+/// use sender::AssociationStrategy;
 ///
 /// let plan = LoadPlan::new(Vec::new())
 ///     .rate(Some(200.0))
@@ -101,18 +100,6 @@ impl LoadPlan {
             layout: StudyLayout::ORIGINAL,
             progress_interval: Duration::from_millis(250),
         }
-    }
-
-    /// A plan with the configuration's load profile (target rate = peak x multiplier,
-    /// concurrency, duration, ramp-up) and sending settings.
-    pub fn from_config(config: &config::TestConfig, instances: Vec<Arc<PreparedInstance>>) -> Self {
-        LoadPlan::new(instances)
-            .rate(Some(config.load.target_rate()))
-            .ramp_up(config.load.ramp_up)
-            .concurrency(config.load.concurrency)
-            .stop_after(StopAfter::Duration(config.load.duration))
-            .association(config.sending.association)
-            .max_ops_per_association(config.sending.max_ops_per_association)
     }
 
     /// When the run stops (default: each instance once).
@@ -181,6 +168,26 @@ impl LoadPlan {
     /// The target rate, if open loop.
     pub fn target_rate(&self) -> Option<f64> {
         self.rate
+    }
+
+    /// Workers, each with its own association.
+    pub fn worker_count(&self) -> usize {
+        self.concurrency
+    }
+
+    /// When the run stops.
+    pub fn stop(&self) -> StopAfter {
+        self.stop
+    }
+
+    /// How associations are used.
+    pub fn association_strategy(&self) -> AssociationStrategy {
+        self.association
+    }
+
+    /// Stores per association before it is recycled, if limited.
+    pub fn max_ops(&self) -> Option<NonZeroU32> {
+        self.max_ops_per_association
     }
 
     /// The instances sent.
@@ -264,7 +271,7 @@ impl LoadPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LoadProgress {
     /// Time since the run started.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "dimse::serde_duration::seconds")]
     pub elapsed: Duration,
     /// Sends whose outcome is known.
     pub attempted: u64,
@@ -284,10 +291,6 @@ pub struct LoadProgress {
     pub p95_latency_ms: Option<f64>,
     /// Associations open right now.
     pub open_associations: u64,
-}
-
-fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 fn unix_us<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -371,7 +374,7 @@ pub struct LoadReport {
     /// start: what the generator achieved against the target.
     pub achieved_send_rate: Option<f64>,
     /// Time from the start of the run to the end of the last send.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "dimse::serde_duration::seconds")]
     pub elapsed: Duration,
     /// Workers.
     pub concurrency: usize,
@@ -487,7 +490,7 @@ pub fn prepare_paths(paths: &[PathBuf], uids: UidStrategy) -> Result<PreparedFil
         }
         let scan = loader::find_dicom_files(path).map_err(|e| SenderError::File {
             path: path.clone(),
-            detail: crate::error::chain(&e),
+            detail: dimse::ErrorChain(&e).to_string(),
         })?;
         files.extend(scan.files);
         prepared.skipped.extend(
@@ -633,6 +636,8 @@ pub fn run_load(
             .map(|i| (i.sop_class_uid(), i.transfer_syntax())),
     )?;
     warm_up(sender, plan, &proposal);
+    // Made once: every association of the run opens with the same options.
+    let scu = sender.options().scu_options(&proposal);
     let n = plan.instances.len() as u64;
     // Fresh UIDs: the run's root, and where each send number goes (which instance,
     // which fresh study and series), fixed before the clock starts.
@@ -694,14 +699,13 @@ pub fn run_load(
         let workers: Vec<_> = (0..plan.concurrency)
             .map(|_| {
                 let mut recorder = metrics.recorder();
-                let (dispenser, live, proposal, fresh) =
-                    (&dispenser, &live, &proposal, fresh.as_ref());
+                let (dispenser, live, scu, fresh) = (&dispenser, &live, &scu, fresh.as_ref());
                 let study_of = &study_of;
                 scope.spawn(move || {
                     let mut worker = Worker {
                         sender,
                         plan,
-                        proposal,
+                        scu,
                         live,
                         session: None,
                         result: WorkerResult::default(),
@@ -920,7 +924,7 @@ fn max_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 struct Worker<'a> {
     sender: &'a DicomSender,
     plan: &'a LoadPlan,
-    proposal: &'a Proposal,
+    scu: &'a dimse::ScuOptions,
     live: &'a Live,
     session: Option<Session>,
     result: WorkerResult,
@@ -946,7 +950,7 @@ impl Worker<'_> {
             }
         }
         if self.session.is_none() {
-            match self.sender.open(self.proposal) {
+            match self.sender.open_with(self.scu) {
                 Ok(session) => {
                     self.result.associations.opened += 1;
                     self.live.open_associations.fetch_add(1, Ordering::Relaxed);
@@ -1026,25 +1030,6 @@ mod tests {
         // Halfway through the ramp the rate is half: 125 sends by 5 s.
         let at_125 = plan.intended_offset(125).unwrap().as_secs_f64();
         assert!((at_125 - 5.0).abs() < 1e-9, "{at_125}");
-    }
-
-    #[test]
-    fn a_plan_from_the_configuration_takes_its_load_profile_and_strategy() {
-        let config = config::TestConfig::from_map([
-            ("PEAK_IMAGES_PER_SECOND", "40"),
-            ("LOAD_MULTIPLIER", "2.5"),
-            ("LOAD_CONCURRENCY", "12"),
-            ("TEST_DURATION_SECONDS", "90"),
-            ("ASSOCIATION_STRATEGY", "per-study"),
-            ("MAX_OPS_PER_ASSOCIATION", "50"),
-        ])
-        .unwrap();
-        let plan = LoadPlan::from_config(&config, Vec::new());
-        assert_eq!(plan.target_rate(), Some(100.0));
-        assert_eq!(plan.concurrency, 12);
-        assert_eq!(plan.stop, StopAfter::Duration(Duration::from_secs(90)));
-        assert_eq!(plan.association, AssociationStrategy::PerStudy);
-        assert_eq!(plan.max_ops_per_association, NonZeroU32::new(50));
     }
 
     #[test]

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Behaviour, OriginalStudy, TestScp, ct_files, options, study_files};
-use config::{AssociationStrategy, UidStrategy};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dimse::Status;
 use loader::synth::Encoding;
 use parking_lot::Mutex;
+use sender::{AssociationStrategy, UidStrategy};
 use sender::{
     LoadPlan, LoadProgress, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
 };

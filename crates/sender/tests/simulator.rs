@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{OriginalStudy, ct_files, study_files};
-use config::UidStrategy;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dimse::Status;
 use loader::synth::Encoding;
+use sender::UidStrategy;
 use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, UidLevel, UidRoot,
     run_load,

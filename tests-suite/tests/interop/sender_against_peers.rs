@@ -25,7 +25,7 @@ fn sender_to(addr: std::net::SocketAddr, called: &str, dimse_timeout: Duration) 
         .connect_timeout(Duration::from_secs(5))
         .acse_timeout(Duration::from_secs(10))
         .dimse_timeout(dimse_timeout)
-        .network_timeout(Duration::from_secs(30))
+        .write_timeout(Duration::from_secs(30))
         .build()
         .expect("a valid sender")
 }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use config::{AssociationStrategy, UidStrategy};
 use loader::synth::{ImageGeometry, InstanceBuilder, Modality};
+use sender::{AssociationStrategy, UidStrategy};
 use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
 };

@@ -1,2 +1,4 @@
 //! The configuration turned into each library's options: one function per library
 //! type, so a variable's meaning is decided in one place.
+
+pub mod sender;
