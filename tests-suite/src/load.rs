@@ -121,12 +121,12 @@ pub fn verify_and_attach(
     let sent: Vec<SentStudy> = load
         .studies
         .iter()
-        .filter(|s| s.succeeded + s.warnings > 0)
+        .filter(|s| s.counts.delivered() > 0)
         .map(|s| {
             // Files sent as they are repeat their UIDs: the router keeps one copy, so
             // only the study's presence can be checked, not a count.
             let instances = if fresh {
-                (s.succeeded + s.warnings) as u32
+                s.counts.delivered() as u32
             } else {
                 1
             };

@@ -206,7 +206,7 @@ fn sent_studies(report: &LoadReport) -> Vec<SentStudy> {
         .map(|s| {
             SentStudy::with_wall_clock(
                 s.study_instance_uid.clone(),
-                (s.succeeded + s.warnings) as u32,
+                s.counts.delivered() as u32,
                 s.last_sent,
             )
         })

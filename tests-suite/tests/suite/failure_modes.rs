@@ -147,7 +147,7 @@ fn a_long_pause_between_sends_does_not_lose_the_second_send(
         .map(|s| {
             SentStudy::with_wall_clock(
                 &s.study_instance_uid,
-                (s.succeeded + s.warnings) as u32,
+                s.counts.delivered() as u32,
                 s.last_sent,
             )
         })
@@ -283,7 +283,7 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     let undelivered: Vec<&str> = load
         .studies
         .iter()
-        .filter(|s| s.succeeded + s.warnings == 0)
+        .filter(|s| s.counts.delivered() == 0)
         .map(|s| s.study_instance_uid.as_str())
         .collect();
     let already_there = cfind
