@@ -367,7 +367,7 @@ impl Identity {
             object
                 .get(tag)
                 .and_then(|e| e.to_str().ok())
-                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                .map(|s| dimse::trim_value(&s).to_string())
                 .filter(|s| !s.is_empty())
         };
         let missing = |name: &str| SenderError::Prepare {
@@ -396,9 +396,7 @@ impl Identity {
 }
 
 fn meta_ts(meta: &FileMetaTable) -> String {
-    meta.transfer_syntax()
-        .trim_end_matches(['\0', ' '])
-        .to_string()
+    dimse::trim_value(meta.transfer_syntax()).to_string()
 }
 
 /// The syntax fresh UIDs are encoded in: deflated bytes cannot be patched, so a
