@@ -253,7 +253,9 @@ pub fn embedded_simulator(session: &'static Session) -> Option<&'static Simulato
 /// `COMPASS_ROUTE`, else `COMPASS_AE_TITLE`/`LOCAL_AE_TITLE`.
 #[fixture]
 pub fn dicom_sender(perf_config: &TestConfig) -> sender::DicomSender {
-    sender::DicomSender::from_config(perf_config).unwrap_or_else(|e| panic!("sender: {e}"))
+    campaign::options::sender::sender_options(perf_config)
+        .build()
+        .unwrap_or_else(|e| panic!("sender: {e}"))
 }
 
 /// A C-FIND client for the verification peer (`CFIND_*`, else the router).

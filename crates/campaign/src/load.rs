@@ -62,7 +62,9 @@ impl LoadTarget {
     /// # Errors
     /// [`CampaignError::Sender`] for options the sender refuses.
     pub fn sender(&self) -> Result<DicomSender, CampaignError> {
-        DicomSender::from_config(&self.config).map_err(CampaignError::from)
+        crate::options::sender::sender_options(&self.config)
+            .build()
+            .map_err(CampaignError::from)
     }
 
     /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
@@ -144,10 +146,10 @@ pub fn run_load(
 pub fn sent_studies(load: &LoadReport, uids: UidStrategy) -> Vec<SentStudy> {
     load.studies
         .iter()
-        .filter(|s| s.succeeded + s.warnings > 0)
+        .filter(|s| s.counts.delivered() > 0)
         .map(|s| {
             let instances = if uids == UidStrategy::Fresh {
-                (s.succeeded + s.warnings) as u32
+                s.counts.delivered() as u32
             } else {
                 1
             };

@@ -6,7 +6,7 @@ use std::time::Instant;
 use cfind::VerificationReport;
 use config::TestConfig;
 use report::{ConfigItem, ReportPaths, RunReport, TestOutcome, TestRecord};
-use sender::{LoadObserver, LoadPlan, LoadReport};
+use sender::{LoadObserver, LoadReport};
 
 use crate::checks::{Check, judge};
 use crate::load::{self, LoadTarget};
@@ -52,7 +52,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let target = LoadTarget::new(config)?;
     target.check_reachable()?;
     let instances = load::prepare(&target.config, &samples.paths())?;
-    let plan = LoadPlan::from_config(&target.config, instances);
+    let plan = crate::options::sender::load_plan(&target.config, instances);
     let load_report = load::run_load(&target, &plan, observer)?;
     let verification = load::verify(&target, &load_report)?;
     let checks = judge(

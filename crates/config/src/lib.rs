@@ -79,9 +79,10 @@ pub use dimse::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use endpoint::{Endpoint, Route, RouteOrigin, Target, socket_text};
 pub use error::ConfigError;
 pub use sections::{
-    AssociationStrategy, CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings,
-    ReportSettings, SendSettings, Thresholds, UidStrategy,
+    CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings, ReportSettings,
+    SendSettings, Thresholds,
 };
+pub use sender::{AssociationStrategy, UidStrategy};
 pub use sources::{BaseDirs, DOTENV_FILE, find_workspace_root, read_dotenv};
 
 use parse::Reader;

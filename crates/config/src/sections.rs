@@ -11,7 +11,7 @@ use crate::defaults;
 use crate::endpoint::{Endpoint, socket_text};
 use crate::parse::{self, Reader};
 use crate::sources::BaseDirs;
-use crate::{AeTitle, Target};
+use crate::{AeTitle, AssociationStrategy, Target, UidStrategy};
 use dimse::serde_duration::{millis, seconds};
 
 /// Delivery verification by C-FIND: where to query and how long to poll.
@@ -292,51 +292,6 @@ impl NetworkSettings {
                     })
                     .ok_or_else(expected)
             }),
-        }
-    }
-}
-
-/// How associations are used when sending many images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AssociationStrategy {
-    /// `per-image`: open, store one image, release (the old suite's pattern).
-    PerImage,
-    /// `per-study`: one association per study's images.
-    PerStudy,
-    /// `persistent`: one association per worker, reused, re-established when lost.
-    Persistent,
-}
-
-impl AssociationStrategy {
-    /// The word used in `ASSOCIATION_STRATEGY` and on command lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AssociationStrategy::PerImage => "per-image",
-            AssociationStrategy::PerStudy => "per-study",
-            AssociationStrategy::Persistent => "persistent",
-        }
-    }
-}
-
-/// Which UIDs a sent instance carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UidStrategy {
-    /// `asis`: files are sent as they are, so repeated sends are duplicates to the router.
-    #[serde(rename = "asis")]
-    AsIs,
-    /// `fresh`: every send gets new SOP Instance (and study/series) UIDs, so the router sees
-    /// unique traffic and C-FIND can tell what arrived.
-    Fresh,
-}
-
-impl UidStrategy {
-    /// The word used in `SEND_UID_STRATEGY`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UidStrategy::AsIs => "asis",
-            UidStrategy::Fresh => "fresh",
         }
     }
 }

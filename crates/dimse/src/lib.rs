@@ -49,7 +49,6 @@
 //! ```
 
 mod ae_title;
-pub mod associate;
 mod attribute;
 pub mod command;
 pub mod message;
@@ -64,7 +63,6 @@ mod uid;
 mod value;
 
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
-pub use associate::{EstablishError, ScuTimeouts, establish};
 pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{

@@ -738,6 +738,10 @@ mod tests {
         .propose_verification()
         .establish()
         .unwrap();
+        assert!(
+            association.association.inner_stream().nodelay().unwrap(),
+            "TCP_NODELAY not set"
+        );
         assert!(association.is_alive());
         assert_eq!(association.echo().unwrap(), Status(0x0110));
         association.release().unwrap();

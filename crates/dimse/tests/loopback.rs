@@ -8,8 +8,8 @@ use std::time::Duration;
 use dicom_dictionary_std::uids;
 use dicom_ul::{ClientAssociationOptions, Pdu, ServerAssociationOptions};
 use dimse::{
-    Command, CommandField, Incoming, MessageReader, Priority, ScuTimeouts, Status, establish,
-    send_message,
+    AeTitle, Command, CommandField, Incoming, MessageReader, PeerAddress, Priority, ScuOptions,
+    Status, Timeouts, send_message,
 };
 
 /// Starts a one-association SCP that answers every request with `status` and hands
@@ -56,62 +56,40 @@ fn one_shot_scp(status: Status) -> (String, thread::JoinHandle<Vec<Vec<u8>>>) {
     (addr, handle)
 }
 
-fn timeouts(all: Duration) -> ScuTimeouts {
-    ScuTimeouts {
-        connect: all,
-        acse: all,
-        dimse: all,
-        write: all,
-    }
+fn options(addr: &str, timeouts: Timeouts) -> ScuOptions {
+    ScuOptions::new(
+        addr.parse::<PeerAddress>().unwrap(),
+        AeTitle::new("LOOPBACK-SCU").unwrap(),
+        AeTitle::new("LOOPBACK-SCP").unwrap(),
+    )
+    .timeouts(timeouts)
 }
 
 #[test]
 fn echo_and_large_store_cross_a_real_association() {
     let (addr, scp) = one_shot_scp(Status::SUCCESS);
-    let mut association = establish(
-        ClientAssociationOptions::new()
-            .with_presentation_context(uids::VERIFICATION, vec![uids::IMPLICIT_VR_LITTLE_ENDIAN])
-            .with_presentation_context(
-                uids::CT_IMAGE_STORAGE,
-                vec![uids::EXPLICIT_VR_LITTLE_ENDIAN],
-            ),
-        &addr,
-        timeouts(Duration::from_secs(10)),
-    )
-    .unwrap();
-    assert!(
-        association.inner_stream().nodelay().unwrap(),
-        "TCP_NODELAY not set"
-    );
-    let contexts = association.presentation_contexts().to_vec();
-    let echo_pc = contexts
-        .iter()
-        .find(|pc| pc.abstract_syntax == uids::VERIFICATION)
+    let mut association = options(&addr, Timeouts::all(Duration::from_secs(10)))
+        .propose_verification()
+        .propose(uids::CT_IMAGE_STORAGE, [uids::EXPLICIT_VR_LITTLE_ENDIAN])
+        .establish()
+        .unwrap();
+    let store_pc = association
+        .accepted_context(uids::CT_IMAGE_STORAGE)
         .unwrap()
         .id;
-    let store_pc = contexts
-        .iter()
-        .find(|pc| pc.abstract_syntax == uids::CT_IMAGE_STORAGE)
-        .unwrap()
-        .id;
-    let mut reader = MessageReader::new();
 
-    send_message(&mut association, echo_pc, &Command::c_echo_rq(1), None).unwrap();
-    let Incoming::Message(echo) = reader.receive(&mut association).unwrap() else {
-        panic!("no echo response")
-    };
-    assert_eq!(echo.command.field, CommandField::CEchoRsp);
-    assert_eq!(echo.command.status, Some(Status::SUCCESS));
+    assert_eq!(association.echo().unwrap(), Status::SUCCESS);
 
     // 100 KB through a 16 KB maximum PDU: seven fragments reassembled on the far side.
     let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
-    let rq = Command::c_store_rq(2, uids::CT_IMAGE_STORAGE, "2.25.42", Priority::Medium);
-    send_message(&mut association, store_pc, &rq, Some(&body)).unwrap();
-    let Incoming::Message(rsp) = reader.receive(&mut association).unwrap() else {
-        panic!("no store response")
-    };
-    assert_eq!(rsp.command.field, CommandField::CStoreRsp);
-    assert_eq!(rsp.command.message_id_being_responded_to, Some(2));
+    let id = association.next_message_id();
+    let rq = Command::c_store_rq(id, uids::CT_IMAGE_STORAGE, "2.25.42", Priority::Medium);
+    association.send(store_pc, &rq, Some(&body)).unwrap();
+    let rsp = association
+        .expect_response(id, CommandField::CStoreRsp)
+        .unwrap();
+    assert_eq!(rsp.status, Status::SUCCESS);
+    assert_eq!(rsp.command.message_id_being_responded_to, Some(id));
     assert_eq!(rsp.command.sop_instance_uid.as_deref(), Some("2.25.42"));
 
     association.release().unwrap();
@@ -175,19 +153,18 @@ fn a_silent_peer_is_a_timeout_not_a_hang() {
         drop(association);
     });
     // The ACSE wait is generous; the DIMSE wait is what must bound the silence.
-    let mut association = establish(
-        ClientAssociationOptions::new().with_abstract_syntax(uids::VERIFICATION),
+    let mut association = options(
         &addr,
-        ScuTimeouts {
+        Timeouts {
             dimse: Duration::from_millis(300),
-            ..timeouts(Duration::from_secs(10))
+            ..Timeouts::all(Duration::from_secs(10))
         },
     )
+    .propose_verification()
+    .establish()
     .unwrap();
-    let pc = association.presentation_contexts()[0].id;
-    send_message(&mut association, pc, &Command::c_echo_rq(1), None).unwrap();
-    let err = MessageReader::new().receive(&mut association).unwrap_err();
+    let err = association.echo().unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    let _ = association.abort();
+    association.abort();
     scp.join().unwrap();
 }

@@ -36,7 +36,8 @@ pub struct OutcomeCounts {
 }
 
 impl OutcomeCounts {
-    pub(crate) fn count(&mut self, outcome: Outcome, bytes: u64) {
+    /// Counts one send that ended in `outcome` and carried `bytes`.
+    pub fn count(&mut self, outcome: Outcome, bytes: u64) {
         self.attempted += 1;
         self.bytes_attempted += bytes;
         match outcome {
@@ -50,7 +51,8 @@ impl OutcomeCounts {
         }
     }
 
-    pub(crate) fn merge(&mut self, other: &OutcomeCounts) {
+    /// Adds `other`'s counts and bytes (tallies kept apart, e.g. per worker, summed).
+    pub fn merge(&mut self, other: &OutcomeCounts) {
         self.attempted += other.attempted;
         self.succeeded += other.succeeded;
         self.warnings += other.warnings;
@@ -58,6 +60,13 @@ impl OutcomeCounts {
         self.unknown += other.unknown;
         self.bytes_attempted += other.bytes_attempted;
         self.bytes_delivered += other.bytes_delivered;
+    }
+
+    /// Whether `attempted = succeeded + warnings + failed + unknown`: true for counts
+    /// made by [`count`](Self::count) and [`merge`](Self::merge); a check for counts
+    /// that were read back or put together by hand.
+    pub fn is_consistent(&self) -> bool {
+        self.attempted == self.succeeded + self.warnings + self.failed + self.unknown
     }
 
     /// Success plus warning: instances the peer took.
@@ -354,6 +363,38 @@ mod tests {
             latency_us: 1,
             outcome: Outcome::Success,
         }
+    }
+
+    #[test]
+    fn every_counted_send_is_attempted_once_and_in_one_class() {
+        let mut counts = OutcomeCounts::default();
+        for (outcome, bytes) in [
+            (Outcome::Success, 10),
+            (Outcome::Warning, 20),
+            (Outcome::Failure, 0),
+            (Outcome::Unknown, 40),
+        ] {
+            counts.count(outcome, bytes);
+        }
+        let mut merged = counts;
+        merged.merge(&counts);
+        assert!(counts.is_consistent() && merged.is_consistent());
+        assert_eq!(
+            (
+                merged.attempted,
+                merged.succeeded,
+                merged.warnings,
+                merged.failed,
+                merged.unknown
+            ),
+            (8, 2, 2, 2, 2)
+        );
+        assert_eq!((counts.bytes_attempted, counts.bytes_delivered), (70, 30));
+        let broken = OutcomeCounts {
+            attempted: 1,
+            ..OutcomeCounts::default()
+        };
+        assert!(!broken.is_consistent());
     }
 
     #[test]

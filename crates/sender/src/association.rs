@@ -1,19 +1,20 @@
 //! [`Session`]: one established association, used for C-ECHO and C-STORE requests
 //! one at a time (dicom-ul negotiates no asynchronous operations window).
+//!
+//! The association itself is the workspace's one SCU association
+//! ([`dimse::ScuAssociation`]): message IDs, the response check, timeouts and the
+//! establish errors are its rules. A session adds what a load run needs: a command
+//! buffer reused by every store, the count of operations, and *broken* semantics:
+//! after any failure the association is aborted and forgotten, so no later request
+//! can go into a socket in an unknown state.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use dicom_ul::association::Error as UlError;
 use dicom_ul::pdu::PresentationContextNegotiated;
-use dicom_ul::{ClientAssociation, ClientAssociationOptions};
-use dimse::{
-    Command, CommandField, DimseError, EstablishError, Incoming, MessageReader, Patch, Status,
-    StatusClass,
-};
+use dimse::{CommandField, DimseError, Patch, ScuAssociation, ScuOptions, Status, StatusClass};
 
 use crate::SenderError;
-use crate::contexts::{Proposal, choose_context};
+use crate::contexts::choose_context;
 use crate::instance::{InstanceUids, PreparedInstance};
 use crate::options::SenderOptions;
 use crate::outcome::{Outcome, SendOutcome};
@@ -27,90 +28,35 @@ use crate::outcome::{Outcome, SendOutcome};
 /// closes the socket without a release.
 #[derive(Debug)]
 pub struct Session {
-    association: Option<ClientAssociation<TcpStream>>,
-    reader: MessageReader,
+    association: Option<ScuAssociation>,
+    /// `host:port`, for errors.
     peer: String,
-    timeouts: crate::Timeouts,
     priority: dimse::Priority,
-    next_message_id: u16,
     operations: u64,
+    /// The C-STORE-RQ of the current send: the instance's pre-encoded template with
+    /// the message ID (and fresh SOP Instance UID) written in. Reused, so a send
+    /// allocates nothing.
     command_buffer: Vec<u8>,
     established_in: Duration,
 }
 
 impl Session {
+    /// Opens an association with `scu` (made by [`SenderOptions::scu_options`]),
+    /// errors named after `options`.
     pub(crate) fn establish(
         options: &SenderOptions,
-        proposal: &Proposal,
+        scu: &ScuOptions,
     ) -> Result<Self, SenderError> {
-        let started = Instant::now();
-        let timeouts = options.timeouts;
-        let mut ul = ClientAssociationOptions::new()
-            .calling_ae_title(options.calling_ae_title.as_str())
-            .called_ae_title(options.called_ae_title.as_str())
-            .max_pdu_length(options.max_pdu_length);
-        for (abstract_syntax, ts) in proposal.contexts() {
-            ul = ul.with_presentation_context(abstract_syntax.as_str(), vec![ts.as_str()]);
-        }
-        let peer = options.address.clone();
-        let scu_timeouts = dimse::ScuTimeouts {
-            connect: timeouts.connect,
-            acse: timeouts.acse,
-            dimse: timeouts.dimse,
-            write: timeouts.network,
-        };
-        let association =
-            dimse::establish(ul, peer.as_str(), scu_timeouts).map_err(|e| match e {
-                EstablishError::Association(e) => match *e {
-                    UlError::Connect { source, .. } | UlError::ToAddress { source, .. } => {
-                        SenderError::Connect {
-                            peer: peer.clone(),
-                            source,
-                        }
-                    }
-                    UlError::Rejected { association_rj, .. } => SenderError::Rejected {
-                        peer: peer.clone(),
-                        calling: options.calling_ae_title.clone(),
-                        called: options.called_ae_title.clone(),
-                        description: dimse::describe_rejection(&association_rj),
-                        rejection: association_rj,
-                    },
-                    UlError::NoAcceptedPresentationContexts { .. } => {
-                        SenderError::NoAcceptedContexts {
-                            peer: peer.clone(),
-                            calling: options.calling_ae_title.clone(),
-                            called: options.called_ae_title.clone(),
-                            proposed: proposal.abstract_syntaxes(),
-                        }
-                    }
-                    other => SenderError::Association {
-                        peer: peer.clone(),
-                        stage: "negotiating",
-                        source: DimseError::from_association(other),
-                    },
-                },
-                EstablishError::Socket(source) => SenderError::Association {
-                    peer: peer.clone(),
-                    stage: "configuring the socket",
-                    source: DimseError::Io(source),
-                },
-                // EstablishError is non-exhaustive.
-                other => SenderError::Association {
-                    peer: peer.clone(),
-                    stage: "establishing",
-                    source: DimseError::Protocol(other.to_string()),
-                },
-            })?;
+        let association = scu
+            .establish()
+            .map_err(|e| SenderError::from_associate(e, options))?;
         Ok(Session {
+            established_in: association.established_in(),
             association: Some(association),
-            reader: MessageReader::new(),
-            peer,
-            timeouts,
-            priority: options.priority,
-            next_message_id: 1,
+            peer: options.address().to_string(),
+            priority: options.current_priority(),
             operations: 0,
             command_buffer: Vec::with_capacity(256),
-            established_in: started.elapsed(),
         })
     }
 
@@ -133,10 +79,9 @@ impl Session {
 
     /// The peer's maximum PDU length (what our PDUs are cut to).
     pub fn peer_max_pdu_length(&self) -> u32 {
-        use dicom_ul::association::Association;
         self.association
             .as_ref()
-            .map_or(0, |a| a.peer_max_pdu_length())
+            .map_or(0, ScuAssociation::peer_max_pdu_length)
     }
 
     /// Whether requests can still be made: false after an abort, a lost connection,
@@ -152,77 +97,46 @@ impl Session {
     /// request's bytes into a dead socket and turn a send that never started into an
     /// "unknown" outcome.
     pub fn check_alive(&mut self) -> bool {
-        let Some(association) = self.association.as_mut() else {
-            return false;
-        };
-        let stream = association.inner_stream();
-        if stream.set_nonblocking(true).is_err() {
+        let alive = self
+            .association
+            .as_mut()
+            .is_some_and(ScuAssociation::is_alive);
+        if !alive {
             self.drop_connection();
-            return false;
         }
-        let mut probe = [0u8; 1];
-        let alive = match stream.peek(&mut probe) {
-            // Nothing to read: the peer is quietly waiting, as it should be.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            // EOF (closed), an error, or an unsolicited PDU (A-ABORT, A-RELEASE-RQ):
-            // the association cannot carry another request.
-            _ => false,
-        };
-        if stream.set_nonblocking(false).is_err() || !alive {
-            self.drop_connection();
-            return false;
-        }
-        true
-    }
-
-    fn take_message_id(&mut self) -> u16 {
-        let id = self.next_message_id;
-        // Message IDs only need to be unique among outstanding requests (one here).
-        self.next_message_id = self.next_message_id.checked_add(1).unwrap_or(1);
-        id
+        alive
     }
 
     /// Sends a C-ECHO and waits for its response.
     ///
     /// # Errors
-    /// [`SenderError::NoAcceptedContexts`] when Verification was not accepted;
-    /// [`SenderError::Association`] on timeout, abort or lost connection (the session
-    /// is then broken).
+    /// [`SenderError::Association`] when Verification was not accepted (the session
+    /// stays usable), or on timeout, abort or lost connection (the session is then
+    /// broken).
     pub fn echo(&mut self) -> Result<(Status, Duration), SenderError> {
-        let peer = self.peer.clone();
-        let fail = |source| SenderError::Association {
-            peer: peer.clone(),
-            stage: "sending a C-ECHO",
-            source,
-        };
-        let pc = self
-            .presentation_contexts()
-            .iter()
-            .find(|pc| {
-                pc.abstract_syntax.trim_end_matches('\0')
-                    == dicom_dictionary_std::uids::VERIFICATION
-            })
-            .map(|pc| pc.id)
-            .ok_or_else(|| SenderError::NoAcceptedContexts {
-                peer: self.peer.clone(),
-                calling: String::new(),
-                called: String::new(),
-                proposed: "Verification was not accepted on this association".into(),
-            })?;
-        let message_id = self.take_message_id();
         let Some(association) = self.association.as_mut() else {
-            return Err(fail(DimseError::ConnectionClosed));
+            return Err(self.failed("sending a C-ECHO", DimseError::ConnectionClosed));
         };
         let started = Instant::now();
         self.operations += 1;
-        if let Err(e) = dimse::send_message(association, pc, &Command::c_echo_rq(message_id), None)
-        {
-            self.drop_connection();
-            return Err(fail(e));
+        match association.echo() {
+            Ok(status) => Ok((status, started.elapsed())),
+            Err(e) => {
+                // Without a Verification context nothing was sent: the association is
+                // as good as before.
+                if !matches!(e, DimseError::ContextNotAccepted { .. }) {
+                    self.break_after(&e);
+                }
+                Err(self.failed("sending a C-ECHO", e))
+            }
         }
-        match self.await_response(message_id, CommandField::CEchoRsp) {
-            Ok((status, _)) => Ok((status, started.elapsed())),
-            Err(e) => Err(fail(e)),
+    }
+
+    fn failed(&self, stage: &'static str, source: DimseError) -> SenderError {
+        SenderError::Association {
+            peer: self.peer.clone(),
+            stage,
+            source,
         }
     }
 
@@ -258,9 +172,11 @@ impl Session {
             Ok(v) => v,
             Err(detail) => return not_sent(detail),
         };
-        let message_id = self.take_message_id();
-        let template = instance.command_template(self.priority);
-        template.fill(
+        let association = self.association.as_mut().expect("checked above");
+        let message_id = association.next_message_id();
+        // The command set was encoded once per instance; only its message ID and
+        // (with fresh UIDs) its Affected SOP Instance UID change per send.
+        instance.command_template(self.priority).fill(
             &mut self.command_buffer,
             message_id,
             uids.map(|u| &u.instance),
@@ -288,38 +204,29 @@ impl Session {
             _ => &[],
         };
         let bytes = variant.bytes().len() as u64;
-        let association = self.association.as_mut().expect("checked above");
         self.operations += 1;
-        let max_pdv = dimse::max_pdv_payload(
-            dicom_ul::association::Association::peer_max_pdu_length(association),
-        );
-        let sent = dimse::write_fragments(
-            association.inner_stream(),
-            choice.id,
-            dicom_ul::pdu::PDataValueType::Command,
-            &self.command_buffer,
-            max_pdv,
-        )
-        .and_then(|()| dimse::send_data_patched(association, choice.id, variant.bytes(), patches));
-        if let Err(e) = sent {
+        if let Err(e) =
+            association.send_encoded(choice.id, &self.command_buffer, variant.bytes(), patches)
+        {
             // The last PDU did not fully leave: the peer cannot hold the complete data set.
             self.drop_connection();
             let mut outcome = not_sent(format!("sending the data set failed: {e}"));
             outcome.bytes = bytes;
             return outcome;
         }
-        let result = self.await_response(message_id, CommandField::CStoreRsp);
-        match result {
-            Ok((status, comment)) => {
+        match association.expect_response(message_id, CommandField::CStoreRsp) {
+            Ok(response) => {
+                let status = response.status;
                 let outcome = match status.class() {
                     StatusClass::Success => Outcome::Success,
                     StatusClass::Warning => Outcome::Warning,
                     _ => Outcome::Failure,
                 };
-                let error = (outcome != Outcome::Success).then(|| match comment {
-                    Some(c) => format!("{status}: {c}"),
-                    None => status.to_string(),
-                });
+                let error =
+                    (outcome != Outcome::Success).then(|| match response.command.error_comment {
+                        Some(c) => format!("{status}: {c}"),
+                        None => status.to_string(),
+                    });
                 SendOutcome {
                     status: Some(status),
                     outcome,
@@ -329,65 +236,37 @@ impl Session {
                     started,
                 }
             }
-            Err(e) => SendOutcome {
-                status: None,
-                outcome: Outcome::Unknown,
-                latency: started.elapsed(),
-                bytes,
-                error: Some(format!("no C-STORE response: {e}")),
-                started,
-            },
+            // The whole request went out and no answer came: the instance may or may
+            // not be stored, and the association is in an unknown state.
+            Err(e) => {
+                let outcome = SendOutcome {
+                    status: None,
+                    outcome: Outcome::Unknown,
+                    latency: started.elapsed(),
+                    bytes,
+                    error: Some(format!("no C-STORE response: {e}")),
+                    started,
+                };
+                self.break_after(&e);
+                outcome
+            }
         }
     }
 
-    /// Waits for the response to `message_id`; any other ending breaks the session.
-    fn await_response(
-        &mut self,
-        message_id: u16,
-        expected: CommandField,
-    ) -> Result<(Status, Option<String>), DimseError> {
-        let association = self
-            .association
-            .as_mut()
-            .ok_or(DimseError::ConnectionClosed)?;
-        let received = self.reader.receive(association);
-        let failure = match received {
-            Ok(Incoming::Message(message)) => {
-                let command = message.command;
-                if command.field != expected {
-                    DimseError::Protocol(format!("expected {expected}, received {}", command.field))
-                } else if command.message_id_being_responded_to != Some(message_id) {
-                    DimseError::Protocol(format!(
-                        "response to message {:?}, expected {message_id}",
-                        command.message_id_being_responded_to
-                    ))
-                } else if let Some(status) = command.status {
-                    return Ok((status, command.error_comment));
-                } else {
-                    DimseError::Protocol(format!("{expected} without a status"))
-                }
-            }
-            Ok(Incoming::Aborted(source)) => {
-                // The peer already tore the association down: just close the socket.
-                self.association = None;
-                return Err(DimseError::Protocol(format!(
-                    "association aborted by the peer ({source:?})"
-                )));
-            }
-            Ok(Incoming::ReleaseRequested) => DimseError::Protocol(
-                "peer asked to release the association instead of answering".into(),
-            ),
-            Ok(_) => DimseError::Protocol("unexpected message".into()),
-            Err(e) => e,
-        };
-        self.drop_connection();
-        Err(failure)
+    /// Forgets the association after `error`: an association the peer aborted is
+    /// only closed, any other is aborted first.
+    fn break_after(&mut self, error: &DimseError) {
+        if matches!(error, DimseError::PeerAborted(_)) {
+            self.association = None;
+        } else {
+            self.drop_connection();
+        }
     }
 
     /// Aborts the association (A-ABORT) and forgets it.
     fn drop_connection(&mut self) {
         if let Some(association) = self.association.take() {
-            let _ = association.abort();
+            association.abort();
         }
     }
 
@@ -397,17 +276,12 @@ impl Session {
     /// [`SenderError::Association`] when the peer does not answer the release properly
     /// (the connection is closed anyway).
     pub fn release(mut self) -> Result<(), SenderError> {
-        let Some(mut association) = self.association.take() else {
+        let Some(association) = self.association.take() else {
             return Ok(());
         };
-        let _ = association
-            .inner_stream()
-            .set_read_timeout(Some(self.timeouts.acse));
-        association.release().map_err(|e| SenderError::Association {
-            peer: self.peer.clone(),
-            stage: "releasing",
-            source: DimseError::from_association(e),
-        })
+        association
+            .release()
+            .map_err(|source| self.failed("releasing", source))
     }
 
     /// Aborts the association (A-ABORT) and closes the connection.

@@ -7,8 +7,6 @@
 //! exactly which ones it takes. Each SOP class is proposed with the instances' own
 //! syntaxes plus Explicit and Implicit VR Little Endian as fallbacks.
 
-use std::collections::BTreeSet;
-
 use dicom_dictionary_std::uids;
 use dicom_ul::pdu::PresentationContextNegotiated;
 
@@ -88,12 +86,6 @@ impl Proposal {
     pub fn contexts(&self) -> &[(String, String)] {
         &self.contexts
     }
-
-    /// The abstract syntaxes proposed, comma-separated (for error messages).
-    pub(crate) fn abstract_syntaxes(&self) -> String {
-        let set: BTreeSet<&str> = self.contexts.iter().map(|(a, _)| a.as_str()).collect();
-        set.into_iter().collect::<Vec<_>>().join(", ")
-    }
 }
 
 /// How an instance goes over an accepted context.
@@ -130,9 +122,9 @@ pub fn choose_context(
     let of_class = || {
         accepted
             .iter()
-            .filter(move |pc| trim(&pc.abstract_syntax) == sop_class)
+            .filter(move |pc| dimse::trim_value(&pc.abstract_syntax) == sop_class)
     };
-    if let Some(pc) = of_class().find(|pc| trim(&pc.transfer_syntax) == ts) {
+    if let Some(pc) = of_class().find(|pc| dimse::trim_value(&pc.transfer_syntax) == ts) {
         return Some(ContextChoice {
             id: pc.id,
             transfer_syntax: ts.to_string(),
@@ -152,7 +144,7 @@ pub fn choose_context(
     };
     let pick = |target: &str| {
         of_class()
-            .find(|pc| trim(&pc.transfer_syntax) == target)
+            .find(|pc| dimse::trim_value(&pc.transfer_syntax) == target)
             .map(|pc| ContextChoice {
                 id: pc.id,
                 transfer_syntax: target.to_string(),
@@ -166,18 +158,14 @@ pub fn choose_context(
     // for an uncompressed instance.
     if conversion == Conversion::Reencode {
         return of_class()
-            .find(|pc| !is_encapsulated(trim(&pc.transfer_syntax)))
+            .find(|pc| !is_encapsulated(dimse::trim_value(&pc.transfer_syntax)))
             .map(|pc| ContextChoice {
                 id: pc.id,
-                transfer_syntax: trim(&pc.transfer_syntax).to_string(),
+                transfer_syntax: dimse::trim_value(&pc.transfer_syntax).to_string(),
                 conversion,
             });
     }
     None
-}
-
-fn trim(uid: &str) -> &str {
-    uid.trim_end_matches(['\0', ' '])
 }
 
 #[cfg(test)]

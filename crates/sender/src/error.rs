@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use dicom_ul::pdu::AssociationRJ;
+use dimse::AssociateError;
+
+use crate::SenderOptions;
 
 /// Errors of the sender. Send outcomes (success, warning, failure, unknown) are not
 /// errors: they are [`SendOutcome`](crate::SendOutcome)s; a `SenderError` means the
@@ -20,7 +23,16 @@ pub enum SenderError {
         title: String,
         /// What is wrong with it.
         #[source]
-        source: config::AeTitleError,
+        source: dimse::AeTitleError,
+    },
+    /// The peer address is not `host:port`.
+    #[error("invalid peer address {address:?}: {source}")]
+    InvalidAddress {
+        /// The address given.
+        address: String,
+        /// What is wrong with it.
+        #[source]
+        source: dimse::PeerAddressError,
     },
     /// An option has a value the sender cannot use.
     #[error("invalid {name} {value:?}: expected {expected}")]
@@ -115,17 +127,54 @@ pub enum SenderError {
     },
 }
 
-/// An error and its causes on one line: `a: b: c`.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+impl SenderError {
+    /// The one translation of why an association could not be opened, naming the
+    /// peer and both AE titles of `options`.
+    pub(crate) fn from_associate(error: AssociateError, options: &SenderOptions) -> Self {
+        let peer = options.address().to_string();
+        let calling = options.calling_ae().to_string();
+        let called = options.called_ae().to_string();
+        match error {
+            AssociateError::Connect { source, .. } => SenderError::Connect { peer, source },
+            AssociateError::Rejected {
+                description,
+                rejection,
+                ..
+            } => SenderError::Rejected {
+                peer,
+                calling,
+                called,
+                description,
+                rejection,
+            },
+            AssociateError::NoAcceptedContexts { proposed, .. } => {
+                SenderError::NoAcceptedContexts {
+                    peer,
+                    calling,
+                    called,
+                    proposed: proposed.join(", "),
+                }
+            }
+            AssociateError::Negotiation { stage, source, .. } => SenderError::Association {
+                peer,
+                stage,
+                source,
+            },
+            AssociateError::InvalidOption {
+                name,
+                value,
+                expected,
+            } => SenderError::InvalidOption {
+                name,
+                value,
+                expected,
+            },
+            // AssociateError is non-exhaustive: a new kind is still a failed negotiation.
+            other => SenderError::Association {
+                peer,
+                stage: "establishing",
+                source: dimse::DimseError::Protocol(dimse::ErrorChain(&other).to_string()),
+            },
         }
-        source = cause.source();
     }
-    text
 }

@@ -19,7 +19,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use config::UidStrategy;
+use crate::UidStrategy;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
@@ -31,8 +31,8 @@ use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use parking_lot::RwLock;
 
 use crate::SenderError;
-use crate::error::chain;
 use crate::uid::{FRESH_UID_LEN, FreshUid, UidLevel, UidRoot};
+use dimse::ErrorChain;
 
 /// Offset of the preamble's end: the meta group starts with `DICM` here.
 const PREAMBLE_LEN: usize = 128;
@@ -136,7 +136,7 @@ impl PreparedInstance {
         }
         let mut cursor = Cursor::new(&bytes[PREAMBLE_LEN..]);
         let meta = FileMetaTable::from_reader(&mut cursor)
-            .map_err(|e| file_error(format!("bad file meta group: {}", chain(&e))))?;
+            .map_err(|e| file_error(format!("bad file meta group: {}", ErrorChain(&e))))?;
         let body_start = PREAMBLE_LEN + cursor.position() as usize;
         let what = || path.display().to_string();
         let origin = Origin::File(path.to_path_buf());
@@ -148,7 +148,7 @@ impl PreparedInstance {
                     .read_preamble(ReadPreamble::Always)
                     .read_until(tags::PIXEL_DATA)
                     .from_reader(&bytes[..])
-                    .map_err(|e| file_error(chain(&e)))?;
+                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
                 let identity = Identity::of(&head, &what)?;
                 let mut body = bytes;
                 body.drain(..body_start);
@@ -163,7 +163,7 @@ impl PreparedInstance {
                 let object = OpenFileOptions::new()
                     .read_preamble(ReadPreamble::Always)
                     .from_reader(&bytes[..])
-                    .map_err(|e| file_error(chain(&e)))?;
+                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
                 drop(bytes);
                 let identity = Identity::of(&object, &what)?;
                 let ts = fresh_uid_syntax(&meta_ts(&meta));
@@ -320,7 +320,7 @@ impl PreparedInstance {
             Origin::Encoded => return Err("prepared for one transfer syntax only".into()),
             Origin::File(p) => OpenFileOptions::new()
                 .open_file(p)
-                .map_err(|e| format!("cannot read {} again: {}", p.display(), chain(&e)))?,
+                .map_err(|e| format!("cannot read {} again: {}", p.display(), ErrorChain(&e)))?,
             Origin::Object(o) => (**o).clone(),
         };
         let source_ts = meta_ts(object.meta());
@@ -367,7 +367,7 @@ impl Identity {
             object
                 .get(tag)
                 .and_then(|e| e.to_str().ok())
-                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                .map(|s| dimse::trim_value(&s).to_string())
                 .filter(|s| !s.is_empty())
         };
         let missing = |name: &str| SenderError::Prepare {
@@ -396,9 +396,7 @@ impl Identity {
 }
 
 fn meta_ts(meta: &FileMetaTable) -> String {
-    meta.transfer_syntax()
-        .trim_end_matches(['\0', ' '])
-        .to_string()
+    dimse::trim_value(meta.transfer_syntax()).to_string()
 }
 
 /// The syntax fresh UIDs are encoded in: deflated bytes cannot be patched, so a
@@ -466,7 +464,7 @@ fn encode(
     } else {
         object.write_dataset_with_ts(&mut bytes, syntax)
     }
-    .map_err(|e| fail(format!("cannot encode in {ts}: {}", chain(&e))))?;
+    .map_err(|e| fail(format!("cannot encode in {ts}: {}", ErrorChain(&e))))?;
     let slots = if fresh {
         let find = |uid: &FreshUid| {
             find_unique(&bytes, uid.as_bytes()).ok_or_else(|| {
@@ -528,7 +526,7 @@ fn decompress_in_place(
     }));
     let detail = match result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => chain(&e),
+        Ok(Err(e)) => ErrorChain(&e).to_string(),
         Err(panic) => format!(
             "decoder panicked: {}",
             panic

@@ -12,7 +12,8 @@
 //! the instance arrived. A rejected association is a typed error
 //! ([`SenderError::Rejected`]) that says result, source and reason in words.
 //!
-//! Every wait is bounded ([`Timeouts`]: connect, ACSE, DIMSE, network), and every
+//! Associations are the workspace's one SCU association ([`dimse::ScuAssociation`]):
+//! every wait is bounded ([`dimse::Timeouts`]: connect, ACSE, DIMSE, write), and every
 //! socket has `TCP_NODELAY` set (dicom-ul leaves Nagle on, which costs ~40 ms per
 //! request on loopback).
 //!
@@ -30,8 +31,8 @@
 //! [`run_load`] sends a [`LoadPlan`]: which [`PreparedInstance`]s, for how long or how
 //! many ([`StopAfter`]), at which rate (open loop, latency measured from each send's
 //! *intended* start: no coordinated omission) or as fast as possible (closed loop),
-//! over how many associations and with which [`AssociationStrategy`](config::AssociationStrategy).
-//! Instances are encoded once; with fresh UIDs ([`UidStrategy::Fresh`](config::UidStrategy))
+//! over how many associations and with which [`AssociationStrategy`].
+//! Instances are encoded once; with fresh UIDs ([`UidStrategy::Fresh`])
 //! every send carries new Study/Series/SOP Instance UIDs patched into the encoded
 //! bytes, and each pass over the instances sends a fresh copy of every original study
 //! (or parts of it, see [`StudyLayout`]): a fresh study never mixes patients or
@@ -45,8 +46,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use config::{AssociationStrategy, UidStrategy};
-//! use sender::{DicomSender, LoadPlan, LoadProgress, StopAfter, prepare_paths, run_load};
+//! use sender::{AssociationStrategy, DicomSender, LoadPlan, LoadProgress, StopAfter, UidStrategy, prepare_paths, run_load};
 //!
 //! # fn main() -> Result<(), sender::SenderError> {
 //! let sender = DicomSender::builder("127.0.0.1:11112")
@@ -80,6 +80,7 @@
 //! ```
 
 mod association;
+pub mod cli;
 mod contexts;
 mod error;
 mod instance;
@@ -88,6 +89,7 @@ mod load;
 mod options;
 mod outcome;
 mod sender;
+mod strategy;
 mod uid;
 
 pub use association::Session;
@@ -101,10 +103,8 @@ pub use load::{
     AssociationCounts, LoadObserver, LoadPlan, LoadProgress, LoadReport, LoadSummary, NoObserver,
     PreparedFiles, StopAfter, StudyRecord, prepare_paths, run_load,
 };
-pub use options::{
-    DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, DEFAULT_MAX_PDU_LENGTH, SenderOptions,
-    Timeouts,
-};
+pub use options::{DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, SenderOptions};
 pub use outcome::{EchoOutcome, Outcome, SendOutcome};
 pub use sender::DicomSender;
+pub use strategy::{AssociationStrategy, UidStrategy};
 pub use uid::{FRESH_UID_LEN, FreshUid, MAX_SERIAL, UidLevel, UidRoot};

@@ -2,79 +2,121 @@
 
 use std::time::Duration;
 
-/// Every wait of a DICOM client, each bounded.
-///
-/// The defaults are pynetdicom's: 30 s to connect, 30 s for ACSE (association
-/// negotiation and release), 30 s for a DIMSE response, 60 s for any single socket
-/// write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// TCP connection establishment.
-    pub connect: Duration,
-    /// Waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP.
-    pub acse: Duration,
-    /// Waiting for a DIMSE response (C-STORE-RSP, C-ECHO-RSP), per PDU.
-    pub dimse: Duration,
-    /// Longest a single socket write may block.
-    pub network: Duration,
-}
+use dimse::{AeTitle, AeTitleError, PeerAddress, PeerAddressError, ScuOptions, Timeouts};
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(30),
-            acse: Duration::from_secs(30),
-            dimse: Duration::from_secs(30),
-            network: Duration::from_secs(60),
-        }
-    }
-}
+use crate::SenderError;
+use crate::contexts::Proposal;
 
 /// Default calling AE title.
 pub const DEFAULT_CALLING_AE_TITLE: &str = "DICOM-AUTO";
 /// Default called AE title.
 pub const DEFAULT_CALLED_AE_TITLE: &str = "ANY-SCP";
-/// Default largest PDU we accept (what DCMTK's storescp accepts at most).
-pub const DEFAULT_MAX_PDU_LENGTH: u32 = 131_072;
 
 /// How a [`DicomSender`](crate::DicomSender) reaches its peer.
 ///
-/// A builder: start from [`SenderOptions::new`] (or [`DicomSender::builder`](crate::DicomSender::builder))
-/// and chain the setters; [`SenderOptions::build`] checks the AE titles and makes the sender.
+/// A builder: start from [`SenderOptions::new`] (text, as on a command line) or
+/// [`SenderOptions::for_peer`] (typed), chain the setters, and finish with
+/// [`SenderOptions::build`]. Setters that take text keep the last valid value and
+/// remember the first text they could not use, which `build` reports: the chain
+/// never panics and the error names the option.
+///
+/// ```
+/// use std::time::Duration;
+/// use sender::SenderOptions;
+///
+/// let sender = SenderOptions::new("127.0.0.1:11112")
+///     .calling_ae_title("MODALITY")
+///     .called_ae_title("ROUTER")
+///     .dimse_timeout(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(sender.options().called_ae().as_str(), "ROUTER");
+/// # Ok::<(), sender::SenderError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderOptions {
-    pub(crate) address: String,
-    pub(crate) calling_ae_title: String,
-    pub(crate) called_ae_title: String,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) max_pdu_length: u32,
-    pub(crate) priority: dimse::Priority,
+    peer: PeerAddress,
+    calling_ae_title: AeTitle,
+    called_ae_title: AeTitle,
+    timeouts: Timeouts,
+    max_pdu_length: u32,
+    priority: dimse::Priority,
+    /// The first text a setter could not turn into its type.
+    invalid: Option<InvalidText>,
+}
+
+/// A setter's text that is not a valid value, kept for [`SenderOptions::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum InvalidText {
+    Address {
+        text: String,
+        source: PeerAddressError,
+    },
+    AeTitle {
+        role: &'static str,
+        text: String,
+        source: AeTitleError,
+    },
 }
 
 impl SenderOptions {
-    /// Options for a peer at `address` (`host:port`), with the default AE titles
-    /// (`DICOM-AUTO` calling `ANY-SCP`), timeouts and maximum PDU length.
-    pub fn new(address: impl Into<String>) -> Self {
-        SenderOptions {
-            address: address.into(),
-            calling_ae_title: DEFAULT_CALLING_AE_TITLE.to_string(),
-            called_ae_title: DEFAULT_CALLED_AE_TITLE.to_string(),
-            timeouts: Timeouts::default(),
-            max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
-            priority: dimse::Priority::Medium,
+    /// Options for a peer at `address` (`host:port`, `[v6]:port`), with the default AE
+    /// titles (`DICOM-AUTO` calling `ANY-SCP`), timeouts and maximum PDU length.
+    pub fn new(address: impl AsRef<str>) -> Self {
+        let text = address.as_ref();
+        match text.parse::<PeerAddress>() {
+            Ok(peer) => SenderOptions::for_peer(peer),
+            Err(source) => SenderOptions {
+                invalid: Some(InvalidText::Address {
+                    text: text.to_string(),
+                    source,
+                }),
+                ..SenderOptions::for_peer(PeerAddress::new(text, 0))
+            },
         }
     }
 
-    /// Our AE title (the calling AE title).
-    pub fn calling_ae_title(mut self, title: impl Into<String>) -> Self {
-        self.calling_ae_title = title.into();
+    /// Options for `peer`, with the default AE titles, timeouts and maximum PDU length.
+    pub fn for_peer(peer: PeerAddress) -> Self {
+        SenderOptions {
+            peer,
+            calling_ae_title: AeTitle::new(DEFAULT_CALLING_AE_TITLE).expect("a valid AE title"),
+            called_ae_title: AeTitle::new(DEFAULT_CALLED_AE_TITLE).expect("a valid AE title"),
+            timeouts: Timeouts::DEFAULT,
+            max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
+            priority: dimse::Priority::Medium,
+            invalid: None,
+        }
+    }
+
+    /// Our AE title (the calling AE title); checked by [`build`](Self::build).
+    pub fn calling_ae_title(mut self, title: impl AsRef<str>) -> Self {
+        if let Some(title) = self.ae_title("calling", title.as_ref()) {
+            self.calling_ae_title = title;
+        }
         self
     }
 
-    /// The peer's AE title (the called AE title); routers often route by it.
-    pub fn called_ae_title(mut self, title: impl Into<String>) -> Self {
-        self.called_ae_title = title.into();
+    /// The peer's AE title (the called AE title), which routers often route by;
+    /// checked by [`build`](Self::build).
+    pub fn called_ae_title(mut self, title: impl AsRef<str>) -> Self {
+        if let Some(title) = self.ae_title("called", title.as_ref()) {
+            self.called_ae_title = title;
+        }
         self
+    }
+
+    fn ae_title(&mut self, role: &'static str, text: &str) -> Option<AeTitle> {
+        match AeTitle::new(text) {
+            Ok(title) => Some(title),
+            Err(source) => {
+                self.invalid.get_or_insert(InvalidText::AeTitle {
+                    role,
+                    text: text.to_string(),
+                    source,
+                });
+                None
+            }
+        }
     }
 
     /// All timeouts at once.
@@ -102,8 +144,8 @@ impl SenderOptions {
     }
 
     /// Socket write timeout.
-    pub fn network_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.network = timeout;
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.write = timeout;
         self
     }
 
@@ -120,18 +162,18 @@ impl SenderOptions {
         self
     }
 
-    /// The peer address, `host:port`.
-    pub fn address(&self) -> &str {
-        &self.address
+    /// The peer's address.
+    pub fn address(&self) -> &PeerAddress {
+        &self.peer
     }
 
     /// Our AE title.
-    pub fn calling_ae(&self) -> &str {
+    pub fn calling_ae(&self) -> &AeTitle {
         &self.calling_ae_title
     }
 
     /// The peer's AE title.
-    pub fn called_ae(&self) -> &str {
+    pub fn called_ae(&self) -> &AeTitle {
         &self.called_ae_title
     }
 
@@ -140,68 +182,84 @@ impl SenderOptions {
         self.timeouts
     }
 
-    /// Options from the configuration: the selected endpoint's address and AE titles,
-    /// the network timeouts and the maximum PDU length.
-    pub fn from_config(config: &config::TestConfig) -> Self {
-        let network = &config.network;
-        SenderOptions::new(config.endpoint.address())
-            .calling_ae_title(config.endpoint.calling_ae_title.as_str())
-            .called_ae_title(config.endpoint.called_ae_title.as_str())
-            .timeouts(Timeouts {
-                connect: network.connect_timeout,
-                acse: network.acse_timeout,
-                dimse: network.dimse_timeout,
-                network: network.network_timeout,
-            })
-            .max_pdu_length(network.max_pdu_length)
+    /// The largest PDU we accept.
+    pub fn current_max_pdu_length(&self) -> u32 {
+        self.max_pdu_length
+    }
+
+    /// The priority of C-STORE requests.
+    pub fn current_priority(&self) -> dimse::Priority {
+        self.priority
+    }
+
+    /// The association options for `proposal`: our peer, titles, timeouts and
+    /// maximum PDU length, each (SOP class, transfer syntax) pair in a context of its
+    /// own (so the peer can accept the syntaxes it takes one by one).
+    pub fn scu_options(&self, proposal: &Proposal) -> ScuOptions {
+        proposal.contexts().iter().fold(
+            ScuOptions::new(
+                self.peer.clone(),
+                self.calling_ae_title.clone(),
+                self.called_ae_title.clone(),
+            )
+            .timeouts(self.timeouts)
+            .max_pdu_length(self.max_pdu_length),
+            |options, (abstract_syntax, transfer_syntax)| {
+                options.propose(abstract_syntax.as_str(), [transfer_syntax.as_str()])
+            },
+        )
     }
 
     /// Checks the options and makes the sender.
     ///
     /// # Errors
-    /// [`SenderError::InvalidAeTitle`](crate::SenderError::InvalidAeTitle) for an AE
-    /// title that breaks PS3.5's rules (see [`config::AeTitle`]); [`SenderError::InvalidOption`](crate::SenderError::InvalidOption)
-    /// for a maximum PDU length dicom-ul cannot use.
-    pub fn build(self) -> Result<crate::DicomSender, crate::SenderError> {
+    /// [`SenderError::InvalidAddress`] for an address that is not `host:port`,
+    /// [`SenderError::InvalidAeTitle`] for an AE title that breaks PS3.5's rules
+    /// (see [`dimse::AeTitle`]); [`SenderError::InvalidOption`] for a maximum PDU
+    /// length dicom-ul cannot use or a zero timeout.
+    pub fn build(self) -> Result<crate::DicomSender, SenderError> {
         crate::DicomSender::new(self)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), crate::SenderError> {
-        for (role, title) in [
-            ("calling", &self.calling_ae_title),
-            ("called", &self.called_ae_title),
-        ] {
-            config::AeTitle::new(title).map_err(|source| crate::SenderError::InvalidAeTitle {
-                role,
-                title: title.clone(),
-                source,
-            })?;
+    pub(crate) fn validate(&self) -> Result<(), SenderError> {
+        match &self.invalid {
+            Some(InvalidText::Address { text, source }) => {
+                return Err(SenderError::InvalidAddress {
+                    address: text.clone(),
+                    source: source.clone(),
+                });
+            }
+            Some(InvalidText::AeTitle { role, text, source }) => {
+                return Err(SenderError::InvalidAeTitle {
+                    role,
+                    title: text.clone(),
+                    source: source.clone(),
+                });
+            }
+            None => {}
         }
-        let min = dicom_ul::pdu::MINIMUM_PDU_SIZE;
-        let max = dicom_ul::pdu::MAXIMUM_PDU_SIZE;
-        if !(min..=max).contains(&self.max_pdu_length) {
-            return Err(crate::SenderError::InvalidOption {
-                name: "max_pdu_length",
-                value: self.max_pdu_length.to_string(),
-                expected: format!("from {min} to {max} bytes"),
-            });
-        }
-        Ok(())
+        // The association's own checks (PDU range, zero timeouts), before any connect.
+        self.scu_options(&Proposal::verification())
+            .validate()
+            .map_err(|e| SenderError::from_associate(e, self))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SenderError;
 
     #[test]
-    fn defaults_bound_every_wait() {
-        let t = Timeouts::default();
-        assert_eq!(t.connect, Duration::from_secs(30));
-        assert_eq!(t.acse, Duration::from_secs(30));
-        assert_eq!(t.dimse, Duration::from_secs(30));
-        assert_eq!(t.network, Duration::from_secs(60));
+    fn defaults_are_the_association_defaults() {
+        let options = SenderOptions::new("127.0.0.1:104");
+        assert_eq!(options.current_timeouts(), Timeouts::DEFAULT);
+        assert_eq!(options.current_timeouts().dimse, Duration::from_secs(60));
+        assert_eq!(
+            options.current_max_pdu_length(),
+            dimse::DEFAULT_MAX_PDU_LENGTH
+        );
+        assert_eq!(options.calling_ae().as_str(), DEFAULT_CALLING_AE_TITLE);
+        assert_eq!(options.called_ae().as_str(), DEFAULT_CALLED_AE_TITLE);
     }
 
     #[test]
@@ -229,20 +287,12 @@ mod tests {
     }
 
     #[test]
-    fn options_from_config_take_the_endpoint_and_network_settings() {
-        let config = config::TestConfig::from_map([
-            ("COMPASS_HOST", "10.1.2.3"),
-            ("COMPASS_PORT", "4242"),
-            ("COMPASS_AE_TITLE", "ROUTER"),
-            ("LOCAL_AE_TITLE", "MODALITY"),
-            ("DICOM_DIMSE_TIMEOUT", "7"),
-        ])
-        .unwrap();
-        let options = SenderOptions::from_config(&config);
-        assert_eq!(options.address(), "10.1.2.3:4242");
-        assert_eq!(options.called_ae(), "ROUTER");
-        assert_eq!(options.calling_ae(), "MODALITY");
-        assert_eq!(options.current_timeouts().dimse, Duration::from_secs(7));
+    fn an_address_without_a_port_is_refused_with_its_text() {
+        let err = SenderOptions::new("router.example").build().unwrap_err();
+        assert!(
+            matches!(&err, SenderError::InvalidAddress { address, .. } if address == "router.example"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -252,5 +302,24 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("max_pdu_length"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_before_connecting() {
+        let err = SenderOptions::new("127.0.0.1:104")
+            .dimse_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("dimse"), "{err}");
+    }
+
+    #[test]
+    fn every_pair_of_the_proposal_gets_a_context_of_its_own() {
+        let proposal =
+            Proposal::for_instances([("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.4.50")])
+                .unwrap();
+        let scu = SenderOptions::new("127.0.0.1:104").scu_options(&proposal);
+        assert_eq!(scu.proposed_contexts().len(), proposal.contexts().len());
+        assert!(scu.proposed_contexts().iter().all(|(_, ts)| ts.len() == 1));
     }
 }

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use config::UidStrategy;
 use dicom_object::DefaultDicomObject;
 use dimse::StatusClass;
 
@@ -12,7 +11,7 @@ use crate::contexts::{Conversion, Proposal, choose_context};
 use crate::instance::PreparedInstance;
 use crate::options::SenderOptions;
 use crate::outcome::{EchoOutcome, SendOutcome};
-use crate::{SenderError, Timeouts};
+use crate::{SenderError, UidStrategy};
 
 /// A DICOM storage SCU for one peer (address and AE titles).
 ///
@@ -36,17 +35,8 @@ impl DicomSender {
 
     /// Starts options for a peer at `address` (`host:port`); finish with
     /// [`SenderOptions::build`].
-    pub fn builder(address: impl Into<String>) -> SenderOptions {
+    pub fn builder(address: impl AsRef<str>) -> SenderOptions {
         SenderOptions::new(address)
-    }
-
-    /// A sender for the configured endpoint (address, AE titles of the selected
-    /// route), timeouts and maximum PDU length.
-    ///
-    /// # Errors
-    /// See [`SenderOptions::build`].
-    pub fn from_config(config: &config::TestConfig) -> Result<Self, SenderError> {
-        SenderOptions::from_config(config).build()
     }
 
     /// The options in force.
@@ -55,8 +45,8 @@ impl DicomSender {
     }
 
     /// The timeouts in force.
-    pub fn timeouts(&self) -> Timeouts {
-        self.options.timeouts
+    pub fn timeouts(&self) -> dimse::Timeouts {
+        self.options.current_timeouts()
     }
 
     /// Opens an association proposing `proposal`'s presentation contexts.
@@ -66,7 +56,13 @@ impl DicomSender {
     /// reason in words), [`SenderError::NoAcceptedContexts`], or
     /// [`SenderError::Association`] for a timeout or a broken negotiation.
     pub fn open(&self, proposal: &Proposal) -> Result<Session, SenderError> {
-        Session::establish(&self.options, proposal)
+        self.open_with(&self.options.scu_options(proposal))
+    }
+
+    /// Opens an association with options already made by
+    /// [`SenderOptions::scu_options`]: a load run makes them once, not per association.
+    pub(crate) fn open_with(&self, scu: &dimse::ScuOptions) -> Result<Session, SenderError> {
+        Session::establish(&self.options, scu)
     }
 
     /// C-ECHO: opens an association for Verification, sends one C-ECHO, releases.
@@ -82,7 +78,7 @@ impl DicomSender {
         let _ = session.release();
         if status.class() != StatusClass::Success {
             return Err(SenderError::EchoRefused {
-                peer: self.options.address.clone(),
+                peer: self.options.address().to_string(),
                 status,
             });
         }
@@ -134,21 +130,13 @@ impl DicomSender {
     /// cannot be encoded, and the errors of [`DicomSender::open`].
     pub fn send_dataset(&self, object: &DefaultDicomObject) -> Result<SendOutcome, SenderError> {
         let started = Instant::now();
-        let class = object
-            .meta()
-            .media_storage_sop_class_uid()
-            .trim_end_matches('\0')
-            .to_string();
-        let ts = object
-            .meta()
-            .transfer_syntax()
-            .trim_end_matches('\0')
-            .to_string();
+        let class = dimse::trim_value(object.meta().media_storage_sop_class_uid()).to_string();
+        let ts = dimse::trim_value(object.meta().transfer_syntax()).to_string();
         let class = if class.is_empty() {
             object
                 .get(dicom_dictionary_std::tags::SOP_CLASS_UID)
                 .and_then(|e| e.to_str().ok())
-                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                .map(|s| dimse::trim_value(&s).to_string())
                 .unwrap_or_default()
         } else {
             class

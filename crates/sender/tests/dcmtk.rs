@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{StoreScp, ct_files, options};
-use config::UidStrategy;
 use dicom_dictionary_std::{tags, uids};
 use loader::synth::Encoding;
+use sender::UidStrategy;
 use sender::{LoadPlan, NoObserver, Outcome, PreparedInstance, SenderError, StopAfter, run_load};
 
 fn received_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Behaviour, OriginalStudy, TestScp, ct_files, options, study_files};
-use config::{AssociationStrategy, UidStrategy};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dimse::Status;
 use loader::synth::Encoding;
 use parking_lot::Mutex;
+use sender::{AssociationStrategy, UidStrategy};
 use sender::{
     LoadPlan, LoadProgress, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
 };
@@ -91,7 +91,7 @@ fn per_study_strategy_sends_each_synthetic_study_on_one_association() {
         report
             .studies
             .iter()
-            .all(|s| s.attempted == 3 && s.succeeded == 3)
+            .all(|s| s.counts.attempted == 3 && s.counts.succeeded == 3)
     );
 }
 
@@ -249,7 +249,7 @@ fn fresh_uids_make_every_send_a_new_instance() {
         .collect();
     reported.sort();
     assert_eq!(study_uids, reported);
-    assert!(report.studies.iter().all(|s| s.succeeded == 4));
+    assert!(report.studies.iter().all(|s| s.counts.succeeded == 4));
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn study_limits_cut_original_studies_into_smaller_fresh_studies_of_one_patient_e
     assert_eq!(shapes, expected);
     for record in &report.studies {
         let sent: u64 = series[&record.study_instance_uid].values().sum();
-        assert_eq!(record.succeeded, sent, "{record:?}");
+        assert_eq!(record.counts.succeeded, sent, "{record:?}");
         let (patient, _) = originals[&record.study_instance_uid].first().unwrap();
         assert_eq!(record.patient_id.as_deref(), Some(patient.as_str()));
     }

@@ -5,12 +5,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Behaviour, TestScp, ct_files, large_ct_file, options, store_one};
-use config::UidStrategy;
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dimse::Status;
 use loader::synth::Encoding;
+use sender::UidStrategy;
 use sender::{FRESH_UID_LEN, Outcome, PreparedInstance, SenderError};
 
 fn file_body(path: &std::path::Path) -> Vec<u8> {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{OriginalStudy, ct_files, study_files};
-use config::UidStrategy;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dimse::Status;
 use loader::synth::Encoding;
+use sender::UidStrategy;
 use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, UidLevel, UidRoot,
     run_load,
@@ -212,9 +212,12 @@ fn fresh_uid_studies_each_copy_one_original_study_of_one_patient_into_the_archiv
         .collect();
     for record in &report.studies {
         let (attributes, stored) = &per_study[&record.study_instance_uid];
-        assert_eq!(record.succeeded, *stored, "{record:?}");
+        assert_eq!(record.counts.succeeded, *stored, "{record:?}");
         let summary = &archive[&record.study_instance_uid];
-        assert_eq!(summary.instances as u64, record.succeeded, "{summary:?}");
+        assert_eq!(
+            summary.instances as u64, record.counts.succeeded,
+            "{summary:?}"
+        );
         let patient = &attributes.first().unwrap()[0];
         assert_eq!(record.patient_id.as_ref(), Some(patient), "{record:?}");
         assert_eq!(summary.patient_id.as_ref(), Some(patient), "{summary:?}");

@@ -25,7 +25,7 @@ fn sender_to(addr: std::net::SocketAddr, called: &str, dimse_timeout: Duration) 
         .connect_timeout(Duration::from_secs(5))
         .acse_timeout(Duration::from_secs(10))
         .dimse_timeout(dimse_timeout)
-        .network_timeout(Duration::from_secs(30))
+        .write_timeout(Duration::from_secs(30))
         .build()
         .expect("a valid sender")
 }
@@ -206,7 +206,7 @@ fn sent_studies(report: &LoadReport) -> Vec<SentStudy> {
         .map(|s| {
             SentStudy::with_wall_clock(
                 s.study_instance_uid.clone(),
-                (s.succeeded + s.warnings) as u32,
+                s.counts.delivered() as u32,
                 s.last_sent,
             )
         })

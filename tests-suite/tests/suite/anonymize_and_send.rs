@@ -15,7 +15,6 @@ use dicom_core::{PrimitiveValue, Tag};
 use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use rstest::rstest;
-use sender::DicomSender;
 use simulator::SimulatorHandle;
 use tagutil::FileOutcome;
 use tagutil::deid::{DeidOptions, Deidentifier, anonymize, anonymize_folder};
@@ -133,8 +132,9 @@ fn deidentify_samples(root: &Path) -> Deidentified {
 /// Sends every de-identified copy through the configured route and asserts each was
 /// accepted.
 fn send_all(report: &mut TestReport, config: &TestConfig, copies: &[DeidentifiedFile]) {
-    let sender =
-        DicomSender::from_config(config).unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
+    let sender = campaign::options::sender::sender_options(config)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
     for file in copies {
         let outcome = sender.send_file(&file.anonymized).unwrap_or_else(|e| {
             panic!(

@@ -17,7 +17,7 @@ use loader::synth::Modality;
 use rstest::rstest;
 use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, Outcome, PreparedInstance, SenderError,
-    SenderOptions, StopAfter, run_load,
+    StopAfter, run_load,
 };
 use simulator::{FaultPlan, ResponseDelay, SimulatorHandle};
 use tests_suite::fixtures::*;
@@ -47,7 +47,9 @@ fn no_fault_injection(config: &TestConfig, fault: &str) -> String {
 }
 
 fn sender_for(config: &TestConfig) -> DicomSender {
-    DicomSender::from_config(config).unwrap_or_else(|e| panic!("cannot build a sender: {e}"))
+    campaign::options::sender::sender_options(config)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a sender: {e}"))
 }
 
 fn run(sender: &DicomSender, plan: &LoadPlan) -> LoadReport {
@@ -145,7 +147,7 @@ fn a_long_pause_between_sends_does_not_lose_the_second_send(
         .map(|s| {
             SentStudy::with_wall_clock(
                 &s.study_instance_uid,
-                (s.succeeded + s.warnings) as u32,
+                s.counts.delivered() as u32,
                 s.last_sent,
             )
         })
@@ -248,7 +250,7 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     let objects: Vec<DefaultDicomObject> = (0..INSTANCES)
         .map(|_| test_dicom_with_attributes.create(Modality::Ct, &[]).1)
         .collect();
-    let impatient = SenderOptions::from_config(&config)
+    let impatient = campaign::options::sender::sender_options(&config)
         .dimse_timeout(DIMSE_TIMEOUT)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
@@ -281,7 +283,7 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     let undelivered: Vec<&str> = load
         .studies
         .iter()
-        .filter(|s| s.succeeded + s.warnings == 0)
+        .filter(|s| s.counts.delivered() == 0)
         .map(|s| s.study_instance_uid.as_str())
         .collect();
     let already_there = cfind
@@ -349,7 +351,7 @@ fn a_silent_router_is_bounded_by_the_dimse_timeout(
     let objects: Vec<DefaultDicomObject> = (0..INSTANCES)
         .map(|_| test_dicom_with_attributes.create(Modality::Ct, &[]).1)
         .collect();
-    let sender = SenderOptions::from_config(&config)
+    let sender = campaign::options::sender::sender_options(&config)
         .dimse_timeout(DIMSE_TIMEOUT)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));

@@ -5,7 +5,6 @@
 //! sample, with their transit times in the report). Behind the `load` feature.
 
 use rstest::rstest;
-use sender::LoadPlan;
 use tests_suite::fixtures::*;
 use tests_suite::load;
 use tests_suite::record::TestReport;
@@ -14,7 +13,7 @@ use tests_suite::record::TestReport;
 fn load_stability_3x_peak(mut report: TestReport, session: &'static Session) {
     let target = load::target(session);
     let config = &target.config;
-    let plan = LoadPlan::from_config(config, load::prepare_samples(session));
+    let plan = campaign::options::sender::load_plan(config, load::prepare_samples(session));
 
     let run = load::run(&mut report, &target, &plan);
     let verification = load::verify_and_attach(&mut report, &target, &run);

@@ -3,7 +3,6 @@
 //! the target, and p95 latency under `MAX_P95_LATENCY_MS_SHORT`. Behind the `load` feature.
 
 use rstest::rstest;
-use sender::LoadPlan;
 use tests_suite::fixtures::*;
 use tests_suite::load;
 use tests_suite::record::TestReport;
@@ -18,7 +17,8 @@ fn peak_rate_is_sustained(mut report: TestReport, session: &'static Session) {
     let target = load::target(session);
     let config = &target.config;
     let peak = config.load.peak_images_per_second;
-    let plan = LoadPlan::from_config(config, load::prepare_samples(session)).rate(Some(peak));
+    let plan = campaign::options::sender::load_plan(config, load::prepare_samples(session))
+        .rate(Some(peak));
 
     let run = load::run(&mut report, &target, &plan);
     load::verify_and_attach(&mut report, &target, &run);

@@ -14,7 +14,6 @@ use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use loader::FileInfo;
 use rstest::rstest;
-use sender::DicomSender;
 use tagutil::{Edit, EditPlan, FileOutcome, RunSummary, SkipReason, UpdateOptions, update_folder};
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
@@ -529,7 +528,8 @@ fn an_updated_file_is_still_sendable_and_shows_its_new_description(
     let relative = ct.path.strip_prefix(&perf_config.dataset.root_dir).unwrap();
     let updated = copy.path().join(relative);
     let study = text(&copy.open(relative), tags::STUDY_INSTANCE_UID);
-    let sender = DicomSender::from_config(perf_config)
+    let sender = campaign::options::sender::sender_options(perf_config)
+        .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
 
     let outcome = sender

@@ -2,3 +2,4 @@
 //! type, so a variable's meaning is decided in one place.
 
 pub mod cfind;
+pub mod sender;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use config::{AssociationStrategy, UidStrategy};
 use loader::synth::{ImageGeometry, InstanceBuilder, Modality};
+use sender::{AssociationStrategy, UidStrategy};
 use sender::{
     DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
 };
@@ -46,6 +46,11 @@ struct Args {
     /// Images each storescu process sends.
     #[arg(long, default_value_t = 1500)]
     storescu_images: usize,
+    /// Skip the runs that need DCMTK (storescp, storescu): with `--features
+    /// bench-simulator`, the simulator's closed-loop runs and an open-loop run against
+    /// it remain.
+    #[arg(long)]
+    without_dcmtk: bool,
 }
 
 fn main() -> Result<()> {
@@ -77,39 +82,41 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
     let closed = Duration::from_secs_f64(args.closed_seconds);
     let n = args.concurrency;
 
-    // 1. ~50 KB instances, closed loop, against storescp --fork --ignore.
-    println!(
-        "\n== ~50 KB instances, closed loop, {n} associations, DCMTK storescp --fork --ignore =="
-    );
-    let scp = StoreScp::start(&["--fork", "--ignore"])?;
-    let sender = sender_for(&scp.address)?;
-    let persistent = closed_loop(
-        &sender,
-        &small_instances,
-        n,
-        closed,
-        AssociationStrategy::Persistent,
-    )?;
-    print_run("sender, persistent pool", &persistent);
-    let per_image = closed_loop(
-        &sender,
-        &small_instances,
-        n,
-        closed,
-        AssociationStrategy::PerImage,
-    )?;
-    print_run(
-        "sender, one association per image (old pattern)",
-        &per_image,
-    );
-    let storescu_rate = storescu_parallel(&scp.address, &small, n, args.storescu_images)?;
-    let ours = persistent.metrics.images_per_s.unwrap_or(0.0);
-    println!(
-        "ratios: persistent / storescu x{n} = {:.2}; persistent / per-image = {:.2}",
-        ours / storescu_rate,
-        ours / per_image.metrics.images_per_s.unwrap_or(f64::NAN)
-    );
-    drop(scp);
+    if !args.without_dcmtk {
+        // 1. ~50 KB instances, closed loop, against storescp --fork --ignore.
+        println!(
+            "\n== ~50 KB instances, closed loop, {n} associations, DCMTK storescp --fork --ignore =="
+        );
+        let scp = StoreScp::start(&["--fork", "--ignore"])?;
+        let sender = sender_for(&scp.address)?;
+        let persistent = closed_loop(
+            &sender,
+            &small_instances,
+            n,
+            closed,
+            AssociationStrategy::Persistent,
+        )?;
+        print_run("sender, persistent pool", &persistent);
+        let per_image = closed_loop(
+            &sender,
+            &small_instances,
+            n,
+            closed,
+            AssociationStrategy::PerImage,
+        )?;
+        print_run(
+            "sender, one association per image (old pattern)",
+            &per_image,
+        );
+        let storescu_rate = storescu_parallel(&scp.address, &small, n, args.storescu_images)?;
+        let ours = persistent.metrics.images_per_s.unwrap_or(0.0);
+        println!(
+            "ratios: persistent / storescu x{n} = {:.2}; persistent / per-image = {:.2}",
+            ours / storescu_rate,
+            ours / per_image.metrics.images_per_s.unwrap_or(f64::NAN)
+        );
+        drop(scp);
+    }
 
     #[cfg(feature = "bench-simulator")]
     {
@@ -136,37 +143,59 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
             let report = closed_loop(&sim_sender, &small_instances, n, closed, strategy)?;
             print_run(label, &report);
         }
+        if args.without_dcmtk {
+            println!(
+                "\n== open loop {} images/s for {} s, {n} persistent associations, simulator in load mode ==",
+                args.rate, args.open_seconds
+            );
+            open_loop(&sim_sender, &small_instances, args)?;
+        }
         let _ = sim.shutdown();
     }
 
-    // 2. ~10 MB instances vs loopback TCP bandwidth.
-    println!("\n== ~10 MB instances, 1 association, storescp --ignore -pdu 131072 ==");
-    let tcp = loopback_bandwidth(Duration::from_secs(3))?;
-    println!("loopback TCP (one writer, one reader, 64 KiB writes): {tcp:.0} MB/s");
-    let scp = StoreScp::start(&["--ignore", "-pdu", "131072"])?;
-    let sender = sender_for(&scp.address)?;
-    let big = run_load(
-        &sender,
-        &LoadPlan::new(large_instances.clone()).stop_after(StopAfter::Count(60)),
-        &NoObserver,
-    )?;
-    print_run("sender, 10 MB instances", &big);
-    let mbs = big.metrics.mb_per_s.unwrap_or(0.0);
-    println!("sender / loopback TCP = {:.0} %", 100.0 * mbs / tcp);
-    drop(scp);
+    if !args.without_dcmtk {
+        // 2. ~10 MB instances vs loopback TCP bandwidth.
+        println!("\n== ~10 MB instances, 1 association, storescp --ignore -pdu 131072 ==");
+        let tcp = loopback_bandwidth(Duration::from_secs(3))?;
+        println!("loopback TCP (one writer, one reader, 64 KiB writes): {tcp:.0} MB/s");
+        let scp = StoreScp::start(&["--ignore", "-pdu", "131072"])?;
+        let sender = sender_for(&scp.address)?;
+        let big = run_load(
+            &sender,
+            &LoadPlan::new(large_instances.clone()).stop_after(StopAfter::Count(60)),
+            &NoObserver,
+        )?;
+        print_run("sender, 10 MB instances", &big);
+        let mbs = big.metrics.mb_per_s.unwrap_or(0.0);
+        println!("sender / loopback TCP = {:.0} %", 100.0 * mbs / tcp);
+        drop(scp);
 
-    // 3. Open loop at a fixed rate: schedule accuracy and generator CPU.
+        // 3. Open loop at a fixed rate: schedule accuracy and generator CPU.
+        println!(
+            "\n== open loop {} images/s for {} s, {n} persistent associations, storescp --fork --ignore ==",
+            args.rate, args.open_seconds
+        );
+        let scp = StoreScp::start(&["--fork", "--ignore"])?;
+        let sender = sender_for(&scp.address)?;
+        open_loop(&sender, &small_instances, args)?;
+        drop(scp);
+    }
     println!(
-        "\n== open loop {} images/s for {} s, {n} persistent associations, storescp --fork --ignore ==",
-        args.rate, args.open_seconds
+        "\npeak memory (VmHWM) of the bench process: {} MB",
+        vm_hwm_mb()
     );
-    let scp = StoreScp::start(&["--fork", "--ignore"])?;
-    let sender = sender_for(&scp.address)?;
+    Ok(())
+}
+
+/// An open-loop run at `--rate` for `--open-seconds`: schedule accuracy and the
+/// generator's CPU.
+fn open_loop(sender: &DicomSender, instances: &[Arc<PreparedInstance>], args: &Args) -> Result<()> {
+    let n = args.concurrency;
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();
     let open = run_load(
-        &sender,
-        &LoadPlan::new(small_instances.clone())
+        sender,
+        &LoadPlan::new(instances.to_vec())
             .concurrency(n)
             .rate(Some(args.rate))
             .stop_after(StopAfter::Duration(Duration::from_secs_f64(
@@ -184,11 +213,6 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
         100.0 * (achieved - args.rate) / args.rate,
         cpu,
         cpu / wall
-    );
-    drop(scp);
-    println!(
-        "\npeak memory (VmHWM) of the bench process: {} MB",
-        vm_hwm_mb()
     );
     Ok(())
 }

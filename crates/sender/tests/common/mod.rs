@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use dicom_dictionary_std::uids;
 use dicom_ul::pdu::{AbortRQSource, PDataValueType};
 use dicom_ul::{Pdu, ServerAssociationOptions};
+use dimse::Timeouts;
 use dimse::{Command, Incoming, MessageReader, Status};
 use loader::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality, Patient, Series, Study};
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sender::{DicomSender, SenderOptions, Timeouts};
+use sender::{DicomSender, SenderOptions};
 
 /// How the test SCP treats what it receives.
 #[derive(Debug, Clone, Copy)]
@@ -218,7 +219,7 @@ pub fn options(address: &str) -> SenderOptions {
             connect: Duration::from_secs(5),
             acse: Duration::from_secs(5),
             dimse: Duration::from_secs(2),
-            network: Duration::from_secs(5),
+            write: Duration::from_secs(5),
         })
 }
 

@@ -1,0 +1,135 @@
+//! The configuration as the sender's options: where and as whom to send
+//! ([`sender_options`]), the load profile ([`load_plan`]) and the command line's
+//! fallbacks ([`cli_defaults`]).
+
+use std::sync::Arc;
+
+use config::TestConfig;
+use dimse::{PeerAddress, Timeouts};
+use sender::{LoadPlan, PreparedInstance, SenderOptions, StopAfter};
+
+/// The endpoint's peer address (`COMPASS_HOST`, `COMPASS_PORT`).
+fn peer(config: &TestConfig) -> PeerAddress {
+    PeerAddress::new(config.endpoint.host.as_str(), config.endpoint.port)
+}
+
+/// `DICOM_CONNECT_TIMEOUT`, `DICOM_ACSE_TIMEOUT`, `DICOM_DIMSE_TIMEOUT` and
+/// `DICOM_NETWORK_TIMEOUT` (the longest a socket write may block).
+pub fn timeouts(config: &TestConfig) -> Timeouts {
+    let network = &config.network;
+    Timeouts {
+        connect: network.connect_timeout,
+        acse: network.acse_timeout,
+        dimse: network.dimse_timeout,
+        write: network.network_timeout,
+    }
+}
+
+/// The sender's options for the selected endpoint: its address and the AE titles of
+/// the selected route, the network timeouts and the maximum PDU length.
+pub fn sender_options(config: &TestConfig) -> SenderOptions {
+    SenderOptions::for_peer(peer(config))
+        .calling_ae_title(&config.endpoint.calling_ae_title)
+        .called_ae_title(&config.endpoint.called_ae_title)
+        .timeouts(timeouts(config))
+        .max_pdu_length(config.network.max_pdu_length)
+}
+
+/// A load plan with the configuration's load profile (target rate = peak x
+/// multiplier, concurrency, duration, ramp-up) and sending settings (association
+/// strategy, operations per association).
+pub fn load_plan(config: &TestConfig, instances: Vec<Arc<PreparedInstance>>) -> LoadPlan {
+    LoadPlan::new(instances)
+        .rate(Some(config.load.target_rate()))
+        .ramp_up(config.load.ramp_up)
+        .concurrency(config.load.concurrency)
+        .stop_after(StopAfter::Duration(config.load.duration))
+        .association(config.sending.association)
+        .max_ops_per_association(config.sending.max_ops_per_association)
+}
+
+/// What the sender's command line falls back to: the endpoint, its AE titles, the
+/// network settings and the sending strategy.
+pub fn cli_defaults(config: &TestConfig) -> sender::cli::Defaults {
+    sender::cli::Defaults {
+        peer: peer(config),
+        calling_ae_title: config.endpoint.calling_ae_title.clone(),
+        called_ae_title: config.endpoint.called_ae_title.clone(),
+        timeouts: timeouts(config),
+        max_pdu_length: config.network.max_pdu_length,
+        association: config.sending.association,
+        max_ops_per_association: config.sending.max_ops_per_association,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use sender::AssociationStrategy;
+
+    use super::*;
+
+    #[test]
+    fn options_from_config_take_the_endpoint_and_network_settings() {
+        let config = TestConfig::from_map([
+            ("COMPASS_HOST", "10.1.2.3"),
+            ("COMPASS_PORT", "4242"),
+            ("COMPASS_AE_TITLE", "ROUTER"),
+            ("LOCAL_AE_TITLE", "MODALITY"),
+            ("DICOM_DIMSE_TIMEOUT", "7"),
+        ])
+        .unwrap();
+        let options = sender_options(&config);
+        assert_eq!(options.address().to_string(), "10.1.2.3:4242");
+        assert_eq!(options.called_ae().as_str(), "ROUTER");
+        assert_eq!(options.calling_ae().as_str(), "MODALITY");
+        assert_eq!(options.current_timeouts().dimse, Duration::from_secs(7));
+        assert!(options.build().is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_endpoint_is_one_peer_address() {
+        let config =
+            TestConfig::from_map([("COMPASS_HOST", "::1"), ("COMPASS_PORT", "104")]).unwrap();
+        assert_eq!(sender_options(&config).address().to_string(), "[::1]:104");
+    }
+
+    #[test]
+    fn a_plan_from_the_configuration_takes_its_load_profile_and_strategy() {
+        let config = TestConfig::from_map([
+            ("PEAK_IMAGES_PER_SECOND", "40"),
+            ("LOAD_MULTIPLIER", "2.5"),
+            ("LOAD_CONCURRENCY", "12"),
+            ("TEST_DURATION_SECONDS", "90"),
+            ("ASSOCIATION_STRATEGY", "per-study"),
+            ("MAX_OPS_PER_ASSOCIATION", "50"),
+        ])
+        .unwrap();
+        let plan = load_plan(&config, Vec::new());
+        assert_eq!(plan.target_rate(), Some(100.0));
+        assert_eq!(plan.worker_count(), 12);
+        assert_eq!(plan.stop(), StopAfter::Duration(Duration::from_secs(90)));
+        assert_eq!(plan.association_strategy(), AssociationStrategy::PerStudy);
+        assert_eq!(plan.max_ops(), NonZeroU32::new(50));
+    }
+
+    #[test]
+    fn the_command_line_falls_back_to_the_configured_endpoint_and_strategy() {
+        let config = TestConfig::from_map([
+            ("COMPASS_HOST", "10.1.2.3"),
+            ("COMPASS_PORT", "4242"),
+            ("COMPASS_AE_TITLE", "ROUTER"),
+            ("DICOM_MAX_PDU", "32768"),
+            ("ASSOCIATION_STRATEGY", "per-image"),
+        ])
+        .unwrap();
+        let defaults = cli_defaults(&config);
+        assert_eq!(defaults.peer, PeerAddress::new("10.1.2.3", 4242));
+        assert_eq!(defaults.called_ae_title.as_str(), "ROUTER");
+        assert_eq!(defaults.max_pdu_length, 32_768);
+        assert_eq!(defaults.association, AssociationStrategy::PerImage);
+        assert_eq!(defaults.timeouts, timeouts(&config));
+    }
+}

@@ -1,0 +1,275 @@
+//! [`LoadPlan`]: what a load run sends, how fast, for how long, over which
+//! associations; and when each send is meant to start ([`LoadPlan::intended_offset`]).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::instance::PreparedInstance;
+use crate::layout::StudyLayout;
+use crate::{AssociationStrategy, SenderError};
+
+/// When a load run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAfter {
+    /// Each prepared instance once.
+    EachOnce,
+    /// This many sends.
+    Count(u64),
+    /// Sends whose start (intended start in open loop) falls within this time.
+    Duration(Duration),
+}
+
+/// What a load run sends, how fast, and over which associations.
+///
+/// ```
+/// use std::time::Duration;
+/// use sender::{LoadPlan, StopAfter};
+/// use sender::AssociationStrategy;
+///
+/// let plan = LoadPlan::new(Vec::new())
+///     .rate(Some(200.0))
+///     .ramp_up(Duration::from_secs(10))
+///     .concurrency(16)
+///     .stop_after(StopAfter::Duration(Duration::from_secs(300)))
+///     .association(AssociationStrategy::Persistent);
+/// assert_eq!(plan.target_rate(), Some(200.0));
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    instances: Vec<Arc<PreparedInstance>>,
+    stop: StopAfter,
+    rate: Option<f64>,
+    ramp_up: Duration,
+    concurrency: usize,
+    association: AssociationStrategy,
+    max_ops_per_association: Option<NonZeroU32>,
+    layout: StudyLayout,
+    progress_interval: Duration,
+}
+
+impl LoadPlan {
+    /// A plan sending `instances` once each, closed loop, on one persistent association.
+    pub fn new(instances: Vec<Arc<PreparedInstance>>) -> Self {
+        LoadPlan {
+            instances,
+            stop: StopAfter::EachOnce,
+            rate: None,
+            ramp_up: Duration::ZERO,
+            concurrency: 1,
+            association: AssociationStrategy::Persistent,
+            max_ops_per_association: None,
+            layout: StudyLayout::ORIGINAL,
+            progress_interval: Duration::from_millis(250),
+        }
+    }
+
+    /// When the run stops (default: each instance once).
+    pub fn stop_after(mut self, stop: StopAfter) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Target rate in images per second (open loop); `None` for closed loop.
+    pub fn rate(mut self, rate: Option<f64>) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Linear ramp from 0 to the target rate over this time (open loop only).
+    pub fn ramp_up(mut self, ramp_up: Duration) -> Self {
+        self.ramp_up = ramp_up;
+        self
+    }
+
+    /// Number of workers, each with its own association (default 1).
+    pub fn concurrency(mut self, workers: usize) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// How associations are used (default: persistent).
+    pub fn association(mut self, strategy: AssociationStrategy) -> Self {
+        self.association = strategy;
+        self
+    }
+
+    /// Release and reopen an association after this many stores (persistent and
+    /// per-study strategies); `None` for no limit.
+    pub fn max_ops_per_association(mut self, max: Option<NonZeroU32>) -> Self {
+        self.max_ops_per_association = max;
+        self
+    }
+
+    /// How fresh UIDs group the sends into studies and series (default
+    /// [`StudyLayout::ORIGINAL`]: each pass over the instances sends one copy of every
+    /// original study, with its series). A fresh study never mixes instances of two
+    /// original studies or two patients. Ignored for as-is runs.
+    pub fn study_layout(mut self, layout: StudyLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Fresh studies of at most `series_per_study` series of at most
+    /// `instances_per_series` instances, each cut from one original study:
+    /// shorthand for [`study_layout`](Self::study_layout) with both limits set.
+    /// An original study smaller than that stays one study of its own size.
+    pub fn synthetic_studies(self, instances_per_series: u64, series_per_study: u64) -> Self {
+        self.study_layout(StudyLayout::limits(
+            Some(instances_per_series),
+            Some(series_per_study),
+        ))
+    }
+
+    /// How often the observer hears about progress (default 250 ms).
+    pub fn progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval;
+        self
+    }
+
+    /// The target rate, if open loop.
+    pub fn target_rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// Workers, each with its own association.
+    pub fn worker_count(&self) -> usize {
+        self.concurrency
+    }
+
+    /// When the run stops.
+    pub fn stop(&self) -> StopAfter {
+        self.stop
+    }
+
+    /// How associations are used.
+    pub fn association_strategy(&self) -> AssociationStrategy {
+        self.association
+    }
+
+    /// Stores per association before it is recycled, if limited.
+    pub fn max_ops(&self) -> Option<NonZeroU32> {
+        self.max_ops_per_association
+    }
+
+    /// How fresh UIDs group the sends into studies and series.
+    pub fn layout(&self) -> StudyLayout {
+        self.layout
+    }
+
+    pub(super) fn current_progress_interval(&self) -> Duration {
+        self.progress_interval
+    }
+
+    /// The instances sent.
+    pub fn instances(&self) -> &[Arc<PreparedInstance>] {
+        &self.instances
+    }
+
+    pub(super) fn validate(&self) -> Result<(), SenderError> {
+        let invalid = |name: &'static str, value: String, expected: &str| {
+            Err(SenderError::InvalidOption {
+                name,
+                value,
+                expected: expected.to_string(),
+            })
+        };
+        if self.instances.is_empty() {
+            return invalid("instances", "none".into(), "at least one instance to send");
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency", "0".into(), "at least 1 worker");
+        }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return invalid(
+                "rate",
+                rate.to_string(),
+                "a positive number of images per second",
+            );
+        }
+        if self.layout.max_instances_per_series == Some(0) {
+            return invalid(
+                "max_instances_per_series",
+                "0".into(),
+                "at least one instance per series, or no limit",
+            );
+        }
+        if self.layout.max_series_per_study == Some(0) {
+            return invalid(
+                "max_series_per_study",
+                "0".into(),
+                "at least one series per study, or no limit",
+            );
+        }
+        let fresh = self.instances[0].has_fresh_uids();
+        if self.instances.iter().any(|i| i.has_fresh_uids() != fresh) {
+            return invalid(
+                "instances",
+                "a mix of as-is and fresh-UID instances".into(),
+                "instances prepared with one UID strategy",
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn total(&self) -> Option<u64> {
+        match self.stop {
+            StopAfter::EachOnce => Some(self.instances.len() as u64),
+            StopAfter::Count(n) => Some(n),
+            StopAfter::Duration(_) => None,
+        }
+    }
+
+    /// Intended start of send `k`, from the run's start (open loop only).
+    pub(super) fn intended_offset(&self, k: u64) -> Option<Duration> {
+        let rate = self.rate?;
+        let ramp = self.ramp_up.as_secs_f64();
+        let k = k as f64;
+        // The ramp sends rate*ramp/2 images: count(t) = rate t^2 / (2 ramp) until then.
+        let ramp_count = rate * ramp / 2.0;
+        let t = if k < ramp_count {
+            (2.0 * ramp * k / rate).sqrt()
+        } else {
+            ramp + (k - ramp_count) / rate
+        };
+        Some(Duration::from_secs_f64(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_loop_sends_are_evenly_spaced_at_the_target_rate() {
+        let plan = LoadPlan::new(Vec::new()).rate(Some(1000.0));
+        assert_eq!(plan.intended_offset(0), Some(Duration::ZERO));
+        assert_eq!(plan.intended_offset(1000), Some(Duration::from_secs(1)));
+        assert_eq!(
+            plan.intended_offset(1500),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn a_ramp_up_sends_half_the_full_rate_count_during_the_ramp() {
+        let plan = LoadPlan::new(Vec::new())
+            .rate(Some(100.0))
+            .ramp_up(Duration::from_secs(10));
+        // 100/s ramped over 10 s: 500 sends in the ramp, then 100/s.
+        let at_500 = plan.intended_offset(500).unwrap().as_secs_f64();
+        assert!((at_500 - 10.0).abs() < 1e-9, "{at_500}");
+        let at_600 = plan.intended_offset(600).unwrap().as_secs_f64();
+        assert!((at_600 - 11.0).abs() < 1e-9, "{at_600}");
+        // Halfway through the ramp the rate is half: 125 sends by 5 s.
+        let at_125 = plan.intended_offset(125).unwrap().as_secs_f64();
+        assert!((at_125 - 5.0).abs() < 1e-9, "{at_125}");
+    }
+
+    #[test]
+    fn closed_loop_has_no_intended_times() {
+        assert_eq!(LoadPlan::new(Vec::new()).intended_offset(5), None);
+    }
+}

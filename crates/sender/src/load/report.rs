@@ -1,0 +1,165 @@
+//! What a load run hands back: the [`LoadReport`] (metrics, association events, one
+//! [`StudyRecord`] per study) and the [`LoadSummary`] the command line prints.
+
+use std::time::{Duration, SystemTime};
+
+use metrics::{MetricsSnapshot, OutcomeCounts};
+use serde::Serialize;
+
+use crate::AssociationStrategy;
+
+/// What was sent to one study: what a C-FIND check needs to verify delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudyRecord {
+    /// Study Instance UID as sent.
+    pub study_instance_uid: String,
+    /// The Study Instance UID in the files: with fresh UIDs, the original study this
+    /// one is a copy (or, under [`StudyLayout`](crate::StudyLayout) limits, a part) of; as is, the same
+    /// as `study_instance_uid`. `None` when the files have none.
+    pub original_study_instance_uid: Option<String>,
+    /// Patient ID of its instances, as in the files.
+    pub patient_id: Option<String>,
+    /// How the sends to this study ended (attempted = succeeded + warnings + failed
+    /// + unknown), with their bytes.
+    #[serde(flatten)]
+    pub counts: OutcomeCounts,
+    /// Wall-clock time of the first send's start (JSON: Unix microseconds).
+    #[serde(rename = "first_sent_unix_us", serialize_with = "unix_us")]
+    pub first_sent: SystemTime,
+    /// Wall-clock time the last send to it ended (JSON: Unix microseconds).
+    #[serde(rename = "last_sent_unix_us", serialize_with = "unix_us")]
+    pub last_sent: SystemTime,
+}
+
+/// Association-level events of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AssociationCounts {
+    /// Associations established.
+    pub opened: u64,
+    /// Attempts to establish one that failed (refused, rejected, timed out).
+    pub failed_to_open: u64,
+    /// Associations found closed or aborted by the peer while idle, before reuse.
+    pub found_closed: u64,
+    /// Associations released after reaching the maximum operations.
+    pub recycled: u64,
+}
+
+impl AssociationCounts {
+    /// Adds another worker's events.
+    pub(super) fn merge(&mut self, other: &AssociationCounts) {
+        self.opened += other.opened;
+        self.failed_to_open += other.failed_to_open;
+        self.found_closed += other.found_closed;
+        self.recycled += other.recycled;
+    }
+}
+
+/// The result of a load run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Counts, latency and service-time histograms, timeline, errors.
+    pub metrics: MetricsSnapshot,
+    /// Target rate (open loop), images per second.
+    pub target_rate: Option<f64>,
+    /// Sends started per second, over the span from the first to the last actual
+    /// start: what the generator achieved against the target.
+    pub achieved_send_rate: Option<f64>,
+    /// Time from the start of the run to the end of the last send.
+    #[serde(serialize_with = "dimse::serde_duration::seconds")]
+    pub elapsed: Duration,
+    /// Workers.
+    pub concurrency: usize,
+    /// Strategy used.
+    pub association: AssociationStrategy,
+    /// Association events.
+    pub associations: AssociationCounts,
+    /// Per study, what was sent and how it ended, in order of first send.
+    pub studies: Vec<StudyRecord>,
+    /// The root of the fresh UIDs, when the run made them. Send number `k` (from 0)
+    /// carried SOP Instance UID `root.uid(UidLevel::Instance, k)` (see
+    /// [`UidRoot`](crate::UidRoot)'s `FromStr`).
+    pub uid_root: Option<String>,
+}
+
+/// The figures the CLI prints and `--json` writes, under the same names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadSummary {
+    /// Sends whose outcome is known (= succeeded + warnings + failed + unknown).
+    pub attempted: u64,
+    /// Stored with status 0000.
+    pub succeeded: u64,
+    /// Stored with a warning status.
+    pub warnings: u64,
+    /// Not stored.
+    pub failed: u64,
+    /// May or may not have been stored.
+    pub unknown: u64,
+    /// Delivered images per second of wall time.
+    pub images_per_s: Option<f64>,
+    /// Delivered megabytes (10^6 bytes) per second of wall time.
+    pub mb_per_s: Option<f64>,
+    /// Latency from the intended start, every outcome included.
+    pub latency_ms: Option<metrics::LatencySummary>,
+    /// Service time from the actual start.
+    pub service_time_ms: Option<metrics::LatencySummary>,
+    /// Target rate (open loop).
+    pub target_rate: Option<f64>,
+    /// Sends started per second.
+    pub achieved_send_rate: Option<f64>,
+    /// Run time in seconds.
+    pub elapsed_s: f64,
+    /// Workers.
+    pub concurrency: usize,
+    /// Association strategy.
+    pub association: AssociationStrategy,
+}
+
+impl LoadReport {
+    /// The summary figures.
+    pub fn summary(&self) -> LoadSummary {
+        let m = &self.metrics;
+        LoadSummary {
+            attempted: m.counts.attempted,
+            succeeded: m.counts.succeeded,
+            warnings: m.counts.warnings,
+            failed: m.counts.failed,
+            unknown: m.counts.unknown,
+            images_per_s: m.images_per_s,
+            mb_per_s: m.mb_per_s,
+            latency_ms: m.latency_ms,
+            service_time_ms: m.service_time_ms,
+            target_rate: self.target_rate,
+            achieved_send_rate: self.achieved_send_rate,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            concurrency: self.concurrency,
+            association: self.association,
+        }
+    }
+
+    /// attempted = succeeded + warnings + failed + unknown, in the metrics and summed
+    /// over the studies.
+    pub fn is_consistent(&self) -> bool {
+        let mut by_study = OutcomeCounts::default();
+        for study in &self.studies {
+            by_study.merge(&study.counts);
+        }
+        let c = &self.metrics.counts;
+        c.is_consistent()
+            && by_study.is_consistent()
+            && (by_study.attempted, by_study.succeeded, by_study.warnings)
+                == (c.attempted, c.succeeded, c.warnings)
+            && (by_study.failed, by_study.unknown) == (c.failed, c.unknown)
+    }
+
+    /// Whether every send was delivered (no failure, no unknown).
+    pub fn all_delivered(&self) -> bool {
+        self.metrics.counts.failed == 0 && self.metrics.counts.unknown == 0
+    }
+}
+
+fn unix_us<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let us = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    s.serialize_i64(us)
+}

@@ -1,0 +1,119 @@
+//! One worker: one association at a time, used by the plan's
+//! [`AssociationStrategy`], sending the numbers it claims at their intended starts
+//! and handing one [`SendEvent`] per send to its tallies.
+
+use std::thread;
+use std::time::Instant;
+
+use dimse::ScuOptions;
+
+use super::events::{SendEvent, WorkerTallies};
+use super::plan::LoadPlan;
+use super::progress::Live;
+use super::report::AssociationCounts;
+use super::schedule::{Dispenser, Schedule};
+use crate::association::Session;
+use crate::instance::{InstanceUids, PreparedInstance};
+use crate::outcome::{Outcome, SendOutcome};
+use crate::{AssociationStrategy, DicomSender};
+
+/// One worker's association and association events.
+pub(super) struct Worker<'a> {
+    pub(super) sender: &'a DicomSender,
+    pub(super) plan: &'a LoadPlan,
+    /// Made once per run: opening an association allocates nothing for its options.
+    pub(super) scu: &'a ScuOptions,
+    pub(super) live: &'a Live,
+    pub(super) session: Option<Session>,
+    pub(super) associations: AssociationCounts,
+}
+
+impl Worker<'_> {
+    /// Sends every number it can claim, each at its intended start (open loop) or at
+    /// once (closed loop), until the dispenser says the run is over.
+    pub(super) fn run(
+        &mut self,
+        dispenser: &Dispenser<'_>,
+        schedule: &Schedule<'_>,
+        start: Instant,
+        tallies: &mut WorkerTallies<'_>,
+    ) {
+        let plan = self.plan;
+        while let Some(range) = dispenser.claim() {
+            for k in range {
+                // Latency is measured from here, not from when the worker got to it:
+                // a stalled peer shows as growing latency, not as a slower generator.
+                let intended = plan.intended_offset(k).map(|o| start + o);
+                if let Some(at) = intended {
+                    let now = Instant::now();
+                    if at > now {
+                        thread::sleep(at - now);
+                    }
+                }
+                let target = schedule.target(k);
+                let outcome = self.send(&plan.instances()[target.instance], target.uids.as_ref());
+                tallies.record(SendEvent {
+                    study: target.study,
+                    intended,
+                    outcome,
+                });
+            }
+            if plan.association_strategy() == AssociationStrategy::PerStudy {
+                self.close();
+            }
+        }
+        self.close();
+    }
+
+    /// Sends one instance on this worker's association, opening one if needed.
+    fn send(&mut self, instance: &PreparedInstance, uids: Option<&InstanceUids>) -> SendOutcome {
+        let started = Instant::now();
+        if let Some(session) = self.session.as_mut() {
+            let recycle = self
+                .plan
+                .max_ops()
+                .is_some_and(|max| session.operations() >= u64::from(max.get()));
+            if recycle {
+                self.associations.recycled += 1;
+                self.close();
+            } else if !session.check_alive() {
+                self.associations.found_closed += 1;
+                self.close();
+            }
+        }
+        if self.session.is_none() {
+            match self.sender.open_with(self.scu) {
+                Ok(session) => {
+                    self.associations.opened += 1;
+                    self.live.association(true);
+                    self.session = Some(session);
+                }
+                Err(e) => {
+                    self.associations.failed_to_open += 1;
+                    return SendOutcome::not_sent(Outcome::Failure, e.to_string(), started);
+                }
+            }
+        }
+        let session = self.session.as_mut().expect("opened above");
+        let mut outcome = session.store(instance, uids);
+        // Time spent opening the association belongs to this send.
+        outcome.latency = outcome.started.saturating_duration_since(started) + outcome.latency;
+        outcome.started = started;
+        if !session.is_usable() || self.plan.association_strategy() == AssociationStrategy::PerImage
+        {
+            self.close();
+        }
+        outcome
+    }
+
+    /// Releases (or drops, when broken) the current association.
+    fn close(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.live.association(false);
+            if session.is_usable() {
+                // The outcomes are known; a botched release changes none of them.
+                let _ = session.release();
+            }
+        }
+    }
+}
