@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cfind::{CFindClient, Delivery, SentStudy, VerificationReport};
 use config::{TestConfig, UidStrategy};
 use report::{Figure, LoadResult, TransitTimes};
-use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedInstance};
+use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedInstance, StudyRecord};
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
@@ -143,8 +143,8 @@ pub fn run_load(
 /// The studies a run delivered to, as C-FIND verification takes them. With fresh UIDs
 /// every instance is counted; files sent as they are repeat their UIDs, so the router
 /// keeps one copy and only each study's presence can be checked.
-pub fn sent_studies(load: &LoadReport, uids: UidStrategy) -> Vec<SentStudy> {
-    load.studies
+pub fn sent_studies(studies: &[StudyRecord], uids: UidStrategy) -> Vec<SentStudy> {
+    studies
         .iter()
         .filter(|s| s.counts.delivered() > 0)
         .map(|s| {
@@ -168,7 +168,7 @@ pub fn verify(
     target: &LoadTarget,
     load: &LoadReport,
 ) -> Result<Option<VerificationReport>, CampaignError> {
-    let sent = sent_studies(load, target.config.sending.uid_strategy);
+    let sent = sent_studies(&load.studies, target.config.sending.uid_strategy);
     if !target.config.cfind.verify || sent.is_empty() {
         return Ok(None);
     }

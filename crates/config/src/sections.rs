@@ -267,6 +267,18 @@ pub struct NetworkSettings {
 }
 
 impl NetworkSettings {
+    /// The four waits as the clients take them: `DICOM_CONNECT_TIMEOUT`,
+    /// `DICOM_ACSE_TIMEOUT`, `DICOM_DIMSE_TIMEOUT`, and `DICOM_NETWORK_TIMEOUT` as the
+    /// longest a socket write may block.
+    pub fn timeouts(&self) -> dimse::Timeouts {
+        dimse::Timeouts {
+            connect: self.connect_timeout,
+            acse: self.acse_timeout,
+            dimse: self.dimse_timeout,
+            write: self.network_timeout,
+        }
+    }
+
     pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
         let timeout = |reader: &mut Reader<'_>, name: &str, default: Duration| {
             reader.value_or(name, default, parse::seconds_positive)

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod merge;
 mod run;
+mod verify;
 
 /// Exit status when the command could not run (configuration, unreachable router,
 /// unreadable input): nothing was judged.
@@ -25,6 +26,9 @@ const CHECKS_FAILED: u8 = 1;
     after_help = "Configuration: .env and the environment (see .env.example); with no COMPASS_HOST \
                   the router is the embedded simulator.\n\nExamples:\n  \
                   dicom-auto run                       # load, verify by C-FIND, write test_report.*\n  \
+                  dicom-auto echo                      # is the router there?\n  \
+                  dicom-auto load dicom_samples --rate 100 --duration 30 --reuid --json load.json\n  \
+                  dicom-auto verify load.json          # is all of it at the destination?\n  \
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
                   dicom-auto simulate --port 11112     # the embedded router on its own"
@@ -36,10 +40,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// C-ECHO, store files, or drive a load run (storescu-style), to the configured
+    /// router and route unless HOST PORT and the AE options say otherwise.
+    #[command(flatten)]
+    Send(sender::cli::Action),
     /// A whole campaign: load at PEAK_IMAGES_PER_SECOND x LOAD_MULTIPLIER for
     /// TEST_DURATION_SECONDS, verify every delivered study by C-FIND, judge
     /// MAX_ERROR_RATE and MAX_P95_LATENCY_MS, write test_report.html/.json/.xml.
     Run(run::RunArgs),
+    /// Verify by C-FIND that every study a load delivered to (its --json) is at the
+    /// destination, complete.
+    Verify(verify::VerifyArgs),
     /// Query the C-FIND peer (CFIND_HOST/PORT/AE_TITLE, else the router): ping, study,
     /// patient, today, dates, modality, series, images, wait.
     Find(cfind::cli::Args),
@@ -74,9 +85,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Send(action) => configuration().and_then(|config| {
+            sender::cli::run(action, &campaign::options::sender::cli_defaults(&config))
+        }),
         Command::Merge(args) => merge::merge(&args),
         Command::Simulate(args) => simulator::cli::run(args),
         Command::Find(args) => find(&args),
+        Command::Verify(args) => verify::verify(&args),
     };
     match result {
         Ok(code) => code,

@@ -228,3 +228,95 @@ fn find_takes_its_peer_from_the_configuration() {
     assert_eq!(output.status.code(), Some(1), "{shown}");
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
 }
+
+/// A simulator that stores anything sent to `STORE-ALL` and answers C-FIND as `LB-QUERY`.
+fn store_all_simulator() -> simulator::SimulatorHandle {
+    let mut rules = simulator::Rules::default_rules();
+    rules
+        .routes
+        .push(simulator::Route::store_only("STORE_ALL", "STORE-ALL"));
+    simulator::Simulator::start(simulator::SimulatorConfig::with_rules(rules)).unwrap()
+}
+
+fn router_vars(simulator: &simulator::SimulatorHandle) -> Vec<(&'static str, String)> {
+    vec![
+        ("COMPASS_HOST", "127.0.0.1".to_string()),
+        ("COMPASS_PORT", simulator.addr().port().to_string()),
+        ("COMPASS_AE_TITLE", "STORE-ALL".to_string()),
+        ("CFIND_AE_TITLE", "LB-QUERY".to_string()),
+        ("CFIND_INITIAL_DELAY", "0".to_string()),
+        ("CFIND_POLL_INTERVAL", "0.2".to_string()),
+        ("CFIND_TIMEOUT", "2".to_string()),
+    ]
+}
+
+#[test]
+fn verify_finds_every_study_a_load_delivered_and_misses_are_a_failure() {
+    let router = store_all_simulator();
+    let dir = tempfile::tempdir().unwrap();
+    let load_json = dir.path().join("load.json");
+    let samples = samples_dir().display().to_string();
+    let output = dicom_auto(
+        dir.path(),
+        &router_vars(&router),
+        &[
+            "load",
+            &samples,
+            "--count",
+            "46",
+            "--reuid",
+            "--quiet",
+            "--json",
+            load_json.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+
+    let verification_json = dir.path().join("verification.json");
+    let output = dicom_auto(
+        dir.path(),
+        &router_vars(&router),
+        &[
+            "verify",
+            load_json.to_str().unwrap(),
+            "--json",
+            verification_json.to_str().unwrap(),
+        ],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("missing     0"), "{shown}");
+    let verification: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&verification_json).unwrap()).unwrap();
+    let studies = verification["studies"].as_array().unwrap();
+    assert!(!studies.is_empty());
+    assert!(
+        studies.iter().all(|s| s["delivery"] == "complete"),
+        "{verification}"
+    );
+
+    // The same load checked at a destination that never received it.
+    let elsewhere = store_all_simulator();
+    let output = dicom_auto(
+        dir.path(),
+        &router_vars(&elsewhere),
+        &["verify", load_json.to_str().unwrap()],
+    );
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("FAIL") && shown.contains("not complete"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn verify_refuses_a_file_that_is_not_a_load_and_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("report.json");
+    std::fs::write(&bogus, "{\"tests\": []}").unwrap();
+    let output = dicom_auto(dir.path(), &[], &["verify", bogus.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("--json FILE"), "{shown}");
+}

@@ -1,8 +1,8 @@
 //! The configuration's C-FIND and network settings as a [`CFindClient`].
 
 use cfind::{CFindClient, CFindClientBuilder, Polling};
-use config::{NetworkSettings, TestConfig};
-use dimse::{PeerAddress, Timeouts};
+use config::TestConfig;
+use dimse::PeerAddress;
 
 /// A builder holding the configuration's C-FIND and network settings, to change some
 /// of them (a command line's `--host`, say) before building.
@@ -18,7 +18,7 @@ pub fn cfind_client_builder(config: &TestConfig) -> CFindClientBuilder {
     CFindClientBuilder::new(PeerAddress::new(cfind.host.clone(), cfind.port))
         .called_ae_title(cfind.called_ae_title.as_str())
         .calling_ae_title(cfind.calling_ae_title.as_str())
-        .timeouts(timeouts(network))
+        .timeouts(network.timeouts())
         .max_pdu_length(network.max_pdu_length)
         .query_timeout(cfind.timeout)
         .polling(Polling {
@@ -38,17 +38,6 @@ pub fn cfind_client(config: &TestConfig) -> CFindClient {
     match cfind_client_builder(config).build() {
         Ok(client) => client,
         Err(error) => panic!("the configuration's C-FIND settings are unusable: {error}"),
-    }
-}
-
-/// `DICOM_CONNECT_TIMEOUT`, `DICOM_ACSE_TIMEOUT`, `DICOM_DIMSE_TIMEOUT` and
-/// `DICOM_NETWORK_TIMEOUT` (each socket write).
-fn timeouts(network: &NetworkSettings) -> Timeouts {
-    Timeouts {
-        connect: network.connect_timeout,
-        acse: network.acse_timeout,
-        dimse: network.dimse_timeout,
-        write: network.network_timeout,
     }
 }
 
@@ -86,7 +75,7 @@ mod tests {
     fn without_settings_the_defaults_match_cfinds_own() {
         let config = TestConfig::from_map::<[(&str, &str); 0], _, _>([]).unwrap();
         let client = cfind_client(&config);
-        assert_eq!(client.timeouts(), Timeouts::DEFAULT);
+        assert_eq!(client.timeouts(), dimse::Timeouts::DEFAULT);
         assert_eq!(client.max_pdu_length(), dimse::DEFAULT_MAX_PDU_LENGTH);
         if !config.endpoint.target.is_embedded() {
             assert_eq!(client.polling(), Polling::DEFAULT);

@@ -5,24 +5,12 @@
 use std::sync::Arc;
 
 use config::TestConfig;
-use dimse::{PeerAddress, Timeouts};
+use dimse::PeerAddress;
 use sender::{LoadPlan, PreparedInstance, SenderOptions, StopAfter};
 
 /// The endpoint's peer address (`COMPASS_HOST`, `COMPASS_PORT`).
 fn peer(config: &TestConfig) -> PeerAddress {
     PeerAddress::new(config.endpoint.host.as_str(), config.endpoint.port)
-}
-
-/// `DICOM_CONNECT_TIMEOUT`, `DICOM_ACSE_TIMEOUT`, `DICOM_DIMSE_TIMEOUT` and
-/// `DICOM_NETWORK_TIMEOUT` (the longest a socket write may block).
-pub fn timeouts(config: &TestConfig) -> Timeouts {
-    let network = &config.network;
-    Timeouts {
-        connect: network.connect_timeout,
-        acse: network.acse_timeout,
-        dimse: network.dimse_timeout,
-        write: network.network_timeout,
-    }
 }
 
 /// The sender's options for the selected endpoint: its address and the AE titles of
@@ -31,7 +19,7 @@ pub fn sender_options(config: &TestConfig) -> SenderOptions {
     SenderOptions::for_peer(peer(config))
         .calling_ae_title(&config.endpoint.calling_ae_title)
         .called_ae_title(&config.endpoint.called_ae_title)
-        .timeouts(timeouts(config))
+        .timeouts(config.network.timeouts())
         .max_pdu_length(config.network.max_pdu_length)
 }
 
@@ -55,7 +43,7 @@ pub fn cli_defaults(config: &TestConfig) -> sender::cli::Defaults {
         peer: peer(config),
         calling_ae_title: config.endpoint.calling_ae_title.clone(),
         called_ae_title: config.endpoint.called_ae_title.clone(),
-        timeouts: timeouts(config),
+        timeouts: config.network.timeouts(),
         max_pdu_length: config.network.max_pdu_length,
         association: config.sending.association,
         max_ops_per_association: config.sending.max_ops_per_association,
@@ -130,6 +118,6 @@ mod tests {
         assert_eq!(defaults.called_ae_title.as_str(), "ROUTER");
         assert_eq!(defaults.max_pdu_length, 32_768);
         assert_eq!(defaults.association, AssociationStrategy::PerImage);
-        assert_eq!(defaults.timeouts, timeouts(&config));
+        assert_eq!(defaults.timeouts, config.network.timeouts());
     }
 }

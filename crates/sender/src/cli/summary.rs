@@ -2,7 +2,6 @@
 //! and the JSON file ([`write_json`]), under the same names.
 
 use std::fmt;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -83,23 +82,9 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         metrics: &report.metrics,
     };
     let json = serde_json::to_vec_pretty(&out)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // NamedTempFile removes itself if anything below fails: no stray temporary file.
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    file.write_all(&json)?;
-    // Temporary files are created owner-only; a results file is meant to be shared.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.as_file().sync_all()?;
-    file.persist(path)
+    // Written whole or not at all, readable by others (a results file is meant to be shared).
+    loader::AtomicFile::new(path)
+        .write_bytes(&json)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use metrics::{MetricsSnapshot, OutcomeCounts};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AssociationStrategy;
 
 /// What was sent to one study: what a C-FIND check needs to verify delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StudyRecord {
     /// Study Instance UID as sent.
     pub study_instance_uid: String,
@@ -24,10 +24,10 @@ pub struct StudyRecord {
     #[serde(flatten)]
     pub counts: OutcomeCounts,
     /// Wall-clock time of the first send's start (JSON: Unix microseconds).
-    #[serde(rename = "first_sent_unix_us", serialize_with = "unix_us")]
+    #[serde(rename = "first_sent_unix_us", with = "unix_us")]
     pub first_sent: SystemTime,
     /// Wall-clock time the last send to it ended (JSON: Unix microseconds).
-    #[serde(rename = "last_sent_unix_us", serialize_with = "unix_us")]
+    #[serde(rename = "last_sent_unix_us", with = "unix_us")]
     pub last_sent: SystemTime,
 }
 
@@ -157,9 +157,22 @@ impl LoadReport {
     }
 }
 
-fn unix_us<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let us = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    s.serialize_i64(us)
+/// Wall-clock times in JSON as Unix microseconds, read back by `dicom-auto verify`.
+mod unix_us {
+    use std::time::{Duration, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let us = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        s.serialize_i64(us)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let us = i64::deserialize(d)?;
+        let since_epoch = Duration::from_micros(us.max(0) as u64);
+        Ok(SystemTime::UNIX_EPOCH + since_epoch)
+    }
 }
