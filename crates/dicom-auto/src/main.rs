@@ -31,6 +31,7 @@ const CHECKS_FAILED: u8 = 1;
                   dicom-auto verify load.json          # is all of it at the destination?\n  \
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
+                  dicom-auto tags --dry-run --new-uids --today dicom_samples/\n  \
                   dicom-auto simulate --port 11112     # the embedded router on its own"
 )]
 struct Cli {
@@ -54,6 +55,11 @@ enum Command {
     /// Query the C-FIND peer (CFIND_HOST/PORT/AE_TITLE, else the router): ping, study,
     /// patient, today, dates, modality, series, images, wait.
     Find(cfind::cli::Args),
+    /// Edit DICOM attributes across a folder in place (atomic writes; --dry-run writes
+    /// nothing): refresh a sample set before a campaign.
+    Tags(tagutil::cli::UpdateArgs),
+    /// De-identify a folder into another with the PS3.15 Basic Profile.
+    Anonymize(tagutil::cli::AnonymizeArgs),
     /// Run the embedded router on its own (real DICOM over TCP, routing by called AE
     /// title, tag morphing, validation, fault injection) until Ctrl-C.
     Simulate(simulator::cli::Args),
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
         }),
         Command::Merge(args) => merge::merge(&args),
         Command::Simulate(args) => simulator::cli::run(args),
+        Command::Tags(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_update(&args))),
+        Command::Anonymize(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_anonymize(&args))),
         Command::Find(args) => find(&args),
         Command::Verify(args) => verify::verify(&args),
     };

@@ -320,3 +320,57 @@ fn verify_refuses_a_file_that_is_not_a_load_and_says_how_to_make_one() {
     assert_eq!(output.status.code(), Some(2), "{shown}");
     assert!(shown.contains("--json FILE"), "{shown}");
 }
+
+#[test]
+fn tags_dry_run_previews_and_writes_nothing_and_anonymize_writes_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let one = loader::find_dicom_files(&samples_dir())
+        .unwrap()
+        .files
+        .into_iter()
+        .next()
+        .expect("a committed sample");
+    let copy = samples.join("one.dcm");
+    std::fs::copy(&one, &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+
+    let output = dicom_auto(
+        dir.path(),
+        &[],
+        &[
+            "tags",
+            "--dry-run",
+            "--verbose",
+            "--set",
+            "StudyDescription=LOAD TEST",
+            samples.to_str().unwrap(),
+        ],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("would change") && shown.contains("dry run"),
+        "{shown}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), before, "a dry run wrote");
+
+    let anonymized = dir.path().join("anon");
+    let output = dicom_auto(
+        dir.path(),
+        &[],
+        &[
+            "anonymize",
+            samples.to_str().unwrap(),
+            anonymized.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(anonymized.join("one.dcm").is_file());
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        before,
+        "the input was modified"
+    );
+}

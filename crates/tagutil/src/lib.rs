@@ -80,6 +80,7 @@
 //! # }
 //! ```
 
+pub mod cli;
 pub mod deid;
 mod edit;
 mod error;
