@@ -326,7 +326,7 @@ fn tags_dry_run_previews_and_writes_nothing_and_anonymize_writes_a_copy() {
     let dir = tempfile::tempdir().unwrap();
     let samples = dir.path().join("samples");
     std::fs::create_dir(&samples).unwrap();
-    let one = loader::find_dicom_files(&samples_dir())
+    let one = loader::find_dicom_files(samples_dir())
         .unwrap()
         .files
         .into_iter()
