@@ -165,6 +165,42 @@ fn a_refusal_without_models_refuses_every_c_find() {
 }
 
 #[test]
+fn received_c_finds_are_kept_with_their_model_and_keys_refused_ones_too() {
+    let sim = simulator_with_a_study();
+    sim.set_faults(FaultPlan {
+        refuse_find: Some(FindRefusal {
+            models: vec![InformationModel::StudyRoot],
+            status: Status(0xA900),
+        }),
+        ..FaultPlan::default()
+    });
+    let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
+    finder.find(STUDY_ROOT, &study_query()).unwrap();
+    let series = query(
+        "SERIES",
+        &[
+            (tags::STUDY_INSTANCE_UID, VR::UI, "2.25.10\\2.25.11"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, ""),
+        ],
+    );
+    finder.find(PATIENT_ROOT, &series).unwrap();
+    let received = sim.received_finds();
+    let models: Vec<InformationModel> = received.iter().map(|f| f.model).collect();
+    assert_eq!(
+        models,
+        [InformationModel::StudyRoot, InformationModel::PatientRoot]
+    );
+    assert_eq!(
+        text(&received[0].identifier, tags::QUERY_RETRIEVE_LEVEL),
+        "STUDY"
+    );
+    assert_eq!(
+        text(&received[1].identifier, tags::STUDY_INSTANCE_UID),
+        "2.25.10\\2.25.11"
+    );
+}
+
+#[test]
 fn the_final_status_comes_inside_the_last_identifier_and_no_final_response_follows() {
     let sim = simulator_with_a_study();
     sim.set_faults(FaultPlan {
