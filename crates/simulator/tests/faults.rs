@@ -33,6 +33,14 @@ fn simulator_with_a_study() -> SimulatorHandle {
     sim
 }
 
+/// Refuses C-FIND on `models` (empty: every model) with `status`.
+fn refuse_find(sim: &SimulatorHandle, models: Vec<InformationModel>, status: Status) {
+    sim.set_faults(FaultPlan {
+        refuse_find: Some(FindRefusal { models, status }),
+        ..FaultPlan::default()
+    });
+}
+
 fn study_query() -> InMemDicomObject {
     query(
         "STUDY",
@@ -132,13 +140,7 @@ fn c_find_answers_without_counts_when_told_to() {
 #[test]
 fn a_refused_model_gets_its_status_and_the_other_model_still_answers() {
     let sim = simulator_with_a_study();
-    sim.set_faults(FaultPlan {
-        refuse_find: Some(FindRefusal {
-            models: vec![InformationModel::StudyRoot],
-            status: Status(0xA900),
-        }),
-        ..FaultPlan::default()
-    });
+    refuse_find(&sim, vec![InformationModel::StudyRoot], Status(0xA900));
     let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
     let (found, status) = finder.find(STUDY_ROOT, &study_query()).unwrap();
     assert_eq!((found.len(), status), (0, Status(0xA900)));
@@ -150,13 +152,7 @@ fn a_refused_model_gets_its_status_and_the_other_model_still_answers() {
 #[test]
 fn a_refusal_without_models_refuses_every_c_find() {
     let sim = simulator_with_a_study();
-    sim.set_faults(FaultPlan {
-        refuse_find: Some(FindRefusal {
-            models: Vec::new(),
-            status: Status(0xC000),
-        }),
-        ..FaultPlan::default()
-    });
+    refuse_find(&sim, Vec::new(), Status(0xC000));
     let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
     for model in [STUDY_ROOT, PATIENT_ROOT] {
         let (found, status) = finder.find(model, &study_query()).unwrap();
@@ -167,13 +163,7 @@ fn a_refusal_without_models_refuses_every_c_find() {
 #[test]
 fn received_c_finds_are_kept_with_their_model_and_keys_refused_ones_too() {
     let sim = simulator_with_a_study();
-    sim.set_faults(FaultPlan {
-        refuse_find: Some(FindRefusal {
-            models: vec![InformationModel::StudyRoot],
-            status: Status(0xA900),
-        }),
-        ..FaultPlan::default()
-    });
+    refuse_find(&sim, vec![InformationModel::StudyRoot], Status(0xA900));
     let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
     finder.find(STUDY_ROOT, &study_query()).unwrap();
     let series = query(
