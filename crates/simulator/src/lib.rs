@@ -23,7 +23,8 @@
 //!   of a data set), idle timeouts, refused associations, stalled stores and
 //!   queries, and the C-FIND misbehaviours of real PACS (a refused information
 //!   model, no instance counts, the final status inside the last identifier).
-//! - **Statistics** ([`SimulatorStats`]) and the stored studies, on the handle.
+//! - **Statistics** ([`SimulatorStats`]), the stored studies and the C-FIND requests
+//!   received ([`SimulatorHandle::received_finds`]), on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
 //!   bytes per instance) so long load runs hold memory bounded.
 //!
