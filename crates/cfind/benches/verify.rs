@@ -6,10 +6,6 @@
 //! default batch limits (200 UIDs per query), three times, and once with one query per
 //! study on a tenth of the studies for comparison (what polling each study costs).
 //! The figure is wall time of the whole verification, from the call to the report.
-//!
-//! The same verification then runs against the in-test C-FIND SCP of
-//! `tests/support/scp.rs`, which looks UID lists up in a hash map: the difference
-//! between the two figures is the SCP's matching, not the client.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -19,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use cfind::{BatchLimits, CFindClient, Polling, SentStudy};
 use simulator::{Simulator, SimulatorConfig};
+use support::archive::ArchiveStudy;
 use support::instances::store_into_simulator;
-use support::scp::{ArchiveStudy, Behaviour, QueryScp};
 
 fn main() -> Result<()> {
     let count: usize = match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
@@ -88,12 +84,6 @@ fn main() -> Result<()> {
         report.elapsed.as_secs_f64() * 10.0,
     );
     simulator.shutdown();
-
-    let test_scp = QueryScp::start(Behaviour::default(), studies);
-    let indexed = client(test_scp.port(), test_scp.ae_title(), BatchLimits::default())?;
-    println!("in-test SCP (tests/support/scp.rs, UID lists looked up in a hash map):");
-    let median = three_runs(&indexed, &sent)?;
-    println!("result (in-test SCP): verifying {count} studies took {median:.3} s (median of 3)");
     Ok(())
 }
 

@@ -18,8 +18,8 @@ use cfind::{
     InformationModel, InstanceCountSource, InstanceQuery, NaiveDate, Polling, SentStudy,
     SeriesQuery, StudyQuery,
 };
+use support::archive::ArchiveStudy;
 use support::instances::write_files;
-use support::scp::ArchiveStudy;
 
 const DCMQRSCP: &str = "/usr/bin/dcmqrscp";
 const STORESCU: &str = "/usr/bin/storescu";

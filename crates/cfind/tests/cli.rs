@@ -1,4 +1,5 @@
-//! The `cfind` command line against the in-test SCP: exit codes, tables, JSON.
+//! The `cfind` command line against the simulator's query AE title: exit codes,
+//! tables, JSON.
 
 mod support;
 
@@ -6,15 +7,18 @@ use std::process::{Command, Output};
 
 use clap::Parser;
 
-use support::scp::{ArchiveStudy, Behaviour, QueryScp};
+use dimse::{InformationModel, Status};
+use simulator::{FaultPlan, FindRefusal, SimulatorHandle};
+use support::archive::ArchiveStudy;
+use support::instances::{QUERY_AE, simulator_holding};
 
-/// Runs `cfind` against `port` on loopback as `TEST-QR` (the binary has no `.env`
-/// and reads no environment: the options say everything).
+/// Runs `cfind` against `port` on loopback, calling the simulator's query AE title
+/// (the binary has no `.env` and reads no environment: the options say everything).
 fn cfind(port: u16, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let port = port.to_string();
     Command::new(env!("CARGO_BIN_EXE_cfind"))
-        .args(["--host", "127.0.0.1", "--port", &port, "--aec", "TEST-QR"])
+        .args(["--host", "127.0.0.1", "--port", &port, "--aec", QUERY_AE])
         .args(args)
         .current_dir(dir.path())
         .output()
@@ -38,18 +42,20 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn scp() -> (QueryScp, Vec<ArchiveStudy>) {
+/// A simulator holding three studies of two single-instance series, and the studies.
+fn scp() -> (SimulatorHandle, Vec<ArchiveStudy>) {
     let studies: Vec<ArchiveStudy> = (0..3).map(|n| ArchiveStudy::synthetic(n, 2, 1)).collect();
-    (
-        QueryScp::start(Behaviour::default(), studies.clone()),
-        studies,
-    )
+    (simulator_holding(&studies), studies)
+}
+
+fn port(simulator: &SimulatorHandle) -> u16 {
+    simulator.addr().port()
 }
 
 #[test]
 fn ping_reports_the_echo_and_exits_zero() {
     let (scp, _) = scp();
-    let output = cfind(scp.port(), &["ping"]);
+    let output = cfind(port(&scp), &["ping"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
@@ -62,7 +68,7 @@ fn ping_reports_the_echo_and_exits_zero() {
 fn a_study_query_prints_a_table_with_extra_keys() {
     let (scp, studies) = scp();
     let uid = &studies[1].study_instance_uid;
-    let output = cfind(scp.port(), &["study", uid, "--key", "InstitutionName"]);
+    let output = cfind(port(&scp), &["study", uid, "--key", "InstitutionName"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("1 study (Study Root model"), "{text}");
@@ -76,7 +82,7 @@ fn a_study_query_prints_a_table_with_extra_keys() {
 #[test]
 fn json_output_carries_the_model_and_every_returned_key() {
     let (scp, _) = scp();
-    let output = cfind(scp.port(), &["--json", "patient", "PID-2"]);
+    let output = cfind(port(&scp), &["--json", "patient", "PID-2"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["model"], "study_root");
@@ -87,14 +93,14 @@ fn json_output_carries_the_model_and_every_returned_key() {
 #[test]
 fn a_query_matching_nothing_prints_an_empty_result_and_exits_zero() {
     let (scp, _) = scp();
-    let output = cfind(scp.port(), &["dates", "1999-01-01", "19991231"]);
+    let output = cfind(port(&scp), &["dates", "1999-01-01", "19991231"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).starts_with("0 studies"),
         "{}",
         stdout(&output)
     );
-    let json = cfind(scp.port(), &["modality", "US", "--json"]);
+    let json = cfind(port(&scp), &["modality", "US", "--json"]);
     assert!(json.status.success());
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["matches"].as_array().unwrap().len(), 0);
@@ -104,13 +110,13 @@ fn a_query_matching_nothing_prints_an_empty_result_and_exits_zero() {
 fn series_and_images_are_listed() {
     let (scp, studies) = scp();
     let uid = &studies[0].study_instance_uid;
-    let series = cfind(scp.port(), &["series", uid]);
+    let series = cfind(port(&scp), &["series", uid]);
     assert!(
         stdout(&series).starts_with("2 series"),
         "{}",
         stdout(&series)
     );
-    let images = cfind(scp.port(), &["images", uid]);
+    let images = cfind(port(&scp), &["images", uid]);
     assert!(
         stdout(&images).starts_with("2 instances"),
         "{}",
@@ -129,21 +135,22 @@ fn an_unreachable_peer_exits_non_zero_with_the_reason() {
     assert!(!output.status.success());
     let text = stderr(&output);
     assert!(
-        text.contains("cannot connect to TEST-QR@127.0.0.1"),
+        text.contains(&format!("cannot connect to {QUERY_AE}@127.0.0.1")),
         "{text}"
     );
 }
 
 #[test]
 fn a_failed_query_exits_non_zero_with_the_status() {
-    let scp = QueryScp::start(
-        Behaviour {
-            fail_with: Some(0xA700),
-            ..Behaviour::default()
-        },
-        vec![],
-    );
-    let output = cfind(scp.port(), &["today"]);
+    let scp = simulator_holding(&[]);
+    scp.set_faults(FaultPlan {
+        refuse_find: Some(FindRefusal {
+            models: vec![InformationModel::StudyRoot, InformationModel::PatientRoot],
+            status: Status(0xA700),
+        }),
+        ..FaultPlan::default()
+    });
+    let output = cfind(port(&scp), &["today"]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("A700"), "{}", stderr(&output));
 }
@@ -151,17 +158,17 @@ fn a_failed_query_exits_non_zero_with_the_status() {
 #[test]
 fn options_beat_the_defaults_and_bad_input_is_named() {
     let (scp, _) = scp();
-    let wrong_port = cfind::CFindClient::builder("127.0.0.1", 1).called_ae_title("TEST-QR");
-    let text = run_with(wrong_port, &["--port", &scp.port().to_string(), "ping"]);
+    let wrong_port = cfind::CFindClient::builder("127.0.0.1", 1).called_ae_title(QUERY_AE);
+    let text = run_with(wrong_port, &["--port", &port(&scp).to_string(), "ping"]);
     assert!(text.is_ok(), "{:#}", text.unwrap_err());
-    let wrong_ae = cfind(scp.port(), &["--aec", "SOMEONE-ELSE", "ping"]);
+    let wrong_ae = cfind(port(&scp), &["--aec", "SOMEONE-ELSE", "ping"]);
     assert!(!wrong_ae.status.success());
     assert!(
         stderr(&wrong_ae).contains("association rejected"),
         "{}",
         stderr(&wrong_ae)
     );
-    let bad_date = cfind(scp.port(), &["dates", "2024-13-01", "2024-12-31"]);
+    let bad_date = cfind(port(&scp), &["dates", "2024-13-01", "2024-12-31"]);
     assert!(!bad_date.status.success());
     assert!(
         stderr(&bad_date).contains("2024-13-01"),
@@ -173,10 +180,10 @@ fn options_beat_the_defaults_and_bad_input_is_named() {
 #[test]
 fn the_defaults_given_to_run_name_the_peer() {
     let (scp, _) = scp();
-    let defaults = cfind::CFindClient::builder("127.0.0.1", scp.port()).called_ae_title("TEST-QR");
+    let defaults = cfind::CFindClient::builder("127.0.0.1", port(&scp)).called_ae_title(QUERY_AE);
     let text = run_with(defaults, &["ping"]).unwrap();
     assert!(
-        text.starts_with(&format!("TEST-QR@127.0.0.1:{}: C-ECHO ok", scp.port())),
+        text.starts_with(&format!("{QUERY_AE}@127.0.0.1:{}: C-ECHO ok", port(&scp))),
         "{text}"
     );
 }

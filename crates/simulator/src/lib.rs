@@ -23,7 +23,8 @@
 //!   of a data set), idle timeouts, refused associations, stalled stores and
 //!   queries, and the C-FIND misbehaviours of real PACS (a refused information
 //!   model, no instance counts, the final status inside the last identifier).
-//! - **Statistics** ([`SimulatorStats`]) and the stored studies, on the handle.
+//! - **Statistics** ([`SimulatorStats`]), the stored studies and the C-FIND requests
+//!   received ([`SimulatorHandle::received_finds`]), on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
 //!   bytes per instance) so long load runs hold memory bounded.
 //!
@@ -63,7 +64,7 @@ mod stats;
 mod store;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -78,6 +79,7 @@ pub use error::{RulesError, SimulatorError};
 pub use faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 pub use forward::FailedForward;
 pub use rules::{Route, Rules};
+pub use scp::ReceivedFind;
 pub use stats::{
     AssociationStats, FindStats, ForwardStats, RejectionReason, RouteStats, SimulatorStats,
     StoreStats,
@@ -152,6 +154,7 @@ impl Simulator {
             panicked_threads: AtomicUsize::new(0),
             forward_queues,
             failed_forwards,
+            received_finds: Mutex::new(VecDeque::new()),
         });
         let accept_shared = shared.clone();
         let accept_thread = thread::Builder::new()
@@ -362,6 +365,12 @@ impl SimulatorHandle {
             attributes,
             dataset: instance.dataset.clone(),
         })
+    }
+
+    /// The C-FIND requests received, oldest first: the latest 1,000, stalled and
+    /// refused ones included (not those whose identifier could not be decoded).
+    pub fn received_finds(&self) -> Vec<ReceivedFind> {
+        self.shared.received_finds.lock().iter().cloned().collect()
     }
 
     /// Empties the built-in store (counters are kept).

@@ -33,6 +33,14 @@ fn simulator_with_a_study() -> SimulatorHandle {
     sim
 }
 
+/// Refuses C-FIND on `models` (empty: every model) with `status`.
+fn refuse_find(sim: &SimulatorHandle, models: Vec<InformationModel>, status: Status) {
+    sim.set_faults(FaultPlan {
+        refuse_find: Some(FindRefusal { models, status }),
+        ..FaultPlan::default()
+    });
+}
+
 fn study_query() -> InMemDicomObject {
     query(
         "STUDY",
@@ -132,13 +140,7 @@ fn c_find_answers_without_counts_when_told_to() {
 #[test]
 fn a_refused_model_gets_its_status_and_the_other_model_still_answers() {
     let sim = simulator_with_a_study();
-    sim.set_faults(FaultPlan {
-        refuse_find: Some(FindRefusal {
-            models: vec![InformationModel::StudyRoot],
-            status: Status(0xA900),
-        }),
-        ..FaultPlan::default()
-    });
+    refuse_find(&sim, vec![InformationModel::StudyRoot], Status(0xA900));
     let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
     let (found, status) = finder.find(STUDY_ROOT, &study_query()).unwrap();
     assert_eq!((found.len(), status), (0, Status(0xA900)));
@@ -150,18 +152,42 @@ fn a_refused_model_gets_its_status_and_the_other_model_still_answers() {
 #[test]
 fn a_refusal_without_models_refuses_every_c_find() {
     let sim = simulator_with_a_study();
-    sim.set_faults(FaultPlan {
-        refuse_find: Some(FindRefusal {
-            models: Vec::new(),
-            status: Status(0xC000),
-        }),
-        ..FaultPlan::default()
-    });
+    refuse_find(&sim, Vec::new(), Status(0xC000));
     let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
     for model in [STUDY_ROOT, PATIENT_ROOT] {
         let (found, status) = finder.find(model, &study_query()).unwrap();
         assert_eq!((found.len(), status), (0, Status(0xC000)));
     }
+}
+
+#[test]
+fn received_c_finds_are_kept_with_their_model_and_keys_refused_ones_too() {
+    let sim = simulator_with_a_study();
+    refuse_find(&sim, vec![InformationModel::StudyRoot], Status(0xA900));
+    let mut finder = connect(sim.addr(), "LB-QUERY").unwrap();
+    finder.find(STUDY_ROOT, &study_query()).unwrap();
+    let series = query(
+        "SERIES",
+        &[
+            (tags::STUDY_INSTANCE_UID, VR::UI, "2.25.10\\2.25.11"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, ""),
+        ],
+    );
+    finder.find(PATIENT_ROOT, &series).unwrap();
+    let received = sim.received_finds();
+    let models: Vec<InformationModel> = received.iter().map(|f| f.model).collect();
+    assert_eq!(
+        models,
+        [InformationModel::StudyRoot, InformationModel::PatientRoot]
+    );
+    assert_eq!(
+        text(&received[0].identifier, tags::QUERY_RETRIEVE_LEVEL),
+        "STUDY"
+    );
+    assert_eq!(
+        text(&received[1].identifier, tags::STUDY_INSTANCE_UID),
+        "2.25.10\\2.25.11"
+    );
 }
 
 #[test]

@@ -11,7 +11,15 @@ use dicom_object::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
-use super::scp::ArchiveStudy;
+use simulator::{Simulator, SimulatorConfig, SimulatorHandle};
+
+use super::archive::ArchiveStudy;
+
+/// The simulator route the tests store through (its morphing sets
+/// InstitutionalDepartmentName to `Ophthalmology`).
+pub const ROUTE: &str = "LB-HTM-OPH";
+/// The simulator's query-only AE title (C-ECHO and C-FIND).
+pub const QUERY_AE: &str = "LB-QUERY";
 
 /// One Secondary Capture instance per archive instance, with the study's and series'
 /// attributes and a few bytes of pixel data.
@@ -23,11 +31,7 @@ pub fn instances(study: &ArchiveStudy) -> Vec<InMemDicomObject> {
             let mut put = |tag, vr, value: &str| {
                 obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
             };
-            put(
-                tags::SOP_CLASS_UID,
-                VR::UI,
-                uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
-            );
+            put(tags::SOP_CLASS_UID, VR::UI, &instance.sop_class_uid);
             put(tags::SOP_INSTANCE_UID, VR::UI, &instance.sop_instance_uid);
             put(tags::STUDY_INSTANCE_UID, VR::UI, &study.study_instance_uid);
             put(
@@ -104,8 +108,17 @@ pub fn write_files(studies: &[ArchiveStudy], dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
+/// A simulator (default rules, on 127.0.0.1 with a free port) holding `studies`,
+/// stored through [`ROUTE`].
+pub fn simulator_holding(studies: &[ArchiveStudy]) -> SimulatorHandle {
+    let simulator = Simulator::start(SimulatorConfig::default()).expect("start a simulator");
+    store_into_simulator(simulator.addr(), ROUTE, studies);
+    simulator
+}
+
 /// Stores every instance of `studies` into a simulator through route `called_ae_title`,
-/// on one association; panics on any status but success.
+/// on one association (the archive's instances are all Secondary Capture); panics on
+/// any status but success.
 pub fn store_into_simulator(
     addr: std::net::SocketAddr,
     called_ae_title: &str,

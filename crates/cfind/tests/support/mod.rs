@@ -1,2 +1,2 @@
+pub mod archive;
 pub mod instances;
-pub mod scp;

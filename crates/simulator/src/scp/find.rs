@@ -17,6 +17,22 @@ use crate::faults::FindFaults;
 use crate::query::{MatchOptions, Query};
 use dimse::InformationModel;
 
+/// A C-FIND request as the simulator received it, kept so that tests of a C-FIND
+/// client can check what it asked (which model, level and keys, how many UIDs a
+/// list held), not only what it was answered.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ReceivedFind {
+    /// The information model of the presentation context it came on.
+    pub model: InformationModel,
+    /// The identifier, as decoded (QueryRetrieveLevel and every key).
+    pub identifier: InMemDicomObject,
+}
+
+/// How many received C-FIND requests the simulator keeps (the latest): enough for
+/// any test, bounded for long load runs that poll with C-FIND.
+pub(crate) const RECEIVED_FINDS_KEPT: usize = 1000;
+
 pub(super) fn handle_find(
     shared: &Shared,
     association: &mut Association,
@@ -29,6 +45,14 @@ pub(super) fn handle_find(
     let command = &message.command;
     shared.counters.lock().finds.requests += 1;
     let faults = shared.faults.find_faults();
+    // Decoded before the faults apply, so that a stalled or refused query is
+    // recorded too; an undecodable one is failed below, after them, as before.
+    let ts = TransferSyntaxRegistry.get(ts_uid);
+    let identifier =
+        ts.and_then(|ts| InMemDicomObject::read_dataset_with_ts(message.data.as_deref()?, ts).ok());
+    if let Some(identifier) = &identifier {
+        shared.record_find(model, identifier);
+    }
     if faults.stall {
         shared.counters.lock().finds.stalled += 1;
         return Ok(());
@@ -58,7 +82,7 @@ pub(super) fn handle_find(
             None,
         );
     }
-    let Some(ts) = TransferSyntaxRegistry.get(ts_uid) else {
+    let Some(ts) = ts else {
         return fail(
             shared,
             association,
@@ -66,20 +90,13 @@ pub(super) fn handle_find(
             "unknown transfer syntax",
         );
     };
-    let identifier = match message
-        .data
-        .as_deref()
-        .map(|d| InMemDicomObject::read_dataset_with_ts(d, ts))
-    {
-        Some(Ok(obj)) => obj,
-        Some(Err(_)) | None => {
-            return fail(
-                shared,
-                association,
-                Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
-                "cannot parse the identifier",
-            );
-        }
+    let Some(identifier) = identifier else {
+        return fail(
+            shared,
+            association,
+            Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+            "cannot parse the identifier",
+        );
     };
     let query = match Query::parse(&identifier, model) {
         Ok(q) => q,

@@ -9,7 +9,7 @@ mod find;
 mod negotiation;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,9 +28,11 @@ use crate::faults::FaultState;
 use crate::forward::{FailedForward, ForwardItem};
 use crate::stats::{Counters, RejectionReason};
 use crate::store::ImageStore;
+use dicom_object::InMemDicomObject;
 use dimse::InformationModel;
 
-use self::find::handle_find;
+pub use self::find::ReceivedFind;
+use self::find::{RECEIVED_FINDS_KEPT, handle_find};
 use self::negotiation::{
     PeekError, abort_raw, is_find_model, negotiation, peek_associate_rq, refuse,
 };
@@ -52,6 +54,21 @@ pub(crate) struct Shared {
     pub(crate) panicked_threads: AtomicUsize,
     pub(crate) forward_queues: Vec<Option<Sender<ForwardItem>>>,
     pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
+    /// The latest C-FIND requests (at most `RECEIVED_FINDS_KEPT`), oldest first.
+    pub(crate) received_finds: Mutex<VecDeque<ReceivedFind>>,
+}
+
+impl Shared {
+    fn record_find(&self, model: InformationModel, identifier: &InMemDicomObject) {
+        let mut received = self.received_finds.lock();
+        if received.len() == RECEIVED_FINDS_KEPT {
+            received.pop_front();
+        }
+        received.push_back(ReceivedFind {
+            model,
+            identifier: identifier.clone(),
+        });
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
