@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{
     CALLED_AE_TITLE, OriginalStudy, associations, ct_files, simulator, stored_data_sets,
@@ -12,16 +12,19 @@ use dimse::Status;
 use loader::synth::Encoding;
 use simulator::{FaultPlan, SimulatorHandle, StatusOverride, StoreSelection};
 
-fn sender(args: &[&str]) -> std::process::Output {
+/// Runs `sender COMMAND HOST PORT ARGS...` against `sim`.
+fn sender_on(sim: &SimulatorHandle, command: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sender"))
+        .arg(command)
+        .arg(sim.addr().ip().to_string())
+        .arg(sim.addr().port().to_string())
         .args(args)
         .output()
         .unwrap()
 }
 
-/// Runs `sender` and asserts that it succeeded, showing its stderr when not.
-fn sender_succeeds(args: &[&str]) -> std::process::Output {
-    let out = sender(args);
+/// Asserts that `sender` succeeded, showing its output when not.
+fn succeeded(out: Output) -> Output {
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -31,30 +34,25 @@ fn sender_succeeds(args: &[&str]) -> std::process::Output {
     out
 }
 
-fn host_port(sim: &SimulatorHandle) -> (String, String) {
-    let addr = sim.addr();
-    (addr.ip().to_string(), addr.port().to_string())
-}
-
 #[test]
 fn store_prints_the_summary_and_writes_json_under_the_same_names() {
     let dir = tempfile::tempdir().unwrap();
     ct_files(dir.path(), 3, Encoding::ExplicitVrLittleEndian);
     let sim = simulator(FaultPlan::default());
-    let (host, port) = host_port(&sim);
     let json = dir.path().join("out").join("summary.json");
     std::fs::create_dir(json.parent().unwrap()).unwrap();
-    let out = sender_succeeds(&[
+    let out = succeeded(sender_on(
+        &sim,
         "store",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--aec",
-        CALLED_AE_TITLE,
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        &[
+            dir.path().to_str().unwrap(),
+            "--aec",
+            CALLED_AE_TITLE,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for name in [
@@ -95,14 +93,7 @@ fn a_refused_store_makes_the_exit_status_non_zero() {
         }),
         ..FaultPlan::default()
     });
-    let (host, port) = host_port(&sim);
-    let out = sender(&[
-        "store",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let out = sender_on(&sim, "store", &[dir.path().to_str().unwrap(), "--quiet"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("A700"), "{stdout}");
@@ -113,19 +104,19 @@ fn load_sends_the_requested_count_over_several_associations() {
     let dir = tempfile::tempdir().unwrap();
     ct_files(dir.path(), 2, Encoding::ExplicitVrLittleEndian);
     let sim = simulator(FaultPlan::default());
-    let (host, port) = host_port(&sim);
-    sender_succeeds(&[
+    succeeded(sender_on(
+        &sim,
         "load",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--count",
-        "12",
-        "--concurrency",
-        "3",
-        "--reuid",
-        "--quiet",
-    ]);
+        &[
+            dir.path().to_str().unwrap(),
+            "--count",
+            "12",
+            "--concurrency",
+            "3",
+            "--reuid",
+            "--quiet",
+        ],
+    ));
     assert_eq!(sim.stats().stores.received, 12);
     assert_eq!(associations(&sim), 3);
 }
@@ -135,23 +126,23 @@ fn load_with_a_series_size_cuts_each_original_study_into_smaller_fresh_studies()
     let dir = tempfile::tempdir().unwrap();
     study_files(dir.path(), &[OriginalStudy::new(1, &[4])]);
     let sim = simulator(FaultPlan::default());
-    let (host, port) = host_port(&sim);
-    sender_succeeds(&[
+    succeeded(sender_on(
+        &sim,
         "load",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--aec",
-        CALLED_AE_TITLE,
-        "--count",
-        "8",
-        "--reuid",
-        "--series-size",
-        "2",
-        "--series-per-study",
-        "1",
-        "--quiet",
-    ]);
+        &[
+            dir.path().to_str().unwrap(),
+            "--aec",
+            CALLED_AE_TITLE,
+            "--count",
+            "8",
+            "--reuid",
+            "--series-size",
+            "2",
+            "--series-per-study",
+            "1",
+            "--quiet",
+        ],
+    ));
     // Every send arrived, none as a copy of another (the store keeps one per UID).
     assert_eq!(sim.stats().stores.received, 8);
     let mut studies: Vec<String> = stored_data_sets(&sim)
@@ -171,11 +162,10 @@ fn load_with_a_series_size_cuts_each_original_study_into_smaller_fresh_studies()
 #[test]
 fn echo_reports_the_round_trip_and_a_missing_path_is_a_usage_error() {
     let sim = simulator(FaultPlan::default());
-    let (host, port) = host_port(&sim);
-    let out = sender(&["echo", &host, &port]);
+    let out = sender_on(&sim, "echo", &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0000 (success)"));
-    let out = sender(&["store", &host, &port, "/no/such/folder"]);
+    let out = sender_on(&sim, "store", &["/no/such/folder"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/folder"));
 }
