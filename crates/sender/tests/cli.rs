@@ -1,50 +1,59 @@
-//! The `sender` command line against a loopback test SCP.
+//! The `sender` command line against the simulator.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-use common::{Behaviour, OriginalStudy, TestScp, ct_files, study_files};
+use common::{
+    CALLED_AE_TITLE, OriginalStudy, associations, ct_files, simulator, stored_data_sets,
+    study_files,
+};
 use dimse::Status;
 use loader::synth::Encoding;
+use simulator::{FaultPlan, SimulatorHandle, StatusOverride, StoreSelection};
 
-fn sender(args: &[&str]) -> std::process::Output {
+/// Runs `sender COMMAND HOST PORT ARGS...` against `sim`.
+fn sender_on(sim: &SimulatorHandle, command: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sender"))
+        .arg(command)
+        .arg(sim.addr().ip().to_string())
+        .arg(sim.addr().port().to_string())
         .args(args)
         .output()
         .unwrap()
 }
 
-fn host_port(scp: &TestScp) -> (String, String) {
-    let (host, port) = scp.address.rsplit_once(':').unwrap();
-    (host.to_string(), port.to_string())
+/// Asserts that `sender` succeeded, showing its output when not.
+fn succeeded(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
 fn store_prints_the_summary_and_writes_json_under_the_same_names() {
     let dir = tempfile::tempdir().unwrap();
     ct_files(dir.path(), 3, Encoding::ExplicitVrLittleEndian);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let (host, port) = host_port(&scp);
+    let sim = simulator(FaultPlan::default());
     let json = dir.path().join("out").join("summary.json");
     std::fs::create_dir(json.parent().unwrap()).unwrap();
-    let out = sender(&[
+    let out = succeeded(sender_on(
+        &sim,
         "store",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--aec",
-        "TEST-SCP",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        &[
+            dir.path().to_str().unwrap(),
+            "--aec",
+            CALLED_AE_TITLE,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for name in [
         "attempted",
@@ -70,22 +79,21 @@ fn store_prints_the_summary_and_writes_json_under_the_same_names() {
             "JSON lacks latency_ms.{name}"
         );
     }
-    assert_eq!(scp.received().len(), 3);
+    assert_eq!(sim.stats().stores.received, 3);
 }
 
 #[test]
 fn a_refused_store_makes_the_exit_status_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian);
-    let scp = TestScp::start(Behaviour::Answer(Status(0xA700)));
-    let (host, port) = host_port(&scp);
-    let out = sender(&[
-        "store",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let sim = simulator(FaultPlan {
+        status_override: Some(StatusOverride {
+            status: Status(0xA700),
+            selection: StoreSelection::EveryNth(1),
+        }),
+        ..FaultPlan::default()
+    });
+    let out = sender_on(&sim, "store", &[dir.path().to_str().unwrap(), "--quiet"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("A700"), "{stdout}");
@@ -95,63 +103,51 @@ fn a_refused_store_makes_the_exit_status_non_zero() {
 fn load_sends_the_requested_count_over_several_associations() {
     let dir = tempfile::tempdir().unwrap();
     ct_files(dir.path(), 2, Encoding::ExplicitVrLittleEndian);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let (host, port) = host_port(&scp);
-    let out = sender(&[
+    let sim = simulator(FaultPlan::default());
+    succeeded(sender_on(
+        &sim,
         "load",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--count",
-        "12",
-        "--concurrency",
-        "3",
-        "--reuid",
-        "--quiet",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(scp.received().len(), 12);
-    assert_eq!(scp.associations(), 3);
+        &[
+            dir.path().to_str().unwrap(),
+            "--count",
+            "12",
+            "--concurrency",
+            "3",
+            "--reuid",
+            "--quiet",
+        ],
+    ));
+    assert_eq!(sim.stats().stores.received, 12);
+    assert_eq!(associations(&sim), 3);
 }
 
 #[test]
 fn load_with_a_series_size_cuts_each_original_study_into_smaller_fresh_studies() {
     let dir = tempfile::tempdir().unwrap();
     study_files(dir.path(), &[OriginalStudy::new(1, &[4])]);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let (host, port) = host_port(&scp);
-    let out = sender(&[
+    let sim = simulator(FaultPlan::default());
+    succeeded(sender_on(
+        &sim,
         "load",
-        &host,
-        &port,
-        dir.path().to_str().unwrap(),
-        "--aec",
-        "TEST-SCP",
-        "--count",
-        "8",
-        "--reuid",
-        "--series-size",
-        "2",
-        "--series-per-study",
-        "1",
-        "--quiet",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    let mut studies: Vec<String> = scp
-        .received()
+        &[
+            dir.path().to_str().unwrap(),
+            "--aec",
+            CALLED_AE_TITLE,
+            "--count",
+            "8",
+            "--reuid",
+            "--series-size",
+            "2",
+            "--series-per-study",
+            "1",
+            "--quiet",
+        ],
+    ));
+    // Every send arrived, none as a copy of another (the store keeps one per UID).
+    assert_eq!(sim.stats().stores.received, 8);
+    let mut studies: Vec<String> = stored_data_sets(&sim)
         .iter()
-        .map(|data| {
-            let object =
-                dicom_object::InMemDicomObject::read_dataset_with_ts(&data[..], &ts).unwrap();
+        .map(|object| {
             let uid = object.element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID);
             uid.unwrap().to_str().unwrap().to_string()
         })
@@ -165,12 +161,11 @@ fn load_with_a_series_size_cuts_each_original_study_into_smaller_fresh_studies()
 
 #[test]
 fn echo_reports_the_round_trip_and_a_missing_path_is_a_usage_error() {
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let (host, port) = host_port(&scp);
-    let out = sender(&["echo", &host, &port]);
+    let sim = simulator(FaultPlan::default());
+    let out = sender_on(&sim, "echo", &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0000 (success)"));
-    let out = sender(&["store", &host, &port, "/no/such/folder"]);
+    let out = sender_on(&sim, "store", &["/no/such/folder"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/folder"));
 }

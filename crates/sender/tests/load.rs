@@ -1,33 +1,33 @@
-//! Load runs against a loopback test SCP: strategies, schedules, faults, accounting.
+//! Load runs against the simulator: strategies, schedules, faults (the books balance
+//! whatever the router does, and the pool recovers), accounting.
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use common::{Behaviour, OriginalStudy, TestScp, ct_files, options, study_files};
+use common::{
+    OriginalStudy, assert_ended_within, associations, ct_files, options, simulator,
+    stored_data_sets, study_files,
+};
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dimse::Status;
 use loader::synth::Encoding;
 use parking_lot::Mutex;
-use sender::{AssociationStrategy, UidStrategy};
+use rstest::rstest;
+use sender::{AssociationStrategy, DicomSender, UidLevel, UidRoot, UidStrategy};
 use sender::{
     LoadPlan, LoadProgress, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
 };
+use simulator::{FaultPlan, ResponseDelay, SimulatorHandle, StatusOverride, StoreSelection};
 
 fn instances(n: usize, uids: UidStrategy) -> (tempfile::TempDir, Vec<Arc<PreparedInstance>>) {
     let dir = tempfile::tempdir().unwrap();
     let files = ct_files(dir.path(), n, Encoding::ExplicitVrLittleEndian);
-    let prepared = files
-        .iter()
-        .map(|f| Arc::new(PreparedInstance::from_file(f, uids).unwrap()))
-        .collect();
-    (dir, prepared)
+    (dir, prepare(&files, uids))
 }
 
 fn prepare(files: &[std::path::PathBuf], uids: UidStrategy) -> Vec<Arc<PreparedInstance>> {
@@ -37,8 +37,22 @@ fn prepare(files: &[std::path::PathBuf], uids: UidStrategy) -> Vec<Arc<PreparedI
         .collect()
 }
 
-fn run(scp: &TestScp, plan: &LoadPlan) -> LoadReport {
-    let report = run_load(&options(&scp.address).build().unwrap(), plan, &NoObserver).unwrap();
+/// Runs `plan` with the default test options against `sim`.
+fn run(sim: &SimulatorHandle, plan: &LoadPlan) -> LoadReport {
+    run_with(&options(sim.addr()).build().unwrap(), plan)
+}
+
+/// The default test options with this DIMSE timeout.
+fn sender_waiting(sim: &SimulatorHandle, dimse_timeout: Duration) -> DicomSender {
+    options(sim.addr())
+        .dimse_timeout(dimse_timeout)
+        .build()
+        .unwrap()
+}
+
+/// Runs `plan` and checks that the books balance.
+fn run_with(sender: &DicomSender, plan: &LoadPlan) -> LoadReport {
+    let report = run_load(sender, plan, &NoObserver).unwrap();
     assert!(
         report.is_consistent(),
         "accounting broken: {:?}",
@@ -50,26 +64,27 @@ fn run(scp: &TestScp, plan: &LoadPlan) -> LoadReport {
 #[test]
 fn each_file_is_delivered_once_by_default() {
     let (_dir, instances) = instances(6, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let report = run(&scp, &LoadPlan::new(instances).concurrency(2));
+    let sim = simulator(FaultPlan::default());
+    let report = run(&sim, &LoadPlan::new(instances).concurrency(2));
     assert_eq!(report.metrics.counts.attempted, 6);
     assert_eq!(report.metrics.counts.succeeded, 6);
     assert!(report.all_delivered());
-    assert_eq!(scp.received().len(), 6);
+    assert_eq!(sim.stats().stores.received, 6);
+    assert_eq!(sim.stats().stores.stored, 6);
     assert_eq!(report.associations.opened, 2);
 }
 
 #[test]
 fn per_image_strategy_opens_one_association_per_image() {
     let (_dir, instances) = instances(5, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let plan = LoadPlan::new(instances)
         .concurrency(2)
         .association(AssociationStrategy::PerImage);
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     assert_eq!(report.metrics.counts.succeeded, 5);
     assert_eq!(report.associations.opened, 5);
-    assert_eq!(scp.associations(), 5);
+    assert_eq!(associations(&sim), 5);
 }
 
 #[test]
@@ -79,12 +94,12 @@ fn per_study_strategy_sends_each_synthetic_study_on_one_association() {
         dir.path(),
         &[OriginalStudy::new(1, &[3]), OriginalStudy::new(2, &[3])],
     );
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     // A copy of the first study, of the second, of the first again.
     let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
         .stop_after(StopAfter::Count(9))
         .association(AssociationStrategy::PerStudy);
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     assert_eq!(report.associations.opened, 3);
     assert_eq!(report.studies.len(), 3);
     assert!(
@@ -98,11 +113,11 @@ fn per_study_strategy_sends_each_synthetic_study_on_one_association() {
 #[test]
 fn a_persistent_pool_reuses_one_association_per_worker() {
     let (_dir, instances) = instances(3, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(30))
         .concurrency(3);
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     assert_eq!(report.metrics.counts.succeeded, 30);
     assert_eq!(report.associations.opened, 3);
 }
@@ -110,11 +125,11 @@ fn a_persistent_pool_reuses_one_association_per_worker() {
 #[test]
 fn an_association_is_replaced_after_its_maximum_operations() {
     let (_dir, instances) = instances(1, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(10))
         .max_ops_per_association(NonZeroU32::new(3));
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     assert_eq!(report.metrics.counts.succeeded, 10);
     assert_eq!(report.associations.opened, 4);
     assert_eq!(report.associations.recycled, 3);
@@ -123,12 +138,15 @@ fn an_association_is_replaced_after_its_maximum_operations() {
 #[test]
 fn the_pool_reconnects_when_the_peer_closes_idle_associations() {
     let (_dir, instances) = instances(1, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::CloseWhenIdle(Duration::from_millis(100)));
+    let sim = simulator(FaultPlan {
+        idle_timeout: Some(Duration::from_millis(100)),
+        ..FaultPlan::default()
+    });
     // One send every 300 ms: the peer closes the association between sends.
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(4))
         .rate(Some(3.3));
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     assert_eq!(
         report.metrics.counts.succeeded, 4,
         "{:?}",
@@ -144,14 +162,12 @@ fn the_pool_reconnects_when_the_peer_closes_idle_associations() {
 #[test]
 fn a_rejected_association_fails_its_send_and_the_run_goes_on() {
     let (_dir, instances) = instances(1, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::RejectFirst(1));
-    let sender = options(&scp.address)
-        .called_ae_title("NOT-THE-SCP")
-        .build()
-        .unwrap();
+    let sim = simulator(FaultPlan {
+        reject_first_associations: Some(1),
+        ..FaultPlan::default()
+    });
     let plan = LoadPlan::new(instances).stop_after(StopAfter::Count(3));
-    let report = run_load(&sender, &plan, &NoObserver).unwrap();
-    assert!(report.is_consistent());
+    let report = run(&sim, &plan);
     assert_eq!(report.metrics.counts.failed, 1);
     assert_eq!(report.metrics.counts.succeeded, 2);
     assert_eq!(report.associations.failed_to_open, 1);
@@ -162,26 +178,25 @@ fn a_rejected_association_fails_its_send_and_the_run_goes_on() {
     );
 }
 
-#[test]
-fn a_silent_peer_makes_every_send_unknown_and_the_run_still_ends() {
+#[rstest]
+#[case::two_workers(2, Duration::from_millis(300))]
+#[case::one_worker_per_send(3, Duration::from_millis(400))]
+fn stalled_stores_end_as_unknown_within_the_dimse_timeout(
+    #[case] concurrency: usize,
+    #[case] dimse_timeout: Duration,
+) {
     let (_dir, instances) = instances(1, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Silent);
-    let sender = options(&scp.address)
-        .dimse_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let sim = simulator(FaultPlan {
+        stall_stores: true,
+        ..FaultPlan::default()
+    });
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(3))
-        .concurrency(2);
+        .concurrency(concurrency);
     let started = Instant::now();
-    let report = run_load(&sender, &plan, &NoObserver).unwrap();
-    assert!(report.is_consistent());
+    let report = run_with(&sender_waiting(&sim, dimse_timeout), &plan);
     assert_eq!(report.metrics.counts.unknown, 3);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_ended_within(started, Duration::from_secs(4));
 }
 
 #[test]
@@ -189,25 +204,33 @@ fn aborts_in_the_middle_of_data_sets_are_never_counted_as_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::large_ct_file(dir.path(), 1024);
     let instance = Arc::new(PreparedInstance::from_file(&path, UidStrategy::AsIs).unwrap());
-    let scp = TestScp::start(Behaviour::AbortMidDataSet);
+    // 2 MB of pixels: the abort comes while most of them are still to be written.
+    let sim = simulator(FaultPlan {
+        abort_mid_data_set: Some(64 * 1024),
+        ..FaultPlan::default()
+    });
     let plan = LoadPlan::new(vec![instance]).stop_after(StopAfter::Count(3));
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     let c = &report.metrics.counts;
     assert_eq!(c.attempted, 3);
     assert_eq!(c.succeeded + c.warnings, 0);
     assert_eq!(c.failed + c.unknown, 3);
+    assert_eq!(sim.stats().stores.received, 0);
 }
 
 #[test]
 fn open_loop_latency_counts_the_queue_behind_a_slow_peer() {
     let (_dir, instances) = instances(1, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::AnswerAfter(Duration::from_millis(100)));
+    let sim = simulator(FaultPlan {
+        response_delay: Some(ResponseDelay::Fixed(Duration::from_millis(100))),
+        ..FaultPlan::default()
+    });
     // Sends due every 50 ms, each taking 100 ms on one association: the queue grows,
     // the last send is due at 450 ms and done at about 1 s.
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(10))
         .rate(Some(20.0));
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
     let latency = report.metrics.latency_ms.unwrap();
     let service = report.metrics.service_time_ms.unwrap();
     assert!(latency.max_ms >= 400.0, "latency max {} ms", latency.max_ms);
@@ -222,16 +245,16 @@ fn open_loop_latency_counts_the_queue_behind_a_slow_peer() {
 fn fresh_uids_make_every_send_a_new_instance() {
     let dir = tempfile::tempdir().unwrap();
     let files = study_files(dir.path(), &[OriginalStudy::new(1, &[2, 2])]);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
         .stop_after(StopAfter::Count(8))
         .concurrency(2);
-    let report = run(&scp, &plan);
-    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let report = run(&sim, &plan);
+    // Every send arrived, none as a copy of another (the store keeps one per UID).
+    assert_eq!(sim.stats().stores.received, 8);
     let mut sop_uids = Vec::new();
     let mut study_uids = Vec::new();
-    for data in scp.received() {
-        let object = InMemDicomObject::read_dataset_with_ts(&data[..], &ts).unwrap();
+    for object in stored_data_sets(&sim) {
         let text = |tag| object.element(tag).unwrap().to_str().unwrap().to_string();
         sop_uids.push(text(tags::SOP_INSTANCE_UID));
         study_uids.push(text(tags::STUDY_INSTANCE_UID));
@@ -263,19 +286,20 @@ fn study_limits_cut_original_studies_into_smaller_fresh_studies_of_one_patient_e
             OriginalStudy::new(1, &[2]),
         ],
     );
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let plan = LoadPlan::new(prepare(&files, UidStrategy::Fresh))
         .stop_after(StopAfter::Count(2 * files.len() as u64))
         .concurrency(3)
         .synthetic_studies(2, 2);
-    let report = run(&scp, &plan);
+    let report = run(&sim, &plan);
+    // Every send arrived, none as a copy of another (the store keeps one per UID).
+    assert_eq!(sim.stats().stores.received, 2 * files.len() as u64);
+    assert_eq!(sim.stats().stores.stored, 2 * files.len() as u64);
 
     // Per fresh study: its (patient, accession) pairs, and its series sizes.
-    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
     let mut originals: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     let mut series: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for data in scp.received() {
-        let object = InMemDicomObject::read_dataset_with_ts(&data[..], &ts).unwrap();
+    for object in stored_data_sets(&sim) {
         let text = |tag| object.element(tag).unwrap().to_str().unwrap().to_string();
         let study = text(tags::STUDY_INSTANCE_UID);
         originals
@@ -318,8 +342,8 @@ fn study_limits_cut_original_studies_into_smaller_fresh_studies_of_one_patient_e
 #[test]
 fn a_zero_study_limit_is_refused_with_its_name() {
     let (_dir, instances) = instances(1, UidStrategy::Fresh);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let sender = options(&scp.address).build().unwrap();
+    let sim = simulator(FaultPlan::default());
+    let sender = options(sim.addr()).build().unwrap();
     let plan = LoadPlan::new(instances).synthetic_studies(0, 1);
     let err = run_load(&sender, &plan, &NoObserver).unwrap_err();
     assert!(
@@ -331,13 +355,13 @@ fn a_zero_study_limit_is_refused_with_its_name() {
 #[test]
 fn the_observer_hears_progress_and_the_final_figures() {
     let (_dir, instances) = instances(4, UidStrategy::AsIs);
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
+    let sim = simulator(FaultPlan::default());
     let seen: Mutex<Vec<LoadProgress>> = Mutex::new(Vec::new());
     let observer = |p: &LoadProgress| seen.lock().push(*p);
     let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(20))
         .progress_interval(Duration::from_millis(10));
-    let sender = options(&scp.address).build().unwrap();
+    let sender = options(sim.addr()).build().unwrap();
     run_load(&sender, &plan, &observer).unwrap();
     let seen = seen.into_inner();
     let last = seen.last().unwrap();
@@ -360,8 +384,147 @@ fn a_folder_is_prepared_with_bad_files_skipped_and_named() {
 
 #[test]
 fn an_empty_plan_is_refused_with_a_reason() {
-    let scp = TestScp::start(Behaviour::Answer(Status::SUCCESS));
-    let sender = options(&scp.address).build().unwrap();
+    let sim = simulator(FaultPlan::default());
+    let sender = options(sim.addr()).build().unwrap();
     let err = run_load(&sender, &LoadPlan::new(Vec::new()), &NoObserver).unwrap_err();
     assert!(err.to_string().contains("at least one instance"), "{err}");
+}
+
+#[test]
+fn refusals_and_aborts_are_counted_and_the_pool_carries_on() {
+    let sim = simulator(FaultPlan {
+        status_override: Some(StatusOverride {
+            status: Status(0xA700),
+            selection: StoreSelection::EveryNth(4),
+        }),
+        abort_after_stores: Some(5),
+        ..FaultPlan::default()
+    });
+    let (_dir, instances) = instances(3, UidStrategy::Fresh);
+    let plan = LoadPlan::new(instances)
+        .stop_after(StopAfter::Count(40))
+        .concurrency(4);
+    let report = run_with(&sender_waiting(&sim, Duration::from_secs(5)), &plan);
+    let c = report.metrics.counts;
+    assert_eq!(c.attempted, 40);
+    assert!(c.failed >= 8, "every 4th store refused: {c:?}");
+    assert!(
+        report
+            .metrics
+            .status_counts
+            .keys()
+            .any(|k| k.contains("A700")),
+        "{:?}",
+        report.metrics.status_counts
+    );
+    // Each association is aborted after 5 stores: at least 40 / 5 of them.
+    assert!(report.associations.opened >= 8, "{:?}", report.associations);
+    assert_eq!(sim.stats().stores.stored, c.succeeded + c.warnings);
+}
+
+#[test]
+fn a_congested_router_fails_sends_with_a_transient_rejection_until_it_recovers() {
+    let sim = simulator(FaultPlan {
+        refuse_associations_for: Some(Duration::from_millis(500)),
+        ..FaultPlan::default()
+    });
+    let (_dir, instances) = instances(1, UidStrategy::Fresh);
+    // Due at 0, 250, 500... ms: the first ones meet the refusal.
+    let plan = LoadPlan::new(instances)
+        .stop_after(StopAfter::Count(6))
+        .rate(Some(4.0));
+    let report = run_with(&sender_waiting(&sim, Duration::from_secs(5)), &plan);
+    let c = report.metrics.counts;
+    assert!(c.failed >= 1 && c.succeeded >= 2, "{c:?}");
+    assert_eq!(c.failed, report.associations.failed_to_open);
+    assert!(
+        report.metrics.errors[0].message.contains("transient"),
+        "{:?}",
+        report.metrics.errors
+    );
+}
+
+#[test]
+fn fresh_uid_studies_each_copy_one_original_study_of_one_patient_into_the_archive() {
+    let sim = simulator(FaultPlan::default());
+    let dir = tempfile::tempdir().unwrap();
+    // Two patients, the first with two studies, and a one-instance study of a third.
+    let originals = [
+        OriginalStudy::new(1, &[3, 2]),
+        OriginalStudy::new(2, &[4]),
+        OriginalStudy::new(1, &[2]),
+        OriginalStudy::new(3, &[1]),
+    ];
+    let files = study_files(dir.path(), &originals);
+    let instances = prepare(&files, UidStrategy::Fresh);
+    // Two whole passes and part of a third: the last copies are partial.
+    let sends = 2 * files.len() as u64 + 4;
+    let plan = LoadPlan::new(instances)
+        .stop_after(StopAfter::Count(sends))
+        .concurrency(3);
+    let report = run_with(&sender_waiting(&sim, Duration::from_secs(5)), &plan);
+    assert_eq!(
+        report.metrics.counts.succeeded, sends,
+        "{:?}",
+        report.metrics.errors
+    );
+
+    // Every send's own SOP Instance UID, each stored once.
+    let root: UidRoot = report.uid_root.as_deref().unwrap().parse().unwrap();
+    let mut per_study: BTreeMap<String, (BTreeSet<Vec<String>>, u64)> = BTreeMap::new();
+    for k in 0..sends {
+        let uid = root.uid(UidLevel::Instance, k);
+        let stored = sim
+            .stored_instance(uid.as_str())
+            .unwrap_or_else(|| panic!("send {k} ({uid}) not in the simulator's store"));
+        let dataset = stored.dataset.expect("the simulator keeps whole data sets");
+        let text = |tag: Tag| dataset.element(tag).unwrap().to_str().unwrap().to_string();
+        let patient_and_study = vec![
+            text(tags::PATIENT_ID),
+            text(tags::PATIENT_NAME),
+            text(tags::PATIENT_BIRTH_DATE),
+            text(tags::STUDY_DATE),
+            text(tags::ACCESSION_NUMBER),
+        ];
+        let entry = per_study.entry(stored.study_instance_uid).or_default();
+        entry.0.insert(patient_and_study);
+        entry.1 += 1;
+    }
+    assert_eq!(sim.stats().stores.stored, sends, "{:?}", sim.stats().stores);
+    for (study, (attributes, _)) in &per_study {
+        assert_eq!(
+            attributes.len(),
+            1,
+            "fresh study {study} mixes patients or original studies: {attributes:?}"
+        );
+    }
+
+    // The records agree with the archive, study by study.
+    assert_eq!(report.studies.len(), per_study.len());
+    let archive: BTreeMap<String, simulator::StudySummary> = sim
+        .studies()
+        .into_iter()
+        .map(|s| (s.study_instance_uid.clone(), s))
+        .collect();
+    for record in &report.studies {
+        let (attributes, stored) = &per_study[&record.study_instance_uid];
+        assert_eq!(record.counts.succeeded, *stored, "{record:?}");
+        let summary = &archive[&record.study_instance_uid];
+        assert_eq!(
+            summary.instances as u64, record.counts.succeeded,
+            "{summary:?}"
+        );
+        let patient = &attributes.first().unwrap()[0];
+        assert_eq!(record.patient_id.as_ref(), Some(patient), "{record:?}");
+        assert_eq!(summary.patient_id.as_ref(), Some(patient), "{summary:?}");
+    }
+    // Each pass copies every original study with its series; the third pass got
+    // through the first 4 instances of the first study (its 3-instance series, then one).
+    let mut shapes: Vec<(usize, usize)> =
+        archive.values().map(|s| (s.series, s.instances)).collect();
+    shapes.sort_unstable();
+    let mut expected = [(2, 5), (1, 4), (1, 2), (1, 1)].repeat(2);
+    expected.push((2, 4));
+    expected.sort_unstable();
+    assert_eq!(shapes, expected);
 }

@@ -340,6 +340,34 @@ impl SimulatorHandle {
     pub fn stored_instance(&self, sop_instance_uid: &str) -> Option<StoredInstance> {
         let store = self.shared.store.read();
         let (study, series, instance) = store.locate(sop_instance_uid)?;
+        Some(self.describe(study, series, instance))
+    }
+
+    /// Every stored instance, study by study (in order of first arrival), each
+    /// study's series and each series' instances in order of arrival: what a test
+    /// that did not choose the UIDs it sent inspects.
+    pub fn stored_instances(&self) -> Vec<StoredInstance> {
+        let store = self.shared.store.read();
+        store
+            .studies
+            .iter()
+            .flat_map(|study| {
+                study.series.iter().flat_map(move |series| {
+                    series
+                        .instances
+                        .iter()
+                        .map(move |instance| self.describe(study, series, instance))
+                })
+            })
+            .collect()
+    }
+
+    fn describe(
+        &self,
+        study: &store::StudyRecord,
+        series: &store::SeriesRecord,
+        instance: &store::InstanceRecord,
+    ) -> StoredInstance {
         let mut attributes = BTreeMap::new();
         for (tag, value) in study
             .patient
@@ -354,7 +382,7 @@ impl SimulatorHandle {
         if let Some(n) = &instance.instance_number {
             attributes.insert("InstanceNumber".into(), n.to_string());
         }
-        Some(StoredInstance {
+        StoredInstance {
             sop_instance_uid: instance.uid.to_string(),
             sop_class_uid: instance.sop_class_uid.to_string(),
             study_instance_uid: study.uid.to_string(),
@@ -364,7 +392,7 @@ impl SimulatorHandle {
                 .clone(),
             attributes,
             dataset: instance.dataset.clone(),
-        })
+        }
     }
 
     /// The C-FIND requests received, oldest first: the latest 1,000, stalled and

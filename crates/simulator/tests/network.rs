@@ -213,6 +213,38 @@ fn a_rejected_instance_gets_the_rule_status_and_a_comment_and_is_not_stored() {
 }
 
 #[test]
+fn every_stored_instance_is_listed_study_by_study_in_order_of_arrival() {
+    let sim = Simulator::start(SimulatorConfig::default()).unwrap();
+    let mut client = connect(sim.addr(), "LB-HTM-GI").unwrap();
+    for (study, series, sop) in [
+        ("2.1", "2.1.1", "2.1.1.1"),
+        ("2.2", "2.2.1", "2.2.1.1"),
+        ("2.1", "2.1.2", "2.1.2.1"),
+        ("2.1", "2.1.1", "2.1.1.2"),
+    ] {
+        let obj = instance(study, series, sop, "ES", "Colon");
+        assert_eq!(client.store(&obj).unwrap().0, Status::SUCCESS);
+    }
+    client.release();
+    let listed: Vec<(String, String)> = sim
+        .stored_instances()
+        .into_iter()
+        .map(|i| {
+            assert!(i.dataset.is_some(), "full mode keeps the data set");
+            (i.study_instance_uid, i.sop_instance_uid)
+        })
+        .collect();
+    let expected = [
+        ("2.1", "2.1.1.1"),
+        ("2.1", "2.1.1.2"),
+        ("2.1", "2.1.2.1"),
+        ("2.2", "2.2.1.1"),
+    ]
+    .map(|(study, sop)| (study.to_string(), sop.to_string()));
+    assert_eq!(listed, expected);
+}
+
+#[test]
 fn a_duplicate_is_acknowledged_but_stored_once_by_default() {
     let sim = Simulator::start(SimulatorConfig::default()).unwrap();
     let mut client = connect(sim.addr(), "LB-HTM-GI").unwrap();

@@ -1,226 +1,97 @@
-//! Test fixtures: a tiny SCP with fault injection (dicom-ul + dimse), DCMTK's storescp
-//! when installed, and synthetic DICOM files.
+//! Test fixtures: the simulator as the peer (started in-test on a free loopback port,
+//! with the fault a test needs), DCMTK's storescp when installed, and synthetic
+//! DICOM files.
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::fmt::Display;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dicom_dictionary_std::uids;
-use dicom_ul::pdu::{AbortRQSource, PDataValueType};
-use dicom_ul::{Pdu, ServerAssociationOptions};
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dimse::Timeouts;
-use dimse::{Command, Incoming, MessageReader, Status};
 use loader::synth::{Encoding, ImageGeometry, InstanceBuilder, Modality, Patient, Series, Study};
-use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sender::{DicomSender, SenderOptions};
+use sender::{DEFAULT_CALLED_AE_TITLE, DicomSender, SenderOptions};
+use simulator::{
+    FaultPlan, Route, Rules, Simulator, SimulatorConfig, SimulatorHandle, TransferSyntaxPolicy,
+};
 
-/// How the test SCP treats what it receives.
-#[derive(Debug, Clone, Copy)]
-pub enum Behaviour {
-    /// Answer every request with this status.
-    Answer(Status),
-    /// Answer with success after this delay (a slow router).
-    AnswerAfter(Duration),
-    /// Accept associations, read requests, never answer.
-    Silent,
-    /// Send an A-ABORT as soon as the first data set fragment of a C-STORE arrives
-    /// (data sets must span several PDUs).
-    AbortMidDataSet,
-    /// Answer with success, then close any association idle for this long, without
-    /// a release.
-    CloseWhenIdle(Duration),
-    /// Reject the first `n` associations (called AE title not recognized), then
-    /// answer with success.
-    RejectFirst(usize),
-}
+/// The called AE title of [`options`]; the simulator also answers the sender's
+/// default one, for command lines without `--aec`.
+pub const CALLED_AE_TITLE: &str = "TEST-SCP";
 
-/// A loopback SCP on a free port, stopped when dropped.
-pub struct TestScp {
-    pub address: String,
-    stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl TestScp {
-    pub fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let handle = {
-            let (stop, accepted, received) = (stop.clone(), accepted.clone(), received.clone());
-            thread::spawn(move || {
-                let mut connections = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let n = accepted.fetch_add(1, Ordering::SeqCst);
-                            let (stop, received) = (stop.clone(), received.clone());
-                            connections.push(thread::spawn(move || {
-                                serve(stream, n, behaviour, &stop, &received);
-                            }));
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-                for c in connections {
-                    let _ = c.join();
-                }
-            })
-        };
-        TestScp {
-            address,
-            stop,
-            accepted,
-            received,
-            handle: Some(handle),
-        }
-    }
-
-    /// Associations the SCP saw (accepted or rejected).
-    pub fn associations(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-
-    /// Data sets received completely.
-    pub fn received(&self) -> Vec<Vec<u8>> {
-        self.received.lock().clone()
-    }
-}
-
-impl Drop for TestScp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn serve(
-    stream: TcpStream,
-    index: usize,
-    behaviour: Behaviour,
-    stop: &AtomicBool,
-    received: &Mutex<Vec<Vec<u8>>>,
-) {
-    stream.set_nonblocking(false).unwrap();
-    let idle = match behaviour {
-        Behaviour::CloseWhenIdle(d) => d,
-        _ => Duration::from_millis(200),
+/// A simulator on a free loopback port that stores what it receives as it is (no
+/// checks, no morphing), takes only uncompressed transfer syntaxes, answers
+/// [`CALLED_AE_TITLE`] and the sender's default called AE title, and injects `faults`.
+/// Shut down when dropped.
+pub fn simulator(faults: FaultPlan) -> SimulatorHandle {
+    let rules = Rules {
+        settings: Default::default(),
+        faults,
+        routes: vec![
+            Route::store_only("TEST", CALLED_AE_TITLE),
+            Route::store_only("DEFAULT", DEFAULT_CALLED_AE_TITLE),
+        ],
     };
-    let mut options = ServerAssociationOptions::new()
-        .ae_title("TEST-SCP")
-        .with_abstract_syntax(uids::VERIFICATION)
-        .with_abstract_syntax(uids::CT_IMAGE_STORAGE)
-        .with_abstract_syntax(uids::MR_IMAGE_STORAGE)
-        .with_transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
-        .with_transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN)
-        .max_pdu_length(16_384)
-        .read_timeout(idle);
-    let association = if let Behaviour::RejectFirst(n) = behaviour
-        && index < n
-    {
-        options.accept_called_ae_title().establish(stream)
-    } else {
-        options = options.clone();
-        options.accept_any().establish(stream)
+    let config = SimulatorConfig {
+        transfer_syntaxes: TransferSyntaxPolicy::UncompressedOnly,
+        ..SimulatorConfig::with_rules(rules)
     };
-    let Ok(mut association) = association else {
-        return;
-    };
-    let mut reader = MessageReader::new();
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Behaviour::AbortMidDataSet = behaviour {
-            match association.receive() {
-                Ok(Pdu::PData { data }) => {
-                    if data
-                        .iter()
-                        .any(|pdv| pdv.value_type == PDataValueType::Data && !pdv.is_last)
-                    {
-                        let _ = association.send(&Pdu::AbortRQ {
-                            source: AbortRQSource::ServiceUser,
-                        });
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Pdu::ReleaseRQ) => {
-                    let _ = association.send(&Pdu::ReleaseRP);
-                    return;
-                }
-                Ok(_) => return,
-                Err(_) => continue,
-            }
-        }
-        match reader.receive(&mut association) {
-            Ok(Incoming::Message(message)) => match behaviour {
-                Behaviour::Silent => {}
-                _ => {
-                    if let Behaviour::AnswerAfter(delay) = behaviour {
-                        thread::sleep(delay);
-                    }
-                    let status = match behaviour {
-                        Behaviour::Answer(s) => s,
-                        _ => Status::SUCCESS,
-                    };
-                    if let Some(data) = message.data {
-                        received.lock().push(data);
-                    }
-                    let rsp = Command::response_to(&message.command, status, false).unwrap();
-                    if dimse::send_message(
-                        &mut association,
-                        message.presentation_context_id,
-                        &rsp,
-                        None,
-                    )
-                    .is_err()
-                    {
-                        return;
-                    }
-                }
-            },
-            Ok(Incoming::ReleaseRequested) => {
-                let _ = association.send(&Pdu::ReleaseRP);
-                return;
-            }
-            Ok(_) => return,
-            Err(e) if e.is_timeout() => {
-                if let Behaviour::CloseWhenIdle(_) = behaviour {
-                    // Close without a release, as routers do to idle associations.
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
-    }
+    Simulator::start(config).unwrap()
+}
+
+/// Associations the simulator saw, accepted or rejected.
+pub fn associations(sim: &SimulatorHandle) -> u64 {
+    let a = sim.stats().associations;
+    a.accepted + a.rejected_total()
+}
+
+/// The data sets the simulator stored, study by study.
+pub fn stored_data_sets(sim: &SimulatorHandle) -> Vec<Arc<InMemDicomObject>> {
+    sim.stored_instances()
+        .into_iter()
+        .map(|i| i.dataset.expect("the simulator keeps whole data sets"))
+        .collect()
+}
+
+/// The stored data sets encoded again in Explicit VR Little Endian (the transfer
+/// syntax of the files the tests send): with the byte count the simulator read
+/// (`stats().stores.bytes`), what a test comparing bytes checks.
+pub fn stored_bytes(sim: &SimulatorHandle) -> Vec<Vec<u8>> {
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    stored_data_sets(sim)
+        .iter()
+        .map(|object| {
+            let mut bytes = Vec::new();
+            object.write_dataset_with_ts(&mut bytes, &ts).unwrap();
+            bytes
+        })
+        .collect()
 }
 
 /// Options for a loopback peer, with short timeouts so that fault tests end quickly.
-pub fn options(address: &str) -> SenderOptions {
-    DicomSender::builder(address)
-        .called_ae_title("TEST-SCP")
+pub fn options(address: impl Display) -> SenderOptions {
+    DicomSender::builder(address.to_string())
+        .called_ae_title(CALLED_AE_TITLE)
         .timeouts(Timeouts {
             connect: Duration::from_secs(5),
             acse: Duration::from_secs(5),
             dimse: Duration::from_secs(2),
             write: Duration::from_secs(5),
         })
+}
+
+/// Asserts that what `started` measures ended before `limit`.
+pub fn assert_ended_within(started: Instant, limit: Duration) {
+    let elapsed = started.elapsed();
+    assert!(elapsed < limit, "took {elapsed:?}, limit {limit:?}");
 }
 
 /// Writes `n` synthetic CT files of about 50 KB (160 x 160 x 16 bit) into `dir`.
@@ -308,21 +179,26 @@ pub fn large_ct_file(dir: &Path, side: u16) -> PathBuf {
     path
 }
 
-/// Stores one synthetic ~50 KB CT file (in `encoding`) to a test SCP behaving as
-/// told, with the default test options: the SCP (to inspect) and the outcome.
+/// Stores one synthetic ~50 KB CT file (in `encoding`) to a [`simulator`] injecting
+/// `faults`, with the default test options: the simulator (to inspect) and the outcome.
 pub fn store_one(
-    behaviour: Behaviour,
+    faults: FaultPlan,
     encoding: Encoding,
-) -> (TestScp, sender::SendOutcome, PathBuf, tempfile::TempDir) {
+) -> (
+    SimulatorHandle,
+    sender::SendOutcome,
+    PathBuf,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let files = ct_files(dir.path(), 1, encoding);
-    let scp = TestScp::start(behaviour);
-    let outcome = options(&scp.address)
+    let sim = simulator(faults);
+    let outcome = options(sim.addr())
         .build()
         .unwrap()
         .send_file(&files[0])
         .unwrap();
-    (scp, outcome, files[0].clone(), dir)
+    (sim, outcome, files[0].clone(), dir)
 }
 
 /// DCMTK's storescp, when installed.
