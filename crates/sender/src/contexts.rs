@@ -11,7 +11,8 @@ use dicom_dictionary_std::uids;
 use dicom_ul::pdu::PresentationContextNegotiated;
 
 use crate::SenderError;
-use crate::instance::{can_decompress, is_encapsulated};
+use crate::instance::is_encapsulated;
+use loader::can_decompress;
 
 /// Most presentation contexts one association can carry: context IDs are odd bytes
 /// (1..=255), and dicom-ul silently wraps them beyond 128.

@@ -34,9 +34,6 @@ use crate::SenderError;
 use crate::uid::{FRESH_UID_LEN, FreshUid, UidLevel, UidRoot};
 use dimse::ErrorChain;
 
-/// Offset of the preamble's end: the meta group starts with `DICM` here.
-const PREAMBLE_LEN: usize = 128;
-
 /// Where an instance came from, to make other encodings of it on demand.
 #[derive(Debug, Clone)]
 enum Origin {
@@ -129,15 +126,15 @@ impl PreparedInstance {
             detail,
         };
         let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-        if bytes.len() < PREAMBLE_LEN + 4 || &bytes[PREAMBLE_LEN..PREAMBLE_LEN + 4] != b"DICM" {
+        if !loader::Head::of(&bytes).is_dicom() {
             return Err(file_error(
                 "not a DICOM file (no DICM marker at byte 128)".into(),
             ));
         }
-        let mut cursor = Cursor::new(&bytes[PREAMBLE_LEN..]);
+        let mut cursor = Cursor::new(&bytes[loader::MAGIC_OFFSET..]);
         let meta = FileMetaTable::from_reader(&mut cursor)
             .map_err(|e| file_error(format!("bad file meta group: {}", ErrorChain(&e))))?;
-        let body_start = PREAMBLE_LEN + cursor.position() as usize;
+        let body_start = loader::MAGIC_OFFSET + cursor.position() as usize;
         let what = || path.display().to_string();
         let origin = Origin::File(path.to_path_buf());
         match uids {
@@ -209,7 +206,7 @@ impl PreparedInstance {
         let what = || format!("data set {}", identity.sop_instance_uid);
         let variant = if decompress {
             let mut copy = object.clone();
-            decompress_in_place(&mut copy, &what)?;
+            decode_pixel_data(&mut copy, &what)?;
             encode(&copy, ts, false, &what)?
         } else {
             encode(object, ts, false, &what)?
@@ -325,7 +322,7 @@ impl PreparedInstance {
         };
         let source_ts = meta_ts(object.meta());
         if is_encapsulated(&source_ts) && !is_encapsulated(ts) {
-            decompress_in_place(&mut object, &what).map_err(|e| e.to_string())?;
+            decode_pixel_data(&mut object, &what).map_err(|e| e.to_string())?;
         }
         encode(&object, ts, self.fresh_uids, &what).map_err(|e| e.to_string())
     }
@@ -417,13 +414,6 @@ pub(crate) fn is_encapsulated(ts: &str) -> bool {
         .is_none_or(|t| t.is_encapsulated_pixel_data())
 }
 
-/// Whether this build can decode every frame of the syntax's pixel data.
-pub(crate) fn can_decompress(ts: &str) -> bool {
-    TransferSyntaxRegistry
-        .get(ts)
-        .is_some_and(|t| t.is_encapsulated_pixel_data() && t.can_decode_all())
-}
-
 /// Encodes the data set of `object` in `ts`; with `fresh`, Study, Series and SOP
 /// Instance UIDs are placeholders whose offsets are recorded.
 fn encode(
@@ -506,39 +496,15 @@ fn find_unique(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     found
 }
 
-/// Decodes encapsulated pixel data to native Explicit VR Little Endian.
-fn decompress_in_place(
+/// Decodes encapsulated pixel data to native Explicit VR Little Endian (loader's one
+/// decoder), naming the instance in the error.
+fn decode_pixel_data(
     object: &mut DefaultDicomObject,
     what: &dyn Fn() -> String,
 ) -> Result<(), SenderError> {
-    use dicom_pixeldata::Transcode;
-    let ts = meta_ts(object.meta());
-    if !can_decompress(&ts) {
-        return Err(SenderError::Prepare {
-            what: what(),
-            detail: format!("this build cannot decompress transfer syntax {ts}"),
-        });
-    }
-    // Codecs are third-party code fed with arbitrary files: a panic in one must fail
-    // this instance, not the whole load run.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        object.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
-    }));
-    let detail = match result {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => ErrorChain(&e).to_string(),
-        Err(panic) => format!(
-            "decoder panicked: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default()
-        ),
-    };
-    Err(SenderError::Prepare {
+    loader::decompress_in_place(object).map_err(|e| SenderError::Prepare {
         what: what(),
-        detail: format!("cannot decompress {ts}: {detail}"),
+        detail: e.to_string(),
     })
 }
 
