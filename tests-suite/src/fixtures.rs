@@ -74,11 +74,7 @@ pub fn session() -> Session {
             json: config.report.json_path(),
             junit: config.report.junit_path(),
         },
-        target: if let Some(handle) = &simulator {
-            format!("embedded simulator at {}", handle.addr())
-        } else {
-            format!("remote router at {}", config.endpoint.address())
-        },
+        target: campaign::load::describe_target(&config, simulator.as_ref()),
         configuration: campaign::configuration_items(&config),
         redactor: samples.identifying_values(),
     });

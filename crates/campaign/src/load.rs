@@ -47,13 +47,9 @@ impl LoadTarget {
         })
     }
 
-    /// The router in words: `embedded simulator at 127.0.0.1:40213` or
-    /// `remote router at host:port`.
+    /// The router in words (see [`describe_target`]).
     pub fn describe(&self) -> String {
-        match &self.simulator {
-            Some(handle) => format!("embedded simulator at {}", handle.addr()),
-            None => format!("remote router at {}", self.config.endpoint.address()),
-        }
+        describe_target(&self.config, self.simulator.as_ref())
     }
 
     /// A sender for the configured endpoint (route selected by `COMPASS_ROUTE`, else
@@ -96,6 +92,15 @@ impl LoadTarget {
                 source: Box::new(source),
             }),
         }
+    }
+}
+
+/// The router under test in words, as reports name it: `embedded simulator at
+/// 127.0.0.1:40213`, or `remote router at host:port`.
+pub fn describe_target(config: &TestConfig, simulator: Option<&SimulatorHandle>) -> String {
+    match simulator {
+        Some(handle) => format!("embedded simulator at {}", handle.addr()),
+        None => format!("remote router at {}", config.endpoint.address()),
     }
 }
 
@@ -211,13 +216,20 @@ pub fn load_figures(load: &LoadReport, verification: Option<&VerificationReport>
     if let Some(latency) = summary.latency_ms {
         figures.push(figure("p95 latency", format!("{:.1} ms", latency.p95_ms)));
     }
-    if let Some(v) = verification {
-        figures.push(figure(
-            "studies verified / sent",
-            format!("{} / {}", v.count(Delivery::Complete), v.studies.len()),
-        ));
-    }
+    figures.extend(verification.map(verification_figure));
     figures
+}
+
+/// How many delivered studies C-FIND found complete, of those sent.
+pub fn verification_figure(verification: &VerificationReport) -> Figure {
+    figure(
+        "studies verified / sent",
+        format!(
+            "{} / {}",
+            verification.count(Delivery::Complete),
+            verification.studies.len()
+        ),
+    )
 }
 
 fn figure(label: &str, value: String) -> Figure {

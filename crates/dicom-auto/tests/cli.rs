@@ -176,10 +176,10 @@ fn simulate_serves_the_embedded_router_until_stopped() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Kept open until the end: a closed pipe would make the simulator's next line fail.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    stdout.read_line(&mut first).unwrap();
     let address = first
         .trim()
         .strip_prefix("simulator listening on ")
@@ -201,6 +201,7 @@ fn simulate_serves_the_embedded_router_until_stopped() {
     });
     child.kill().unwrap();
     let _ = child.wait();
+    drop(stdout);
     assert_eq!(echo.unwrap().unwrap(), dimse::Status::SUCCESS);
 }
 
