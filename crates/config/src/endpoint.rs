@@ -1,7 +1,7 @@
 //! The router under test: where it is, which AE titles to use, and the routes it offers.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use serde::Serialize;
 
@@ -36,7 +36,13 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Embedded => f.write_str("embedded simulator"),
-            Target::Remote { host, port } => write!(f, "remote {}", socket_text(host, *port)),
+            Target::Remote { host, port } => {
+                write!(
+                    f,
+                    "remote {}",
+                    dimse::PeerAddress::new(host.as_str(), *port)
+                )
+            }
         }
     }
 }
@@ -61,10 +67,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `host:port`, with brackets around an IPv6 address, ready for `TcpStream::connect`
-    /// or dicom-ul's `establish_with`.
+    /// Where the router listens.
+    pub fn peer_address(&self) -> dimse::PeerAddress {
+        dimse::PeerAddress::new(self.host.as_str(), self.port)
+    }
+
+    /// `host:port`, with brackets around an IPv6 address, as errors and reports name it.
     pub fn address(&self) -> String {
-        socket_text(&self.host, self.port)
+        self.peer_address().to_string()
     }
 
     /// The same router reached through another route's AE titles: what a test that walks
@@ -85,15 +95,6 @@ impl Endpoint {
             host.clone_from(&self.host);
             *port = self.port;
         }
-    }
-}
-
-/// `host:port` for `TcpStream::connect` or dicom-ul, with brackets around an IPv6
-/// address (`[::1]:104`).
-pub fn socket_text(host: &str, port: u16) -> String {
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V6(ip)) => SocketAddr::from((ip, port)).to_string(),
-        _ => format!("{host}:{port}"),
     }
 }
 

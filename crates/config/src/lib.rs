@@ -76,7 +76,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use dimse::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
-pub use endpoint::{Endpoint, Route, RouteOrigin, Target, socket_text};
+pub use endpoint::{Endpoint, Route, RouteOrigin, Target};
 pub use error::ConfigError;
 pub use sections::{
     CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings, ReportSettings,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::defaults;
-use crate::endpoint::{Endpoint, socket_text};
+use crate::endpoint::Endpoint;
 use crate::parse::{self, Reader};
 use crate::sources::BaseDirs;
 use crate::{AeTitle, AssociationStrategy, Target, UidStrategy};
@@ -44,9 +44,14 @@ pub struct CFindSettings {
 }
 
 impl CFindSettings {
-    /// `host:port` of the query SCP.
+    /// Where the query SCP listens.
+    pub fn peer_address(&self) -> dimse::PeerAddress {
+        dimse::PeerAddress::new(self.host.as_str(), self.port)
+    }
+
+    /// `host:port` of the query SCP (IPv6 in brackets).
     pub fn address(&self) -> String {
-        socket_text(&self.host, self.port)
+        self.peer_address().to_string()
     }
 
     pub(crate) fn read(reader: &mut Reader<'_>, endpoint: &Endpoint) -> Self {

@@ -2,7 +2,6 @@
 
 use cfind::{CFindClient, CFindClientBuilder, Polling};
 use config::TestConfig;
-use dimse::PeerAddress;
 
 /// A builder holding the configuration's C-FIND and network settings, to change some
 /// of them (a command line's `--host`, say) before building.
@@ -15,7 +14,7 @@ use dimse::PeerAddress;
 pub fn cfind_client_builder(config: &TestConfig) -> CFindClientBuilder {
     let cfind = &config.cfind;
     let network = &config.network;
-    CFindClientBuilder::new(PeerAddress::new(cfind.host.clone(), cfind.port))
+    CFindClientBuilder::new(cfind.peer_address())
         .called_ae_title(cfind.called_ae_title.as_str())
         .calling_ae_title(cfind.calling_ae_title.as_str())
         .timeouts(network.timeouts())

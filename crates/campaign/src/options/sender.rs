@@ -5,18 +5,12 @@
 use std::sync::Arc;
 
 use config::TestConfig;
-use dimse::PeerAddress;
 use sender::{LoadPlan, PreparedInstance, SenderOptions, StopAfter};
-
-/// The endpoint's peer address (`COMPASS_HOST`, `COMPASS_PORT`).
-fn peer(config: &TestConfig) -> PeerAddress {
-    PeerAddress::new(config.endpoint.host.as_str(), config.endpoint.port)
-}
 
 /// The sender's options for the selected endpoint: its address and the AE titles of
 /// the selected route, the network timeouts and the maximum PDU length.
 pub fn sender_options(config: &TestConfig) -> SenderOptions {
-    SenderOptions::for_peer(peer(config))
+    SenderOptions::for_peer(config.endpoint.peer_address())
         .calling_ae_title(&config.endpoint.calling_ae_title)
         .called_ae_title(&config.endpoint.called_ae_title)
         .timeouts(config.network.timeouts())
@@ -40,7 +34,7 @@ pub fn load_plan(config: &TestConfig, instances: Vec<Arc<PreparedInstance>>) -> 
 /// network settings and the sending strategy.
 pub fn cli_defaults(config: &TestConfig) -> sender::cli::Defaults {
     sender::cli::Defaults {
-        peer: peer(config),
+        peer: config.endpoint.peer_address(),
         calling_ae_title: config.endpoint.calling_ae_title.clone(),
         called_ae_title: config.endpoint.called_ae_title.clone(),
         timeouts: config.network.timeouts(),
@@ -114,7 +108,7 @@ mod tests {
         ])
         .unwrap();
         let defaults = cli_defaults(&config);
-        assert_eq!(defaults.peer, PeerAddress::new("10.1.2.3", 4242));
+        assert_eq!(defaults.peer, dimse::PeerAddress::new("10.1.2.3", 4242));
         assert_eq!(defaults.called_ae_title.as_str(), "ROUTER");
         assert_eq!(defaults.max_pdu_length, 32_768);
         assert_eq!(defaults.association, AssociationStrategy::PerImage);
