@@ -9,8 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::deid::{DeidOptions, Deidentifier, anonymize_folder};
 use crate::{
-    Edit, EditPlan, FileOutcome, FileReport, Rules, RunSummary, UpdateOptions, error_chain,
-    update_folder,
+    Edit, EditPlan, FileOutcome, FileReport, Rules, RunSummary, UpdateOptions, update_folder,
 };
 
 /// Exit status for a bad command line or bad edits (nothing was changed).
@@ -182,7 +181,7 @@ fn print_report(report: &FileReport, verbose: bool, dry_run: bool) {
         }
         FileOutcome::Unchanged if verbose => println!("{path}: unchanged"),
         FileOutcome::Skipped(reason) => println!("{path}: skipped ({reason})"),
-        FileOutcome::Failed(err) => eprintln!("{path}: FAILED: {}", error_chain(err)),
+        FileOutcome::Failed(err) => eprintln!("{path}: FAILED: {}", dimse::ErrorChain(err)),
         _ => {}
     }
 }

@@ -5,13 +5,6 @@ pub use dimse::AttributeError;
 use std::io;
 use std::path::PathBuf;
 
-/// An error and its causes on one line (`outer: cause: root cause`), for reports that are
-/// not printed through anyhow: [`dimse::ErrorChain`] as a `String`.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    dimse::ErrorChain(err).to_string()
-}
-
-/// A keyword or tag number that does not name an attribute.
 /// An edit that cannot be applied, found before any file is touched.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

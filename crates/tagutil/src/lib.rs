@@ -93,8 +93,7 @@ mod write;
 pub use dimse::Attribute;
 pub use edit::{Change, Edit, EditPlan, Location, REGENERATED_UIDS, apply, collect_instance_uids};
 pub use error::{
-    AttributeError, DeidError, EditError, EncodeError, FileError, RulesError, ScanError,
-    WriteError, error_chain,
+    AttributeError, DeidError, EditError, EncodeError, FileError, RulesError, ScanError, WriteError,
 };
 pub use files::{Candidate, SkipReason, get_dcm_files, scan_folder};
 pub use rules::Rules;

@@ -131,7 +131,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rules.toml");
         std::fs::write(&path, "[set]\nStudyDate = \"20231301\"\n").unwrap();
-        let err = crate::error_chain(&Rules::from_file(&path).unwrap_err());
+        let err = dimse::ErrorChain(&Rules::from_file(&path).unwrap_err()).to_string();
         assert!(err.contains("rules.toml"), "{err}");
         assert!(err.contains("StudyDate"), "{err}");
         assert!(err.contains("20231301"), "{err}");
@@ -142,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rules.toml");
         std::fs::write(&path, "new_uid = true\n").unwrap();
-        let err = crate::error_chain(&Rules::from_file(&path).unwrap_err());
+        let err = dimse::ErrorChain(&Rules::from_file(&path).unwrap_err()).to_string();
         assert!(err.contains("new_uid"), "{err}");
     }
 }

@@ -404,7 +404,7 @@ fn a_bad_value_is_refused_before_any_file_is_touched(
     let before = copy.contents();
 
     let refused = match plan_from_assignments(assignments) {
-        Err(error) => tagutil::error_chain(&error),
+        Err(error) => dimse::ErrorChain(&error).to_string(),
         Ok(plan) => {
             copy.update(&plan, UpdateOptions::default());
             panic!("{assignments:?} was accepted");
