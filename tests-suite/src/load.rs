@@ -24,6 +24,7 @@ pub fn prepare_samples(session: &Session) -> Vec<Arc<PreparedInstance>> {
     // The session already found the files: hand them over rather than scan the folder again.
     campaign::load::prepare(&session.config, &session.samples.paths())
         .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"))
+        .instances
 }
 
 /// Runs `plan` against the target, checks the accounting invariant, and records the

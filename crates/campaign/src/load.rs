@@ -2,12 +2,11 @@
 //! and the C-FIND check of every study it delivered to.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use cfind::{CFindClient, Delivery, SentStudy, VerificationReport};
 use config::{TestConfig, UidStrategy};
 use report::{Figure, LoadResult, TransitTimes};
-use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedInstance, StudyRecord};
+use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedFiles, StudyRecord};
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
@@ -105,15 +104,12 @@ pub fn describe_target(config: &TestConfig, simulator: Option<&SimulatorHandle>)
 }
 
 /// Every file of `paths` prepared for sending with the configured UID strategy
-/// (encoded once).
+/// (encoded once), with the files left out and why.
 ///
 /// # Errors
 /// [`CampaignError::Sender`] when the files cannot be read, [`CampaignError::NoSamples`]
 /// when none of them is sendable.
-pub fn prepare(
-    config: &TestConfig,
-    paths: &[PathBuf],
-) -> Result<Vec<Arc<PreparedInstance>>, CampaignError> {
+pub fn prepare(config: &TestConfig, paths: &[PathBuf]) -> Result<PreparedFiles, CampaignError> {
     let prepared =
         sender::prepare_paths(paths, config.sending.uid_strategy).map_err(CampaignError::from)?;
     if prepared.instances.is_empty() {
@@ -121,7 +117,7 @@ pub fn prepare(
             root: config.dataset.root_dir.clone(),
         });
     }
-    Ok(prepared.instances)
+    Ok(prepared)
 }
 
 /// Runs `plan` against the target and checks the accounting invariant.

@@ -1,6 +1,7 @@
 //! A whole campaign, as `dicom-auto run` performs it: prepare, load at the configured
 //! profile, verify, judge, report.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use cfind::VerificationReport;
@@ -23,6 +24,9 @@ pub struct CampaignRun {
     pub verification: Option<VerificationReport>,
     /// The judged requirements.
     pub checks: Vec<Check>,
+    /// Files of `DICOM_ROOT_DIR` left out (not DICOM, truncated, lacking UIDs...), each
+    /// with the reason: reported, never silently dropped.
+    pub skipped: Vec<(PathBuf, String)>,
     /// The run record the three reports render.
     pub report: RunReport,
     /// Where the reports were written.
@@ -51,8 +55,14 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let samples = Samples::scan(&config.dataset.root_dir)?;
     let target = LoadTarget::new(config)?;
     target.check_reachable()?;
-    let instances = load::prepare(&target.config, &samples.paths())?;
-    let plan = crate::options::sender::load_plan(&target.config, instances);
+    let prepared = load::prepare(&target.config, &samples.paths())?;
+    let mut skipped: Vec<(PathBuf, String)> = samples
+        .skipped
+        .iter()
+        .map(|s| (s.path.clone(), s.reason.to_string()))
+        .collect();
+    skipped.extend(prepared.skipped);
+    let plan = crate::options::sender::load_plan(&target.config, prepared.instances);
     let load_report = load::run_load(&target, &plan, observer)?;
     let verification = load::verify(&target, &load_report)?;
     let checks = judge(
@@ -69,6 +79,10 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         elapsed_ms,
     );
     load_record.figures = load::load_figures(&load_report, verification.as_ref());
+    load_record.figures.push(report::Figure {
+        label: "sample files skipped".into(),
+        value: skipped.len().to_string(),
+    });
     load_record.load = Some(load::load_result(&load_report, verification.as_ref()));
     if let Some(failures) = crate::checks::failures(&checks) {
         load_record.outcome = TestOutcome::Failed;
@@ -108,6 +122,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         load: load_report,
         verification,
         checks,
+        skipped,
         report,
         paths,
     })

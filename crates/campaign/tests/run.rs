@@ -89,3 +89,48 @@ fn an_unreachable_router_fails_within_the_connect_timeout_naming_host_and_variab
         "nothing written for a campaign that could not start"
     );
 }
+
+#[test]
+fn files_that_cannot_be_sent_are_reported_with_their_reason_and_the_rest_are_sent() {
+    let samples = tempfile::tempdir().unwrap();
+    let files = loader::find_dicom_files(samples_dir()).unwrap().files;
+    for (i, file) in files.iter().take(4).enumerate() {
+        std::fs::copy(file, samples.path().join(format!("good-{i}.dcm"))).unwrap();
+    }
+    std::fs::write(samples.path().join("notes.txt"), "not an image").unwrap();
+    let head = &std::fs::read(&files[0]).unwrap()[..300];
+    std::fs::write(samples.path().join("truncated.dcm"), head).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let config = TestConfig::from_map([
+        ("DICOM_ROOT_DIR", samples.path().display().to_string()),
+        ("REPORT_DIR", reports.path().display().to_string()),
+        ("TEST_DURATION_SECONDS", "1".into()),
+        ("PEAK_IMAGES_PER_SECOND", "10".into()),
+    ])
+    .unwrap();
+
+    let campaign = campaign::run(&config, &sender::NoObserver).unwrap();
+
+    let skipped: Vec<String> = campaign
+        .skipped
+        .iter()
+        .map(|(path, reason)| format!("{}: {reason}", path.display()))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped.iter().any(|s| s.contains("notes.txt")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|s| s.contains("truncated.dcm")),
+        "{skipped:?}"
+    );
+    assert!(campaign.load.metrics.counts.attempted > 0);
+    let figures = &campaign.report.tests[0].figures;
+    assert!(
+        figures
+            .iter()
+            .any(|f| f.label == "sample files skipped" && f.value == "2"),
+        "{figures:?}"
+    );
+}

@@ -67,6 +67,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let run = outcome?;
 
     println!("target      {}", run.target);
+    for (path, reason) in &run.skipped {
+        println!("skipped     {}: {reason}", path.display());
+    }
     // The sender's own table: target vs achieved send rate and service time sit beside the
     // latency, so what the generator itself cost is never read as the router's figure.
     print!("{}", sender::cli::SummaryTable(&run.load));
