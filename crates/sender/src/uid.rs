@@ -99,9 +99,10 @@ impl UidRoot {
     /// The root for a given 128-bit number of 39 decimal digits.
     fn from_number(n: u128) -> Self {
         debug_assert!(n >= ROOT_MIN);
+        let root = dimse::UUID_UID_ROOT.as_bytes();
         let mut prefix = [0u8; 5 + ROOT_DIGITS];
-        prefix[..5].copy_from_slice(b"2.25.");
-        write_digits(&mut prefix[5..], n);
+        prefix[..root.len()].copy_from_slice(root);
+        write_digits(&mut prefix[root.len()..], n);
         UidRoot { prefix }
     }
 
@@ -134,13 +135,13 @@ impl FromStr for UidRoot {
     /// Reads a root as a run's report prints it (`2.25.` and 39 digits), to name
     /// the UIDs that run sent.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let digits = text.strip_prefix("2.25.").unwrap_or("");
+        let digits = text.strip_prefix(dimse::UUID_UID_ROOT).unwrap_or("");
         match digits.parse::<u128>() {
             Ok(n) if digits.len() == ROOT_DIGITS && n >= ROOT_MIN => Ok(Self::from_number(n)),
             _ => Err(SenderError::InvalidOption {
                 name: "uid_root",
                 value: text.to_string(),
-                expected: format!("2.25. followed by {ROOT_DIGITS} digits"),
+                expected: format!("{} followed by {ROOT_DIGITS} digits", dimse::UUID_UID_ROOT),
             }),
         }
     }
