@@ -59,6 +59,7 @@ pub mod serde_duration;
 pub mod status;
 mod text;
 mod timeouts;
+pub mod tls;
 mod uid;
 mod value;
 
