@@ -1,0 +1,160 @@
+//! What was sent: the original instance, decoded once and shared by every send of it
+//! ([`SentInstance`]), and what each send changed in it ([`Substitution`]).
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_encoding::transfer_syntax::TransferSyntax;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use crate::error::SinkError;
+use crate::pixels::{self, Pixels};
+
+/// The registry as a static, so that the syntaxes it hands out live as long as the
+/// program and a tracked send can point at one (8 bytes) instead of copying its UID.
+static REGISTRY: TransferSyntaxRegistry = TransferSyntaxRegistry;
+
+/// The transfer syntax of `uid` (padding ignored), if this build knows it.
+pub(crate) fn transfer_syntax(uid: &str) -> Option<&'static TransferSyntax> {
+    REGISTRY.get(dimse::trim_value(uid))
+}
+
+/// One original instance, as every send of it started out.
+///
+/// Shared (`Arc`) by all the sends made of it, so tracking a send costs its key and
+/// substitutions, not a copy of the data set. The decoded pixel samples are made on
+/// first need (an arrival whose pixel data is not byte-identical) and kept.
+pub struct SentInstance {
+    object: DefaultDicomObject,
+    sop_instance_uid: Arc<str>,
+    transfer_syntax: &'static TransferSyntax,
+    pixels: OnceLock<Result<Pixels, String>>,
+}
+
+impl std::fmt::Debug for SentInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentInstance")
+            .field("sop_instance_uid", &self.sop_instance_uid)
+            .field("transfer_syntax", &self.transfer_syntax.uid())
+            .field("pixels_decoded", &self.pixels.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentInstance {
+    /// Tracks an in-memory instance (its meta group names the transfer syntax).
+    ///
+    /// # Errors
+    /// [`SinkError::BadOriginal`] when it has no SOP Instance UID or its transfer
+    /// syntax is unknown to this build.
+    pub fn from_object(object: DefaultDicomObject) -> Result<Arc<Self>, SinkError> {
+        let uid = dimse::trim_value(object.meta().transfer_syntax()).to_string();
+        let transfer_syntax = transfer_syntax(&uid).ok_or_else(|| SinkError::BadOriginal {
+            detail: format!("unknown transfer syntax {uid}"),
+        })?;
+        let sop_instance_uid = object
+            .get(tags::SOP_INSTANCE_UID)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| dimse::trim_value(&s).to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SinkError::BadOriginal {
+                detail: "no SOP Instance UID (0008,0018)".into(),
+            })?;
+        Ok(Arc::new(SentInstance {
+            object,
+            sop_instance_uid: sop_instance_uid.into(),
+            transfer_syntax,
+            pixels: OnceLock::new(),
+        }))
+    }
+
+    /// Reads and tracks a DICOM file.
+    ///
+    /// # Errors
+    /// [`SinkError::Original`] naming the file when it cannot be read or lacks what
+    /// [`from_object`](Self::from_object) needs.
+    pub fn open(path: impl AsRef<Path>) -> Result<Arc<Self>, SinkError> {
+        let path = path.as_ref();
+        let object = OpenFileOptions::new()
+            .open_file(path)
+            .map_err(|e| SinkError::Original {
+                path: path.to_path_buf(),
+                detail: dimse::ErrorChain(&e).to_string(),
+            })?;
+        Self::from_object(object).map_err(|e| SinkError::Original {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The data set as it was before any send changed it.
+    pub fn data_set(&self) -> &InMemDicomObject {
+        &self.object
+    }
+
+    /// Its SOP Instance UID (each send may carry another: see [`Substitution`]).
+    pub fn sop_instance_uid(&self) -> &str {
+        &self.sop_instance_uid
+    }
+
+    /// The transfer syntax the original is encoded in.
+    pub fn transfer_syntax(&self) -> &'static TransferSyntax {
+        self.transfer_syntax
+    }
+
+    /// The decoded pixel samples, made on first call.
+    pub(crate) fn pixels(&self) -> &Result<Pixels, String> {
+        self.pixels.get_or_init(|| pixels::decode(&self.object))
+    }
+}
+
+/// One value a send carried instead of the original's: a fresh Study, Series or SOP
+/// Instance UID (what `sender` writes per send with fresh UIDs), or any other
+/// top-level attribute a sender sets per send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution {
+    /// The top-level attribute.
+    pub tag: Tag,
+    /// The value sent, as text (several values separated by `\`).
+    pub value: Arc<str>,
+}
+
+impl Substitution {
+    /// `tag` was sent as `value`.
+    pub fn new(tag: Tag, value: impl Into<Arc<str>>) -> Self {
+        Substitution {
+            tag,
+            value: value.into(),
+        }
+    }
+
+    /// The three substitutions of a fresh-UID send: Study, Series and SOP Instance UID.
+    pub fn fresh_uids(study: &str, series: &str, instance: &str) -> [Substitution; 3] {
+        [
+            Substitution::new(tags::STUDY_INSTANCE_UID, study),
+            Substitution::new(tags::SERIES_INSTANCE_UID, series),
+            Substitution::new(tags::SOP_INSTANCE_UID, instance),
+        ]
+    }
+}
+
+/// Reads `bytes` as a data set in `ts`.
+pub(crate) fn parse_data_set(
+    bytes: &[u8],
+    ts: &TransferSyntax,
+) -> Result<InMemDicomObject, String> {
+    // A parser is third-party code fed with bytes from the network: a panic in it must
+    // become a corrupt delivery, never a dead sink.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        InMemDicomObject::read_dataset_with_ts(bytes, ts)
+    }));
+    match outcome {
+        Ok(Ok(object)) => Ok(object),
+        Ok(Err(e)) => Err(dimse::ErrorChain(&e).to_string()),
+        Err(_) => Err("the data set parser panicked on these bytes".into()),
+    }
+}
