@@ -56,6 +56,7 @@ mod peer;
 pub mod qr;
 pub mod scu;
 pub mod serde_duration;
+pub mod socket;
 pub mod status;
 mod text;
 mod timeouts;
@@ -73,6 +74,7 @@ pub use message::{
 pub use peer::{PeerAddress, PeerAddressError};
 pub use qr::{InformationModel, QueryLevel};
 pub use scu::{AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, ScuOptions};
+pub use socket::SocketTuning;
 pub use status::{Status, StatusClass};
 pub use text::{ErrorChain, trim_value};
 pub use timeouts::Timeouts;

@@ -49,6 +49,7 @@ use crate::message::{
     DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, send_data_patched,
     send_message, write_fragments,
 };
+use crate::socket::SocketTuning;
 use crate::status::Status;
 use crate::{AeTitle, PeerAddress, Timeouts};
 
@@ -67,6 +68,7 @@ pub struct ScuOptions {
     timeouts: Timeouts,
     max_pdu_length: u32,
     contexts: Vec<(String, Vec<String>)>,
+    socket: SocketTuning,
 }
 
 impl ScuOptions {
@@ -80,7 +82,21 @@ impl ScuOptions {
             timeouts: Timeouts::DEFAULT,
             max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
             contexts: Vec::new(),
+            socket: SocketTuning::default(),
         }
+    }
+
+    /// Acknowledge at once (Linux `TCP_QUICKACK`, re-armed around every read; default
+    /// on): a peer with Nagle on then adds no delayed-ACK wait to each response. Off
+    /// imitates a plain modality. See [`SocketTuning`].
+    pub fn quick_ack(mut self, on: bool) -> Self {
+        self.socket = SocketTuning::quick_ack(on);
+        self
+    }
+
+    /// Whether quick acknowledgements are asked for.
+    pub fn has_quick_ack(&self) -> bool {
+        self.socket.has_quick_ack()
     }
 
     /// Every wait of the association.
@@ -201,8 +217,9 @@ impl ScuOptions {
         let address = self.peer.to_string();
         let mut association = ul.establish_with(&address).map_err(|e| self.classify(e))?;
         let stream = association.inner_stream();
-        let tuned = stream
-            .set_nodelay(true)
+        let tuned = self
+            .socket
+            .apply(stream)
             .and_then(|()| stream.set_read_timeout(Some(self.timeouts.dimse)));
         if let Err(source) = tuned {
             let _ = association.abort();
@@ -220,6 +237,7 @@ impl ScuOptions {
             read_timeout: self.timeouts.dimse,
             next_message_id: 1,
             established_in: started.elapsed(),
+            socket: self.socket,
         })
     }
 
@@ -368,6 +386,7 @@ pub struct ScuAssociation {
     read_timeout: Duration,
     next_message_id: u16,
     established_in: Duration,
+    socket: SocketTuning,
 }
 
 impl ScuAssociation {
@@ -472,7 +491,11 @@ impl ScuAssociation {
                 .map_err(DimseError::Io)?;
             self.read_timeout = wait;
         }
-        self.reader.receive(&mut self.association)
+        // A failed re-arm only costs the delayed ACK it would have saved.
+        let _ = self.socket.rearm(self.association.inner_stream());
+        let incoming = self.reader.receive(&mut self.association);
+        let _ = self.socket.rearm(self.association.inner_stream());
+        incoming
     }
 
     /// Waits for the response to request `message_id`, which must be an `expected`
@@ -744,6 +767,12 @@ mod tests {
         );
         assert!(association.is_alive());
         assert_eq!(association.echo().unwrap(), Status(0x0110));
+        let armed = SocketTuning::is_armed(association.association.inner_stream()).unwrap();
+        assert_eq!(
+            armed,
+            SocketTuning::quick_ack_supported(),
+            "TCP_QUICKACK not re-armed"
+        );
         association.release().unwrap();
     }
 }

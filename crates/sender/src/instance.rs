@@ -15,7 +15,8 @@
 //! ([`Variant`]s: another uncompressed syntax, or decompressed pixel data) are made on
 //! first use and kept, so a file is decompressed once per run, not once per send.
 
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -86,6 +87,24 @@ pub struct InstanceUids {
     pub instance: FreshUid,
 }
 
+/// Where the primary encoding is.
+#[derive(Debug)]
+enum Primary {
+    /// In memory, made when the instance was prepared.
+    Resident(Arc<Variant>),
+    /// In the file, from `body_start`: read (and with fresh UIDs encoded) on demand.
+    OnDisk {
+        transfer_syntax: String,
+        body_start: u64,
+        /// The file's length when inspected: a file changed since is refused.
+        file_len: u64,
+    },
+}
+
+/// The first bytes of a file read by [`PreparedInstance::inspect`]: the preamble,
+/// the meta group and, for most instances, every attribute before Pixel Data.
+const HEAD_LEN: usize = 64 * 1024;
+
 /// An encoding made on demand, or why it could not be made.
 type VariantResult = Result<Arc<Variant>, String>;
 
@@ -102,7 +121,11 @@ pub struct PreparedInstance {
     series_instance_uid: Option<String>,
     patient_id: Option<String>,
     fresh_uids: bool,
-    primary: Arc<Variant>,
+    primary: Primary,
+    /// Length of the primary encoding: exact once encoded, and for an inspected file
+    /// as is; for an inspected file with fresh UIDs, its data set's length (the
+    /// encoding differs by the lengths of three UIDs).
+    primary_len: usize,
     /// Other encodings made on demand: (transfer syntax, result). A failure is kept
     /// too, so a file that cannot be decompressed is tried once, not once per send.
     others: RwLock<Vec<(String, VariantResult)>>,
@@ -111,7 +134,7 @@ pub struct PreparedInstance {
 }
 
 impl PreparedInstance {
-    /// Reads a DICOM file and prepares it.
+    /// Reads a DICOM file and prepares it, the data set kept in memory.
     ///
     /// With [`UidStrategy::AsIs`] the data set bytes are the file's, verbatim; only the
     /// part before Pixel Data is parsed (for the UIDs and the Patient ID).
@@ -120,54 +143,144 @@ impl PreparedInstance {
     /// [`SenderError::File`] for an unreadable, non-DICOM or truncated file;
     /// [`SenderError::Prepare`] when the file lacks its SOP Class or Instance UID.
     pub fn from_file(path: impl AsRef<Path>, uids: UidStrategy) -> Result<Self, SenderError> {
+        let mut instance = Self::inspect(path, uids)?;
+        let variant = instance.read_primary()?;
+        instance.primary_len = variant.bytes.len();
+        instance.primary = Primary::Resident(Arc::new(variant));
+        Ok(instance)
+    }
+
+    /// Inspects a DICOM file without reading its data set: the meta group and the
+    /// attributes before Pixel Data (at most a few kilobytes) give its identity, syntax
+    /// and size. The data set is read (and, with fresh UIDs, encoded) when a send needs
+    /// it: a load run keeps it in its memory budget or streams it ([`run_load`]).
+    ///
+    /// [`run_load`]: crate::run_load
+    ///
+    /// # Errors
+    /// As [`from_file`](Self::from_file), for what the head of the file shows.
+    pub fn inspect(path: impl AsRef<Path>, uids: UidStrategy) -> Result<Self, SenderError> {
         let path = path.as_ref();
         let file_error = |detail: String| SenderError::File {
             path: path.to_path_buf(),
             detail,
         };
-        let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-        if !loader::Head::of(&bytes).is_dicom() {
+        let mut file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| file_error(e.to_string()))?
+            .len();
+        let mut head = Vec::with_capacity(HEAD_LEN);
+        (&mut file)
+            .take(HEAD_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| file_error(e.to_string()))?;
+        if !loader::Head::of(&head).is_dicom() {
             return Err(file_error(
                 "not a DICOM file (no DICM marker at byte 128)".into(),
             ));
         }
-        let mut cursor = Cursor::new(&bytes[loader::MAGIC_OFFSET..]);
-        let meta = FileMetaTable::from_reader(&mut cursor)
+        // A meta group is a few hundred bytes: it lies within the head.
+        let mut in_head = Cursor::new(&head[loader::MAGIC_OFFSET..]);
+        let meta = FileMetaTable::from_reader(&mut in_head)
             .map_err(|e| file_error(format!("bad file meta group: {}", ErrorChain(&e))))?;
-        let body_start = loader::MAGIC_OFFSET + cursor.position() as usize;
-        let what = || path.display().to_string();
-        let origin = Origin::File(path.to_path_buf());
-        match uids {
-            UidStrategy::AsIs => {
-                // Parse only up to Pixel Data: enough for the UIDs, and it checks that
-                // the body is a readable data set before it is sent thousands of times.
-                let head = OpenFileOptions::new()
-                    .read_preamble(ReadPreamble::Always)
-                    .read_until(tags::PIXEL_DATA)
-                    .from_reader(&bytes[..])
-                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
-                let identity = Identity::of(&head, &what)?;
-                let mut body = bytes;
-                body.drain(..body_start);
-                let variant = Variant {
-                    transfer_syntax: meta_ts(&meta),
-                    bytes: body,
-                    slots: None,
-                };
-                Ok(Self::assemble(origin, identity, false, variant))
+        let body_start = loader::MAGIC_OFFSET as u64 + in_head.position();
+        // Parse only up to Pixel Data: enough for the UIDs, and it checks that the body
+        // is a readable data set before it is sent thousands of times.
+        file.seek(SeekFrom::Start(head.len() as u64))
+            .map_err(|e| file_error(e.to_string()))?;
+        let rest = BufReader::with_capacity(HEAD_LEN, &mut file);
+        let header = OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Always)
+            .read_until(tags::PIXEL_DATA)
+            .from_reader(Cursor::new(&head[..]).chain(rest))
+            .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
+        let identity = Identity::of(&header, &|| path.display().to_string())?;
+        let file_ts = meta_ts(&meta);
+        let (fresh, transfer_syntax) = match uids {
+            UidStrategy::AsIs => (false, file_ts),
+            UidStrategy::Fresh => (true, fresh_uid_syntax(&file_ts)),
+        };
+        let mut instance = Self::assemble(
+            Origin::File(path.to_path_buf()),
+            identity,
+            fresh,
+            Primary::OnDisk {
+                transfer_syntax,
+                body_start,
+                file_len,
+            },
+        );
+        instance.primary_len = usize::try_from(file_len.saturating_sub(body_start))
+            .map_err(|_| file_error("too large for this machine's address space".into()))?;
+        Ok(instance)
+    }
+
+    /// Reads the data set of an inspected file (with fresh UIDs: parses and encodes
+    /// it); for an instance held in memory, a copy of its primary encoding.
+    pub(crate) fn read_primary(&self) -> Result<Variant, SenderError> {
+        let (transfer_syntax, body_start, file_len) = match &self.primary {
+            Primary::Resident(v) => {
+                return Ok(Variant {
+                    transfer_syntax: v.transfer_syntax.clone(),
+                    bytes: v.bytes.clone(),
+                    slots: v.slots,
+                });
             }
-            UidStrategy::Fresh => {
-                let object = OpenFileOptions::new()
-                    .read_preamble(ReadPreamble::Always)
-                    .from_reader(&bytes[..])
-                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
-                drop(bytes);
-                let identity = Identity::of(&object, &what)?;
-                let ts = fresh_uid_syntax(&meta_ts(&meta));
-                let variant = encode(&object, &ts, true, &what)?;
-                Ok(Self::assemble(origin, identity, true, variant))
-            }
+            Primary::OnDisk {
+                transfer_syntax,
+                body_start,
+                file_len,
+            } => (transfer_syntax, *body_start, *file_len),
+        };
+        let Origin::File(path) = &self.origin else {
+            unreachable!("only files are inspected")
+        };
+        let file_error = |detail: String| SenderError::File {
+            path: path.clone(),
+            detail,
+        };
+        let mut file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let now_len = file
+            .metadata()
+            .map_err(|e| file_error(e.to_string()))?
+            .len();
+        if now_len != file_len {
+            return Err(file_error(format!(
+                "changed since it was inspected ({file_len} bytes then, {now_len} now)"
+            )));
         }
+        if self.fresh_uids {
+            let mut bytes = Vec::with_capacity(self.primary_len + loader::MAGIC_OFFSET + 1024);
+            file.read_to_end(&mut bytes)
+                .map_err(|e| file_error(e.to_string()))?;
+            let object = OpenFileOptions::new()
+                .read_preamble(ReadPreamble::Always)
+                .from_reader(&bytes[..])
+                .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
+            drop(bytes);
+            let what = || path.display().to_string();
+            return encode(&object, transfer_syntax, true, self.primary_len, &what);
+        }
+        // As is: the data set verbatim, in one read (no parse, no copy).
+        file.seek(SeekFrom::Start(body_start))
+            .map_err(|e| file_error(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(self.primary_len);
+        file.take(self.primary_len as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| file_error(e.to_string()))?;
+        if bytes.len() != self.primary_len {
+            return Err(file_error(format!(
+                "truncated while reading: {} of {} data set bytes",
+                bytes.len(),
+                self.primary_len
+            )));
+        }
+        Ok(Variant {
+            transfer_syntax: transfer_syntax.clone(),
+            bytes,
+            slots: None,
+        })
     }
 
     /// Prepares an in-memory object, encoded in its meta group's transfer syntax.
@@ -186,12 +299,12 @@ impl PreparedInstance {
         let fresh = uids == UidStrategy::Fresh;
         let ts = meta_ts(object.meta());
         let ts = if fresh { fresh_uid_syntax(&ts) } else { ts };
-        let variant = encode(object, &ts, fresh, &what)?;
+        let variant = encode(object, &ts, fresh, 0, &what)?;
         Ok(Self::assemble(
             Origin::Object(Arc::new(object.clone())),
             identity,
             fresh,
-            variant,
+            Primary::Resident(Arc::new(variant)),
         ))
     }
 
@@ -207,15 +320,25 @@ impl PreparedInstance {
         let variant = if decompress {
             let mut copy = object.clone();
             decode_pixel_data(&mut copy, &what)?;
-            encode(&copy, ts, false, &what)?
+            encode(&copy, ts, false, 0, &what)?
         } else {
-            encode(object, ts, false, &what)?
+            encode(object, ts, false, 0, &what)?
         };
-        Ok(Self::assemble(Origin::Encoded, identity, false, variant))
+        Ok(Self::assemble(
+            Origin::Encoded,
+            identity,
+            false,
+            Primary::Resident(Arc::new(variant)),
+        ))
     }
 
-    fn assemble(origin: Origin, identity: Identity, fresh_uids: bool, primary: Variant) -> Self {
+    fn assemble(origin: Origin, identity: Identity, fresh_uids: bool, primary: Primary) -> Self {
+        let primary_len = match &primary {
+            Primary::Resident(v) => v.bytes.len(),
+            Primary::OnDisk { .. } => 0,
+        };
         PreparedInstance {
+            primary_len,
             origin,
             sop_class_uid: identity.sop_class_uid,
             sop_instance_uid: identity.sop_instance_uid,
@@ -223,7 +346,7 @@ impl PreparedInstance {
             series_instance_uid: identity.series_instance_uid,
             patient_id: identity.patient_id,
             fresh_uids,
-            primary: Arc::new(primary),
+            primary,
             others: RwLock::new(Vec::new()),
             commands: Default::default(),
         }
@@ -259,7 +382,12 @@ impl PreparedInstance {
     /// turn a deflated file into Explicit VR Little Endian: compressed bytes cannot be
     /// patched).
     pub fn transfer_syntax(&self) -> &str {
-        &self.primary.transfer_syntax
+        match &self.primary {
+            Primary::Resident(v) => &v.transfer_syntax,
+            Primary::OnDisk {
+                transfer_syntax, ..
+            } => transfer_syntax,
+        }
     }
 
     /// Whether each send writes fresh UIDs into the data set.
@@ -267,9 +395,17 @@ impl PreparedInstance {
         self.fresh_uids
     }
 
-    /// Size of the primary encoding in bytes.
+    /// Size of the primary encoding in bytes (for an [inspected](Self::inspect) file
+    /// with fresh UIDs, its data set's: the encoding differs by three UIDs' lengths).
     pub fn encoded_len(&self) -> usize {
-        self.primary.bytes.len()
+        self.primary_len
+    }
+
+    /// Whether the primary encoding is held in memory (prepared from an object, or
+    /// read by [`from_file`](Self::from_file)) rather than left in its file
+    /// ([`inspect`](Self::inspect)).
+    pub fn is_resident(&self) -> bool {
+        matches!(self.primary, Primary::Resident(_))
     }
 
     /// The file this instance was read from, if any.
@@ -280,9 +416,17 @@ impl PreparedInstance {
         }
     }
 
-    /// The primary encoding.
-    pub fn primary(&self) -> &Arc<Variant> {
-        &self.primary
+    /// The primary encoding: the one in memory, or for an [inspected](Self::inspect)
+    /// file, read from it now (and not kept).
+    ///
+    /// # Errors
+    /// [`SenderError::File`] when the file cannot be read again or has changed;
+    /// [`SenderError::Prepare`] when it cannot be encoded with fresh UIDs.
+    pub fn primary(&self) -> Result<Arc<Variant>, SenderError> {
+        match &self.primary {
+            Primary::Resident(v) => Ok(v.clone()),
+            Primary::OnDisk { .. } => self.read_primary().map(Arc::new),
+        }
     }
 
     /// The encoding in `ts`, made (and kept) on first request: a re-encoding for
@@ -293,8 +437,8 @@ impl PreparedInstance {
     /// The reason, as text, when the syntax is unknown, the codec is missing or the
     /// file cannot be read again; the same error is returned on every later request.
     pub fn variant(&self, ts: &str) -> Result<Arc<Variant>, String> {
-        if ts == self.primary.transfer_syntax {
-            return Ok(self.primary.clone());
+        if ts == self.transfer_syntax() {
+            return self.primary().map_err(|e| e.to_string());
         }
         if let Some((_, found)) = self.others.read().iter().find(|(t, _)| t == ts) {
             return found.clone();
@@ -324,7 +468,7 @@ impl PreparedInstance {
         if is_encapsulated(&source_ts) && !is_encapsulated(ts) {
             decode_pixel_data(&mut object, &what).map_err(|e| e.to_string())?;
         }
-        encode(&object, ts, self.fresh_uids, &what).map_err(|e| e.to_string())
+        encode(&object, ts, self.fresh_uids, self.primary_len, &what).map_err(|e| e.to_string())
     }
 
     /// The command set of a C-STORE-RQ for this instance, with the fields that change
@@ -420,6 +564,7 @@ fn encode(
     object: &DefaultDicomObject,
     ts: &str,
     fresh: bool,
+    expected_len: usize,
     what: &dyn Fn() -> String,
 ) -> Result<Variant, SenderError> {
     let fail = |detail: String| SenderError::Prepare {
@@ -444,7 +589,9 @@ fn encode(
             placeholder.uid(UidLevel::Instance, 0),
         ),
     ];
-    let mut bytes = Vec::with_capacity(64 * 1024);
+    // Sized for the data set at once: growing by doubling would hold up to twice a
+    // large image while it is encoded.
+    let mut bytes = Vec::with_capacity(expected_len.saturating_add(1024).max(64 * 1024));
     if fresh {
         let mut data: InMemDicomObject = (**object).clone();
         for (tag, uid) in &placeholders {

@@ -40,6 +40,7 @@ pub struct SenderOptions {
     timeouts: Timeouts,
     max_pdu_length: u32,
     priority: dimse::Priority,
+    quick_ack: bool,
     /// The first text a setter could not turn into its type.
     invalid: Option<InvalidText>,
 }
@@ -84,6 +85,7 @@ impl SenderOptions {
             timeouts: Timeouts::DEFAULT,
             max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
             priority: dimse::Priority::Medium,
+            quick_ack: true,
             invalid: None,
         }
     }
@@ -162,6 +164,19 @@ impl SenderOptions {
         self
     }
 
+    /// Acknowledge at once (Linux `TCP_QUICKACK`, default on), so that a peer with
+    /// Nagle on adds no delayed-ACK wait to each response; off imitates a plain
+    /// modality. See [`dimse::SocketTuning`].
+    pub fn quick_ack(mut self, on: bool) -> Self {
+        self.quick_ack = on;
+        self
+    }
+
+    /// Whether quick acknowledgements are on.
+    pub fn has_quick_ack(&self) -> bool {
+        self.quick_ack
+    }
+
     /// The peer's address.
     pub fn address(&self) -> &PeerAddress {
         &self.peer
@@ -203,7 +218,8 @@ impl SenderOptions {
                 self.called_ae_title.clone(),
             )
             .timeouts(self.timeouts)
-            .max_pdu_length(self.max_pdu_length),
+            .max_pdu_length(self.max_pdu_length)
+            .quick_ack(self.quick_ack),
             |options, (abstract_syntax, transfer_syntax)| {
                 options.propose(abstract_syntax.as_str(), [transfer_syntax.as_str()])
             },

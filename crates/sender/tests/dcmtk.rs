@@ -42,7 +42,7 @@ fn files_stored_to_storescp_arrive_with_identical_data_sets() {
     assert_eq!(report.metrics.counts.succeeded, 3);
     let mut sent: Vec<Vec<u8>> = instances
         .iter()
-        .map(|i| i.primary().bytes().to_vec())
+        .map(|i| i.primary().unwrap().bytes().to_vec())
         .collect();
     let mut received: Vec<Vec<u8>> = received_files(out.path())
         .iter()
@@ -50,6 +50,7 @@ fn files_stored_to_storescp_arrive_with_identical_data_sets() {
             PreparedInstance::from_file(f, UidStrategy::AsIs)
                 .unwrap()
                 .primary()
+                .unwrap()
                 .bytes()
                 .to_vec()
         })

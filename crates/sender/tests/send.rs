@@ -29,7 +29,7 @@ fn answer_every_store_with(status: Status) -> FaultPlan {
 
 fn file_body(path: &std::path::Path) -> Vec<u8> {
     let instance = PreparedInstance::from_file(path, UidStrategy::AsIs).unwrap();
-    instance.primary().bytes().to_vec()
+    instance.primary().unwrap().bytes().to_vec()
 }
 
 #[test]
@@ -246,4 +246,28 @@ fn an_in_memory_data_set_is_stored_as_encoded_in_its_transfer_syntax() {
     object.write_dataset_with_ts(&mut expected, &ts).unwrap();
     assert_eq!(sim.stats().stores.bytes, expected.len() as u64);
     assert_eq!(stored_bytes(&sim), vec![expected]);
+}
+
+#[test]
+fn an_inspected_file_reads_the_same_data_set_as_a_prepared_one_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = &ct_files(dir.path(), 1, Encoding::ExplicitVrLittleEndian)[0];
+    let read = PreparedInstance::from_file(path, UidStrategy::AsIs).unwrap();
+    let inspected = PreparedInstance::inspect(path, UidStrategy::AsIs).unwrap();
+    assert!(read.is_resident() && !inspected.is_resident());
+    assert_eq!(inspected.sop_instance_uid(), read.sop_instance_uid());
+    assert_eq!(inspected.transfer_syntax(), read.transfer_syntax());
+    assert_eq!(inspected.encoded_len(), read.encoded_len());
+    assert_eq!(
+        inspected.primary().unwrap().bytes(),
+        read.primary().unwrap().bytes()
+    );
+    let fresh = PreparedInstance::inspect(path, UidStrategy::Fresh).unwrap();
+    let variant = fresh.primary().unwrap();
+    assert_eq!(
+        variant.bytes().len(),
+        PreparedInstance::from_file(path, UidStrategy::Fresh)
+            .unwrap()
+            .encoded_len()
+    );
 }
