@@ -276,10 +276,31 @@ impl InstanceBuilder {
         for (tag, text) in modality_attributes(modality, self.instance_number, laterality) {
             put(tag, &text)?;
         }
+        for (tag, text) in anatomy_attributes(modality, &series.description, laterality) {
+            put(tag, &text)?;
+        }
+        if modality == Modality::Op {
+            // The Ophthalmic Photography IOD requires the date and time as one DateTime.
+            put(
+                tags::ACQUISITION_DATE_TIME,
+                &format!("{}{}", study.date, study.time),
+            )?;
+            put(
+                tags::SYNCHRONIZATION_FRAME_OF_REFERENCE_UID,
+                &derived_uid(&series.instance_uid),
+            )?;
+        }
         if matches!(modality, Modality::Ct | Modality::Mr | Modality::Opt) {
             // One frame of reference per study: the series of a study share patient position.
             let frame_of_reference = derived_uid(&study.instance_uid);
             put(tags::FRAME_OF_REFERENCE_UID, &frame_of_reference)?;
+        }
+        for (tag, items) in modality_sequences(modality, &series.description) {
+            object.put(DataElement::new(
+                tag,
+                VR::SQ,
+                Value::from(DataSetSequence::from(items)),
+            ));
         }
         if modality == Modality::Opv {
             put_visual_field_points(&mut object, &mut rng);
@@ -297,6 +318,17 @@ impl InstanceBuilder {
             .implementation_version_name(IMPLEMENTATION_VERSION_NAME);
         let mut file = object.with_meta(meta).map_err(|e| self.encode_error(&e))?;
         self.encode(&mut file, geometry)?;
+        if self.encoding == Encoding::JpegBaseline {
+            file.put(DataElement::new(
+                tags::LOSSY_IMAGE_COMPRESSION_METHOD,
+                VR::CS,
+                PrimitiveValue::from("ISO_10918_1"),
+            ));
+        }
+        // The JPEG encoder adds Number of Frames; single-frame IODs do not have it.
+        if geometry.is_some_and(|g| g.frames == 1) && !multi_frame_iod(modality) {
+            file.remove_element(tags::NUMBER_OF_FRAMES);
+        }
         Ok(file)
     }
 
@@ -489,9 +521,99 @@ fn derived_uid(base: &str) -> String {
     )
 }
 
+/// Whether the modality's IOD includes the Multi-frame module (Number of Frames even for one
+/// frame).
+fn multi_frame_iod(modality: Modality) -> bool {
+    matches!(modality, Modality::Op | Modality::Opt)
+}
+
+/// One coded concept as a sequence item (Basic Code Sequence Macro).
+fn code_item(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
+    InMemDicomObject::from_element_iter([
+        DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(value)),
+        DataElement::new(
+            tags::CODING_SCHEME_DESIGNATOR,
+            VR::SH,
+            PrimitiveValue::from(scheme),
+        ),
+        DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(meaning)),
+    ])
+}
+
+/// Body Part Examined and, for a paired organ, Laterality: validators and strict archives
+/// require Laterality exactly when the body part is paired.
+fn anatomy_attributes(
+    modality: Modality,
+    description: &str,
+    laterality: &str,
+) -> Vec<(Tag, String)> {
+    let side = if description.contains("Right") {
+        "R"
+    } else if description.contains("Left") {
+        "L"
+    } else {
+        laterality
+    };
+    let (body_part, paired) = match modality {
+        Modality::Cr => ("HAND", true),
+        Modality::Es if description.contains("Gastro") => ("STOMACH", false),
+        Modality::Es => ("COLON", false),
+        Modality::Us if description.contains("Kidney") => ("KIDNEY", true),
+        Modality::Us if description.contains("Thyroid") => ("THYROID", false),
+        Modality::Us => ("ABDOMEN", false),
+        _ => return Vec::new(),
+    };
+    let mut attributes = vec![(tags::BODY_PART_EXAMINED, body_part.to_string())];
+    if paired {
+        attributes.push((tags::LATERALITY, side.to_string()));
+    }
+    attributes
+}
+
+/// Sequences the modality's IOD requires (coded anatomy, views, device types); empty ones are
+/// Type 2 sequences with nothing to say.
+fn modality_sequences(modality: Modality, description: &str) -> Vec<(Tag, Vec<InMemDicomObject>)> {
+    let sct = |value, meaning| vec![code_item(value, "SCT", meaning)];
+    match modality {
+        Modality::Dx => vec![
+            (tags::ANATOMIC_REGION_SEQUENCE, sct("51185008", "Chest")),
+            (
+                tags::VIEW_CODE_SEQUENCE,
+                sct("399066004", "postero-anterior"),
+            ),
+            (tags::ACQUISITION_CONTEXT_SEQUENCE, Vec::new()),
+        ],
+        Modality::Es => vec![
+            (
+                tags::ANATOMIC_REGION_SEQUENCE,
+                if description.contains("Gastro") {
+                    sct("69695003", "Stomach")
+                } else {
+                    sct("71854001", "Colon")
+                },
+            ),
+            (tags::ACQUISITION_CONTEXT_SEQUENCE, Vec::new()),
+        ],
+        Modality::Op => vec![
+            (tags::ANATOMIC_REGION_SEQUENCE, sct("81745001", "Eye")),
+            (
+                tags::ACQUISITION_DEVICE_TYPE_CODE_SEQUENCE,
+                sct("409898007", "Fundus Camera"),
+            ),
+            (tags::REFRACTIVE_STATE_SEQUENCE, Vec::new()),
+            (tags::ILLUMINATION_TYPE_CODE_SEQUENCE, Vec::new()),
+            (tags::LIGHT_PATH_FILTER_TYPE_STACK_CODE_SEQUENCE, Vec::new()),
+            (tags::IMAGE_PATH_FILTER_TYPE_STACK_CODE_SEQUENCE, Vec::new()),
+            (tags::LENSES_CODE_SEQUENCE, Vec::new()),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 fn image_type(modality: Modality) -> &'static str {
     match modality {
         Modality::Ct => "ORIGINAL\\PRIMARY\\AXIAL",
+        Modality::Mr => "ORIGINAL\\PRIMARY\\OTHER",
         _ => "ORIGINAL\\PRIMARY",
     }
 }
@@ -530,6 +652,7 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
             (tags::RESCALE_INTERCEPT, s("-1024")),
             (tags::RESCALE_SLOPE, s("1")),
             (tags::RESCALE_TYPE, s("HU")),
+            (tags::ACQUISITION_NUMBER, s("1")),
         ],
         Modality::Mr => vec![
             (tags::BODY_PART_EXAMINED, s("BRAIN")),
@@ -573,11 +696,18 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
                     (tags::RESCALE_SLOPE, s("1")),
                     (tags::RESCALE_TYPE, s("US")),
                     (tags::LOSSY_IMAGE_COMPRESSION, s("00")),
+                    (tags::IMAGE_LATERALITY, s("U")),
+                    (tags::PRESENTATION_LUT_SHAPE, s("IDENTITY")),
+                    (tags::DETECTOR_TYPE, s("SCINTILLATOR")),
+                    (tags::POSITIONER_TYPE, s("")),
                 ]);
             }
             attributes
         }
-        Modality::Us => vec![(tags::BURNED_IN_ANNOTATION, s("YES"))],
+        Modality::Us => vec![
+            (tags::BURNED_IN_ANNOTATION, s("YES")),
+            (tags::PATIENT_ORIENTATION, s("")),
+        ],
         Modality::Es => vec![
             (tags::BURNED_IN_ANNOTATION, s("NO")),
             (tags::PATIENT_ORIENTATION, s("")),
@@ -586,6 +716,15 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
             (tags::IMAGE_LATERALITY, s(laterality)),
             (tags::BURNED_IN_ANNOTATION, s("NO")),
             (tags::PATIENT_ORIENTATION, s("")),
+            (tags::SYNCHRONIZATION_TRIGGER, s("NO TRIGGER")),
+            (tags::ACQUISITION_TIME_SYNCHRONIZED, s("N")),
+            (tags::LOSSY_IMAGE_COMPRESSION, s("00")),
+            (tags::PATIENT_EYE_MOVEMENT_COMMANDED, s("NO")),
+            (tags::HORIZONTAL_FIELD_OF_VIEW, s("45")),
+            (tags::EMMETROPIC_MAGNIFICATION, s("")),
+            (tags::INTRA_OCULAR_PRESSURE, s("")),
+            (tags::PUPIL_DILATED, s("NO")),
+            (tags::DETECTOR_TYPE, s("CCD")),
         ],
         Modality::Opt => vec![
             (tags::IMAGE_LATERALITY, s(laterality)),
@@ -687,11 +826,17 @@ fn put_image_pixel(
     if colour {
         put(tags::PLANAR_CONFIGURATION, "0".to_string())?;
     }
-    if g.frames > 1 || modality == Modality::Opt {
+    if g.frames > 1 || multi_frame_iod(modality) {
         put(tags::NUMBER_OF_FRAMES, g.frames.to_string())?;
     }
-    if modality == Modality::Us && g.frames > 1 {
-        put(tags::FRAME_TIME, "33.3".to_string())?;
+    // The OP IOD's Multi-frame module points at Frame Time even for one still.
+    let frame_time = match modality {
+        Modality::Us if g.frames > 1 => Some("33.3"),
+        Modality::Op => Some("0"),
+        _ => None,
+    };
+    if let Some(frame_time) = frame_time {
+        put(tags::FRAME_TIME, frame_time.to_string())?;
     }
     put(tags::ROWS, g.rows.to_string())?;
     put(tags::COLUMNS, g.columns.to_string())?;
@@ -699,7 +844,7 @@ fn put_image_pixel(
     put(tags::BITS_STORED, g.bits_stored.to_string())?;
     put(tags::HIGH_BIT, (g.bits_stored - 1).to_string())?;
     put(tags::PIXEL_REPRESENTATION, "0".to_string())?;
-    if modality == Modality::Us && g.frames > 1 {
+    if frame_time.is_some() {
         object.put(DataElement::new(
             tags::FRAME_INCREMENT_POINTER,
             VR::AT,
