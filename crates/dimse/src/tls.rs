@@ -158,7 +158,7 @@ impl FromStr for TlsVersions {
 /// By default the peer is verified against the system's CA bundle
 /// ([`SYSTEM_CA_BUNDLES`]), no client certificate is presented, and TLS 1.2 and 1.3
 /// are allowed. The name verified in the peer's certificate is the one given to
-/// [`ScuOptions::tls`](crate::ScuOptions::tls) (by default the peer's host).
+/// [`TlsClientOptions::server_name`], or by default the host connected to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsClientOptions {
     ca_bundle: Option<PathBuf>,
