@@ -683,15 +683,6 @@ fn system_root_store() -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The server name a certificate is checked against: a DNS name or an IP address.
-///
-/// # Errors
-/// The name in words when it is neither.
-pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(name.to_string())
-        .map_err(|_| format!("{name:?} is neither a DNS name nor an IP address"))
-}
-
 /// The verifier of [`TlsClientOptions::accept_invalid_certificates`]: it checks the
 /// handshake's signatures (so the session is what the peer's key signed) but not
 /// who the key belongs to.

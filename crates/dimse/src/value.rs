@@ -48,6 +48,37 @@ pub enum ValueError {
     },
 }
 
+/// Whether values of `vr` are text (PS3.5 6.2): the VRs whose values are character
+/// strings, multi-valued with a backslash or single-valued.
+pub fn is_text_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::TM
+            | VR::UC
+            | VR::UI
+            | VR::UR
+            | VR::UT
+    )
+}
+
+/// Whether `vr` is a text VR holding one value, in which a backslash is an ordinary
+/// character (LT, ST, UT, UR).
+pub fn is_single_valued_text_vr(vr: VR) -> bool {
+    matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR)
+}
+
 /// Converts `text` into a value of `vr`, checking it against the VR's rules when `check` says
 /// so.
 ///
@@ -73,25 +104,13 @@ pub fn text_to_value(vr: VR, text: &str, check: VrCheck) -> Result<PrimitiveValu
     let invalid = |reason: String| ValueError::Invalid { vr, reason };
     match vr {
         // Single-valued text: a backslash is an ordinary character here.
-        VR::LT | VR::ST | VR::UT | VR::UR => {
+        vr if is_single_valued_text_vr(vr) => {
             if checked {
                 check_single_text(vr, text).map_err(invalid)?;
             }
             Ok(PrimitiveValue::from(text.to_owned()))
         }
-        VR::AE
-        | VR::AS
-        | VR::CS
-        | VR::DA
-        | VR::DS
-        | VR::DT
-        | VR::IS
-        | VR::LO
-        | VR::PN
-        | VR::SH
-        | VR::TM
-        | VR::UC
-        | VR::UI => {
+        vr if is_text_vr(vr) => {
             let parts: Vec<&str> = text.split('\\').collect();
             if checked {
                 for part in &parts {

@@ -143,11 +143,63 @@ impl PreparedInstance {
     /// [`SenderError::File`] for an unreadable, non-DICOM or truncated file;
     /// [`SenderError::Prepare`] when the file lacks its SOP Class or Instance UID.
     pub fn from_file(path: impl AsRef<Path>, uids: UidStrategy) -> Result<Self, SenderError> {
-        let mut instance = Self::inspect(path, uids)?;
-        let variant = instance.read_primary()?;
-        instance.primary_len = variant.bytes.len();
-        instance.primary = Primary::Resident(Arc::new(variant));
-        Ok(instance)
+        // One read of the whole file, parsed from memory: going through `inspect` and
+        // then reading the data set would open, read and parse the head twice.
+        let path = path.as_ref();
+        let file_error = |detail: String| SenderError::File {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+        if !loader::Head::of(&bytes).is_dicom() {
+            return Err(file_error(
+                "not a DICOM file (no DICM marker at byte 128)".into(),
+            ));
+        }
+        let mut cursor = Cursor::new(&bytes[loader::MAGIC_OFFSET..]);
+        let meta = FileMetaTable::from_reader(&mut cursor)
+            .map_err(|e| file_error(format!("bad file meta group: {}", ErrorChain(&e))))?;
+        let body_start = loader::MAGIC_OFFSET + cursor.position() as usize;
+        let what = || path.display().to_string();
+        let origin = Origin::File(path.to_path_buf());
+        let (identity, fresh, variant) = match uids {
+            UidStrategy::AsIs => {
+                // Parse only up to Pixel Data: enough for the UIDs, and it checks that
+                // the body is a readable data set before it is sent thousands of times.
+                let head = OpenFileOptions::new()
+                    .read_preamble(ReadPreamble::Always)
+                    .read_until(tags::PIXEL_DATA)
+                    .from_reader(&bytes[..])
+                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
+                let identity = Identity::of(&head, &what)?;
+                let mut body = bytes;
+                body.drain(..body_start);
+                let variant = Variant {
+                    transfer_syntax: meta_ts(&meta),
+                    bytes: body,
+                    slots: None,
+                };
+                (identity, false, variant)
+            }
+            UidStrategy::Fresh => {
+                let object = OpenFileOptions::new()
+                    .read_preamble(ReadPreamble::Always)
+                    .from_reader(&bytes[..])
+                    .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
+                let expected_len = bytes.len() - body_start;
+                drop(bytes);
+                let identity = Identity::of(&object, &what)?;
+                let ts = fresh_uid_syntax(&meta_ts(&meta));
+                let variant = encode(&object, &ts, true, expected_len, &what)?;
+                (identity, true, variant)
+            }
+        };
+        Ok(Self::assemble(
+            origin,
+            identity,
+            fresh,
+            Primary::Resident(Arc::new(variant)),
+        ))
     }
 
     /// Inspects a DICOM file without reading its data set: the meta group and the
@@ -216,23 +268,14 @@ impl PreparedInstance {
         Ok(instance)
     }
 
-    /// Reads the data set of an inspected file (with fresh UIDs: parses and encodes
-    /// it); for an instance held in memory, a copy of its primary encoding.
-    pub(crate) fn read_primary(&self) -> Result<Variant, SenderError> {
-        let (transfer_syntax, body_start, file_len) = match &self.primary {
-            Primary::Resident(v) => {
-                return Ok(Variant {
-                    transfer_syntax: v.transfer_syntax.clone(),
-                    bytes: v.bytes.clone(),
-                    slots: v.slots,
-                });
-            }
-            Primary::OnDisk {
-                transfer_syntax,
-                body_start,
-                file_len,
-            } => (transfer_syntax, *body_start, *file_len),
-        };
+    /// Reads the data set of an inspected file, left at `body_start` in a file of
+    /// `file_len` bytes (with fresh UIDs: parses and encodes it).
+    fn read_from_disk(
+        &self,
+        transfer_syntax: &str,
+        body_start: u64,
+        file_len: u64,
+    ) -> Result<Variant, SenderError> {
         let Origin::File(path) = &self.origin else {
             unreachable!("only files are inspected")
         };
@@ -277,7 +320,7 @@ impl PreparedInstance {
             )));
         }
         Ok(Variant {
-            transfer_syntax: transfer_syntax.clone(),
+            transfer_syntax: transfer_syntax.to_string(),
             bytes,
             slots: None,
         })
@@ -425,7 +468,13 @@ impl PreparedInstance {
     pub fn primary(&self) -> Result<Arc<Variant>, SenderError> {
         match &self.primary {
             Primary::Resident(v) => Ok(v.clone()),
-            Primary::OnDisk { .. } => self.read_primary().map(Arc::new),
+            Primary::OnDisk {
+                transfer_syntax,
+                body_start,
+                file_len,
+            } => self
+                .read_from_disk(transfer_syntax, *body_start, *file_len)
+                .map(Arc::new),
         }
     }
 

@@ -10,39 +10,12 @@
 use std::borrow::Cow;
 
 use dicom_core::{PrimitiveValue, VR};
+use dimse::is_single_valued_text_vr as is_single_text;
+pub(crate) use dimse::is_text_vr;
 
 /// Longest rendering of a value in a report, in characters; longer ones are cut and
 /// say how long they were.
 pub const MAX_SHOWN_CHARS: usize = 80;
-
-/// Whether values of `vr` are text.
-pub(crate) fn is_text_vr(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::AE
-            | VR::AS
-            | VR::CS
-            | VR::DA
-            | VR::DS
-            | VR::DT
-            | VR::IS
-            | VR::LO
-            | VR::LT
-            | VR::PN
-            | VR::SH
-            | VR::ST
-            | VR::TM
-            | VR::UC
-            | VR::UI
-            | VR::UR
-            | VR::UT
-    )
-}
-
-/// Text VRs that hold one value in which a backslash is an ordinary character.
-fn is_single_text(vr: VR) -> bool {
-    matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR)
-}
 
 /// The VR both values are judged in: the known one when one side is UN.
 pub(crate) fn ruling_vr(sent_vr: VR, received_vr: VR) -> VR {
