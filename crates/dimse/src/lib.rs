@@ -68,8 +68,9 @@ pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority};
 pub use message::{
-    DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, pdu_name, send_command,
-    send_data, send_data_patched, send_message, write_fragments, write_fragments_patched,
+    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, max_pdv_payload, pdu_name,
+    send_command, send_data, send_data_patched, send_message, write_fragments,
+    write_fragments_patched,
 };
 pub use peer::{PeerAddress, PeerAddressError};
 pub use qr::{InformationModel, QueryLevel};

@@ -4,9 +4,9 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
-use dicom_ul::Pdu;
 use dicom_ul::association::{CloseSocket, SyncAssociation};
 use dicom_ul::pdu::{AbortRQSource, PDataValue, PDataValueType};
+use dicom_ul::{ClientAssociation, Pdu, ServerAssociation};
 
 use crate::command::{Command, CommandError};
 
@@ -132,6 +132,69 @@ impl DimseError {
     }
 }
 
+/// What the DIMSE message layer needs of an association: PDUs in and out, the
+/// stream that fragments are written to, and the peer's maximum PDU length.
+///
+/// Implemented for dicom-ul's client and server associations over any stream (plain
+/// TCP or TLS) and for dicom-auto's own acceptor association, so [`MessageReader`]
+/// and the `send_*` functions serve every side of the workspace.
+pub trait PduChannel {
+    /// Receives the next PDU, waiting as long as the stream's read timeout allows.
+    ///
+    /// # Errors
+    /// [`DimseError::Timeout`], [`DimseError::ConnectionClosed`], or a malformed PDU.
+    fn receive_pdu(&mut self) -> Result<Pdu, DimseError>;
+
+    /// Sends one PDU.
+    ///
+    /// # Errors
+    /// The stream's error.
+    fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), DimseError>;
+
+    /// The peer's maximum PDU length (0: no limit).
+    fn peer_max_pdu_length(&self) -> u32;
+
+    /// The byte stream under the association, which fragments are written to
+    /// directly (without building a `Pdu` per fragment).
+    fn stream(&mut self) -> &mut dyn Write;
+}
+
+impl<S: Read + Write + CloseSocket + 'static> PduChannel for ClientAssociation<S> {
+    fn receive_pdu(&mut self) -> Result<Pdu, DimseError> {
+        SyncAssociation::receive(self).map_err(DimseError::from_association)
+    }
+
+    fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), DimseError> {
+        SyncAssociation::send(self, pdu).map_err(DimseError::from_association)
+    }
+
+    fn peer_max_pdu_length(&self) -> u32 {
+        dicom_ul::association::Association::peer_max_pdu_length(self)
+    }
+
+    fn stream(&mut self) -> &mut dyn Write {
+        self.inner_stream()
+    }
+}
+
+impl<S: Read + Write + CloseSocket + 'static> PduChannel for ServerAssociation<S> {
+    fn receive_pdu(&mut self) -> Result<Pdu, DimseError> {
+        SyncAssociation::receive(self).map_err(DimseError::from_association)
+    }
+
+    fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), DimseError> {
+        SyncAssociation::send(self, pdu).map_err(DimseError::from_association)
+    }
+
+    fn peer_max_pdu_length(&self) -> u32 {
+        dicom_ul::association::Association::peer_max_pdu_length(self)
+    }
+
+    fn stream(&mut self) -> &mut dyn Write {
+        self.inner_stream()
+    }
+}
+
 /// Reassembles DIMSE messages from the PDUs of one association.
 ///
 /// Keep one reader per association: a single P-DATA PDU may carry the end of one
@@ -168,11 +231,7 @@ impl MessageReader {
     /// Receives the next message, or the release or abort that ends the association.
     ///
     /// Waits as long as the association's read timeout allows per PDU.
-    pub fn receive<A, S>(&mut self, association: &mut A) -> Result<Incoming, DimseError>
-    where
-        A: SyncAssociation<S>,
-        S: Read + Write + CloseSocket,
-    {
+    pub fn receive<A: PduChannel>(&mut self, association: &mut A) -> Result<Incoming, DimseError> {
         let mut context_id: Option<u8> = None;
         let mut command_bytes: Vec<u8> = Vec::new();
         let mut command: Option<Command> = None;
@@ -237,8 +296,7 @@ impl MessageReader {
                     }
                 }
             }
-            let pdu =
-                SyncAssociation::receive(association).map_err(DimseError::from_association)?;
+            let pdu = association.receive_pdu()?;
             match pdu {
                 Pdu::PData { data } => self.pending.extend(data),
                 Pdu::ReleaseRQ if context_id.is_none() => return Ok(Incoming::ReleaseRequested),
@@ -275,15 +333,11 @@ pub fn pdu_name(pdu: &Pdu) -> &'static str {
 
 /// Sends a command set in one PDV, as DCMTK does: some SCPs mishandle a command
 /// and its data set sharing a PDU.
-pub fn send_command<A, S>(
+pub fn send_command<A: PduChannel>(
     association: &mut A,
     presentation_context_id: u8,
     command: &Command,
-) -> Result<(), DimseError>
-where
-    A: SyncAssociation<S>,
-    S: Read + Write + CloseSocket,
-{
+) -> Result<(), DimseError> {
     send_fragments(
         association,
         presentation_context_id,
@@ -298,15 +352,11 @@ where
 /// Writes straight to the socket from `data` through one reusable PDU buffer rather
 /// than building a `Pdu` (which would copy every fragment into a new `Vec`), and
 /// sidesteps `PDataWriter`'s `Ok(0)` quirk.
-pub fn send_data<A, S>(
+pub fn send_data<A: PduChannel>(
     association: &mut A,
     presentation_context_id: u8,
     data: &[u8],
-) -> Result<(), DimseError>
-where
-    A: SyncAssociation<S>,
-    S: Read + Write + CloseSocket,
-{
+) -> Result<(), DimseError> {
     send_data_patched(association, presentation_context_id, data, &[])
 }
 
@@ -330,16 +380,12 @@ pub struct Patch<'a> {
 /// # Errors
 /// [`DimseError::Protocol`] when a patch reaches past the end of the payload (nothing
 /// is sent then); otherwise as [`send_data`].
-pub fn send_data_patched<A, S>(
+pub fn send_data_patched<A: PduChannel>(
     association: &mut A,
     presentation_context_id: u8,
     data: &[u8],
     patches: &[Patch<'_>],
-) -> Result<(), DimseError>
-where
-    A: SyncAssociation<S>,
-    S: Read + Write + CloseSocket,
-{
+) -> Result<(), DimseError> {
     send_fragments(
         association,
         presentation_context_id,
@@ -349,20 +395,16 @@ where
     )
 }
 
-fn send_fragments<A, S>(
+fn send_fragments<A: PduChannel>(
     association: &mut A,
     presentation_context_id: u8,
     value_type: PDataValueType,
     payload: &[u8],
     patches: &[Patch<'_>],
-) -> Result<(), DimseError>
-where
-    A: SyncAssociation<S>,
-    S: Read + Write + CloseSocket,
-{
+) -> Result<(), DimseError> {
     let max = max_pdv_payload(association.peer_max_pdu_length());
     write_fragments_patched(
-        association.inner_stream(),
+        association.stream(),
         presentation_context_id,
         value_type,
         payload,
@@ -372,16 +414,12 @@ where
 }
 
 /// Sends a command and, when given, its data set.
-pub fn send_message<A, S>(
+pub fn send_message<A: PduChannel>(
     association: &mut A,
     presentation_context_id: u8,
     command: &Command,
     data: Option<&[u8]>,
-) -> Result<(), DimseError>
-where
-    A: SyncAssociation<S>,
-    S: Read + Write + CloseSocket,
-{
+) -> Result<(), DimseError> {
     send_command(association, presentation_context_id, command)?;
     if let Some(data) = data {
         send_data(association, presentation_context_id, data)?;
@@ -402,7 +440,7 @@ pub fn max_pdv_payload(peer_max_pdu_length: u32) -> usize {
 }
 
 /// Writes `payload` as one or more P-DATA-TF PDUs of one PDV each, the last marked so.
-pub fn write_fragments<W: Write>(
+pub fn write_fragments<W: Write + ?Sized>(
     stream: &mut W,
     presentation_context_id: u8,
     value_type: PDataValueType,
@@ -424,7 +462,7 @@ pub fn write_fragments<W: Write>(
 /// # Errors
 /// [`DimseError::Protocol`] when a patch reaches past the end of the payload (checked
 /// before anything is written), or the stream's error.
-pub fn write_fragments_patched<W: Write>(
+pub fn write_fragments_patched<W: Write + ?Sized>(
     stream: &mut W,
     presentation_context_id: u8,
     value_type: PDataValueType,
@@ -460,7 +498,8 @@ pub fn write_fragments_patched<W: Write>(
             control_base | 0x02,
             &[],
         );
-        return stream.write_all(&buffer).map_err(DimseError::from_io);
+        stream.write_all(&buffer).map_err(DimseError::from_io)?;
+        return stream.flush().map_err(DimseError::from_io);
     }
     let mut chunk_start = 0;
     while let Some(chunk) = chunks.next() {
@@ -475,7 +514,9 @@ pub fn write_fragments_patched<W: Write>(
         stream.write_all(&buffer).map_err(DimseError::from_io)?;
         chunk_start += chunk.len();
     }
-    Ok(())
+    // A TLS stream may hold the last record back until flushed; a TcpStream's flush
+    // does nothing.
+    stream.flush().map_err(DimseError::from_io)
 }
 
 /// Overwrites the parts of `chunk` (which starts at `chunk_start` in the payload)
