@@ -51,6 +51,7 @@
 mod ae_title;
 mod attribute;
 pub mod command;
+pub mod identity;
 pub mod message;
 mod peer;
 pub mod qr;
@@ -67,6 +68,7 @@ mod value;
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority};
+pub use identity::{IdentityKind, IdentityKindError, IdentitySummary, UserIdentity};
 pub use message::{
     DimseError, Incoming, Message, MessageReader, Patch, PduChannel, max_pdv_payload, pdu_name,
     send_command, send_data, send_data_patched, send_message, write_fragments,

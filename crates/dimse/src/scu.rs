@@ -38,19 +38,23 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use dicom_dictionary_std::uids;
-use dicom_ul::association::{Association, Error as UlError};
+use dicom_ul::association::Error as UlError;
+use dicom_ul::association::client::TlsStream;
 use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, PDataValueType, PresentationContextNegotiated,
+    AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource,
+    PDataValueType, PresentationContextNegotiated,
 };
 use dicom_ul::{ClientAssociation, ClientAssociationOptions, Pdu};
 
 use crate::command::{Command, CommandField};
+use crate::identity::{IdentityKind, IdentitySummary, UserIdentity};
 use crate::message::{
-    DimseError, Incoming, Message, MessageReader, Patch, max_pdv_payload, send_data_patched,
-    send_message, write_fragments,
+    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, max_pdv_payload,
+    send_data_patched, send_message, write_fragments,
 };
 use crate::socket::SocketTuning;
 use crate::status::Status;
+use crate::tls::{TlsClient, TlsFailure, TlsSession};
 use crate::{AeTitle, PeerAddress, Timeouts};
 
 /// The default largest PDU we accept (`DICOM_MAX_PDU`'s default).
@@ -69,6 +73,8 @@ pub struct ScuOptions {
     max_pdu_length: u32,
     contexts: Vec<(String, Vec<String>)>,
     socket: SocketTuning,
+    tls: Option<TlsClient>,
+    identity: Option<UserIdentity>,
 }
 
 impl ScuOptions {
@@ -83,7 +89,36 @@ impl ScuOptions {
             max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
             contexts: Vec::new(),
             socket: SocketTuning::default(),
+            tls: None,
+            identity: None,
         }
+    }
+
+    /// Speaks DICOM over TLS (PS3.15 Annex B) with this client configuration: the
+    /// peer's certificate is verified (unless the configuration says otherwise) for
+    /// the configured server name, or else for the host connected to.
+    pub fn tls(mut self, tls: TlsClient) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS configuration, when associations use TLS.
+    pub fn current_tls(&self) -> Option<&TlsClient> {
+        self.tls.as_ref()
+    }
+
+    /// Sends this user identity in the A-ASSOCIATE-RQ (PS3.7 D.3.3.7).
+    ///
+    /// dicom-ul 0.10.1 always sends "positive response requested = no", so a peer
+    /// that accepts the identity confirms it only by accepting the association.
+    pub fn identity(mut self, identity: UserIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// The user identity sent, if any.
+    pub fn current_identity(&self) -> Option<&UserIdentity> {
+        self.identity.as_ref()
     }
 
     /// Acknowledge at once (Linux `TCP_QUICKACK`, re-armed around every read; default
@@ -214,15 +249,29 @@ impl ScuOptions {
                 syntaxes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
             );
         }
+        if let Some(identity) = &self.identity {
+            ul = with_identity(ul, identity);
+        }
         let address = self.peer.to_string();
-        let mut association = ul.establish_with(&address).map_err(|e| self.classify(e))?;
-        let stream = association.inner_stream();
+        let mut link = match &self.tls {
+            None => Link::Plain(ul.establish_with(&address).map_err(|e| self.classify(e))?),
+            Some(tls) => {
+                let ul = ul
+                    .server_name(tls.server_name_for(self.peer.host()))
+                    .tls_config(tls.config());
+                Link::Tls(Box::new(
+                    ul.establish_with_tls(&address)
+                        .map_err(|e| self.classify(e))?,
+                ))
+            }
+        };
+        let tcp = link.tcp();
         let tuned = self
             .socket
-            .apply(stream)
-            .and_then(|()| stream.set_read_timeout(Some(self.timeouts.dimse)));
+            .apply(tcp)
+            .and_then(|()| tcp.set_read_timeout(Some(self.timeouts.dimse)));
         if let Err(source) = tuned {
-            let _ = association.abort();
+            link.abort();
             return Err(AssociateError::Negotiation {
                 peer: self.peer(),
                 stage: "configuring the socket",
@@ -230,7 +279,8 @@ impl ScuOptions {
             });
         }
         Ok(ScuAssociation {
-            association,
+            tls_session: link.tls_session(),
+            link,
             reader: MessageReader::new(),
             peer: self.peer(),
             timeouts: self.timeouts,
@@ -238,24 +288,55 @@ impl ScuOptions {
             next_message_id: 1,
             established_in: started.elapsed(),
             socket: self.socket,
+            identity: self.identity.as_ref().map(UserIdentity::summary),
         })
     }
 
     fn classify(&self, error: UlError) -> AssociateError {
         let peer = self.peer();
+        if self.tls.is_some()
+            && let Some(failure) = tls_failure(&error)
+        {
+            return AssociateError::Tls { peer, failure };
+        }
         match error {
             UlError::Connect { source, .. } | UlError::ToAddress { source, .. } => {
                 AssociateError::Connect { peer, source }
             }
-            UlError::Rejected { association_rj, .. } => AssociateError::Rejected {
-                peer,
-                calling: self.calling_ae_title.clone(),
-                description: crate::describe_rejection(&association_rj),
-                rejection: association_rj,
-            },
+            UlError::Rejected { association_rj, .. } => {
+                let mut description = crate::describe_rejection(&association_rj);
+                if let Some(identity) = &self.identity
+                    && refuses_identity(&association_rj)
+                {
+                    description.push_str(&format!(
+                        "; the peer may have refused the user identity offered, {identity}: check the user name and its passcode or token"
+                    ));
+                }
+                AssociateError::Rejected {
+                    peer,
+                    calling: self.calling_ae_title.clone(),
+                    description,
+                    rejection: association_rj,
+                }
+            }
             UlError::NoAcceptedPresentationContexts { .. } => AssociateError::NoAcceptedContexts {
                 peer,
                 proposed: self.contexts.iter().map(|(a, _)| a.clone()).collect(),
+            },
+            UlError::UnknownPdu { pdu, .. } if self.tls.is_none() && is_tls_record(&pdu) => {
+                AssociateError::PeerSpeaksTls { peer }
+            }
+            UlError::TlsNotSupported if self.tls.is_none() => {
+                AssociateError::PeerSpeaksTls { peer }
+            }
+            UlError::InvalidServerName { .. } => AssociateError::InvalidOption {
+                name: "tls server name",
+                value: self
+                    .tls
+                    .as_ref()
+                    .map(|t| t.server_name_for(self.peer.host()).to_string())
+                    .unwrap_or_default(),
+                expected: "a DNS name or an IP address".into(),
             },
             other => AssociateError::Negotiation {
                 peer,
@@ -264,6 +345,69 @@ impl ScuOptions {
             },
         }
     }
+}
+
+/// dicom-ul's user identity setters, one per kind.
+fn with_identity<'a>(
+    ul: ClientAssociationOptions<'a>,
+    identity: &'a UserIdentity,
+) -> ClientAssociationOptions<'a> {
+    let primary = identity.primary_field();
+    match identity.kind() {
+        IdentityKind::Username => ul.username(primary),
+        IdentityKind::UsernamePasscode => {
+            ul.username_password(primary, identity.passcode().unwrap_or_default())
+        }
+        IdentityKind::KerberosTicket => ul.kerberos_service_ticket(primary),
+        IdentityKind::SamlAssertion => ul.saml_assertion(primary),
+        IdentityKind::Jwt => ul.jwt(primary),
+    }
+}
+
+/// The rejection PS3.7 D.3.3.7 prescribes for an identity the acceptor refuses:
+/// permanent, by the service user, no reason given.
+fn refuses_identity(rejection: &AssociationRJ) -> bool {
+    rejection.result == AssociationRJResult::Permanent
+        && rejection.source
+            == AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::NoReasonGiven)
+}
+
+/// Whether an unknown PDU is the start of a TLS record (alert 0x15, handshake
+/// 0x16): the peer answered a plaintext A-ASSOCIATE-RQ in TLS.
+fn is_tls_record(pdu: &Pdu) -> bool {
+    matches!(
+        pdu,
+        Pdu::Unknown {
+            pdu_type: 0x15 | 0x16,
+            ..
+        }
+    )
+}
+
+/// The TLS failure inside a dicom-ul error, if the error came from TLS: a failed
+/// handshake, or (TLS 1.3, where the server judges the client's certificate after
+/// the client finished) a TLS alert on the first read.
+fn tls_failure(error: &UlError) -> Option<TlsFailure> {
+    match error {
+        UlError::TlsConnection { source, .. } => return Some(TlsFailure::from_rustls(source)),
+        UlError::TlsHandshake { source, .. } => return Some(TlsFailure::classify(source)),
+        _ => {}
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(TlsFailure::from_rustls(tls));
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return Some(TlsFailure::classify(io));
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Why an association could not be opened.
@@ -314,6 +458,23 @@ pub enum AssociateError {
         #[source]
         source: DimseError,
     },
+    /// The TLS handshake failed, or the peer ended TLS right after it (a refused
+    /// client certificate).
+    #[error("TLS with {peer} failed: {failure}")]
+    Tls {
+        /// `CALLED@host:port`.
+        peer: String,
+        /// What went wrong, and what to fix.
+        failure: TlsFailure,
+    },
+    /// We spoke plaintext DICOM and the peer answered in TLS.
+    #[error(
+        "{peer} answered in TLS: the port expects DICOM over TLS; turn TLS on for this peer or use its plaintext port"
+    )]
+    PeerSpeaksTls {
+        /// `CALLED@host:port`.
+        peer: String,
+    },
     /// An option dicom-ul or the operating system cannot use.
     #[error("invalid association option {name} = {value}: expected {expected}")]
     InvalidOption {
@@ -335,6 +496,7 @@ impl AssociateError {
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
             ),
             AssociateError::Negotiation { source, .. } => source.is_timeout(),
+            AssociateError::Tls { failure, .. } => *failure == TlsFailure::TimedOut,
             _ => false,
         }
     }
@@ -351,7 +513,9 @@ impl AssociateError {
             AssociateError::Connect { peer, .. }
             | AssociateError::Rejected { peer, .. }
             | AssociateError::NoAcceptedContexts { peer, .. }
-            | AssociateError::Negotiation { peer, .. } => peer,
+            | AssociateError::Negotiation { peer, .. }
+            | AssociateError::Tls { peer, .. }
+            | AssociateError::PeerSpeaksTls { peer } => peer,
             AssociateError::InvalidOption { .. } => "",
         }
     }
@@ -379,7 +543,9 @@ pub struct Response {
 /// it (dropping it closes the socket without a word to the peer).
 #[derive(Debug)]
 pub struct ScuAssociation {
-    association: ClientAssociation<TcpStream>,
+    link: Link,
+    tls_session: Option<TlsSession>,
+    identity: Option<IdentitySummary>,
     reader: MessageReader,
     peer: String,
     timeouts: Timeouts,
@@ -405,9 +571,20 @@ impl ScuAssociation {
         self.established_in
     }
 
+    /// What TLS negotiated (protocol version, cipher suite), when the association
+    /// runs over TLS.
+    pub fn tls_session(&self) -> Option<&TlsSession> {
+        self.tls_session.as_ref()
+    }
+
+    /// The user identity sent (kind and user name only), if any.
+    pub fn identity(&self) -> Option<&IdentitySummary> {
+        self.identity.as_ref()
+    }
+
     /// The accepted presentation contexts.
     pub fn presentation_contexts(&self) -> &[PresentationContextNegotiated] {
-        self.association.presentation_contexts()
+        self.link.presentation_contexts()
     }
 
     /// The first accepted context for `abstract_syntax` (padding ignored).
@@ -422,7 +599,7 @@ impl ScuAssociation {
 
     /// The peer's maximum PDU length (what our PDUs are cut to).
     pub fn peer_max_pdu_length(&self) -> u32 {
-        self.association.peer_max_pdu_length()
+        self.link.peer_max_pdu_length()
     }
 
     /// The message ID for the next request: 1, 2, ... 65535, then 1 again (never 0).
@@ -440,12 +617,7 @@ impl ScuAssociation {
         command: &Command,
         data: Option<&[u8]>,
     ) -> Result<(), DimseError> {
-        send_message(
-            &mut self.association,
-            presentation_context_id,
-            command,
-            data,
-        )
+        send_message(&mut self.link, presentation_context_id, command, data)
     }
 
     /// Sends an already encoded command set, then a data set with `patches` written
@@ -458,20 +630,15 @@ impl ScuAssociation {
         data: &[u8],
         patches: &[Patch<'_>],
     ) -> Result<(), DimseError> {
-        let max_pdv = max_pdv_payload(self.association.peer_max_pdu_length());
+        let max_pdv = max_pdv_payload(self.link.peer_max_pdu_length());
         write_fragments(
-            self.association.inner_stream(),
+            self.link.stream(),
             presentation_context_id,
             PDataValueType::Command,
             command,
             max_pdv,
         )?;
-        send_data_patched(
-            &mut self.association,
-            presentation_context_id,
-            data,
-            patches,
-        )
+        send_data_patched(&mut self.link, presentation_context_id, data, patches)
     }
 
     /// Receives the next message, waiting at most the DIMSE timeout per PDU.
@@ -485,16 +652,16 @@ impl ScuAssociation {
         // A zero timeout means "block forever" to the OS: never pass one.
         let wait = wait.max(Duration::from_millis(1));
         if wait != self.read_timeout {
-            self.association
-                .inner_stream()
+            self.link
+                .tcp()
                 .set_read_timeout(Some(wait))
                 .map_err(DimseError::Io)?;
             self.read_timeout = wait;
         }
         // A failed re-arm only costs the delayed ACK it would have saved.
-        let _ = self.socket.rearm(self.association.inner_stream());
-        let incoming = self.reader.receive(&mut self.association);
-        let _ = self.socket.rearm(self.association.inner_stream());
+        let _ = self.socket.rearm(self.link.tcp());
+        let incoming = self.reader.receive(&mut self.link);
+        let _ = self.socket.rearm(self.link.tcp());
         incoming
     }
 
@@ -519,7 +686,7 @@ impl ScuAssociation {
         match self.receive_within(wait)? {
             Incoming::Message(message) => check_response(message, message_id, expected),
             Incoming::ReleaseRequested => {
-                let _ = self.association.send(&Pdu::ReleaseRP);
+                let _ = self.link.send_pdu(&Pdu::ReleaseRP);
                 Err(DimseError::PeerReleased)
             }
             Incoming::Aborted(source) => Err(DimseError::PeerAborted(format!("{source:?}"))),
@@ -550,19 +717,7 @@ impl ScuAssociation {
     /// request's bytes into a dead socket and turn a send that never started into an
     /// "unknown" outcome.
     pub fn is_alive(&mut self) -> bool {
-        let stream = self.association.inner_stream();
-        if stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        let alive = match stream.peek(&mut probe) {
-            // Nothing to read: the peer is quietly waiting, as it should be.
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-            // EOF (closed) or an unsolicited PDU (A-ABORT, A-RELEASE-RQ): the
-            // association cannot carry another request.
-            Ok(_) => false,
-        };
-        stream.set_nonblocking(false).is_ok() && alive
+        self.link.is_alive()
     }
 
     /// Releases the association (A-RELEASE), waiting at most the ACSE timeout.
@@ -570,18 +725,137 @@ impl ScuAssociation {
     /// # Errors
     /// The peer did not answer the release properly (the connection is closed anyway).
     pub fn release(mut self) -> Result<(), DimseError> {
-        let _ = self
-            .association
-            .inner_stream()
-            .set_read_timeout(Some(self.timeouts.acse));
-        self.association
-            .release()
-            .map_err(DimseError::from_association)
+        let _ = self.link.tcp().set_read_timeout(Some(self.timeouts.acse));
+        self.link.release()
     }
 
     /// Aborts the association (A-ABORT) and closes the connection.
     pub fn abort(self) {
-        let _ = self.association.abort();
+        self.link.abort();
+    }
+}
+
+/// The dicom-ul association under a [`ScuAssociation`]: plain TCP or TLS.
+#[derive(Debug)]
+enum Link {
+    Plain(ClientAssociation<TcpStream>),
+    // Boxed: the TLS state is large and the plain case is the common one.
+    Tls(Box<ClientAssociation<TlsStream>>),
+}
+
+impl Link {
+    /// The TCP socket (under TLS when there is TLS): timeouts and socket options.
+    fn tcp(&mut self) -> &mut TcpStream {
+        match self {
+            Link::Plain(a) => a.inner_stream(),
+            Link::Tls(a) => &mut a.inner_stream().sock,
+        }
+    }
+
+    fn tls_session(&mut self) -> Option<TlsSession> {
+        match self {
+            Link::Plain(_) => None,
+            Link::Tls(a) => Some(TlsSession::of(&a.inner_stream().conn)),
+        }
+    }
+
+    fn presentation_contexts(&self) -> &[PresentationContextNegotiated] {
+        match self {
+            Link::Plain(a) => a.presentation_contexts(),
+            Link::Tls(a) => a.presentation_contexts(),
+        }
+    }
+
+    /// Whether the idle association can still carry a request, without waiting.
+    fn is_alive(&mut self) -> bool {
+        match self {
+            Link::Plain(a) => {
+                let stream = a.inner_stream();
+                if stream.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let mut probe = [0u8; 1];
+                let alive = match stream.peek(&mut probe) {
+                    // Nothing to read: the peer is quietly waiting, as it should be.
+                    Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                    // EOF (closed) or an unsolicited PDU (A-ABORT, A-RELEASE-RQ): the
+                    // association cannot carry another request.
+                    Ok(_) => false,
+                };
+                stream.set_nonblocking(false).is_ok() && alive
+            }
+            Link::Tls(a) => {
+                // The raw socket may hold TLS records that carry no DICOM (TLS 1.3
+                // session tickets): read and process them, then look at what is left.
+                let stream = a.inner_stream();
+                if stream.sock.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let alive = loop {
+                    match stream.conn.read_tls(&mut stream.sock) {
+                        Ok(0) => break false,
+                        Ok(_) => match stream.conn.process_new_packets() {
+                            Ok(state) if state.peer_has_closed() => break false,
+                            Ok(state) if state.plaintext_bytes_to_read() > 0 => break false,
+                            Ok(_) => {}
+                            Err(_) => break false,
+                        },
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            break stream.conn.process_new_packets().is_ok_and(|state| {
+                                !state.peer_has_closed() && state.plaintext_bytes_to_read() == 0
+                            });
+                        }
+                        Err(_) => break false,
+                    }
+                };
+                stream.sock.set_nonblocking(false).is_ok() && alive
+            }
+        }
+    }
+
+    fn release(self) -> Result<(), DimseError> {
+        match self {
+            Link::Plain(a) => a.release(),
+            Link::Tls(a) => a.release(),
+        }
+        .map_err(DimseError::from_association)
+    }
+
+    fn abort(self) {
+        let _ = match self {
+            Link::Plain(a) => a.abort(),
+            Link::Tls(a) => a.abort(),
+        };
+    }
+}
+
+impl PduChannel for Link {
+    fn receive_pdu(&mut self) -> Result<Pdu, DimseError> {
+        match self {
+            Link::Plain(a) => a.receive_pdu(),
+            Link::Tls(a) => a.receive_pdu(),
+        }
+    }
+
+    fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), DimseError> {
+        match self {
+            Link::Plain(a) => a.send_pdu(pdu),
+            Link::Tls(a) => a.send_pdu(pdu),
+        }
+    }
+
+    fn peer_max_pdu_length(&self) -> u32 {
+        match self {
+            Link::Plain(a) => PduChannel::peer_max_pdu_length(a),
+            Link::Tls(a) => PduChannel::peer_max_pdu_length(a.as_ref()),
+        }
+    }
+
+    fn stream(&mut self) -> &mut dyn io::Write {
+        match self {
+            Link::Plain(a) => a.inner_stream(),
+            Link::Tls(a) => a.inner_stream(),
+        }
     }
 }
 
@@ -762,12 +1036,12 @@ mod tests {
         .establish()
         .unwrap();
         assert!(
-            association.association.inner_stream().nodelay().unwrap(),
+            association.link.tcp().nodelay().unwrap(),
             "TCP_NODELAY not set"
         );
         assert!(association.is_alive());
         assert_eq!(association.echo().unwrap(), Status(0x0110));
-        let armed = SocketTuning::is_armed(association.association.inner_stream()).unwrap();
+        let armed = SocketTuning::is_armed(association.link.tcp()).unwrap();
         assert_eq!(
             armed,
             SocketTuning::quick_ack_supported(),

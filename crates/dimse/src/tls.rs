@@ -274,6 +274,59 @@ impl TlsClientOptions {
     }
 }
 
+/// A client TLS configuration read and checked once ([`TlsClientOptions::build`]),
+/// shared by every association that uses it.
+#[derive(Clone)]
+pub struct TlsClient {
+    options: TlsClientOptions,
+    config: Arc<ClientConfig>,
+}
+
+impl TlsClientOptions {
+    /// Reads the files once and keeps the configuration with its options.
+    ///
+    /// # Errors
+    /// As [`TlsClientOptions::client_config`].
+    pub fn build(&self) -> Result<TlsClient, TlsError> {
+        Ok(TlsClient {
+            config: self.client_config()?,
+            options: self.clone(),
+        })
+    }
+}
+
+impl TlsClient {
+    /// The options it was built from.
+    pub fn options(&self) -> &TlsClientOptions {
+        &self.options
+    }
+
+    /// The rustls configuration.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
+    /// The name verified in the certificate of a peer reached at `host`: the
+    /// explicit server name, or the host itself.
+    pub fn server_name_for<'a>(&'a self, host: &'a str) -> &'a str {
+        self.options.current_server_name().unwrap_or(host)
+    }
+}
+
+impl PartialEq for TlsClient {
+    fn eq(&self, other: &Self) -> bool {
+        self.options == other.options
+    }
+}
+
+impl Eq for TlsClient {}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TlsClient").field(&self.options).finish()
+    }
+}
+
 /// The server side's TLS configuration, as a builder: a certificate chain and its
 /// key, and optionally the CAs whose client certificates are accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
