@@ -250,6 +250,7 @@ pub fn embedded_simulator(session: &'static Session) -> Option<&'static Simulato
 #[fixture]
 pub fn dicom_sender(perf_config: &TestConfig) -> sender::DicomSender {
     campaign::options::sender::sender_options(perf_config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("sender: {e}"))
 }
@@ -258,6 +259,7 @@ pub fn dicom_sender(perf_config: &TestConfig) -> sender::DicomSender {
 #[fixture]
 pub fn cfind_client(perf_config: &TestConfig) -> cfind::CFindClient {
     campaign::options::cfind::cfind_client(perf_config)
+        .unwrap_or_else(|e| panic!("C-FIND client: {e}"))
 }
 
 /// A fresh metrics collector per test.

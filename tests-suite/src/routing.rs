@@ -34,6 +34,7 @@ pub fn sender_for_route(config: &TestConfig, route: &Route) -> DicomSender {
 /// A sender to the router with the given AE titles and the configured timeouts.
 pub fn sender_with_titles(config: &TestConfig, calling: &str, called: &str) -> DicomSender {
     campaign::options::sender::sender_options(config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .calling_ae_title(calling)
         .called_ae_title(called)
         .build()

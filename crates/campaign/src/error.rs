@@ -6,6 +6,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CampaignError {
+    /// A TLS file of the configuration cannot be used.
+    #[error("{variable}: {source}")]
+    Tls {
+        /// The variable that names the file (or `DICOM_TLS` for the system's CAs).
+        variable: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: Box<dimse::tls::TlsError>,
+    },
     /// The embedded simulator could not start.
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(#[source] simulator::SimulatorError),

@@ -57,13 +57,16 @@ impl LoadTarget {
     /// # Errors
     /// [`CampaignError::Sender`] for options the sender refuses.
     pub fn sender(&self) -> Result<DicomSender, CampaignError> {
-        crate::options::sender::sender_options(&self.config)
+        crate::options::sender::sender_options(&self.config)?
             .build()
             .map_err(CampaignError::from)
     }
 
     /// A C-FIND client for the verification peer (`CFIND_*`, else the router).
-    pub fn cfind(&self) -> CFindClient {
+    ///
+    /// # Errors
+    /// As [`cfind_client`](crate::options::cfind::cfind_client).
+    pub fn cfind(&self) -> Result<CFindClient, CampaignError> {
         crate::options::cfind::cfind_client(&self.config)
     }
 
@@ -174,7 +177,7 @@ pub fn verify(
         return Ok(None);
     }
     target
-        .cfind()
+        .cfind()?
         .verify_studies(&sent)
         .map(Some)
         .map_err(|e| CampaignError::Verification(Box::new(e)))

@@ -66,6 +66,7 @@ pub(crate) fn establish(
     )
     .timeouts(client.timeouts())
     .max_pdu_length(client.max_pdu_length())
+    .security(client.security().clone())
     .propose_verification();
     for model in models {
         options = options.propose(

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dimse::qr::InformationModel;
-use dimse::{AeTitle, PeerAddress, Timeouts};
+use dimse::{AeTitle, PeerAddress, Security, Timeouts};
 use serde::Serialize;
 
 use crate::association::{self, OpenAssociation};
@@ -80,6 +80,11 @@ impl CFindClient {
     /// The largest PDU we accept.
     pub fn max_pdu_length(&self) -> u32 {
         self.settings.max_pdu_length
+    }
+
+    /// TLS and user identity of the query associations.
+    pub fn security(&self) -> &Security {
+        &self.settings.security
     }
 
     /// The polling settings verification uses.

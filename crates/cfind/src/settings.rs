@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dimse::qr::InformationModel;
-use dimse::{AeTitle, PeerAddress, Timeouts};
+use dimse::{AeTitle, PeerAddress, Security, Timeouts};
 use serde::Serialize;
 
 use crate::client::CFindClient;
@@ -79,6 +79,7 @@ pub(crate) struct Settings {
     pub(crate) max_pdu_length: u32,
     pub(crate) polling: Polling,
     pub(crate) batch: BatchLimits,
+    pub(crate) security: Security,
 }
 
 /// Builds a [`CFindClient`]; every setting has a default except the address.
@@ -104,10 +105,18 @@ impl CFindClientBuilder {
                 max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
                 polling,
                 batch: BatchLimits::default(),
+                security: Security::default(),
             },
             called_ae_title: DEFAULT_CALLED_AE_TITLE.into(),
             calling_ae_title: DEFAULT_CALLING_AE_TITLE.into(),
         }
+    }
+
+    /// TLS and user identity of the query associations (default: plaintext, no
+    /// identity).
+    pub fn security(mut self, security: Security) -> Self {
+        self.settings.security = security;
+        self
     }
 
     /// The query SCP's address.

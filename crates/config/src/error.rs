@@ -50,6 +50,16 @@ pub enum ConfigError {
         /// The variable that is missing.
         missing: String,
     },
+    /// A variable is set but another one it needs is not (or one it excludes is).
+    #[error("{variable} is set but {needs}: {why}")]
+    Requires {
+        /// The variable that is set.
+        variable: String,
+        /// What is missing, e.g. `DICOM_TLS_KEY_FILE is not`.
+        needs: String,
+        /// Why it matters and what to do.
+        why: String,
+    },
     /// The `.env` file exists but could not be read.
     #[error("cannot read {path}: {source}", path = path.display())]
     DotenvRead {

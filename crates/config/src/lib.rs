@@ -66,6 +66,7 @@ mod endpoint;
 mod error;
 mod parse;
 mod sections;
+mod security;
 mod sources;
 
 use std::ffi::OsString;
@@ -82,6 +83,7 @@ pub use sections::{
     CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings, ReportSettings,
     SendSettings, Thresholds,
 };
+pub use security::{SecuritySettings, TlsSettings};
 pub use sender::{AssociationStrategy, UidStrategy};
 pub use sources::{BaseDirs, DOTENV_FILE, find_workspace_root, read_dotenv};
 
@@ -176,6 +178,8 @@ pub struct TestConfig {
     pub network: NetworkSettings,
     /// Association and UID strategies.
     pub sending: SendSettings,
+    /// TLS and user identity of every association.
+    pub security: SecuritySettings,
     /// Functional test settings.
     pub integration: IntegrationSettings,
     /// Report file locations.
@@ -244,6 +248,7 @@ impl TestConfig {
         let dataset = Dataset::read(&mut reader, dirs);
         let network = NetworkSettings::read(&mut reader);
         let sending = SendSettings::read(&mut reader);
+        let security = SecuritySettings::read(&mut reader, dirs);
         let integration = IntegrationSettings::read(&mut reader, &endpoint.target, dirs);
         let report = ReportSettings::read(&mut reader, dirs);
         reader.finish()?;
@@ -256,6 +261,7 @@ impl TestConfig {
             dataset,
             network,
             sending,
+            security,
             integration,
             report,
             dotenv_file: None,
@@ -659,6 +665,7 @@ mod tests {
         let source = [
             without_tests(include_str!("endpoint.rs")),
             without_tests(include_str!("sections.rs")),
+            without_tests(include_str!("security.rs")),
         ]
         .concat();
         let read: BTreeSet<&str> = source

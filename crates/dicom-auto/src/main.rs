@@ -76,7 +76,7 @@ fn configuration() -> anyhow::Result<config::TestConfig> {
 
 fn find(args: &cfind::cli::Args) -> anyhow::Result<ExitCode> {
     let config = configuration()?;
-    let defaults = campaign::options::cfind::cfind_client_builder(&config);
+    let defaults = campaign::options::cfind::cfind_client_builder(&config)?;
     let mut out = std::io::stdout().lock();
     Ok(match cfind::cli::run(args, defaults, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Send(action) => configuration().and_then(|config| {
-            sender::cli::run(action, &campaign::options::sender::cli_defaults(&config))
+            sender::cli::run(action, &campaign::options::sender::cli_defaults(&config)?)
         }),
         Command::Merge(args) => merge::merge(&args),
         Command::Simulate(args) => simulator::cli::run(args),

@@ -46,7 +46,7 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         UidStrategy::AsIs
     };
     let sent = campaign::load::sent_studies(&load.studies, uids);
-    let client = campaign::options::cfind::cfind_client(&config);
+    let client = campaign::options::cfind::cfind_client(&config)?;
     eprintln!(
         "dicom-auto: verifying {} studies at {} ({})",
         sent.len(),

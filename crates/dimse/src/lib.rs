@@ -76,7 +76,9 @@ pub use message::{
 };
 pub use peer::{PeerAddress, PeerAddressError};
 pub use qr::{InformationModel, QueryLevel};
-pub use scu::{AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, ScuOptions};
+pub use scu::{
+    AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, ScuOptions, Security,
+};
 pub use socket::SocketTuning;
 pub use status::{Status, StatusClass};
 pub use text::{ErrorChain, trim_value};

@@ -73,8 +73,32 @@ pub struct ScuOptions {
     max_pdu_length: u32,
     contexts: Vec<(String, Vec<String>)>,
     socket: SocketTuning,
-    tls: Option<TlsClient>,
-    identity: Option<UserIdentity>,
+    security: Security,
+}
+
+/// How associations are secured: over TLS or not, and with which user identity, if
+/// any. The default is neither: plaintext DICOM, no identity.
+///
+/// One value for every SCU role (the sender, the C-FIND client, the simulator's
+/// forwarding), so a site's security settings mean the same thing everywhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// DICOM over TLS with this configuration; `None`: plaintext.
+    pub tls: Option<TlsClient>,
+    /// The user identity sent in the A-ASSOCIATE-RQ.
+    pub identity: Option<UserIdentity>,
+}
+
+impl Security {
+    /// Plaintext, no identity.
+    pub fn plain() -> Self {
+        Security::default()
+    }
+
+    /// Whether associations run over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
 }
 
 impl ScuOptions {
@@ -89,22 +113,32 @@ impl ScuOptions {
             max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
             contexts: Vec::new(),
             socket: SocketTuning::default(),
-            tls: None,
-            identity: None,
+            security: Security::default(),
         }
+    }
+
+    /// TLS and user identity at once (see [`Security`]).
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The security in force.
+    pub fn current_security(&self) -> &Security {
+        &self.security
     }
 
     /// Speaks DICOM over TLS (PS3.15 Annex B) with this client configuration: the
     /// peer's certificate is verified (unless the configuration says otherwise) for
     /// the configured server name, or else for the host connected to.
     pub fn tls(mut self, tls: TlsClient) -> Self {
-        self.tls = Some(tls);
+        self.security.tls = Some(tls);
         self
     }
 
     /// The TLS configuration, when associations use TLS.
     pub fn current_tls(&self) -> Option<&TlsClient> {
-        self.tls.as_ref()
+        self.security.tls.as_ref()
     }
 
     /// Sends this user identity in the A-ASSOCIATE-RQ (PS3.7 D.3.3.7).
@@ -112,13 +146,13 @@ impl ScuOptions {
     /// dicom-ul 0.10.1 always sends "positive response requested = no", so a peer
     /// that accepts the identity confirms it only by accepting the association.
     pub fn identity(mut self, identity: UserIdentity) -> Self {
-        self.identity = Some(identity);
+        self.security.identity = Some(identity);
         self
     }
 
     /// The user identity sent, if any.
     pub fn current_identity(&self) -> Option<&UserIdentity> {
-        self.identity.as_ref()
+        self.security.identity.as_ref()
     }
 
     /// Acknowledge at once (Linux `TCP_QUICKACK`, re-armed around every read; default
@@ -249,11 +283,11 @@ impl ScuOptions {
                 syntaxes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
             );
         }
-        if let Some(identity) = &self.identity {
+        if let Some(identity) = &self.security.identity {
             ul = with_identity(ul, identity);
         }
         let address = self.peer.to_string();
-        let mut link = match &self.tls {
+        let mut link = match &self.security.tls {
             None => Link::Plain(ul.establish_with(&address).map_err(|e| self.classify(e))?),
             Some(tls) => {
                 let ul = ul
@@ -288,13 +322,13 @@ impl ScuOptions {
             next_message_id: 1,
             established_in: started.elapsed(),
             socket: self.socket,
-            identity: self.identity.as_ref().map(UserIdentity::summary),
+            identity: self.security.identity.as_ref().map(UserIdentity::summary),
         })
     }
 
     fn classify(&self, error: UlError) -> AssociateError {
         let peer = self.peer();
-        if self.tls.is_some()
+        if self.security.tls.is_some()
             && let Some(failure) = tls_failure(&error)
         {
             return AssociateError::Tls { peer, failure };
@@ -305,7 +339,7 @@ impl ScuOptions {
             }
             UlError::Rejected { association_rj, .. } => {
                 let mut description = crate::describe_rejection(&association_rj);
-                if let Some(identity) = &self.identity
+                if let Some(identity) = &self.security.identity
                     && refuses_identity(&association_rj)
                 {
                     description.push_str(&format!(
@@ -323,15 +357,18 @@ impl ScuOptions {
                 peer,
                 proposed: self.contexts.iter().map(|(a, _)| a.clone()).collect(),
             },
-            UlError::UnknownPdu { pdu, .. } if self.tls.is_none() && is_tls_record(&pdu) => {
+            UlError::UnknownPdu { pdu, .. }
+                if self.security.tls.is_none() && is_tls_record(&pdu) =>
+            {
                 AssociateError::PeerSpeaksTls { peer }
             }
-            UlError::TlsNotSupported if self.tls.is_none() => {
+            UlError::TlsNotSupported if self.security.tls.is_none() => {
                 AssociateError::PeerSpeaksTls { peer }
             }
             UlError::InvalidServerName { .. } => AssociateError::InvalidOption {
                 name: "tls server name",
                 value: self
+                    .security
                     .tls
                     .as_ref()
                     .map(|t| t.server_name_for(self.peer.host()).to_string())

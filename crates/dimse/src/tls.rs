@@ -506,6 +506,21 @@ pub enum TlsError {
     },
 }
 
+impl TlsError {
+    /// The file at fault and what it is for: `CA bundle`, `client certificate`,
+    /// `client key`, `client CA bundle`, `server certificate` or `server key` (a key
+    /// that does not fit its certificate counts as the key's fault).
+    pub fn file(&self) -> Option<(&'static str, &Path)> {
+        match self {
+            TlsError::File { what, path, .. } | TlsError::Pem { what, path, .. } => {
+                Some((what, path))
+            }
+            TlsError::KeyMismatch { key, .. } => Some(("key", key)),
+            _ => None,
+        }
+    }
+}
+
 /// Why a TLS handshake failed, in the terms a user fixes it by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dimse::{AeTitle, AeTitleError, PeerAddress, PeerAddressError, ScuOptions, Timeouts};
+use dimse::{AeTitle, AeTitleError, PeerAddress, PeerAddressError, ScuOptions, Security, Timeouts};
 
 use crate::SenderError;
 use crate::contexts::Proposal;
@@ -41,6 +41,7 @@ pub struct SenderOptions {
     max_pdu_length: u32,
     priority: dimse::Priority,
     quick_ack: bool,
+    security: Security,
     /// The first text a setter could not turn into its type.
     invalid: Option<InvalidText>,
 }
@@ -86,6 +87,7 @@ impl SenderOptions {
             max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
             priority: dimse::Priority::Medium,
             quick_ack: true,
+            security: Security::default(),
             invalid: None,
         }
     }
@@ -177,6 +179,17 @@ impl SenderOptions {
         self.quick_ack
     }
 
+    /// TLS and user identity of every association (default: plaintext, no identity).
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The security in force.
+    pub fn current_security(&self) -> &Security {
+        &self.security
+    }
+
     /// The peer's address.
     pub fn address(&self) -> &PeerAddress {
         &self.peer
@@ -219,7 +232,8 @@ impl SenderOptions {
             )
             .timeouts(self.timeouts)
             .max_pdu_length(self.max_pdu_length)
-            .quick_ack(self.quick_ack),
+            .quick_ack(self.quick_ack)
+            .security(self.security.clone()),
             |options, (abstract_syntax, transfer_syntax)| {
                 options.propose(abstract_syntax.as_str(), [transfer_syntax.as_str()])
             },

@@ -133,6 +133,7 @@ fn deidentify_samples(root: &Path) -> Deidentified {
 /// accepted.
 fn send_all(report: &mut TestReport, config: &TestConfig, copies: &[DeidentifiedFile]) {
     let sender = campaign::options::sender::sender_options(config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
     for file in copies {

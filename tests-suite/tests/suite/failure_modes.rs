@@ -48,6 +48,7 @@ fn no_fault_injection(config: &TestConfig, fault: &str) -> String {
 
 fn sender_for(config: &TestConfig) -> DicomSender {
     campaign::options::sender::sender_options(config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"))
 }
@@ -153,7 +154,11 @@ fn a_long_pause_between_sends_does_not_lose_the_second_send(
         })
         .collect();
     assert_eq!(sent.len(), 2, "each send is a study of its own");
-    assert_all_arrived(&campaign::options::cfind::cfind_client(config), &sent);
+    assert_all_arrived(
+        &campaign::options::cfind::cfind_client(config)
+            .unwrap_or_else(|e| panic!("C-FIND client: {e}")),
+        &sent,
+    );
 }
 
 #[rstest]
@@ -251,6 +256,7 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
         .map(|_| test_dicom_with_attributes.create(Modality::Ct, &[]).1)
         .collect();
     let impatient = campaign::options::sender::sender_options(&config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .dimse_timeout(DIMSE_TIMEOUT)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
@@ -279,7 +285,8 @@ fn an_interrupted_send_is_recovered_with_nothing_lost(
     // whole: both are sent again, and a copy the router already holds is a duplicate
     // (accepted, or refused as one).
     router.clear_faults();
-    let cfind = campaign::options::cfind::cfind_client(&config);
+    let cfind = campaign::options::cfind::cfind_client(&config)
+        .unwrap_or_else(|e| panic!("C-FIND client: {e}"));
     let undelivered: Vec<&str> = load
         .studies
         .iter()
@@ -352,6 +359,7 @@ fn a_silent_router_is_bounded_by_the_dimse_timeout(
         .map(|_| test_dicom_with_attributes.create(Modality::Ct, &[]).1)
         .collect();
     let sender = campaign::options::sender::sender_options(&config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .dimse_timeout(DIMSE_TIMEOUT)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
@@ -380,7 +388,8 @@ fn a_silent_router_is_bounded_by_the_dimse_timeout(
     );
     // Only a C-FIND can tell what an unknown outcome came to: here, nothing was stored.
     let uids: Vec<String> = objects.iter().map(routing::study_uid).collect();
-    let cfind = campaign::options::cfind::cfind_client(&config);
+    let cfind = campaign::options::cfind::cfind_client(&config)
+        .unwrap_or_else(|e| panic!("C-FIND client: {e}"));
     let found = cfind
         .find(&StudyQuery::new().study_instance_uids(&uids))
         .unwrap_or_else(|e| panic!("study query at {}: {e}", cfind.peer()));
@@ -436,7 +445,8 @@ fn associations_refused_for_a_while_are_recovered(
         after.error.clone().unwrap_or_default()
     );
     routing::wait_for_study(
-        &campaign::options::cfind::cfind_client(&config),
+        &campaign::options::cfind::cfind_client(&config)
+            .unwrap_or_else(|e| panic!("C-FIND client: {e}")),
         &routing::study_uid(&object),
         &Default::default(),
     );

@@ -529,6 +529,7 @@ fn an_updated_file_is_still_sendable_and_shows_its_new_description(
     let updated = copy.path().join(relative);
     let study = text(&copy.open(relative), tags::STUDY_INSTANCE_UID);
     let sender = campaign::options::sender::sender_options(perf_config)
+        .unwrap_or_else(|e| panic!("sender options: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("cannot build a sender: {e}"));
 

@@ -3,6 +3,8 @@
 use cfind::{CFindClient, CFindClientBuilder, Polling};
 use config::TestConfig;
 
+use crate::CampaignError;
+
 /// A builder holding the configuration's C-FIND and network settings, to change some
 /// of them (a command line's `--host`, say) before building.
 ///
@@ -11,10 +13,13 @@ use config::TestConfig;
 /// timeouts (`DICOM_NETWORK_TIMEOUT` bounds each socket write) and the PDU size, and
 /// `CFIND_INITIAL_DELAY`/`CFIND_POLL_INTERVAL`/`CFIND_TIMEOUT` the polling. The query
 /// timeout is `CFIND_TIMEOUT`: one query never outlasts the polling it is part of.
-pub fn cfind_client_builder(config: &TestConfig) -> CFindClientBuilder {
+///
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
+pub fn cfind_client_builder(config: &TestConfig) -> Result<CFindClientBuilder, CampaignError> {
     let cfind = &config.cfind;
     let network = &config.network;
-    CFindClientBuilder::new(cfind.peer_address())
+    Ok(CFindClientBuilder::new(cfind.peer_address())
         .called_ae_title(cfind.called_ae_title.as_str())
         .calling_ae_title(cfind.calling_ae_title.as_str())
         .timeouts(network.timeouts())
@@ -25,19 +30,19 @@ pub fn cfind_client_builder(config: &TestConfig) -> CFindClientBuilder {
             poll_interval: cfind.poll_interval,
             timeout: cfind.timeout,
         })
+        .security(super::security(config)?))
 }
 
 /// The client the configuration describes ([`cfind_client_builder`], built).
 ///
-/// # Panics
-/// Never for a configuration read by the `config` crate, which refuses every value
-/// the builder would (zero timeouts, bad AE titles, impossible PDU sizes); a
-/// hand-made [`TestConfig`] with such a value panics with the builder's reason.
-pub fn cfind_client(config: &TestConfig) -> CFindClient {
-    match cfind_client_builder(config).build() {
-        Ok(client) => client,
-        Err(error) => panic!("the configuration's C-FIND settings are unusable: {error}"),
-    }
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file cannot be used;
+/// [`CampaignError::Verification`] for settings the builder refuses, which the
+/// `config` crate never produces (only a hand-made [`TestConfig`] can).
+pub fn cfind_client(config: &TestConfig) -> Result<CFindClient, CampaignError> {
+    cfind_client_builder(config)?
+        .build()
+        .map_err(|error| CampaignError::Verification(Box::new(error)))
 }
 
 #[cfg(test)]
@@ -59,21 +64,21 @@ mod tests {
             ("DICOM_NETWORK_TIMEOUT", "9"),
         ])
         .unwrap();
-        let client = cfind_client(&config);
+        let client = cfind_client(&config).unwrap();
         assert_eq!(client.peer(), "ORTHANC@10.1.2.3:4242");
         assert_eq!(client.calling_ae_title().as_str(), "QA-SCU");
         assert_eq!(client.polling().poll_interval, Duration::from_secs(2));
         assert_eq!(client.query_timeout(), Duration::from_secs(30));
         assert_eq!(client.timeouts().dimse, Duration::from_secs(7));
         assert_eq!(client.timeouts().write, Duration::from_secs(9));
-        let built = cfind_client_builder(&config).build().unwrap();
+        let built = cfind_client_builder(&config).unwrap().build().unwrap();
         assert_eq!(built, client);
     }
 
     #[test]
     fn without_settings_the_defaults_match_cfinds_own() {
         let config = TestConfig::from_map::<[(&str, &str); 0], _, _>([]).unwrap();
-        let client = cfind_client(&config);
+        let client = cfind_client(&config).unwrap();
         assert_eq!(client.timeouts(), dimse::Timeouts::DEFAULT);
         assert_eq!(client.max_pdu_length(), dimse::DEFAULT_MAX_PDU_LENGTH);
         if !config.endpoint.target.is_embedded() {

@@ -2,4 +2,7 @@
 //! type, so a variable's meaning is decided in one place.
 
 pub mod cfind;
+pub mod security;
 pub mod sender;
+
+pub use security::security;

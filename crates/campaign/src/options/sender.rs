@@ -5,16 +5,23 @@
 use std::sync::Arc;
 
 use config::TestConfig;
+
+use crate::CampaignError;
 use sender::{LoadPlan, PreparedInstance, SenderOptions, StopAfter};
 
 /// The sender's options for the selected endpoint: its address and the AE titles of
-/// the selected route, the network timeouts and the maximum PDU length.
-pub fn sender_options(config: &TestConfig) -> SenderOptions {
-    SenderOptions::for_peer(config.endpoint.peer_address())
+/// the selected route, the network timeouts, the maximum PDU length, and TLS and user
+/// identity ([`security`](super::security())).
+///
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
+pub fn sender_options(config: &TestConfig) -> Result<SenderOptions, CampaignError> {
+    Ok(SenderOptions::for_peer(config.endpoint.peer_address())
         .calling_ae_title(&config.endpoint.calling_ae_title)
         .called_ae_title(&config.endpoint.called_ae_title)
         .timeouts(config.network.timeouts())
         .max_pdu_length(config.network.max_pdu_length)
+        .security(super::security(config)?))
 }
 
 /// A load plan with the configuration's load profile (target rate = peak x
@@ -31,9 +38,12 @@ pub fn load_plan(config: &TestConfig, instances: Vec<Arc<PreparedInstance>>) -> 
 }
 
 /// What the sender's command line falls back to: the endpoint, its AE titles, the
-/// network settings and the sending strategy.
-pub fn cli_defaults(config: &TestConfig) -> sender::cli::Defaults {
-    sender::cli::Defaults {
+/// network settings, the sending strategy, and TLS and user identity.
+///
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
+pub fn cli_defaults(config: &TestConfig) -> Result<sender::cli::Defaults, CampaignError> {
+    Ok(sender::cli::Defaults {
         peer: config.endpoint.peer_address(),
         calling_ae_title: config.endpoint.calling_ae_title.clone(),
         called_ae_title: config.endpoint.called_ae_title.clone(),
@@ -41,7 +51,8 @@ pub fn cli_defaults(config: &TestConfig) -> sender::cli::Defaults {
         max_pdu_length: config.network.max_pdu_length,
         association: config.sending.association,
         max_ops_per_association: config.sending.max_ops_per_association,
-    }
+        security: super::security(config)?,
+    })
 }
 
 #[cfg(test)]
@@ -63,7 +74,7 @@ mod tests {
             ("DICOM_DIMSE_TIMEOUT", "7"),
         ])
         .unwrap();
-        let options = sender_options(&config);
+        let options = sender_options(&config).unwrap();
         assert_eq!(options.address().to_string(), "10.1.2.3:4242");
         assert_eq!(options.called_ae().as_str(), "ROUTER");
         assert_eq!(options.calling_ae().as_str(), "MODALITY");
@@ -75,7 +86,10 @@ mod tests {
     fn an_ipv6_endpoint_is_one_peer_address() {
         let config =
             TestConfig::from_map([("COMPASS_HOST", "::1"), ("COMPASS_PORT", "104")]).unwrap();
-        assert_eq!(sender_options(&config).address().to_string(), "[::1]:104");
+        assert_eq!(
+            sender_options(&config).unwrap().address().to_string(),
+            "[::1]:104"
+        );
     }
 
     #[test]
@@ -107,7 +121,7 @@ mod tests {
             ("ASSOCIATION_STRATEGY", "per-image"),
         ])
         .unwrap();
-        let defaults = cli_defaults(&config);
+        let defaults = cli_defaults(&config).unwrap();
         assert_eq!(defaults.peer, dimse::PeerAddress::new("10.1.2.3", 4242));
         assert_eq!(defaults.called_ae_title.as_str(), "ROUTER");
         assert_eq!(defaults.max_pdu_length, 32_768);

@@ -52,6 +52,8 @@ pub struct Defaults {
     pub association: AssociationStrategy,
     /// Stores per association when `--max-ops` is left out (`None`: no limit).
     pub max_ops_per_association: Option<NonZeroU32>,
+    /// TLS and user identity of every association.
+    pub security: dimse::Security,
 }
 
 impl Default for Defaults {
@@ -67,6 +69,7 @@ impl Default for Defaults {
             max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
             association: AssociationStrategy::Persistent,
             max_ops_per_association: None,
+            security: dimse::Security::default(),
         }
     }
 }
@@ -267,7 +270,8 @@ fn sender_for(peer: PeerAddress, args: &PeerArgs, defaults: &Defaults) -> Result
                 .unwrap_or(defaults.called_ae_title.as_str()),
         )
         .timeouts(defaults.timeouts)
-        .max_pdu_length(defaults.max_pdu_length);
+        .max_pdu_length(defaults.max_pdu_length)
+        .security(defaults.security.clone());
     if let Some(seconds) = args.dimse_timeout {
         options = options.dimse_timeout(seconds_arg("--dimse-timeout", seconds)?);
     }
