@@ -75,7 +75,10 @@ pub fn session() -> Session {
             junit: config.report.junit_path(),
         },
         target: campaign::load::describe_target(&config, simulator.as_ref()),
-        configuration: campaign::configuration_items(&config),
+        configuration: campaign::configuration_items(&config)
+            .into_iter()
+            .chain(campaign::tls_probe(&config))
+            .collect(),
         redactor: samples.identifying_values(),
     });
     Session {

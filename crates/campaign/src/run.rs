@@ -107,7 +107,10 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         started_unix_ms,
         finished_unix_ms: unix_ms(),
         target: target.describe(),
-        configuration: configuration_items(&target.config),
+        configuration: configuration_items(&target.config)
+            .into_iter()
+            .chain(tls_negotiated(&load_report.associations))
+            .collect(),
         tests,
     };
     samples.identifying_values().redact_report(&mut report);
@@ -141,9 +144,98 @@ pub fn configuration_items(config: &TestConfig) -> Vec<ConfigItem> {
         .collect()
 }
 
+/// What TLS negotiated on the run's associations, as a report line:
+/// `TLSv1_3 TLS13_AES_256_GCM_SHA384 on 8 associations`; none without TLS.
+pub fn tls_negotiated(associations: &sender::AssociationCounts) -> Option<ConfigItem> {
+    if associations.tls_sessions.is_empty() {
+        return None;
+    }
+    let value = associations
+        .tls_sessions
+        .iter()
+        .map(|count| {
+            let plural = if count.associations == 1 { "" } else { "s" };
+            format!(
+                "{} on {} association{plural}",
+                count.session, count.associations
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(ConfigItem {
+        section: "security".into(),
+        key: "tls_negotiated".into(),
+        value,
+    })
+}
+
+/// What TLS negotiates with the router, found by one C-ECHO, as a report line (none
+/// without TLS): for runs that open their associations in many places (the suite),
+/// where no single load run's counts tell it. A failed echo is said as such.
+pub fn tls_probe(config: &TestConfig) -> Option<ConfigItem> {
+    config.security.tls.as_ref()?;
+    let value = match crate::options::sender::sender_options(config)
+        .and_then(|options| options.build().map_err(CampaignError::from))
+        .and_then(|sender| sender.ping().map_err(CampaignError::from))
+    {
+        Ok(echo) => match echo.tls_session {
+            Some(session) => format!("{session} (C-ECHO before the run)"),
+            None => "none: the association did not use TLS".to_owned(),
+        },
+        Err(error) => format!("not negotiated: {error}"),
+    };
+    Some(ConfigItem {
+        section: "security".into(),
+        key: "tls_negotiated".into(),
+        value,
+    })
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use dimse::tls::TlsSession;
+
+    use super::*;
+
+    #[test]
+    fn the_negotiated_sessions_are_counted_in_words() {
+        let mut associations = sender::AssociationCounts::default();
+        assert_eq!(tls_negotiated(&associations), None);
+        let session = |version: &str, suite: &str| TlsSession {
+            protocol_version: version.into(),
+            cipher_suite: suite.into(),
+        };
+        associations.tls_sessions = vec![
+            sender::TlsSessionCount {
+                session: session("TLSv1_3", "TLS13_AES_256_GCM_SHA384"),
+                associations: 8,
+            },
+            sender::TlsSessionCount {
+                session: session("TLSv1_2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+                associations: 1,
+            },
+        ];
+        let item = tls_negotiated(&associations).unwrap();
+        assert_eq!(
+            (item.section.as_str(), item.key.as_str()),
+            ("security", "tls_negotiated")
+        );
+        assert_eq!(
+            item.value,
+            "TLSv1_3 TLS13_AES_256_GCM_SHA384 on 8 associations; TLSv1_2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 on 1 association"
+        );
+    }
+
+    #[test]
+    fn a_plain_configuration_needs_no_probe() {
+        let config = TestConfig::from_map([("COMPASS_HOST", "192.0.2.1")]).unwrap();
+        assert_eq!(tls_probe(&config), None);
+    }
 }

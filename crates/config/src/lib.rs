@@ -361,6 +361,14 @@ impl TestConfig {
             secs(n.network_timeout),
         );
         add("network", "max_pdu_length", n.max_pdu_length.to_string());
+        add("security", "tls", self.security.tls_text());
+        add(
+            "security",
+            "user_identity",
+            self.security
+                .identity_summary()
+                .map_or_else(|| "none".to_owned(), |i| i.to_string()),
+        );
         let s = &self.sending;
         add("sending", "association", s.association.as_str().to_owned());
         add(

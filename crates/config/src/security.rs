@@ -82,6 +82,31 @@ fn identity_summary<S: Serializer>(
 }
 
 impl SecuritySettings {
+    /// TLS in words, for the report: `off`, or the versions, how the router is
+    /// verified and whether we present a certificate.
+    pub fn tls_text(&self) -> String {
+        let Some(tls) = &self.tls else {
+            return "off".to_owned();
+        };
+        let verified = if tls.insecure_skip_verify {
+            "router NOT verified (DICOM_TLS_INSECURE_SKIP_VERIFY)".to_owned()
+        } else {
+            let by = tls.ca_file.as_ref().map_or_else(
+                || "the system's CAs".to_owned(),
+                |ca| ca.display().to_string(),
+            );
+            match &tls.server_name {
+                Some(name) => format!("router verified against {by} as {name}"),
+                None => format!("router verified against {by}"),
+            }
+        };
+        let client = match &tls.certificate_file {
+            Some(certificate) => format!("client certificate {}", certificate.display()),
+            None => "no client certificate".to_owned(),
+        };
+        format!("on: TLS {}; {verified}; {client}", tls.versions)
+    }
+
     /// The identity's summary (kind and user name), if an identity is sent.
     pub fn identity_summary(&self) -> Option<IdentitySummary> {
         self.identity.as_ref().map(UserIdentity::summary)
@@ -339,6 +364,45 @@ mod tests {
             .to_string();
         assert!(!error.contains("eyJsecret"), "{error}");
         assert!(error.contains("DICOM_USER_IDENTITY is not"), "{error}");
+    }
+
+    fn summary_value(config: &TestConfig, key: &str) -> String {
+        config
+            .summary()
+            .into_iter()
+            .find(|row| row.section == "security" && row.key == key)
+            .map(|row| row.value)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_report_says_how_the_router_is_verified_and_who_we_are() {
+        let plain = load(&[]).unwrap();
+        assert_eq!(summary_value(&plain, "tls"), "off");
+        assert_eq!(summary_value(&plain, "user_identity"), "none");
+        let secured = load(&[
+            ("DICOM_TLS", "true"),
+            ("DICOM_TLS_CA_FILE", "/etc/dicom/ca.pem"),
+            ("DICOM_TLS_SERVER_NAME", "compass.example.org"),
+            ("DICOM_TLS_VERSIONS", "1.3"),
+            ("DICOM_USERNAME", "modality1"),
+            ("DICOM_PASSCODE", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            summary_value(&secured, "tls"),
+            "on: TLS 1.3; router verified against /etc/dicom/ca.pem as compass.example.org; no client certificate"
+        );
+        assert_eq!(
+            summary_value(&secured, "user_identity"),
+            "user name and passcode (modality1)"
+        );
+        let insecure = load(&[
+            ("DICOM_TLS", "true"),
+            ("DICOM_TLS_INSECURE_SKIP_VERIFY", "1"),
+        ])
+        .unwrap();
+        assert!(summary_value(&insecure, "tls").contains("router NOT verified"));
     }
 
     #[test]

@@ -67,6 +67,11 @@ impl Session {
             .map_or(&[], |a| a.presentation_contexts())
     }
 
+    /// What TLS negotiated, when the association runs over TLS.
+    pub fn tls_session(&self) -> Option<&dimse::tls::TlsSession> {
+        self.association.as_ref().and_then(|a| a.tls_session())
+    }
+
     /// How long the association took to establish (TCP connect plus negotiation).
     pub fn established_in(&self) -> Duration {
         self.established_in

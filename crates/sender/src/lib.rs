@@ -101,7 +101,7 @@ pub use instance::{InstanceUids, PreparedInstance, Variant};
 pub use layout::StudyLayout;
 pub use load::{
     AssociationCounts, LoadObserver, LoadPlan, LoadProgress, LoadReport, LoadSummary, NoObserver,
-    PreparedFiles, StopAfter, StudyRecord, prepare_paths, run_load,
+    PreparedFiles, StopAfter, StudyRecord, TlsSessionCount, prepare_paths, run_load,
 };
 pub use options::{DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, SenderOptions};
 pub use outcome::{EchoOutcome, Outcome, SendOutcome};

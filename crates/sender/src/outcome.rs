@@ -52,7 +52,7 @@ impl SendOutcome {
 }
 
 /// The result of a C-ECHO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EchoOutcome {
     /// The C-ECHO-RSP status (success here: another status is an error).
     pub status: Status,
@@ -60,4 +60,6 @@ pub struct EchoOutcome {
     pub round_trip: Duration,
     /// TCP connect plus association negotiation.
     pub association_time: Duration,
+    /// What TLS negotiated, when the association ran over TLS.
+    pub tls_session: Option<dimse::tls::TlsSession>,
 }

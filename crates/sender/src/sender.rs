@@ -73,6 +73,7 @@ impl DicomSender {
     pub fn ping(&self) -> Result<EchoOutcome, SenderError> {
         let mut session = self.open(&Proposal::verification())?;
         let association_time = session.established_in();
+        let tls_session = session.tls_session().cloned();
         let (status, round_trip) = session.echo()?;
         // The echo is answered: a peer that then botches the release is still alive.
         let _ = session.release();
@@ -86,6 +87,7 @@ impl DicomSender {
             status,
             round_trip,
             association_time,
+            tls_session,
         })
     }
 

@@ -49,7 +49,7 @@ use metrics::PerfMetrics;
 pub use files::{PreparedFiles, prepare_paths};
 pub use plan::{LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
-pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord};
+pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
 
 use crate::contexts::Proposal;
 use crate::{DicomSender, SenderError};

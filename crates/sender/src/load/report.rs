@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use dimse::tls::TlsSession;
 use metrics::{MetricsSnapshot, OutcomeCounts};
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,7 @@ pub struct StudyRecord {
 }
 
 /// Association-level events of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AssociationCounts {
     /// Associations established.
     pub opened: u64,
@@ -42,6 +43,17 @@ pub struct AssociationCounts {
     pub found_closed: u64,
     /// Associations released after reaching the maximum operations.
     pub recycled: u64,
+    /// The associations opened over TLS, by what TLS negotiated (empty without TLS).
+    pub tls_sessions: Vec<TlsSessionCount>,
+}
+
+/// How many associations negotiated one TLS version and cipher suite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsSessionCount {
+    /// What was negotiated.
+    pub session: TlsSession,
+    /// Associations that negotiated it.
+    pub associations: u64,
 }
 
 impl AssociationCounts {
@@ -51,6 +63,20 @@ impl AssociationCounts {
         self.failed_to_open += other.failed_to_open;
         self.found_closed += other.found_closed;
         self.recycled += other.recycled;
+        for count in &other.tls_sessions {
+            self.add_tls_session(&count.session, count.associations);
+        }
+    }
+
+    /// Counts an association that negotiated `session`.
+    pub(super) fn add_tls_session(&mut self, session: &TlsSession, associations: u64) {
+        match self.tls_sessions.iter_mut().find(|c| &c.session == session) {
+            Some(count) => count.associations += associations,
+            None => self.tls_sessions.push(TlsSessionCount {
+                session: session.clone(),
+                associations,
+            }),
+        }
     }
 }
 

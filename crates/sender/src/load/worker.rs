@@ -85,6 +85,9 @@ impl Worker<'_> {
             match self.sender.open_with(self.scu) {
                 Ok(session) => {
                     self.associations.opened += 1;
+                    if let Some(tls) = session.tls_session() {
+                        self.associations.add_tls_session(tls, 1);
+                    }
                     self.live.association(true);
                     self.session = Some(session);
                 }
