@@ -10,6 +10,8 @@
 export TCP_NODELAY=1
 
 ECHOSCU=/usr/bin/echoscu
+# Extra echoscu arguments of the readiness probe (a TLS peer needs +tls/+tla -ic).
+PEER_ECHO_ARGS=()
 
 peers_die() {
     echo "$(basename "$0"): $*" >&2
@@ -97,7 +99,7 @@ peers_wait_ready() {
             peers_exited_on_a_taken_port "$pid" "$port"
             return $?
         fi
-        if out=$("$ECHOSCU" -to 1 -ta 2 -ts 2 -aet PEERS-PROBE -aec "$aet" 127.0.0.1 "$port" 2>&1) ||
+        if out=$("$ECHOSCU" "${PEER_ECHO_ARGS[@]}" -to 1 -ta 2 -ts 2 -aet PEERS-PROBE -aec "$aet" 127.0.0.1 "$port" 2>&1) ||
             printf '%s' "$out" | grep -q 'Association Rejected'; then
             if peers_owns_port "$pid" "$port"; then
                 for extra in "$@"; do

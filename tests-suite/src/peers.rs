@@ -79,8 +79,27 @@ pub struct StorescpOptions {
     /// Accept compressed transfer syntaxes too; by default only uncompressed ones, so a
     /// sender with compressed files must transcode.
     pub accept_all: bool,
+    /// DICOM over TLS (`+tls`), when given.
+    pub tls: Option<StorescpTls>,
     /// Further storescp options: `--abort-during`, `--sleep-during 5`, `--refuse`...
     pub extra_args: Vec<String>,
+}
+
+/// The TLS side of a storescp peer: its certificate, and the CA of the client
+/// certificates it requires, if any.
+#[derive(Clone, Debug)]
+pub struct StorescpTls {
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Its certificate (PEM).
+    pub certificate: PathBuf,
+    /// Require a client certificate signed by this CA; `None`: ask for none.
+    pub client_ca: Option<PathBuf>,
+    /// The key and certificate the start script's readiness C-ECHO presents (needed
+    /// with `client_ca`).
+    pub probe: Option<(PathBuf, PathBuf)>,
+    /// DCMTK's TLS profile (`+py`, the default, `+px`, `+pz`).
+    pub profile: Option<String>,
 }
 
 impl Default for StorescpOptions {
@@ -89,6 +108,7 @@ impl Default for StorescpOptions {
             ae_title: "SINK".into(),
             ignore: false,
             accept_all: false,
+            tls: None,
             extra_args: Vec::new(),
         }
     }
@@ -194,6 +214,19 @@ impl Peer {
         }
         if options.accept_all {
             args.push("--accept-all".into());
+        }
+        if let Some(tls) = &options.tls {
+            let path = |p: &PathBuf| p.display().to_string();
+            args.extend(["--tls".into(), path(&tls.key), path(&tls.certificate)]);
+            if let Some(ca) = &tls.client_ca {
+                args.extend(["--tls-client-ca".into(), path(ca)]);
+            }
+            if let Some((key, certificate)) = &tls.probe {
+                args.extend(["--tls-probe".into(), path(key), path(certificate)]);
+            }
+            if let Some(profile) = &tls.profile {
+                args.extend(["--tls-profile".into(), profile.clone()]);
+            }
         }
         if !options.extra_args.is_empty() {
             args.push("--".into());

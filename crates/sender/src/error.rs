@@ -53,6 +53,22 @@ pub enum SenderError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed, or the peer ended TLS right after it.
+    #[error("TLS with {peer} failed: {failure}")]
+    Tls {
+        /// `host:port`.
+        peer: String,
+        /// What went wrong and what to fix.
+        failure: dimse::tls::TlsFailure,
+    },
+    /// We spoke plaintext DICOM and the peer answered in TLS.
+    #[error(
+        "{peer} answered in TLS: the port expects DICOM over TLS; turn TLS on (DICOM_TLS) or use its plaintext port"
+    )]
+    PeerSpeaksTls {
+        /// `host:port`.
+        peer: String,
+    },
     /// The peer rejected the association (A-ASSOCIATE-RJ).
     #[error("association {calling} -> {called} at {peer} rejected: {description}")]
     Rejected {
@@ -160,6 +176,8 @@ impl SenderError {
                 stage,
                 source,
             },
+            AssociateError::Tls { failure, .. } => SenderError::Tls { peer, failure },
+            AssociateError::PeerSpeaksTls { .. } => SenderError::PeerSpeaksTls { peer },
             AssociateError::InvalidOption {
                 name,
                 value,

@@ -4,7 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use config::AssociationStrategy;
 use loader::FileInfo;
+use sender::{
+    DicomSender, LoadPlan, LoadReport, NoObserver, PreparedInstance, StopAfter, run_load,
+};
 use simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use tests_suite::peers::{self, ToolRun};
 
@@ -69,4 +75,17 @@ pub fn store_with_storescu(port: u16, called_ae_title: &str, paths: &[&Path]) ->
     args.extend(paths.iter().map(|p| p.display().to_string()));
     peers::run_tool("bash", &args, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("scripts/peers/store: {e:#}"))
+}
+
+/// Sends each instance once on one persistent association, unpaced, and checks the
+/// accounting adds up.
+pub fn send_each_once(sender: &DicomSender, instances: Vec<Arc<PreparedInstance>>) -> LoadReport {
+    let plan = LoadPlan::new(instances)
+        .stop_after(StopAfter::EachOnce)
+        .rate(None)
+        .concurrency(1)
+        .association(AssociationStrategy::Persistent);
+    let report = run_load(sender, &plan, &NoObserver).expect("the load runs");
+    assert!(report.is_consistent(), "accounting: {:?}", report.summary());
+    report
 }

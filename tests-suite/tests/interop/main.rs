@@ -13,3 +13,4 @@ mod common;
 mod dcmtk_clients_against_simulator;
 mod orthanc_as_router;
 mod sender_against_peers;
+mod tls_against_dcmtk;

@@ -16,7 +16,7 @@ use simulator::rules::ForwardDestination;
 use simulator::{Rules, Simulator, SimulatorConfig};
 use tests_suite::peers::{OrthancOptions, Peer, StorescpOptions};
 
-use crate::common::{require_peers, samples};
+use crate::common::{require_peers, samples, send_each_once};
 
 fn sender_to(addr: std::net::SocketAddr, called: &str, dimse_timeout: Duration) -> DicomSender {
     DicomSender::builder(addr.to_string())
@@ -36,17 +36,6 @@ fn prepared(uids: UidStrategy) -> Vec<Arc<PreparedInstance>> {
     assert!(files.skipped.is_empty(), "skipped: {:?}", files.skipped);
     assert_eq!(files.instances.len(), samples().len());
     files.instances
-}
-
-fn send_each_once(sender: &DicomSender, instances: Vec<Arc<PreparedInstance>>) -> LoadReport {
-    let plan = LoadPlan::new(instances)
-        .stop_after(StopAfter::EachOnce)
-        .rate(None)
-        .concurrency(1)
-        .association(AssociationStrategy::Persistent);
-    let report = run_load(sender, &plan, &NoObserver).expect("the load runs");
-    assert!(report.is_consistent(), "accounting: {:?}", report.summary());
-    report
 }
 
 fn sop_instance_uid(obj: &DefaultDicomObject) -> String {
