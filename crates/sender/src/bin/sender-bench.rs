@@ -5,7 +5,13 @@
 //! ```text
 //! cargo run --release -p sender --bin sender-bench
 //! cargo run --release -p sender --features bench-simulator --bin sender-bench
+//! cargo run --release -p sender --features bench-tls --bin sender-bench -- --tls-only
 //! ```
+//!
+//! With `bench-tls`, a TLS section compares, in one run, our small-image throughput
+//! over TLS with our plaintext throughput and with DCMTK's `storescu +tla` as parallel
+//! processes, all into `storescp --fork --ignore` (`+tls` for the TLS runs, with a
+//! throwaway CA made at start), and measures large-image MB/s over TLS.
 //!
 //! Prints figures; asserts nothing (speed goals are checked by reading them).
 
@@ -51,6 +57,9 @@ struct Args {
     /// it remain.
     #[arg(long)]
     without_dcmtk: bool,
+    /// Only the TLS section (needs the `bench-tls` feature).
+    #[arg(long)]
+    tls_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -81,6 +90,14 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
     );
     let closed = Duration::from_secs_f64(args.closed_seconds);
     let n = args.concurrency;
+
+    #[cfg(feature = "bench-tls")]
+    if !args.without_dcmtk {
+        tls::bench(args, &small, &small_instances, &large_instances)?;
+    }
+    if args.tls_only {
+        return Ok(());
+    }
 
     if !args.without_dcmtk {
         // 1. ~50 KB instances, closed loop, against storescp --fork --ignore.
@@ -290,6 +307,17 @@ fn storescu_parallel(
     processes: usize,
     per_process: usize,
 ) -> Result<f64> {
+    storescu_parallel_with(address, files, processes, per_process, &[])
+}
+
+/// [`storescu_parallel`] with further storescu options (`+tla +cf CA` for TLS).
+fn storescu_parallel_with(
+    address: &str,
+    files: &[PathBuf],
+    processes: usize,
+    per_process: usize,
+    options: &[&str],
+) -> Result<f64> {
     let (host, port) = address.rsplit_once(':').context("address host:port")?;
     let list: Vec<&PathBuf> = files.iter().cycle().take(per_process).collect();
     let started = Instant::now();
@@ -297,6 +325,7 @@ fn storescu_parallel(
         .map(|_| {
             Command::new("/usr/bin/storescu")
                 .env("TCP_NODELAY", "1")
+                .args(options)
                 .args(["-aec", "SINK", host, port])
                 .args(&list)
                 .stdout(Stdio::null())
@@ -314,8 +343,9 @@ fn storescu_parallel(
     let seconds = started.elapsed().as_secs_f64();
     let images = processes * per_process;
     let rate = images as f64 / seconds;
+    let tls = if options.is_empty() { "" } else { " (TLS)" };
     println!(
-        "DCMTK storescu x{processes} processes: {images} images in {seconds:.2} s = {rate:.0} images/s ({failed} processes failed)"
+        "DCMTK storescu{tls} x{processes} processes: {images} images in {seconds:.2} s = {rate:.0} images/s ({failed} processes failed)"
     );
     if failed > 0 {
         bail!("{failed} storescu processes failed");
@@ -394,6 +424,15 @@ struct StoreScp {
 
 impl StoreScp {
     fn start(args: &[&str]) -> Result<Self> {
+        StoreScp::start_checked(args, |address| sender_for(address))
+    }
+
+    /// Starts storescp with `args` and waits until a sender made by `sender_for`
+    /// (plaintext or TLS, as storescp speaks) gets a C-ECHO answered.
+    fn start_checked(
+        args: &[&str],
+        sender_for: impl Fn(&str) -> Result<DicomSender>,
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("/usr/bin/storescp")
             .env("TCP_NODELAY", "1")
@@ -424,5 +463,113 @@ impl Drop for StoreScp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The TLS section: the same small-image closed loop in plaintext and over TLS, DCMTK's
+/// storescu over TLS beside it, and large images over TLS.
+#[cfg(feature = "bench-tls")]
+mod tls {
+    use super::*;
+    use dimse::Security;
+    use dimse::tls::TlsClientOptions;
+
+    fn tls_sender(address: &str, pki: &test_pki::TestPki) -> Result<DicomSender> {
+        let tls = TlsClientOptions::new().ca_bundle(pki.ca()).build()?;
+        Ok(DicomSender::builder(address)
+            .called_ae_title("SINK")
+            .security(Security {
+                tls: Some(tls),
+                identity: None,
+            })
+            .build()?)
+    }
+
+    pub(super) fn bench(
+        args: &Args,
+        small: &[PathBuf],
+        small_instances: &[Arc<PreparedInstance>],
+        large_instances: &[Arc<PreparedInstance>],
+    ) -> Result<()> {
+        let n = args.concurrency;
+        let closed = Duration::from_secs_f64(args.closed_seconds);
+        let pki = test_pki::TestPki::new()?;
+        let server = pki.server();
+        let (key, certificate) = (
+            server.key.display().to_string(),
+            server.certificate.display().to_string(),
+        );
+        let ca = pki.ca().display().to_string();
+        let tls_args = |more: &[&'static str]| -> Vec<String> {
+            let mut all = vec![
+                "+tls".to_string(),
+                key.clone(),
+                certificate.clone(),
+                "-ic".into(),
+            ];
+            all.extend(more.iter().map(|s| s.to_string()));
+            all
+        };
+        println!(
+            "\n== TLS: ~50 KB instances, closed loop, {n} associations, storescp --fork --ignore, plaintext then +tls (DCMTK's default BCP 195 profile) =="
+        );
+        let plain_scp = StoreScp::start(&["--fork", "--ignore"])?;
+        let plain = closed_loop(
+            &sender_for(&plain_scp.address)?,
+            small_instances,
+            n,
+            closed,
+            AssociationStrategy::Persistent,
+        )?;
+        print_run("sender, plaintext, persistent pool", &plain);
+        drop(plain_scp);
+
+        let fork_args = tls_args(&["--fork", "--ignore"]);
+        let fork_refs: Vec<&str> = fork_args.iter().map(String::as_str).collect();
+        let scp = StoreScp::start_checked(&fork_refs, |a| tls_sender(a, &pki))?;
+        let secured = closed_loop(
+            &tls_sender(&scp.address, &pki)?,
+            small_instances,
+            n,
+            closed,
+            AssociationStrategy::Persistent,
+        )?;
+        print_run("sender, TLS, persistent pool", &secured);
+        for count in &secured.associations.tls_sessions {
+            println!(
+                "  negotiated: {} on {} associations",
+                count.session, count.associations
+            );
+        }
+        let storescu = storescu_parallel_with(
+            &scp.address,
+            small,
+            n,
+            args.storescu_images,
+            &["+tla", "+cf", &ca],
+        )?;
+        drop(scp);
+        let ours_tls = secured.metrics.images_per_s.unwrap_or(0.0);
+        let ours_plain = plain.metrics.images_per_s.unwrap_or(f64::NAN);
+        println!(
+            "ratios: TLS / plaintext = {:.0} % (goal >= 70 %); TLS / storescu +tls x{n} = {:.2} (goal >= 1.5)",
+            100.0 * ours_tls / ours_plain,
+            ours_tls / storescu
+        );
+
+        println!(
+            "\n== TLS: ~10 MB instances, 1 association, storescp +tls --ignore -pdu 131072 =="
+        );
+        let big_args = tls_args(&["--ignore", "-pdu", "131072"]);
+        let big_refs: Vec<&str> = big_args.iter().map(String::as_str).collect();
+        let scp = StoreScp::start_checked(&big_refs, |a| tls_sender(a, &pki))?;
+        let big = run_load(
+            &tls_sender(&scp.address, &pki)?,
+            &LoadPlan::new(large_instances.to_vec()).stop_after(StopAfter::Count(60)),
+            &NoObserver,
+        )?;
+        print_run("sender, TLS, 10 MB instances", &big);
+        drop(scp);
+        Ok(())
     }
 }
