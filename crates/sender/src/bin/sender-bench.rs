@@ -424,7 +424,7 @@ struct StoreScp {
 
 impl StoreScp {
     fn start(args: &[&str]) -> Result<Self> {
-        StoreScp::start_checked(args, |address| sender_for(address))
+        StoreScp::start_checked(args, sender_for)
     }
 
     /// Starts storescp with `args` and waits until a sender made by `sender_for`
