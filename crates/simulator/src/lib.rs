@@ -81,8 +81,8 @@ pub use forward::FailedForward;
 pub use rules::{Route, Rules};
 pub use scp::ReceivedFind;
 pub use stats::{
-    AssociationStats, FindStats, ForwardStats, RejectionReason, RouteStats, SimulatorStats,
-    StoreStats,
+    AssociationStats, FindStats, ForwardStats, IdentityStats, RejectionReason, RouteStats,
+    SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
 };
 pub use store::StoreMode;
 
@@ -195,7 +195,7 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let worker_shared = shared.clone();
         let spawned = thread::Builder::new()
             .name(format!("association-{id}"))
-            .spawn(move || scp::serve(worker_shared, stream, id));
+            .spawn(move || scp::serve(worker_shared, stream, id, None));
         if let Ok(handle) = spawned {
             let mut threads = shared.association_threads.lock();
             let (finished, running): (Vec<_>, Vec<_>) =
