@@ -12,7 +12,7 @@ mod store;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
     /// The latest C-FIND requests (at most `RECEIVED_FINDS_KEPT`), oldest first.
     pub(crate) received_finds: Mutex<VecDeque<ReceivedFind>>,
+    /// Connection IDs (for `connections`), unique over both listeners.
+    pub(crate) next_connection_id: AtomicU64,
 }
 
 impl Shared {
