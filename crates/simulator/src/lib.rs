@@ -1,13 +1,17 @@
 //! An embedded DICOM router that stands in for Laurel Bridge Compass.
 //!
-//! The simulator is a real DICOM SCP speaking real DICOM over TCP (dicom-ul, one
-//! thread per association). It behaves like a Compass configured with routes:
+//! The simulator is a real DICOM SCP speaking real DICOM over TCP and, optionally,
+//! TLS on a second port ([`SimulatorConfig::tls`]; associations read and answered
+//! by `dimse::scp`, one thread per association). It behaves like a Compass
+//! configured with routes:
 //!
 //! - **Routes by called AE title.** Each route of the [`Rules`] has a called AE
 //!   title; an unknown one is refused (A-ASSOCIATE-RJ permanent, service user,
 //!   reason 7), a calling AE title missing from the route's allow-list too
 //!   (reason 3), and one association over [`SimulatorConfig::max_associations`]
-//!   transiently (service provider, reason 2).
+//!   transiently (service provider, reason 2). A route may require a user
+//!   identity ([`rules::IdentityPolicy`]: users and passcodes, tokens): without an
+//!   acceptable one the association is refused (permanent, service user, reason 1).
 //! - **Services.** C-ECHO; C-STORE of every storage SOP class; C-FIND (Study Root
 //!   and Patient Root, PATIENT/STUDY/SERIES/IMAGE) with C-CANCEL, answered on every
 //!   route's AE title and on an optional query-only AE title.
