@@ -162,6 +162,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.finds.requests,
             s.forwarding.queued()
         );
+        if handle.tls_addr().is_some() || s.tls.clients_on_plain_port > 0 {
+            println!(
+                "  TLS: {} associations, {} failed handshakes {:?}, {} TLS clients on the plain port",
+                s.tls.associations,
+                s.tls.handshake_failures_total(),
+                s.tls.handshake_failures,
+                s.tls.clients_on_plain_port
+            );
+        }
     }
 }
 

@@ -243,8 +243,9 @@ pub const IDENTITY_USERS_KEPT: usize = 1000;
 /// The [`IdentityStats::by_user`] key of the names past [`IDENTITY_USERS_KEPT`].
 pub const OTHER_USERS: &str = "<other users>";
 
-/// User identities seen in association requests (accepted or not); never their
-/// passcodes or tokens.
+/// User identities seen in association requests that reached the identity check
+/// (called and calling AE titles accepted), accepted or not; never their passcodes
+/// or tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IdentityStats {

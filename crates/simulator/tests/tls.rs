@@ -136,6 +136,29 @@ fn mutual_tls_lets_a_client_certificate_in_and_refuses_a_client_without_one() {
 }
 
 #[test]
+fn a_client_certificate_from_an_unknown_ca_is_refused() {
+    let pki = TestPki::new().unwrap();
+    let sim = tls_simulator(&pki, true, Rules::default_rules());
+    let stranger = TlsClientOptions::new()
+        .ca_bundle(pki.ca())
+        .client_certificate(pki.stranger_client().certificate, pki.stranger_client().key)
+        .client_config()
+        .unwrap();
+    let refused = connect_tls_with(
+        sim.tls_addr().unwrap(),
+        options("LB-HTM-OPH", "TLS-SCU"),
+        stranger,
+    );
+    if let Ok(mut client) = refused {
+        assert!(client.echo().is_err());
+    }
+    assert!(eventually(|| {
+        sim.stats().tls.handshake_failures.get("unknown_issuer") == Some(&1)
+    }));
+    assert_eq!(sim.shutdown().tls.associations, 0);
+}
+
+#[test]
 fn the_wrong_kind_of_client_on_each_port_is_counted_and_sent_away() {
     let pki = TestPki::new().unwrap();
     let sim = tls_simulator(&pki, false, Rules::default_rules());
