@@ -101,6 +101,60 @@ fn echo_store_and_find_work_over_tls_and_the_plain_port_still_serves() {
 }
 
 #[test]
+fn c_cancel_is_noticed_over_tls() {
+    use simulator::{FaultPlan, ResponseDelay};
+    use std::time::Duration;
+    const STUDY_ROOT: &str = uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_FIND;
+    let pki = TestPki::new().unwrap();
+    let sim = tls_simulator(&pki, false, Rules::default_rules());
+    let mut client = connect_tls_with(
+        sim.tls_addr().unwrap(),
+        options("LB-HTM-GI", "TLS-SCU"),
+        client_config(&pki, false),
+    )
+    .unwrap();
+    for i in 0..5 {
+        let obj = instance(
+            &format!("7.7.{i}"),
+            &format!("7.7.{i}.1"),
+            &format!("7.7.{i}.1.1"),
+            "ES",
+            "Colon",
+        );
+        client.store(&obj).unwrap();
+    }
+    sim.set_faults(FaultPlan {
+        response_delay: Some(ResponseDelay::Fixed(Duration::from_millis(100))),
+        ..FaultPlan::default()
+    });
+    let pc = client.context(STUDY_ROOT).unwrap();
+    let rq = dimse::Command::c_find_rq(77, STUDY_ROOT, dimse::Priority::Medium);
+    let identifier = encode(&query("STUDY", &[(tags::STUDY_INSTANCE_UID, VR::UI, "")]));
+    dimse::send_message(&mut client.association, pc, &rq, Some(&identifier)).unwrap();
+    // In the same TLS flight as the request, so the cancel sits in the simulator's
+    // buffers rather than on the socket.
+    let cancel = dimse::Command::c_cancel_rq(77);
+    dimse::send_message(&mut client.association, pc, &cancel, None).unwrap();
+    let mut pending = 0;
+    let final_status = loop {
+        let dimse::Incoming::Message(m) = client.reader.receive(&mut client.association).unwrap()
+        else {
+            panic!("association ended")
+        };
+        let status = m.command.status.unwrap();
+        if status.class() == dimse::StatusClass::Pending {
+            pending += 1;
+        } else {
+            break status;
+        }
+    };
+    assert_eq!(final_status, Status::CANCEL);
+    assert!(pending < 5, "{pending} matches sent despite the cancel");
+    client.release();
+    assert_eq!(sim.shutdown().finds.cancelled, 1);
+}
+
+#[test]
 fn mutual_tls_lets_a_client_certificate_in_and_refuses_a_client_without_one() {
     let pki = TestPki::new().unwrap();
     let sim = tls_simulator(&pki, true, Rules::default_rules());
