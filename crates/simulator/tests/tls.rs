@@ -237,6 +237,55 @@ fn the_wrong_kind_of_client_on_each_port_is_counted_and_sent_away() {
     assert_eq!(stats.associations.panicked, 0);
 }
 
+#[test]
+fn random_bytes_on_the_tls_port_never_take_the_simulator_down() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    let pki = TestPki::new().unwrap();
+    let sim = Simulator::start(SimulatorConfig {
+        artim_timeout: std::time::Duration::from_millis(300),
+        tls: Some(TlsListener::on_free_port(TlsServerOptions::new(
+            pki.server().certificate,
+            pki.server().key,
+        ))),
+        ..SimulatorConfig::default()
+    })
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(0x7150);
+    for round in 0..100 {
+        let mut stream = std::net::TcpStream::connect(sim.tls_addr().unwrap()).unwrap();
+        let len = rng.random_range(0..1500);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if round % 2 == 0 {
+            // A plausible TLS handshake record header, then noise.
+            let header = [
+                0x16,
+                0x03,
+                rng.random_range(0..=4u8),
+                rng.random(),
+                rng.random(),
+            ];
+            bytes = [&header[..], &bytes[..]].concat();
+        }
+        let _ = stream.write_all(&bytes);
+    }
+    let mut client = connect_tls_with(
+        sim.tls_addr().unwrap(),
+        options("LB-HTM-GI", "TLS-SCU"),
+        client_config(&pki, false),
+    )
+    .unwrap();
+    assert_eq!(client.echo().unwrap(), Status::SUCCESS);
+    client.release();
+    assert!(eventually(
+        || sim.stats().tls.handshake_failures_total() == 100
+    ));
+    let stats = sim.shutdown();
+    assert_eq!(stats.associations.panicked, 0);
+    assert_eq!(stats.tls.associations, 1);
+}
+
 const IDENTITY_RULES: &str = r#"
 [[route]]
 name = "SECURE"

@@ -51,8 +51,11 @@ impl ScpStream {
         match result {
             Ok(()) => Ok(ScpStream::Tls(Box::new(StreamOwned::new(connection, tcp)))),
             Err(failure) => {
-                // Let the alert rustls queued reach the client.
-                let _ = connection.write_tls(&mut tcp);
+                // Let the alert rustls queued reach the client (once: it may be gone).
+                if connection.wants_write() {
+                    let _ = tcp.set_write_timeout(Some(Duration::from_millis(200)));
+                    let _ = connection.write_tls(&mut tcp);
+                }
                 Err(ScpError::Tls(failure))
             }
         }
@@ -107,7 +110,7 @@ impl ScpStream {
         if let ScpStream::Tls(tls) = self {
             tls.conn.send_close_notify();
             while tls.conn.wants_write() {
-                if tls.conn.write_tls(&mut tls.sock).is_err() {
+                if !matches!(tls.conn.write_tls(&mut tls.sock), Ok(n) if n > 0) {
                     break;
                 }
             }
@@ -133,9 +136,12 @@ fn handshake(
             return Err(TlsFailure::Closed);
         }
         while connection.wants_write() {
-            connection
-                .write_tls(tcp)
-                .map_err(|e| TlsFailure::classify(&e))?;
+            match connection.write_tls(tcp) {
+                Ok(0) => return Err(TlsFailure::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TlsFailure::classify(&e)),
+            }
         }
         if !connection.is_handshaking() {
             return Ok(());
