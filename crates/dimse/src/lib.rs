@@ -21,6 +21,11 @@
 //! padding rules ([`trim_value`]) and error display ([`ErrorChain`]).
 //! Association rejections are named in words by [`describe_rejection`].
 //!
+//! The acceptor side is [`scp`]: dicom-auto's own reading and answering of an
+//! A-ASSOCIATE-RQ over plain TCP or TLS ([`scp::ScpStream`]), so that an SCP can
+//! route, refuse and check user identities as a router does, and an
+//! [`scp::ScpAssociation`] the message layer runs over like any other.
+//!
 //! # Example
 //!
 //! ```
@@ -55,6 +60,7 @@ pub mod identity;
 pub mod message;
 mod peer;
 pub mod qr;
+pub mod scp;
 pub mod scu;
 pub mod serde_duration;
 pub mod socket;

@@ -582,6 +582,10 @@ impl TlsFailure {
             ) => TlsFailure::NameMismatch,
             E::InvalidCertificate(other) => TlsFailure::BadCertificate(format!("{other:?}")),
             E::PeerIncompatible(_) => TlsFailure::NoCommonVersion,
+            // Server side: the client sent no certificate where one is required.
+            E::NoCertificatesPresented => {
+                TlsFailure::ClientCertificateRefused("no client certificate presented".into())
+            }
             E::AlertReceived(alert) => match alert {
                 AlertDescription::ProtocolVersion | AlertDescription::InsufficientSecurity => {
                     TlsFailure::NoCommonVersion

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! cargo run -p simulator -- [--rules FILE] [--port N] [--bind ADDR] [--load-mode]
+//!     [--tls-port N --tls-cert PEM --tls-key PEM [--tls-client-ca PEM
+//!     [--tls-require-client-cert]] [--tls-versions 1.2,1.3]]
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::{Rules, Simulator, SimulatorConfig, StoreMode, TransferSyntaxPolicy};
+use dimse::tls::{TlsServerOptions, TlsVersions};
+
+use crate::{Rules, Simulator, SimulatorConfig, StoreMode, TlsListener, TransferSyntaxPolicy};
 
 /// An embedded DICOM router standing in for Laurel Bridge Compass.
 #[derive(Clone, Debug, Parser)]
@@ -42,6 +46,45 @@ pub struct Args {
     /// Print the counters every this many seconds (0: never).
     #[arg(long, default_value_t = 10)]
     pub stats_every: u64,
+    /// Also listen for DICOM over TLS on this port (0: any free port), on the same
+    /// address and with the same routes. Needs --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_port: Option<u16>,
+    /// The TLS listener's certificate chain (PEM, leaf first).
+    #[arg(long, requires = "tls_port")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_port")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by these CAs (PEM).
+    #[arg(long, requires = "tls_port")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate signed by --tls-client-ca.
+    #[arg(long, requires = "tls_client_ca")]
+    pub tls_require_client_cert: bool,
+    /// TLS versions allowed: 1.2, 1.3 or 1.2,1.3 (the default, BCP 195).
+    #[arg(long, requires = "tls_port")]
+    pub tls_versions: Option<TlsVersions>,
+}
+
+impl Args {
+    /// The TLS listener the flags ask for, if any.
+    pub fn tls_listener(&self) -> Option<TlsListener> {
+        let port = self.tls_port?;
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return None;
+        };
+        let mut options = TlsServerOptions::new(cert, key)
+            .require_client_certificate(self.tls_require_client_cert)
+            .versions(self.tls_versions.unwrap_or_default());
+        if let Some(ca) = &self.tls_client_ca {
+            options = options.client_ca_bundle(ca);
+        }
+        Some(TlsListener {
+            bind: SocketAddr::new(self.bind, port),
+            options,
+        })
+    }
 }
 
 /// Runs the simulator as the command line asked, until the process is stopped
@@ -68,10 +111,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             TransferSyntaxPolicy::All
         },
         max_associations: args.max_associations,
+        tls: args.tls_listener(),
         ..SimulatorConfig::with_rules(rules)
     };
     let handle = Simulator::start(config).context("cannot start the simulator")?;
     println!("simulator listening on {}", handle.addr());
+    if let Some(tls) = handle.tls_addr() {
+        println!("simulator listening for DICOM over TLS on {tls}");
+    }
     for route in &handle.rules().routes {
         let mut delivery = Vec::new();
         if route.delivery.store {
@@ -115,6 +162,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.finds.requests,
             s.forwarding.queued()
         );
+        if handle.tls_addr().is_some() || s.tls.clients_on_plain_port > 0 {
+            println!(
+                "  TLS: {} associations, {} failed handshakes {:?}, {} TLS clients on the plain port",
+                s.tls.associations,
+                s.tls.handshake_failures_total(),
+                s.tls.handshake_failures,
+                s.tls.clients_on_plain_port
+            );
+        }
     }
 }
 
@@ -139,5 +195,72 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((args.port, args.load_mode, args.stats_every), (0, true, 0));
+        assert!(args.tls_listener().is_none());
+    }
+
+    #[test]
+    fn the_tls_flags_make_a_tls_listener_and_need_each_other() {
+        let args = Args::try_parse_from([
+            "simulator",
+            "--tls-port",
+            "2762",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+            "--tls-require-client-cert",
+            "--tls-versions",
+            "1.3",
+        ])
+        .unwrap();
+        let tls = args.tls_listener().unwrap();
+        assert_eq!(tls.bind.port(), 2762);
+        assert_eq!(
+            tls.options,
+            TlsServerOptions::new("c.pem", "k.pem")
+                .client_ca_bundle("ca.pem")
+                .require_client_certificate(true)
+                .versions(TlsVersions::TLS13_ONLY)
+        );
+        assert!(Args::try_parse_from(["simulator", "--tls-port", "2762"]).is_err());
+        assert!(Args::try_parse_from(["simulator", "--tls-cert", "c.pem"]).is_err());
+        assert!(
+            Args::try_parse_from(["simulator", "--tls-versions", "1.1", "--tls-port", "1"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_bad_key_file_names_the_file_and_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, "not a certificate\n").unwrap();
+        let config = SimulatorConfig {
+            tls: Some(TlsListener::on_free_port(TlsServerOptions::new(
+                &cert,
+                dir.path().join("missing.key"),
+            ))),
+            ..SimulatorConfig::default()
+        };
+        let error = Simulator::start(config).unwrap_err().to_string();
+        assert!(
+            error.contains("cert.pem") && error.contains("--tls-cert"),
+            "{error}"
+        );
+        let pki = test_pki::TestPki::new().unwrap();
+        let config = SimulatorConfig {
+            tls: Some(TlsListener::on_free_port(TlsServerOptions::new(
+                pki.server().certificate,
+                dir.path().join("missing.key"),
+            ))),
+            ..SimulatorConfig::default()
+        };
+        let error = Simulator::start(config).unwrap_err().to_string();
+        assert!(
+            error.contains("missing.key") && error.contains("--tls-key"),
+            "{error}"
+        );
     }
 }

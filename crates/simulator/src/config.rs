@@ -3,6 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use dimse::tls::{TlsError, TlsServerOptions};
+
 use crate::error::SimulatorError;
 use crate::rules::Rules;
 use crate::store::StoreMode;
@@ -69,6 +71,45 @@ pub struct SimulatorConfig {
     /// write wait this long; the TCP connect at most 5 s of it (a destination that
     /// is down fails the attempt fast and the retry backoff paces the queue).
     pub forward_timeout: Duration,
+    /// A second listener speaking DICOM over TLS (PS3.15 Annex B), with the same
+    /// routes; `None`: plain DICOM only.
+    pub tls: Option<TlsListener>,
+}
+
+/// The TLS listener of a simulator: where it listens and its certificate, key and
+/// client certificate policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsListener {
+    /// Address to listen on. Port 0 picks a free port; see
+    /// [`SimulatorHandle::tls_addr`](crate::SimulatorHandle::tls_addr).
+    pub bind: SocketAddr,
+    /// The certificate chain, key, client CA bundle, client certificate policy and
+    /// TLS versions.
+    pub options: TlsServerOptions,
+}
+
+impl TlsListener {
+    /// A TLS listener on `127.0.0.1` with a free port.
+    pub fn on_free_port(options: TlsServerOptions) -> Self {
+        TlsListener {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            options,
+        }
+    }
+}
+
+/// The command-line flag that sets what a TLS configuration error is about.
+pub(crate) fn tls_flag(error: &TlsError) -> &'static str {
+    match error {
+        TlsError::File { what, .. } | TlsError::Pem { what, .. } => match *what {
+            "server key" => "--tls-key",
+            "client CA bundle" => "--tls-client-ca",
+            _ => "--tls-cert",
+        },
+        TlsError::KeyMismatch { .. } => "--tls-cert/--tls-key",
+        TlsError::ClientCaMissing => "--tls-client-ca",
+        _ => "--tls-versions",
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -86,6 +127,7 @@ impl Default for SimulatorConfig {
             write_timeout: Duration::from_secs(30),
             max_data_set_len: 1 << 30,
             forward_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -24,6 +24,14 @@ pub enum SimulatorError {
         /// What the OS said.
         source: io::Error,
     },
+    /// The TLS listener's certificate, key or client CA bundle cannot be used.
+    #[error("cannot start the TLS listener: {source} (check {flag})")]
+    Tls {
+        /// The command-line flag of the file or setting at fault (`--tls-key`...).
+        flag: &'static str,
+        /// What is wrong, naming the file.
+        source: Box<dimse::tls::TlsError>,
+    },
     /// A configuration value is out of range.
     #[error("invalid simulator setting {name} = {value}: {reason}")]
     InvalidSetting {

@@ -1,13 +1,17 @@
 //! An embedded DICOM router that stands in for Laurel Bridge Compass.
 //!
-//! The simulator is a real DICOM SCP speaking real DICOM over TCP (dicom-ul, one
-//! thread per association). It behaves like a Compass configured with routes:
+//! The simulator is a real DICOM SCP speaking real DICOM over TCP and, optionally,
+//! TLS on a second port ([`SimulatorConfig::tls`]; associations read and answered
+//! by `dimse::scp`, one thread per association). It behaves like a Compass
+//! configured with routes:
 //!
 //! - **Routes by called AE title.** Each route of the [`Rules`] has a called AE
 //!   title; an unknown one is refused (A-ASSOCIATE-RJ permanent, service user,
 //!   reason 7), a calling AE title missing from the route's allow-list too
 //!   (reason 3), and one association over [`SimulatorConfig::max_associations`]
-//!   transiently (service provider, reason 2).
+//!   transiently (service provider, reason 2). A route may require a user
+//!   identity ([`rules::IdentityPolicy`]: users and passcodes, tokens): without an
+//!   acceptable one the association is refused (permanent, service user, reason 1).
 //! - **Services.** C-ECHO; C-STORE of every storage SOP class; C-FIND (Study Root
 //!   and Patient Root, PATIENT/STUDY/SERIES/IMAGE) with C-CANCEL, answered on every
 //!   route's AE title and on an optional query-only AE title.
@@ -67,22 +71,22 @@ mod values;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use dicom_object::InMemDicomObject;
 use parking_lot::{Mutex, RwLock};
 
-pub use config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
+pub use config::{SimulatorConfig, StorageSopClasses, TlsListener, TransferSyntaxPolicy};
 pub use error::{RulesError, SimulatorError};
 pub use faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 pub use forward::FailedForward;
 pub use rules::{Route, Rules};
 pub use scp::ReceivedFind;
 pub use stats::{
-    AssociationStats, FindStats, ForwardStats, RejectionReason, RouteStats, SimulatorStats,
-    StoreStats,
+    AssociationStats, FindStats, ForwardStats, IdentityStats, RejectionReason, RouteStats,
+    SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
 };
 pub use store::StoreMode;
 
@@ -101,16 +105,21 @@ impl Simulator {
     /// thread per forwarding route, and returns at once.
     pub fn start(config: SimulatorConfig) -> Result<SimulatorHandle, SimulatorError> {
         config.check()?;
-        let listener = TcpListener::bind(config.bind).map_err(|source| SimulatorError::Bind {
-            addr: config.bind,
-            source,
-        })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SimulatorError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let (listener, addr) = bind(config.bind)?;
+        let tls = match &config.tls {
+            Some(tls) => {
+                let server_config =
+                    tls.options
+                        .server_config()
+                        .map_err(|source| SimulatorError::Tls {
+                            flag: config::tls_flag(&source),
+                            source: Box::new(source),
+                        })?;
+                let (listener, addr) = bind(tls.bind)?;
+                Some((listener, addr, server_config))
+            }
+            None => None,
+        };
         let shutdown = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Mutex::new(Counters::new(config.rules.routes.len())));
         let failed_forwards = Arc::new(Mutex::new(Vec::new()));
@@ -155,29 +164,66 @@ impl Simulator {
             forward_queues,
             failed_forwards,
             received_finds: Mutex::new(VecDeque::new()),
+            next_connection_id: AtomicU64::new(0),
         });
-        let accept_shared = shared.clone();
-        let accept_thread = thread::Builder::new()
-            .name("simulator-accept".into())
-            .spawn(move || accept_loop(accept_shared, listener))
-            .map_err(|source| {
-                shared.shutdown.store(true, Ordering::Release);
-                SimulatorError::Spawn {
-                    what: "accept",
-                    source,
+        let spawn_accept = |name: &str, listener: TcpListener, tls| {
+            let accept_shared = shared.clone();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || accept_loop(accept_shared, listener, tls))
+                .map_err(|source| {
+                    shared.shutdown.store(true, Ordering::Release);
+                    SimulatorError::Spawn {
+                        what: "accept",
+                        source,
+                    }
+                })
+        };
+        let accept_thread = spawn_accept("simulator-accept", listener, None)?;
+        let (tls_addr, tls_accept_thread) = match tls {
+            Some((listener, tls_addr, server_config)) => {
+                match spawn_accept("simulator-accept-tls", listener, Some(server_config)) {
+                    Ok(thread) => (Some(tls_addr), Some(thread)),
+                    Err(error) => {
+                        // Stop the plain listener started above.
+                        let _ =
+                            TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(2));
+                        let _ = accept_thread.join();
+                        return Err(error);
+                    }
                 }
-            })?;
+            }
+            None => (None, None),
+        };
         Ok(SimulatorHandle {
             addr,
+            tls_addr,
             shared,
             accept_thread: Some(accept_thread),
+            tls_accept_thread,
             forward_threads,
         })
     }
 }
 
-fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let mut next_id = 0u64;
+fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SimulatorError> {
+    let error = |source| SimulatorError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}
+
+/// Where to connect to wake a blocking accept() on a listener bound to `addr`.
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
     for connection in listener.incoming() {
         if shared.shutdown.load(Ordering::Acquire) {
             break;
@@ -190,12 +236,12 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        next_id += 1;
-        let id = next_id;
+        let id = shared.next_connection_id.fetch_add(1, Ordering::AcqRel) + 1;
         let worker_shared = shared.clone();
+        let worker_tls = tls.clone();
         let spawned = thread::Builder::new()
             .name(format!("association-{id}"))
-            .spawn(move || scp::serve(worker_shared, stream, id));
+            .spawn(move || scp::serve(worker_shared, stream, id, worker_tls));
         if let Ok(handle) = spawned {
             let mut threads = shared.association_threads.lock();
             let (finished, running): (Vec<_>, Vec<_>) =
@@ -221,8 +267,10 @@ fn join_counting_panics(shared: &Shared, threads: Vec<JoinHandle<()>>) {
 #[derive(Debug)]
 pub struct SimulatorHandle {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     accept_thread: Option<JoinHandle<()>>,
+    tls_accept_thread: Option<JoinHandle<()>>,
     forward_threads: Vec<JoinHandle<()>>,
 }
 
@@ -275,9 +323,14 @@ pub struct StoredInstance {
 }
 
 impl SimulatorHandle {
-    /// The address the simulator listens on.
+    /// The address the simulator listens on (plain DICOM).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the TLS listener, when [`SimulatorConfig::tls`] asked for one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The rules in force.
@@ -462,19 +515,17 @@ impl SimulatorHandle {
             return;
         };
         self.shared.shutdown.store(true, Ordering::Release);
-        // Wake the blocking accept() with a connection of our own.
-        let wake_ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        let woke = TcpStream::connect_timeout(
-            &SocketAddr::new(wake_ip, self.addr.port()),
-            Duration::from_secs(2),
-        )
-        .is_ok();
-        if woke {
-            let _ = accept_thread.join();
+        // Wake each blocking accept() with a connection of our own.
+        let listeners = [(self.addr, Some(accept_thread))]
+            .into_iter()
+            .chain(self.tls_addr.zip(Some(self.tls_accept_thread.take())));
+        for (addr, thread) in listeners {
+            let woke = TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(2)).is_ok();
+            if let Some(thread) = thread
+                && woke
+            {
+                let _ = thread.join();
+            }
         }
         // Wake association threads blocked in a read: they send A-ABORT and end.
         for stream in self.shared.connections.lock().values() {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use dimse::scp::{IdentityKind, UserIdentity};
+use dimse::tls::{TlsFailure, TlsSession};
 use dimse::{Status, StatusClass};
 
 /// Why an association request was refused.
@@ -26,8 +28,11 @@ pub enum RejectionReason {
     /// for the AE title answers.
     RejectedByFault,
     /// The first PDU was not a usable A-ASSOCIATE-RQ (answered with A-ABORT), or
-    /// dicom-ul refused the request (protocol version, application context).
+    /// the request was not for DICOM (protocol version, application context).
     BadRequest,
+    /// The route requires a user identity and none acceptable came: permanent,
+    /// service user, no reason given (PS3.7 D.3.3.7.3).
+    IdentityRefused,
 }
 
 impl RejectionReason {
@@ -40,6 +45,7 @@ impl RejectionReason {
             RejectionReason::RefusedByFault => "refused (fault injection)",
             RejectionReason::RejectedByFault => "rejected (fault injection)",
             RejectionReason::BadRequest => "bad association request",
+            RejectionReason::IdentityRefused => "user identity refused",
         }
     }
 }
@@ -189,6 +195,66 @@ pub struct FindStats {
     pub stalled: u64,
 }
 
+/// TLS counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsStats {
+    /// Associations accepted over TLS (also counted in `associations.accepted`).
+    pub associations: u64,
+    /// Those associations by negotiated protocol version and cipher suite, e.g.
+    /// `("TLSv1_3", "TLS13_AES_256_GCM_SHA384")`.
+    pub sessions: BTreeMap<(String, String), u64>,
+    /// Failed handshakes on the TLS port, by kind ([`tls_failure_kind`]).
+    pub handshake_failures: BTreeMap<&'static str, u64>,
+    /// Connections to the plain port that opened with a TLS ClientHello (closed
+    /// unanswered).
+    pub clients_on_plain_port: u64,
+}
+
+impl TlsStats {
+    /// All failed handshakes.
+    pub fn handshake_failures_total(&self) -> u64 {
+        self.handshake_failures.values().sum()
+    }
+}
+
+/// The kind of a handshake failure, as [`TlsStats::handshake_failures`] counts it:
+/// `unknown_issuer`, `certificate_expired`, `name_mismatch`, `bad_certificate`,
+/// `no_common_version`, `client_certificate_refused`, `not_tls`, `closed`,
+/// `timed_out` or `other`.
+pub fn tls_failure_kind(failure: &TlsFailure) -> &'static str {
+    match failure {
+        TlsFailure::UnknownIssuer => "unknown_issuer",
+        TlsFailure::CertificateExpired => "certificate_expired",
+        TlsFailure::NameMismatch => "name_mismatch",
+        TlsFailure::BadCertificate(_) => "bad_certificate",
+        TlsFailure::NoCommonVersion => "no_common_version",
+        TlsFailure::ClientCertificateRefused(_) => "client_certificate_refused",
+        TlsFailure::NotTls => "not_tls",
+        TlsFailure::Closed => "closed",
+        TlsFailure::TimedOut => "timed_out",
+        _ => "other",
+    }
+}
+
+/// How many distinct user names [`IdentityStats::by_user`] keeps; later ones are
+/// counted under [`OTHER_USERS`].
+pub const IDENTITY_USERS_KEPT: usize = 1000;
+/// The [`IdentityStats::by_user`] key of the names past [`IDENTITY_USERS_KEPT`].
+pub const OTHER_USERS: &str = "<other users>";
+
+/// User identities seen in association requests that reached the identity check
+/// (called and calling AE titles accepted), accepted or not; never their passcodes
+/// or tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityStats {
+    /// By kind.
+    pub by_kind: BTreeMap<IdentityKind, u64>,
+    /// By user name (the user-name kinds).
+    pub by_user: BTreeMap<String, u64>,
+}
+
 /// Per-route counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -213,6 +279,10 @@ pub struct SimulatorStats {
     pub finds: FindStats,
     /// C-ECHO requests answered.
     pub echoes: u64,
+    /// TLS: associations, sessions, failed handshakes, TLS clients on the plain port.
+    pub tls: TlsStats,
+    /// User identities seen.
+    pub identities: IdentityStats,
     /// Per route, by route name.
     pub routes: BTreeMap<String, RouteStats>,
     /// Instances in the built-in store now.
@@ -228,6 +298,8 @@ pub(crate) struct Counters {
     pub(crate) associations: AssociationStats,
     pub(crate) finds: FindStats,
     pub(crate) echoes: u64,
+    pub(crate) tls: TlsStats,
+    pub(crate) identities: IdentityStats,
     pub(crate) routes: Vec<RouteStats>,
 }
 
@@ -243,6 +315,41 @@ impl Counters {
         *self.associations.rejected.entry(reason).or_default() += 1;
     }
 
+    pub(crate) fn tls_handshake_failed(&mut self, failure: &TlsFailure) {
+        *self
+            .tls
+            .handshake_failures
+            .entry(tls_failure_kind(failure))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn tls_association(&mut self, session: &TlsSession) {
+        self.tls.associations += 1;
+        *self
+            .tls
+            .sessions
+            .entry((
+                session.protocol_version.clone(),
+                session.cipher_suite.clone(),
+            ))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn identity_seen(&mut self, identity: &UserIdentity) {
+        *self.identities.by_kind.entry(identity.kind()).or_default() += 1;
+        if let Some(user) = identity.user() {
+            // Bounded: a requestor inventing names cannot grow this without end.
+            let key = if self.identities.by_user.contains_key(user)
+                || self.identities.by_user.len() < IDENTITY_USERS_KEPT
+            {
+                user.to_string()
+            } else {
+                OTHER_USERS.to_string()
+            };
+            *self.identities.by_user.entry(key).or_default() += 1;
+        }
+    }
+
     pub(crate) fn snapshot<'a>(
         &self,
         route_names: impl Iterator<Item = &'a str>,
@@ -251,6 +358,8 @@ impl Counters {
             associations: self.associations.clone(),
             finds: self.finds.clone(),
             echoes: self.echoes,
+            tls: self.tls.clone(),
+            identities: self.identities.clone(),
             ..SimulatorStats::default()
         };
         for (name, route) in route_names.zip(&self.routes) {

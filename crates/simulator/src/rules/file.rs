@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::model::*;
 use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
+use super::{IdentityPolicy, IdentityUser};
 use crate::error::RulesError;
 use crate::faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 
@@ -119,6 +120,7 @@ struct RawRoute {
     name: Spanned<String>,
     called_ae_title: Spanned<String>,
     allowed_calling_ae_titles: Option<Spanned<Vec<String>>>,
+    identity: Option<Spanned<RawIdentity>>,
     #[serde(default)]
     deliver_to: DeliverTo,
     forward: Option<Spanned<RawForward>>,
@@ -129,6 +131,25 @@ struct RawRoute {
     validate: Vec<Spanned<RawValidation>>,
     #[serde(default)]
     morph: Vec<Spanned<RawMorph>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    required: Option<bool>,
+    #[serde(default)]
+    kinds: Vec<Spanned<String>>,
+    #[serde(default)]
+    users: Vec<Spanned<RawIdentityUser>>,
+    #[serde(default)]
+    tokens: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentityUser {
+    name: String,
+    passcode: Option<String>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -473,6 +494,10 @@ impl Loader<'_> {
                 Some(out)
             }
         };
+        let identity = match raw.identity {
+            Some(identity) => Some(self.identity(&name, identity)?),
+            None => None,
+        };
         let forward = match raw.forward {
             None => None,
             Some(f) => {
@@ -536,11 +561,70 @@ impl Loader<'_> {
             name,
             called_ae_title,
             allowed_calling_ae_titles,
+            identity,
             delivery,
             stable_study_time,
             duplicates,
             validations,
             morphs,
+        })
+    }
+
+    fn identity(
+        &self,
+        route: &str,
+        spanned: Spanned<RawIdentity>,
+    ) -> Result<IdentityPolicy, RulesError> {
+        use dimse::scp::IdentityKind;
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let mut kinds = Vec::new();
+        for kind in &raw.kinds {
+            kinds.push(match kind.get_ref().as_str() {
+                "username" => IdentityKind::Username,
+                "username_passcode" | "username+passcode" => IdentityKind::UsernamePasscode,
+                "kerberos" => IdentityKind::Kerberos,
+                "saml" => IdentityKind::Saml,
+                "jwt" => IdentityKind::Jwt,
+                other => {
+                    return Err(self.error(
+                        &kind.span(),
+                        format!(
+                            "identity.kinds: \"{other}\" is no identity kind: expected \"username\", \"username_passcode\", \"kerberos\", \"saml\" or \"jwt\""
+                        ),
+                    ));
+                }
+            });
+        }
+        let mut users = Vec::new();
+        for user in raw.users {
+            let user_span = user.span();
+            let user = user.into_inner();
+            if user.name.is_empty() {
+                return Err(self.error(&user_span, "identity.users: a user name must not be empty"));
+            }
+            users.push(IdentityUser {
+                name: user.name,
+                passcode: user.passcode,
+            });
+        }
+        if raw.tokens.iter().any(String::is_empty) {
+            return Err(self.error(&span, "identity.tokens: a token must not be empty"));
+        }
+        let required = raw.required.unwrap_or(true);
+        if required && users.is_empty() && raw.tokens.is_empty() {
+            return Err(self.error(
+                &span,
+                format!(
+                    "route \"{route}\": [route.identity] requires an identity but lists no users and no tokens, so nobody could associate"
+                ),
+            ));
+        }
+        Ok(IdentityPolicy {
+            required,
+            kinds,
+            users,
+            tokens: raw.tokens,
         })
     }
 
@@ -761,6 +845,24 @@ mod tests {
         Rules::from_toml_str(toml, "test.toml")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn a_route_identity_loads_and_mistakes_are_named() {
+        let toml = "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n\n[route.identity]\nrequired = true\nkinds = [\"username_passcode\", \"jwt\"]\nusers = [{ name = \"modality1\", passcode = \"pw\" }]\ntokens = [\"tok\"]\n";
+        let rules = Rules::from_toml_str(toml, "test.toml").unwrap();
+        let identity = rules.routes[0].identity.as_ref().unwrap();
+        assert!(identity.required);
+        assert_eq!(identity.kinds.len(), 2);
+        assert_eq!(identity.users[0].name, "modality1");
+        assert_eq!(identity.tokens, ["tok"]);
+        let err = error_of(&toml.replace("\"jwt\"", "\"x509\""));
+        assert!(err.starts_with("Bad rules file: test.toml:7: "), "{err}");
+        assert!(err.contains("x509"), "{err}");
+        let err = error_of(
+            "[[route]]\nname = \"A\"\ncalled_ae_title = \"A\"\n\n[route.identity]\nrequired = true\n",
+        );
+        assert!(err.contains("nobody could associate"), "{err}");
     }
 
     #[test]

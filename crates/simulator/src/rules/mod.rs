@@ -11,6 +11,7 @@
 
 mod evaluate;
 mod file;
+mod identity;
 pub mod model;
 
 use dicom_core::Tag;
@@ -19,6 +20,7 @@ use dimse::Status;
 use crate::faults::FaultPlan;
 
 pub use evaluate::{Rejection, today_utc};
+pub use identity::{IdentityPolicy, IdentityUser};
 pub use model::{
     Action, Condition, Delivery, DuplicatePolicy, ForwardDestination, MorphRule, Route, Template,
     Test, Validation,

@@ -8,6 +8,7 @@ use dicom_object::InMemDicomObject;
 use dimse::{Attribute, Status};
 use regex::Regex;
 
+use super::IdentityPolicy;
 use crate::values::text;
 
 /// One route: a called AE title and what happens to what arrives on it.
@@ -20,6 +21,8 @@ pub struct Route {
     /// When set, only these calling AE titles may associate (others get
     /// A-ASSOCIATE-RJ permanent, service user, reason 3).
     pub allowed_calling_ae_titles: Option<Vec<String>>,
+    /// When set, the user identities accepted (and whether one is required).
+    pub identity: Option<IdentityPolicy>,
     /// Where accepted instances go.
     pub delivery: Delivery,
     /// A study becomes visible to C-FIND only once no instance of it has arrived for
@@ -264,6 +267,7 @@ impl Route {
             name: name.into(),
             called_ae_title: called_ae_title.into(),
             allowed_calling_ae_titles: None,
+            identity: None,
             delivery: Delivery {
                 store: true,
                 forward: None,

@@ -9,7 +9,6 @@ use dicom_dictionary_std::tags;
 
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
-use dicom_ul::association::SyncAssociation;
 use dimse::{CommandField, DimseError, Incoming, Message, MessageReader, Status};
 
 use super::{Association, Shared, respond};
@@ -203,24 +202,13 @@ const INSTANCE_COUNTS: [Tag; 3] = [
 ];
 
 /// Whether a C-CANCEL for `message_id` arrived while C-FIND responses are going out.
-/// Looks at dicom-ul's read buffer and the socket without blocking.
+/// Looks at the association's read-ahead, TLS buffer and socket without blocking.
 pub(super) fn cancel_requested(
     association: &mut Association,
     reader: &mut MessageReader,
     message_id: Option<u16>,
 ) -> Result<bool, DimseError> {
-    let waiting = {
-        let (socket, buffer) = SyncAssociation::get_mut(association);
-        if !buffer.is_empty() {
-            true
-        } else {
-            let mut probe = [0u8; 1];
-            let _ = socket.set_nonblocking(true);
-            let peeked = socket.peek(&mut probe);
-            let _ = socket.set_nonblocking(false);
-            matches!(peeked, Ok(n) if n > 0)
-        }
-    };
+    let waiting = association.input_waiting();
     if !waiting {
         return Ok(false);
     }

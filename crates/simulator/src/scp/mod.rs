@@ -12,15 +12,18 @@ mod store;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use dicom_dictionary_std::uids;
-use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PresentationContextResultReason};
-use dicom_ul::{Pdu, ServerAssociation};
-use dimse::{Command, CommandField, DimseError, Incoming, Message, MessageReader, Status};
+use dicom_ul::Pdu;
+use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource};
+use dimse::scp::{AcceptOptions, ScpAssociation, ScpError, ScpStream, UserIdentity};
+use dimse::{
+    Command, CommandField, DimseError, Incoming, Message, MessageReader, PduChannel, Status,
+};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::SimulatorConfig;
@@ -33,9 +36,7 @@ use dimse::InformationModel;
 
 pub use self::find::ReceivedFind;
 use self::find::{RECEIVED_FINDS_KEPT, handle_find};
-use self::negotiation::{
-    PeekError, abort_raw, is_find_model, negotiation, peek_associate_rq, refuse,
-};
+use self::negotiation::{decide, is_find_model, refuse};
 use self::store::handle_store;
 
 /// State shared by the accept loop, the association threads and the handle.
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
     /// The latest C-FIND requests (at most `RECEIVED_FINDS_KEPT`), oldest first.
     pub(crate) received_finds: Mutex<VecDeque<ReceivedFind>>,
+    /// Connection IDs (for `connections`), unique over both listeners.
+    pub(crate) next_connection_id: AtomicU64,
 }
 
 impl Shared {
@@ -114,8 +117,14 @@ impl Drop for ActiveSlot<'_> {
     }
 }
 
-/// Serves one TCP connection from A-ASSOCIATE-RQ to the end of the association.
-pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, id: u64) {
+/// Serves one TCP connection from A-ASSOCIATE-RQ to the end of the association,
+/// after a TLS handshake when `tls` is given (the TLS listener's connections).
+pub(crate) fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    id: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let config = &shared.config;
     // Nagle plus delayed ACK costs ~40 ms per response on loopback.
     let _ = stream.set_nodelay(true);
@@ -136,28 +145,46 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, id: u64) {
     if shared.shutdown.load(Ordering::Acquire) {
         return;
     }
-    negotiate_and_run(&shared, stream);
+    // The ARTIM timer covers the TLS handshake and the A-ASSOCIATE-RQ.
+    let artim = config.artim_timeout.min(config.read_timeout);
+    let deadline = Instant::now() + artim;
+    let stream = match tls {
+        None => ScpStream::Plain(stream),
+        Some(tls) => match ScpStream::accept_tls(stream, tls, artim) {
+            Ok(stream) => stream,
+            Err(ScpError::Tls(failure)) => {
+                shared.counters.lock().tls_handshake_failed(&failure);
+                return;
+            }
+            Err(_) => return,
+        },
+    };
+    negotiate_and_run(&shared, stream, deadline);
 }
 
-fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
+fn negotiate_and_run(shared: &Shared, mut stream: ScpStream, deadline: Instant) {
     let config = &shared.config;
-    let (rq_len, rq) =
-        match peek_associate_rq(&stream, config.artim_timeout.min(config.read_timeout)) {
-            Ok(found) => found,
-            Err(PeekError::Gone) => return,
-            Err(PeekError::NotAnAssociateRq) => {
+    let rq = match dimse::scp::read_associate_request(&mut stream, deadline) {
+        Ok(rq) => rq,
+        Err(ScpError::TlsClientOnPlainPort) => {
+            // Nothing a TLS client could read: close at once.
+            shared.counters.lock().tls.clients_on_plain_port += 1;
+            let _ = stream.tcp().shutdown(Shutdown::Both);
+            return;
+        }
+        Err(error) => {
+            if let Some(source) = error.abort_source() {
                 shared.counters.lock().reject(RejectionReason::BadRequest);
-                let reason = AbortRQServiceProviderReason::UnexpectedPdu;
-                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
-                return;
+                dimse::scp::abort(stream, source);
             }
-            Err(PeekError::Malformed) => {
-                shared.counters.lock().reject(RejectionReason::BadRequest);
-                let reason = AbortRQServiceProviderReason::UnrecognizedPduParameter;
-                abort_raw(&mut stream, AbortRQSource::ServiceProvider(reason));
-                return;
-            }
-        };
+            return;
+        }
+    };
+    if let Some(rejection) = dimse::scp::standard_refusal(&rq) {
+        shared.counters.lock().reject(RejectionReason::BadRequest);
+        dimse::scp::reject(stream, rejection);
+        return;
+    }
     let rules = &config.rules;
     let called = rq.called_ae_title.trim();
     let calling = rq.calling_ae_title.trim();
@@ -170,54 +197,60 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
     } else if rules.settings.query_ae_title.as_deref() == Some(called) {
         Target::QueryOnly
     } else {
-        refuse(
-            shared,
-            &mut stream,
-            rq_len,
-            RejectionReason::CalledAeTitleNotRecognized,
-        );
+        refuse(shared, stream, RejectionReason::CalledAeTitleNotRecognized);
         return;
     };
     if let Target::Route(i) = target
         && let Some(allowed) = &rules.routes[i].allowed_calling_ae_titles
         && !allowed.iter().any(|a| a == calling)
     {
-        refuse(
-            shared,
-            &mut stream,
-            rq_len,
-            RejectionReason::CallingAeTitleNotRecognized,
-        );
+        refuse(shared, stream, RejectionReason::CallingAeTitleNotRecognized);
         return;
     }
+    let identity = UserIdentity::of_request(&rq);
+    if let Some(identity) = &identity {
+        shared.counters.lock().identity_seen(identity);
+    }
+    let identity_accepted = match target {
+        Target::Route(i) => match &rules.routes[i].identity {
+            Some(policy) => {
+                let accepted = identity.as_ref().is_some_and(|id| policy.accepts(id));
+                if !accepted && policy.required {
+                    refuse(shared, stream, RejectionReason::IdentityRefused);
+                    return;
+                }
+                accepted
+            }
+            None => false,
+        },
+        Target::QueryOnly => false,
+    };
     if shared.faults.refusing() {
-        refuse(shared, &mut stream, rq_len, RejectionReason::RefusedByFault);
+        refuse(shared, stream, RejectionReason::RefusedByFault);
         return;
     }
     if shared.faults.reject_this_association() {
-        refuse(
-            shared,
-            &mut stream,
-            rq_len,
-            RejectionReason::RejectedByFault,
-        );
+        refuse(shared, stream, RejectionReason::RejectedByFault);
         return;
     }
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
     if open > config.max_associations {
-        refuse(
-            shared,
-            &mut stream,
-            rq_len,
-            RejectionReason::LocalLimitExceeded,
-        );
+        refuse(shared, stream, RejectionReason::LocalLimitExceeded);
         return;
     }
     let withheld_models = shared.faults.withheld_find_models();
-    let options = negotiation(config, &rq, target, called, &withheld_models);
-    // dicom-ul reads the same A-ASSOCIATE-RQ again (it was only peeked) and answers.
-    let mut association = match options.establish(stream) {
+    let mut options = AcceptOptions::new().max_pdu_length(config.max_pdu_length);
+    if identity_accepted {
+        // The user-name kinds answer with an empty server response; nothing is
+        // issued for a token either (PS3.7 D.3.3.7.2 lets it be empty).
+        options = options.identity_accepted(Vec::new());
+    }
+    let tls_session = stream.tls_session();
+    let accepted = dimse::scp::accept(stream, &rq, &options, |pc| {
+        decide(config, target, &withheld_models, pc)
+    });
+    let mut association = match accepted {
         Ok(a) => a,
         Err(_) => {
             shared.counters.lock().reject(RejectionReason::BadRequest);
@@ -228,6 +261,9 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
         let mut c = shared.counters.lock();
         c.associations.accepted += 1;
         c.associations.active += 1;
+        if let Some(session) = &tls_session {
+            c.tls_association(session);
+        }
     }
     let end = run_association(shared, &mut association, target);
     let mut c = shared.counters.lock();
@@ -244,7 +280,7 @@ fn negotiate_and_run(shared: &Shared, mut stream: TcpStream) {
     }
 }
 
-type Association = ServerAssociation<TcpStream>;
+type Association = ScpAssociation;
 
 fn run_association(shared: &Shared, association: &mut Association, target: Target) -> End {
     let config = &shared.config;
@@ -268,12 +304,7 @@ fn run_association(shared: &Shared, association: &mut Association, target: Targe
         let wanted = idle
             .unwrap_or(config.read_timeout)
             .max(Duration::from_millis(1));
-        if wanted != read_timeout
-            && association
-                .inner_stream()
-                .set_read_timeout(Some(wanted))
-                .is_ok()
-        {
+        if wanted != read_timeout && association.tcp().set_read_timeout(Some(wanted)).is_ok() {
             read_timeout = wanted;
         }
         let incoming = reader.receive(association);
@@ -291,7 +322,7 @@ fn run_association(shared: &Shared, association: &mut Association, target: Targe
                 &mut stores_answered,
             ),
             Ok(Incoming::ReleaseRequested) => {
-                let _ = association.send(&Pdu::ReleaseRP);
+                let _ = association.send_pdu(&Pdu::ReleaseRP);
                 return End::Released;
             }
             Ok(Incoming::Aborted(_)) => return End::PeerAborted,
@@ -324,8 +355,7 @@ fn run_association(shared: &Shared, association: &mut Association, target: Targe
 }
 
 fn abort(association: &mut Association, source: AbortRQSource) {
-    let _ = association.send(&Pdu::AbortRQ { source });
-    let _ = association.inner_stream().shutdown(Shutdown::Both);
+    association.abort(source);
 }
 
 fn handle_message(
@@ -338,9 +368,7 @@ fn handle_message(
 ) -> Result<Flow, DimseError> {
     let pc_id = message.presentation_context_id;
     let Some((abstract_syntax, ts_uid)) = association
-        .presentation_contexts()
-        .iter()
-        .find(|pc| pc.id == pc_id && pc.reason == PresentationContextResultReason::Acceptance)
+        .accepted_context(pc_id)
         .map(|pc| (pc.abstract_syntax.clone(), pc.transfer_syntax.clone()))
     else {
         return Err(DimseError::Protocol(format!(

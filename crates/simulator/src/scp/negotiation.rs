@@ -1,95 +1,33 @@
-//! Admission of an association: the A-ASSOCIATE-RQ is read before dicom-ul sees it,
-//! so that the simulator routes by called AE title and refuses as a router would
-//! (unknown AE, calling AE not allowed, too many associations, a refusal fault), then
-//! the presentation contexts a route offers.
-
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::thread::{self};
-use std::time::{Duration, Instant};
+//! Admission of an association: which of the proposed presentation contexts a
+//! route accepts, with which transfer syntax, and the A-ASSOCIATE-RJ each refusal
+//! of the simulator stands for. (Reading the request and answering it is
+//! `dimse::scp`'s.)
 
 use dicom_dictionary_std::uids;
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use dicom_ul::pdu::{
-    AbortRQSource, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
     AssociationRJServiceProviderPresentationReason as ProviderReason,
-    AssociationRJServiceUserReason as UserReason, AssociationRJSource, AssociationRQ,
-    MAXIMUM_PDU_SIZE,
+    AssociationRJServiceUserReason as UserReason, AssociationRJSource, PresentationContextProposed,
+    PresentationContextResultReason,
 };
-use dicom_ul::{Pdu, ServerAssociationOptions};
+use dimse::InformationModel;
+use dimse::scp::{ContextDecision, ScpStream};
 
 use super::{Shared, Target};
 use crate::config::{SimulatorConfig, StorageSopClasses, TransferSyntaxPolicy};
 use crate::stats::RejectionReason;
-use dimse::InformationModel;
 
-/// The largest A-ASSOCIATE-RQ read: 128 presentation contexts with long UIDs fit
-/// in well under this.
-pub(super) const MAX_ASSOCIATE_RQ_LEN: usize = 1 << 16;
-
-pub(super) enum PeekError {
-    /// Closed, reset or silent: nobody to answer.
-    Gone,
-    NotAnAssociateRq,
-    Malformed,
+/// Counts the refusal and answers with the A-ASSOCIATE-RJ that `reason` stands for.
+pub(super) fn refuse(shared: &Shared, stream: ScpStream, reason: RejectionReason) {
+    shared.counters.lock().reject(reason);
+    dimse::scp::reject(stream, rejection(reason));
 }
 
-/// Reads the A-ASSOCIATE-RQ without consuming it, so that the simulator can route
-/// or refuse by AE title (and refuse transiently, which dicom-ul's AccessControl
-/// cannot) before handing the socket to dicom-ul.
-pub(super) fn peek_associate_rq(
-    stream: &TcpStream,
-    timeout: Duration,
-) -> Result<(usize, AssociationRQ), PeekError> {
-    let deadline = Instant::now() + timeout;
-    let header = peek_exact(stream, 6, deadline)?;
-    if header[0] != 0x01 {
-        return Err(PeekError::NotAnAssociateRq);
-    }
-    let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-    if len > MAX_ASSOCIATE_RQ_LEN {
-        return Err(PeekError::Malformed);
-    }
-    let bytes = peek_exact(stream, 6 + len, deadline)?;
-    match dicom_ul::pdu::read_pdu(&bytes[..], MAXIMUM_PDU_SIZE, false) {
-        Ok(Some(Pdu::AssociationRQ(rq))) => Ok((6 + len, rq)),
-        _ => Err(PeekError::Malformed),
-    }
-}
-
-pub(super) fn peek_exact(
-    stream: &TcpStream,
-    n: usize,
-    deadline: Instant,
-) -> Result<Vec<u8>, PeekError> {
-    let mut buf = vec![0u8; n];
-    loop {
-        match stream.peek(&mut buf) {
-            Ok(0) => return Err(PeekError::Gone),
-            Ok(k) if k >= n => return Ok(buf),
-            Ok(_) => {
-                if Instant::now() >= deadline {
-                    return Err(PeekError::Gone);
-                }
-                // Part of the PDU is in: the rest is on its way.
-                thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(PeekError::Gone),
-        }
-    }
-}
-
-/// Counts the refusal and answers the (peeked) A-ASSOCIATE-RQ with the
-/// A-ASSOCIATE-RJ that `reason` stands for.
-pub(super) fn refuse(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    rq_len: usize,
-    reason: RejectionReason,
-) {
+/// The A-ASSOCIATE-RJ of each refusal.
+pub(super) fn rejection(reason: RejectionReason) -> AssociationRJ {
     use AssociationRJResult::{Permanent, Transient};
     use AssociationRJSource::{ServiceProviderASCE, ServiceProviderPresentation, ServiceUser};
-    shared.counters.lock().reject(reason);
     let (result, source) = match reason {
         RejectionReason::CalledAeTitleNotRecognized => (
             Permanent,
@@ -111,52 +49,18 @@ pub(super) fn refuse(
             Transient,
             ServiceProviderPresentation(ProviderReason::LocalLimitExceeded),
         ),
-        // Not refused through here (a bad request is aborted, or refused by
-        // dicom-ul itself); this is the RJ that would say so.
+        // PS3.7 D.3.3.7.3: an identity the acceptor does not accept is rejected
+        // permanently by the service user with no reason given.
+        RejectionReason::IdentityRefused => (Permanent, ServiceUser(UserReason::NoReasonGiven)),
+        // Not refused through here (a bad request is aborted, or gets the refusal
+        // PS3.8 names, `dimse::scp::standard_refusal`); this is the RJ that would
+        // say so.
         RejectionReason::BadRequest => (
             Permanent,
             ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
         ),
     };
-    let mut rq = vec![0u8; rq_len];
-    if stream.read_exact(&mut rq).is_err() {
-        return;
-    }
-    let mut out = Vec::with_capacity(10);
-    if dicom_ul::pdu::write_pdu(
-        &mut out,
-        &Pdu::AssociationRJ(AssociationRJ { result, source }),
-    )
-    .is_ok()
-    {
-        let _ = stream.write_all(&out);
-    }
-    linger_until_peer_closes(stream);
-}
-
-pub(super) fn abort_raw(stream: &mut TcpStream, source: AbortRQSource) {
-    let mut out = Vec::with_capacity(10);
-    if dicom_ul::pdu::write_pdu(&mut out, &Pdu::AbortRQ { source }).is_ok() {
-        let _ = stream.write_all(&out);
-    }
-    linger_until_peer_closes(stream);
-}
-
-/// Closing a socket with unread input makes Linux send RST, which can destroy the
-/// RJ or A-ABORT just written before the peer reads it: let the peer close first
-/// (briefly, and reading at most a bounded amount).
-pub(super) fn linger_until_peer_closes(stream: &mut TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut sink = [0u8; 4096];
-    let mut total = 0usize;
-    while Instant::now() < deadline && total < (1 << 20) {
-        match stream.read(&mut sink) {
-            Ok(n) if n > 0 => total += n,
-            _ => break,
-        }
-    }
+    AssociationRJ { result, source }
 }
 
 /// Whether `uid` is a storage SOP class in the standard registry.
@@ -197,44 +101,95 @@ pub(super) fn abstract_syntax_allowed(
     }
 }
 
-pub(super) fn negotiation<'a>(
-    config: &'a SimulatorConfig,
-    rq: &AssociationRQ,
+/// The result of one proposed presentation context: its abstract syntax must be
+/// allowed, and the first of its transfer syntaxes (in the requestor's order) that
+/// the policy allows and the transfer syntax registry can parse is chosen.
+pub(super) fn decide(
+    config: &SimulatorConfig,
     target: Target,
-    called: &str,
     withheld_models: &[InformationModel],
-) -> ServerAssociationOptions<
-    'a,
-    dicom_ul::association::server::AcceptAny,
-    dicom_ul::association::server::DefaultNegotiation,
-> {
-    let mut options = ServerAssociationOptions::new()
-        .accept_any()
-        .ae_title(called.to_string())
-        .max_pdu_length(config.max_pdu_length)
-        .strict(true)
-        .read_timeout(config.read_timeout)
-        .write_timeout(config.write_timeout);
-    let mut offered = false;
-    for pc in &rq.presentation_contexts {
-        let uid = pc.abstract_syntax.trim_end_matches(['\0', ' ']);
-        if abstract_syntax_allowed(config, target, uid, withheld_models) {
-            options = options.with_abstract_syntax(uid.to_string());
-            offered = true;
+    pc: &PresentationContextProposed,
+) -> ContextDecision {
+    let uid = trim_uid(&pc.abstract_syntax);
+    if !abstract_syntax_allowed(config, target, uid, withheld_models) {
+        return ContextDecision::Refuse(
+            PresentationContextResultReason::AbstractSyntaxNotSupported,
+        );
+    }
+    pc.transfer_syntaxes
+        .iter()
+        .map(|ts| trim_uid(ts))
+        .find(|ts| policy_allows(&config.transfer_syntaxes, ts) && registry_supports(ts))
+        .map_or(
+            ContextDecision::Refuse(PresentationContextResultReason::TransferSyntaxesNotSupported),
+            |ts| ContextDecision::Accept {
+                transfer_syntax: ts.to_string(),
+            },
+        )
+}
+
+fn policy_allows(policy: &TransferSyntaxPolicy, ts: &str) -> bool {
+    match policy {
+        // No list: every transfer syntax the registry can parse, compressed included.
+        TransferSyntaxPolicy::All => true,
+        TransferSyntaxPolicy::UncompressedOnly => {
+            ts == uids::EXPLICIT_VR_LITTLE_ENDIAN || ts == uids::IMPLICIT_VR_LITTLE_ENDIAN
+        }
+        TransferSyntaxPolicy::Only(list) => list.iter().any(|allowed| trim_uid(allowed) == ts),
+    }
+}
+
+fn registry_supports(ts: &str) -> bool {
+    TransferSyntaxRegistry
+        .get(ts)
+        .is_some_and(|ts| !ts.is_unsupported())
+}
+
+fn trim_uid(uid: &str) -> &str {
+    uid.trim_end_matches(['\0', ' '])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposed(abstract_syntax: &str, transfer_syntaxes: &[&str]) -> PresentationContextProposed {
+        PresentationContextProposed {
+            id: 1,
+            abstract_syntax: abstract_syntax.into(),
+            transfer_syntaxes: transfer_syntaxes.iter().map(|s| s.to_string()).collect(),
         }
     }
-    if !offered {
-        // dicom-ul needs one; every proposed context is then refused.
-        options = options.with_abstract_syntax(uids::VERIFICATION);
-    }
-    match &config.transfer_syntaxes {
-        // No list: every transfer syntax the registry can parse, compressed included.
-        TransferSyntaxPolicy::All => options,
-        TransferSyntaxPolicy::UncompressedOnly => options
-            .with_transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
-            .with_transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN),
-        TransferSyntaxPolicy::Only(list) => list
-            .iter()
-            .fold(options, |o, ts| o.with_transfer_syntax(ts.as_str())),
+
+    #[test]
+    fn the_first_proposed_transfer_syntax_the_policy_allows_is_chosen() {
+        let mut config = SimulatorConfig::default();
+        let pc = proposed(
+            uids::CT_IMAGE_STORAGE,
+            &[uids::JPEG_BASELINE8_BIT, uids::EXPLICIT_VR_LITTLE_ENDIAN],
+        );
+        let route = Target::Route(0);
+        assert_eq!(
+            decide(&config, route, &[], &pc),
+            ContextDecision::Accept {
+                transfer_syntax: uids::JPEG_BASELINE8_BIT.into()
+            }
+        );
+        config.transfer_syntaxes = TransferSyntaxPolicy::UncompressedOnly;
+        assert_eq!(
+            decide(&config, route, &[], &pc),
+            ContextDecision::Accept {
+                transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into()
+            }
+        );
+        let jpeg_only = proposed(uids::CT_IMAGE_STORAGE, &[uids::JPEG_BASELINE8_BIT]);
+        assert_eq!(
+            decide(&config, route, &[], &jpeg_only),
+            ContextDecision::Refuse(PresentationContextResultReason::TransferSyntaxesNotSupported)
+        );
+        assert_eq!(
+            decide(&config, Target::QueryOnly, &[], &pc),
+            ContextDecision::Refuse(PresentationContextResultReason::AbstractSyntaxNotSupported)
+        );
     }
 }

@@ -51,23 +51,24 @@ pub fn encode(obj: &InMemDicomObject) -> Vec<u8> {
     out
 }
 
-/// A test SCU association.
-pub struct Client {
-    pub association: ClientAssociation<TcpStream>,
+/// A test SCU association, over plain TCP or (`connect_tls_with`) TLS.
+pub struct Client<S = TcpStream> {
+    pub association: ClientAssociation<S>,
     pub reader: MessageReader,
     next_id: u16,
 }
+
+/// A TLS test SCU association.
+pub type TlsClient = Client<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
 
 pub fn connect(addr: SocketAddr, called: &str) -> Result<Client, dicom_ul::association::Error> {
     connect_as(addr, called, "TEST-SCU")
 }
 
-pub fn connect_as(
-    addr: SocketAddr,
-    called: &str,
-    calling: &str,
-) -> Result<Client, dicom_ul::association::Error> {
-    let mut association = ClientAssociationOptions::new()
+/// The options of every test association: Verification, Secondary Capture and
+/// both FIND models, bounded waits.
+pub fn options(called: &str, calling: &str) -> ClientAssociationOptions<'static> {
+    ClientAssociationOptions::new()
         .calling_ae_title(calling.to_string())
         .called_ae_title(called.to_string())
         .with_presentation_context(uids::VERIFICATION, vec![uids::IMPLICIT_VR_LITTLE_ENDIAN])
@@ -83,7 +84,22 @@ pub fn connect_as(
         .connection_timeout(Duration::from_secs(5))
         .read_timeout(Duration::from_secs(10))
         .write_timeout(Duration::from_secs(10))
-        .establish(addr)?;
+}
+
+pub fn connect_as(
+    addr: SocketAddr,
+    called: &str,
+    calling: &str,
+) -> Result<Client, dicom_ul::association::Error> {
+    connect_with(addr, options(called, calling))
+}
+
+/// A plain association with these options.
+pub fn connect_with(
+    addr: SocketAddr,
+    options: ClientAssociationOptions<'_>,
+) -> Result<Client, dicom_ul::association::Error> {
+    let mut association = options.establish(addr)?;
     association.inner_stream().set_nodelay(true).unwrap();
     Ok(Client {
         association,
@@ -92,7 +108,28 @@ pub fn connect_as(
     })
 }
 
-impl Client {
+/// A TLS association with these options, verifying the server as `localhost`.
+pub fn connect_tls_with(
+    addr: SocketAddr,
+    options: ClientAssociationOptions<'_>,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<TlsClient, dicom_ul::association::Error> {
+    let mut association = options
+        .server_name("localhost")
+        .tls_config(config)
+        .establish_tls(addr)?;
+    association.inner_stream().sock.set_nodelay(true).unwrap();
+    Ok(Client {
+        association,
+        reader: MessageReader::new(),
+        next_id: 1,
+    })
+}
+
+impl<S> Client<S>
+where
+    S: std::io::Read + std::io::Write + dicom_ul::association::CloseSocket + 'static,
+{
     pub fn context(&self, abstract_syntax: &str) -> Option<u8> {
         self.association
             .presentation_contexts()
