@@ -21,6 +21,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use dicom_ul::pdu::{AssociationRQ, UserIdentityType, UserVariableItem};
 use serde::Serialize;
 
 /// The kind of a user identity (PS3.7 Table D.3-14, User-Identity-Type).
@@ -109,7 +110,7 @@ impl FromStr for IdentityKind {
     type Err = IdentityKindError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        let wanted = s.trim().to_ascii_lowercase().replace(['_', '+'], "-");
         IdentityKind::ALL
             .into_iter()
             .find(|k| k.name() == wanted)
@@ -118,11 +119,16 @@ impl FromStr for IdentityKind {
 }
 
 /// One user identity: its kind, the user name or token, and the passcode.
+///
+/// Made by the constructors to be sent, or read from an A-ASSOCIATE-RQ
+/// ([`UserIdentity::of_request`]) on the acceptor side, where secrets are compared
+/// with [`UserIdentity::secret_matches`].
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct UserIdentity {
     kind: IdentityKind,
     primary: String,
     passcode: Option<String>,
+    positive_response_requested: bool,
 }
 
 impl UserIdentity {
@@ -132,6 +138,7 @@ impl UserIdentity {
             kind: IdentityKind::Username,
             primary: user.into(),
             passcode: None,
+            positive_response_requested: false,
         }
     }
 
@@ -141,6 +148,7 @@ impl UserIdentity {
             kind: IdentityKind::UsernamePasscode,
             primary: user.into(),
             passcode: Some(passcode.into()),
+            positive_response_requested: false,
         }
     }
 
@@ -152,6 +160,7 @@ impl UserIdentity {
             kind,
             primary: token.into(),
             passcode: None,
+            positive_response_requested: false,
         })
     }
 
@@ -164,7 +173,66 @@ impl UserIdentity {
             primary: String::from_utf8_lossy(primary).into_owned(),
             passcode: (kind == IdentityKind::UsernamePasscode)
                 .then(|| String::from_utf8_lossy(secondary).into_owned()),
+            positive_response_requested: false,
         })
+    }
+
+    /// The identity an A-ASSOCIATE-RQ carried, if any (of a known kind).
+    pub fn of_request(request: &AssociationRQ) -> Option<UserIdentity> {
+        request.user_variables.iter().find_map(|item| match item {
+            UserVariableItem::UserIdentityItem(identity) => UserIdentity::from_ul(identity),
+            _ => None,
+        })
+    }
+
+    /// dicom-ul's user identity item (`None` for a kind this crate does not know).
+    pub fn from_ul(identity: &dicom_ul::pdu::UserIdentity) -> Option<UserIdentity> {
+        let code = match identity.identity_type() {
+            UserIdentityType::Username => 1,
+            UserIdentityType::UsernamePassword => 2,
+            UserIdentityType::KerberosServiceTicket => 3,
+            UserIdentityType::SamlAssertion => 4,
+            UserIdentityType::Jwt => 5,
+            _ => return None,
+        };
+        let mut received = UserIdentity::from_fields(
+            code,
+            &identity.primary_field(),
+            &identity.secondary_field(),
+        )?;
+        received.positive_response_requested = identity.positive_response_requested();
+        Some(received)
+    }
+
+    /// Whether the requestor asked for a positive response (the User Identity server
+    /// response item in the A-ASSOCIATE-AC). Always `false` for an identity we send:
+    /// dicom-ul 0.10.1 cannot ask.
+    pub fn positive_response_requested(&self) -> bool {
+        self.positive_response_requested
+    }
+
+    /// The secret: the passcode, or the token; empty for a user name alone. Never
+    /// log it.
+    pub fn secret(&self) -> &[u8] {
+        match self.kind {
+            IdentityKind::Username => &[],
+            IdentityKind::UsernamePasscode => {
+                self.passcode.as_deref().unwrap_or_default().as_bytes()
+            }
+            _ => self.primary.as_bytes(),
+        }
+    }
+
+    /// Whether the secret is exactly `expected`, compared in a time that does not
+    /// depend on where the two first differ.
+    pub fn secret_matches(&self, expected: &[u8]) -> bool {
+        let secret = self.secret();
+        secret.len() == expected.len()
+            && secret
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// The kind.
@@ -203,6 +271,10 @@ impl fmt::Debug for UserIdentity {
             .field("kind", &self.kind)
             .field("user", &self.user_name())
             .field("secret", &"<withheld>")
+            .field(
+                "positive_response_requested",
+                &self.positive_response_requested,
+            )
             .finish()
     }
 }
@@ -262,6 +334,35 @@ mod tests {
             serde_json::to_string(&identity.summary()).unwrap(),
             r#"{"kind":"username-passcode","user":"modality1"}"#
         );
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        let token = UserIdentity::token(IdentityKind::Jwt, "abc").unwrap();
+        assert!(token.secret_matches(b"abc"));
+        assert!(!token.secret_matches(b"abd"));
+        assert!(!token.secret_matches(b"ab"));
+        assert!(!token.secret_matches(b""));
+        let user = UserIdentity::username_passcode("alice", "pw");
+        assert!(user.secret_matches(b"pw"));
+        assert!(!user.secret_matches(b"alice"));
+        assert!(UserIdentity::username("alice").secret_matches(b""));
+    }
+
+    #[test]
+    fn the_identity_of_a_request_is_read_from_dicom_ul_with_its_response_request() {
+        let item = dicom_ul::pdu::UserIdentity::new(
+            true,
+            UserIdentityType::UsernamePassword,
+            b"alice".to_vec(),
+            b"pw".to_vec(),
+        );
+        let identity = UserIdentity::from_ul(&item).unwrap();
+        assert_eq!(identity.kind(), IdentityKind::UsernamePasscode);
+        assert_eq!(identity.user_name(), Some("alice"));
+        assert!(identity.secret_matches(b"pw"));
+        assert!(identity.positive_response_requested());
+        assert!(!format!("{identity:?} {identity}").contains("pw\""));
     }
 
     #[test]

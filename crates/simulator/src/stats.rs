@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use dimse::scp::{IdentityKind, UserIdentity};
 use dimse::tls::{TlsFailure, TlsSession};
+use dimse::{IdentityKind, UserIdentity};
 use dimse::{Status, StatusClass};
 
 /// Why an association request was refused.
@@ -337,7 +337,7 @@ impl Counters {
 
     pub(crate) fn identity_seen(&mut self, identity: &UserIdentity) {
         *self.identities.by_kind.entry(identity.kind()).or_default() += 1;
-        if let Some(user) = identity.user() {
+        if let Some(user) = identity.user_name() {
             // Bounded: a requestor inventing names cannot grow this without end.
             let key = if self.identities.by_user.contains_key(user)
                 || self.identities.by_user.len() < IDENTITY_USERS_KEPT

@@ -12,8 +12,8 @@ use dicom_ul::pdu::{
 
 use super::association::ScpAssociation;
 use super::error::ScpError;
-use super::identity::UserIdentity;
 use super::stream::ScpStream;
+use crate::identity::UserIdentity;
 
 /// dicom-auto's implementation class UID (under the UUID root `2.25`).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.214962981440478315338402497406839574917";

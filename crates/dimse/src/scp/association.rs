@@ -10,9 +10,9 @@ use dicom_ul::pdu::{
 };
 
 use super::error::ScpError;
-use super::identity::UserIdentity;
 use super::pdu_reader::PduReader;
 use super::stream::ScpStream;
+use crate::identity::UserIdentity;
 use crate::message::{DimseError, PduChannel};
 use crate::tls::TlsSession;
 

@@ -18,7 +18,7 @@
 //!    DIMSE layer ([`MessageReader`](crate::MessageReader),
 //!    [`send_message`](crate::send_message)) runs over it unchanged.
 //!
-//! The requestor's user identity is an [`UserIdentity`] whose `Debug` and
+//! The requestor's user identity is a [`UserIdentity`](crate::UserIdentity) whose `Debug` and
 //! `Display` never show the passcode or token.
 //!
 //! ```no_run
@@ -41,7 +41,6 @@ mod accept;
 mod answer;
 mod association;
 mod error;
-mod identity;
 mod pdu_reader;
 mod request;
 mod stream;
@@ -50,7 +49,6 @@ pub use accept::{AcceptOptions, ContextDecision, accept};
 pub use answer::{abort, linger_until_peer_closes, reject};
 pub use association::ScpAssociation;
 pub use error::ScpError;
-pub use identity::{IdentityKind, UserIdentity};
 pub use pdu_reader::PduReader;
 pub use request::{
     DICOM_APPLICATION_CONTEXT, MAX_ASSOCIATE_RQ_LEN, read_associate_request, standard_refusal,

@@ -19,6 +19,7 @@ use test_pki::TestPki;
 use super::*;
 use crate::tls::{TlsClientOptions, TlsFailure, TlsServerOptions};
 use crate::{Command, Incoming, MessageReader, Status};
+use crate::{IdentityKind, UserIdentity};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -123,7 +124,7 @@ fn a_plain_client_negotiates_echoes_and_releases() {
     assert!(served.tls.is_none());
     let identity = served.identity.unwrap();
     assert_eq!(identity.kind(), IdentityKind::UsernamePasscode);
-    assert_eq!(identity.user(), Some("modality1"));
+    assert_eq!(identity.user_name(), Some("modality1"));
     assert!(identity.secret_matches(b"s3cret"));
     assert!(!format!("{identity:?}").contains("s3cret"));
 }

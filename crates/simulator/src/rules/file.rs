@@ -575,26 +575,21 @@ impl Loader<'_> {
         route: &str,
         spanned: Spanned<RawIdentity>,
     ) -> Result<IdentityPolicy, RulesError> {
-        use dimse::scp::IdentityKind;
+        use dimse::IdentityKind;
         let span = spanned.span();
         let raw = spanned.into_inner();
         let mut kinds = Vec::new();
         for kind in &raw.kinds {
-            kinds.push(match kind.get_ref().as_str() {
-                "username" => IdentityKind::Username,
-                "username_passcode" | "username+passcode" => IdentityKind::UsernamePasscode,
-                "kerberos" => IdentityKind::Kerberos,
-                "saml" => IdentityKind::Saml,
-                "jwt" => IdentityKind::Jwt,
-                other => {
-                    return Err(self.error(
-                        &kind.span(),
-                        format!(
-                            "identity.kinds: \"{other}\" is no identity kind: expected \"username\", \"username_passcode\", \"kerberos\", \"saml\" or \"jwt\""
-                        ),
-                    ));
-                }
-            });
+            let parsed = kind.get_ref().parse::<IdentityKind>().map_err(|_| {
+                self.error(
+                    &kind.span(),
+                    format!(
+                        "identity.kinds: \"{}\" is no identity kind: expected \"username\", \"username_passcode\", \"kerberos\", \"saml\" or \"jwt\"",
+                        kind.get_ref()
+                    ),
+                )
+            })?;
+            kinds.push(parsed);
         }
         let mut users = Vec::new();
         for user in raw.users {

@@ -1,7 +1,7 @@
 //! Who may associate on a route: the user identities (PS3.7 D.3.3.7) a route
 //! accepts.
 
-use dimse::scp::{IdentityKind, UserIdentity};
+use dimse::{IdentityKind, UserIdentity};
 
 /// A route's user identity check.
 ///
@@ -39,7 +39,7 @@ impl IdentityPolicy {
         }
         match identity.kind() {
             IdentityKind::Username | IdentityKind::UsernamePasscode => {
-                let Some(name) = identity.user() else {
+                let Some(name) = identity.user_name() else {
                     return false;
                 };
                 self.users.iter().any(|user| {
@@ -107,7 +107,13 @@ mod tests {
     }
 
     fn id(kind: IdentityKind, user: Option<&str>, secret: &str) -> UserIdentity {
-        UserIdentity::new(kind, user.map(str::to_string), secret.as_bytes().to_vec())
+        match (kind, user) {
+            (IdentityKind::UsernamePasscode, Some(user)) => {
+                UserIdentity::username_passcode(user, secret)
+            }
+            (IdentityKind::Username, Some(user)) => UserIdentity::username(user),
+            (kind, _) => UserIdentity::token(kind, secret).unwrap(),
+        }
     }
 
     #[test]
@@ -120,13 +126,13 @@ mod tests {
         assert!(p.accepts(&id(Username, Some("viewer"), "")));
         assert!(!p.accepts(&id(Username, Some("stranger"), "")));
         assert!(p.accepts(&id(Jwt, None, "tok-1")));
-        assert!(p.accepts(&id(Saml, None, "tok-1")));
+        assert!(p.accepts(&id(SamlAssertion, None, "tok-1")));
         assert!(!p.accepts(&id(Jwt, None, "tok-2")));
         let jwt_only = IdentityPolicy {
             kinds: vec![Jwt],
             ..policy()
         };
-        assert!(!jwt_only.accepts(&id(Saml, None, "tok-1")));
+        assert!(!jwt_only.accepts(&id(SamlAssertion, None, "tok-1")));
         assert!(!jwt_only.accepts(&id(Username, Some("viewer"), "")));
     }
 

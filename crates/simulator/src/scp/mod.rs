@@ -20,7 +20,7 @@ use crossbeam_channel::Sender;
 use dicom_dictionary_std::uids;
 use dicom_ul::Pdu;
 use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource};
-use dimse::scp::{AcceptOptions, ScpAssociation, ScpError, ScpStream, UserIdentity};
+use dimse::scp::{AcceptOptions, ScpAssociation, ScpError, ScpStream};
 use dimse::{
     Command, CommandField, DimseError, Incoming, Message, MessageReader, PduChannel, Status,
 };
@@ -207,7 +207,7 @@ fn negotiate_and_run(shared: &Shared, mut stream: ScpStream, deadline: Instant) 
         refuse(shared, stream, RejectionReason::CallingAeTitleNotRecognized);
         return;
     }
-    let identity = UserIdentity::of_request(&rq);
+    let identity = dimse::UserIdentity::of_request(&rq);
     if let Some(identity) = &identity {
         shared.counters.lock().identity_seen(identity);
     }
