@@ -41,8 +41,9 @@ use dicom_dictionary_std::uids;
 use dicom_ul::association::Error as UlError;
 use dicom_ul::association::client::TlsStream;
 use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource,
-    PDataValueType, PresentationContextNegotiated,
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
+    AssociationRJServiceUserReason, AssociationRJSource, PDataValueType,
+    PresentationContextNegotiated,
 };
 use dicom_ul::{ClientAssociation, ClientAssociationOptions, Pdu};
 
@@ -401,12 +402,18 @@ fn with_identity<'a>(
     }
 }
 
-/// The rejection PS3.7 D.3.3.7 prescribes for an identity the acceptor refuses:
-/// permanent, by the service user, no reason given.
+/// Whether a rejection may be the refusal of our user identity: permanent with no
+/// reason given, from the UL service provider's ACSE function (an authorisation
+/// failure, as pynetdicom and the standard describe it) or from the service user
+/// (as some acceptors send it).
 fn refuses_identity(rejection: &AssociationRJ) -> bool {
     rejection.result == AssociationRJResult::Permanent
-        && rejection.source
-            == AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::NoReasonGiven)
+        && matches!(
+            rejection.source,
+            AssociationRJSource::ServiceProviderASCE(
+                AssociationRJServiceProviderASCEReason::NoReasonGiven
+            ) | AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::NoReasonGiven)
+        )
 }
 
 /// Whether an unknown PDU is the start of a TLS record (alert 0x15, handshake

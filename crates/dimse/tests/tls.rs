@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use dicom_dictionary_std::uids;
 use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource,
-    UserVariableItem,
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
+    AssociationRJSource, UserVariableItem,
 };
 use dicom_ul::{Pdu, ServerAssociationOptions};
 use dimse::tls::{TlsClientOptions, TlsFailure, TlsServerOptions, TlsVersions};
@@ -359,7 +359,9 @@ fn identity_refusing_scp() -> (String, thread::JoinHandle<Vec<UserVariableItem>>
         };
         let rj = Pdu::AssociationRJ(AssociationRJ {
             result: AssociationRJResult::Permanent,
-            source: AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::NoReasonGiven),
+            source: AssociationRJSource::ServiceProviderASCE(
+                AssociationRJServiceProviderASCEReason::NoReasonGiven,
+            ),
         });
         let mut out = Vec::new();
         dicom_ul::pdu::write_pdu(&mut out, &rj).unwrap();

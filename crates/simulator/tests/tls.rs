@@ -9,7 +9,9 @@ use std::sync::Arc;
 use common::*;
 use dicom_core::VR;
 use dicom_dictionary_std::{tags, uids};
-use dicom_ul::pdu::{AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource};
+use dicom_ul::pdu::{
+    AssociationRJResult, AssociationRJServiceProviderASCEReason, AssociationRJSource,
+};
 use dimse::IdentityKind;
 use dimse::Status;
 use dimse::tls::{TlsClientOptions, TlsServerOptions};
@@ -309,7 +311,9 @@ fn assert_identity_refused(rejection: dicom_ul::pdu::AssociationRJ) {
     assert_eq!(rejection.result, AssociationRJResult::Permanent);
     assert_eq!(
         rejection.source,
-        AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::NoReasonGiven)
+        AssociationRJSource::ServiceProviderASCE(
+            AssociationRJServiceProviderASCEReason::NoReasonGiven
+        )
     );
 }
 

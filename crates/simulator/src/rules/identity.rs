@@ -10,7 +10,7 @@ use dimse::{IdentityKind, UserIdentity};
 #[derive(Clone, PartialEq, Eq)]
 pub struct IdentityPolicy {
     /// Refuse an association without an acceptable identity (A-ASSOCIATE-RJ
-    /// permanent, service user, no reason given). When false, everyone is let in
+    /// permanent, service provider (ACSE), no reason given). When false, everyone is let in
     /// and an acceptable identity only earns its positive response.
     pub required: bool,
     /// The kinds accepted; empty: every kind the entries below can satisfy.

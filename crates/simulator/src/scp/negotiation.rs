@@ -49,9 +49,13 @@ pub(super) fn rejection(reason: RejectionReason) -> AssociationRJ {
             Transient,
             ServiceProviderPresentation(ProviderReason::LocalLimitExceeded),
         ),
-        // PS3.7 D.3.3.7.3: an identity the acceptor does not accept is rejected
-        // permanently by the service user with no reason given.
-        RejectionReason::IdentityRefused => (Permanent, ServiceUser(UserReason::NoReasonGiven)),
+        // An identity the acceptor does not accept: a permanent rejection by the UL
+        // service provider's ACSE function (as pynetdicom and the standard's user
+        // identity negotiation describe an authorisation failure), no reason given.
+        RejectionReason::IdentityRefused => (
+            Permanent,
+            ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
+        ),
         // Not refused through here (a bad request is aborted, or gets the refusal
         // PS3.8 names, `dimse::scp::standard_refusal`); this is the RJ that would
         // say so.
