@@ -1,8 +1,12 @@
 //! The embedded target: with no `COMPASS_HOST`, a campaign runs against an in-process
 //! simulator on loopback, over real TCP.
 
+use std::sync::OnceLock;
+
 use config::TestConfig;
-use simulator::{Route, Rules, Simulator, SimulatorConfig, SimulatorHandle};
+use dimse::tls::TlsServerOptions;
+use simulator::{Route, Rules, Simulator, SimulatorConfig, SimulatorHandle, TlsListener};
+use test_pki::TestPki;
 
 use crate::CampaignError;
 
@@ -38,6 +42,12 @@ pub fn embedded_rules(config: &TestConfig) -> Rules {
 /// Starts a simulator with [`embedded_rules`], adjusted by `adjust` (store mode,
 /// limits), and returns it with `config` pointed at it (sender and C-FIND alike).
 ///
+/// With `DICOM_TLS` on, the simulator also listens on a TLS port, with a certificate
+/// from [`embedded_pki`] and requiring a client certificate from the same CA, and
+/// `config` is pointed at that port, trusting that CA and presenting that client
+/// certificate: the run goes over mutual TLS, in the versions `DICOM_TLS_VERSIONS`
+/// allows.
+///
 /// # Errors
 /// [`CampaignError::Simulator`] when it cannot start (no loopback port, say).
 pub fn start_simulator(
@@ -45,8 +55,42 @@ pub fn start_simulator(
     adjust: impl FnOnce(&mut SimulatorConfig),
 ) -> Result<(SimulatorHandle, TestConfig), CampaignError> {
     let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(config));
+    let pki = match &config.security.tls {
+        Some(tls) => {
+            let pki = embedded_pki()?;
+            let server = pki.server();
+            simulator_config.tls = Some(TlsListener::on_free_port(
+                TlsServerOptions::new(server.certificate, server.key)
+                    .client_ca_bundle(pki.ca())
+                    .require_client_certificate(true)
+                    .versions(tls.versions),
+            ));
+            Some(pki)
+        }
+        None => None,
+    };
     adjust(&mut simulator_config);
     let handle = Simulator::start(simulator_config).map_err(CampaignError::Simulator)?;
-    let pointed = config.clone().with_router_address(handle.addr());
+    let mut pointed = config.clone().with_router_address(handle.addr());
+    if let (Some(pki), Some(tls_addr)) = (pki, handle.tls_addr()) {
+        let client = pki.client();
+        pointed = pointed.with_embedded_tls(tls_addr, pki.ca(), client.certificate, client.key);
+    }
     Ok((handle, pointed))
+}
+
+/// The embedded router's throwaway CA and certificates, made once per process (a
+/// few milliseconds) when a run asks for TLS without a real router. They vouch for
+/// nothing but this process's own simulator; their folder stays in the temporary
+/// directory when the process ends (a static is never dropped).
+///
+/// # Errors
+/// [`CampaignError::EmbeddedPki`] when the certificates cannot be made or written.
+pub fn embedded_pki() -> Result<&'static TestPki, CampaignError> {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    if let Some(pki) = PKI.get() {
+        return Ok(pki);
+    }
+    let made = TestPki::new().map_err(CampaignError::EmbeddedPki)?;
+    Ok(PKI.get_or_init(|| made))
 }

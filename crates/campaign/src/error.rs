@@ -15,6 +15,9 @@ pub enum CampaignError {
         #[source]
         source: Box<dimse::tls::TlsError>,
     },
+    /// The embedded router's throwaway certificates could not be made.
+    #[error("cannot make the embedded router's TLS certificates: {0}")]
+    EmbeddedPki(#[source] test_pki::PkiError),
     /// The embedded simulator could not start.
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(#[source] simulator::SimulatorError),

@@ -276,6 +276,27 @@ impl TestConfig {
         self
     }
 
+    /// Points the configuration at an embedded router's TLS port, trusting its
+    /// throwaway CA and presenting its throwaway client certificate; the allowed
+    /// versions stay as configured. Does nothing when TLS is off.
+    pub fn with_embedded_tls(
+        mut self,
+        address: SocketAddr,
+        ca_file: PathBuf,
+        certificate_file: PathBuf,
+        key_file: PathBuf,
+    ) -> Self {
+        let Some(tls) = self.security.tls.as_mut() else {
+            return self;
+        };
+        tls.ca_file = Some(ca_file);
+        tls.certificate_file = Some(certificate_file);
+        tls.key_file = Some(key_file);
+        tls.server_name = None;
+        tls.insecure_skip_verify = false;
+        self.with_router_address(address)
+    }
+
     /// The route called `name`, if defined.
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.iter().find(|route| route.name == name)
@@ -290,8 +311,8 @@ impl TestConfig {
     }
 
     /// The settings a report shows, as (section, key, value) rows in a stable order. Keys are
-    /// the JSON field names. Nothing secret is configured today; anything secret added later
-    /// must stay out of this list.
+    /// the JSON field names. Secrets (`DICOM_PASSCODE`, `DICOM_IDENTITY_TOKEN`) never
+    /// appear: the identity shows as its kind and user name.
     pub fn summary(&self) -> Vec<SummaryEntry> {
         let mut rows = Vec::new();
         let mut add = |section: &'static str, key: &'static str, value: String| {

@@ -1,5 +1,6 @@
-//! Throwaway certificates for TLS tests, made when the test runs: no private key is
-//! ever committed, and every file is removed with its [`TestPki`].
+//! Throwaway certificates for TLS tests, benches and the embedded router's TLS port,
+//! made when they run: no private key is ever committed, and every file is removed
+//! with its [`TestPki`]. They vouch for nothing outside the process that made them.
 //!
 //! One [`TestPki`] holds a CA and the certificates that the good and bad cases of a
 //! DICOM TLS test need, as PEM files that rustls and OpenSSL (DCMTK's `+tls KEY CERT`,

@@ -28,6 +28,16 @@ fn deliver_through(
         .ping()
         .unwrap_or_else(|e| panic!("{} does not answer C-ECHO: {e}", route.called_ae_title));
     assert!(echo.status.is_delivered(), "C-ECHO status {}", echo.status);
+    // With DICOM_TLS on, every association of the run must really be secured.
+    if config.security.tls.is_some() {
+        let session = echo.tls_session.as_ref().unwrap_or_else(|| {
+            panic!(
+                "DICOM_TLS is on but the association with {} was plaintext",
+                route.called_ae_title
+            )
+        });
+        report.figure("TLS", session);
+    }
 
     routing::send_expecting_delivery(&sender, route, &object);
     routing::wait_for_study(cfind, &routing::study_uid(&object), expect_study);
