@@ -59,6 +59,61 @@ fn an_embedded_campaign_loads_verifies_and_writes_three_reports() {
 }
 
 #[test]
+fn an_embedded_campaign_over_tls_stores_and_verifies_over_mutual_tls_and_reports_it() {
+    let reports = tempfile::tempdir().unwrap();
+    let config = TestConfig::from_map([
+        ("DICOM_TLS", "true".to_string()),
+        ("DICOM_USERNAME", "modality1".into()),
+        ("DICOM_PASSCODE", "hunter2".into()),
+        ("DICOM_ROOT_DIR", samples_dir()),
+        ("REPORT_DIR", reports.path().display().to_string()),
+        ("TEST_DURATION_SECONDS", "1".into()),
+        ("PEAK_IMAGES_PER_SECOND", "10".into()),
+        ("LOAD_CONCURRENCY", "2".into()),
+        ("SEND_UID_STRATEGY", "fresh".into()),
+    ])
+    .unwrap();
+
+    let campaign = campaign::run(&config, &sender::NoObserver).unwrap();
+
+    assert!(campaign.passed(), "{:#?}", campaign.checks);
+    let sessions = &campaign.load.associations.tls_sessions;
+    assert_eq!(
+        sessions.iter().map(|c| c.associations).sum::<u64>(),
+        campaign.load.associations.opened,
+        "every association over TLS: {sessions:?}"
+    );
+    let item = |key: &str| {
+        campaign
+            .report
+            .configuration
+            .iter()
+            .find(|i| i.section == "security" && i.key == key)
+            .map(|i| i.value.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        item("tls_negotiated").starts_with("TLSv1_3 "),
+        "{}",
+        item("tls_negotiated")
+    );
+    assert!(
+        item("tls").contains("client certificate"),
+        "{}",
+        item("tls")
+    );
+    assert_eq!(item("user_identity"), "user name and passcode (modality1)");
+    for file in ["test_report.html", "test_report.json", "test_report.xml"] {
+        let text = std::fs::read_to_string(reports.path().join(file)).unwrap();
+        // JUnit XML carries test results only, no configuration.
+        if !file.ends_with(".xml") {
+            assert!(text.contains("tls_negotiated"), "{file}");
+        }
+        assert!(!text.contains("hunter2"), "{file} shows the passcode");
+    }
+}
+
+#[test]
 fn an_unreachable_router_fails_within_the_connect_timeout_naming_host_and_variable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
