@@ -1,4 +1,4 @@
-//! DCMTK's echoscu and storescu against the simulator's TLS listener and user
+//! DCMTK's echoscu, storescu and findscu against the simulator's TLS listener and user
 //! identity checks. Skipped (with a printed reason) when DCMTK is not installed
 //! (`scripts/peers/install`, or `apt-get install dcmtk`).
 
@@ -10,7 +10,7 @@ use simulator::{RejectionReason, Rules, Simulator, SimulatorConfig, TlsListener}
 use test_pki::TestPki;
 
 fn dcmtk_installed() -> bool {
-    let found = ["echoscu", "storescu"]
+    let found = ["echoscu", "storescu", "findscu"]
         .iter()
         .all(|tool| Path::new("/usr/bin").join(tool).exists());
     if !found {
@@ -90,6 +90,31 @@ fn dcmtk_echoes_and_stores_over_mutual_tls() {
     let mut store = tls.to_vec();
     store.extend(["-aec", "LB-HTM-OPH", "127.0.0.1", &port, &sample]);
     success("storescu", &store);
+    let mut find = tls.to_vec();
+    find.extend([
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "-k",
+        "PatientID",
+        "-aec",
+        "LB-HTM-OPH",
+        "127.0.0.1",
+        &port,
+    ]);
+    let found = success("findscu", &find);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&found.stdout),
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert!(
+        said.contains("Pending"),
+        "the stored study is found over TLS:\n{said}"
+    );
+    assert_eq!(sim.received_finds().len(), 1);
     // Without a client certificate (anonymous TLS) the handshake is refused.
     let anonymous = run(
         "echoscu",
@@ -107,7 +132,7 @@ fn dcmtk_echoes_and_stores_over_mutual_tls() {
     );
     assert!(!anonymous.status.success());
     let stats = sim.shutdown();
-    assert_eq!(stats.tls.associations, 2);
+    assert_eq!(stats.tls.associations, 3);
     assert_eq!(stats.stores.acknowledged(), 1);
     assert_eq!(stats.tls.handshake_failures_total(), 1);
     assert_eq!(stats.associations.panicked, 0);
