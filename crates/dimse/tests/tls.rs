@@ -90,6 +90,14 @@ fn echo_options(addr: &str) -> ScuOptions {
     .propose_verification()
 }
 
+/// Opens a TLS association, echoes, releases, and checks the acceptor saw it through.
+fn echo_over(addr: &str, tls: dimse::tls::TlsClient, scp: thread::JoinHandle<Result<(), String>>) {
+    let mut association = echo_options(addr).tls(tls).establish().unwrap();
+    assert_eq!(association.echo().unwrap(), Status::SUCCESS);
+    association.release().unwrap();
+    scp.join().unwrap().unwrap();
+}
+
 fn trusting(pki: &TestPki) -> TlsClientOptions {
     TlsClientOptions::new().ca_bundle(pki.ca())
 }
@@ -154,10 +162,7 @@ fn mutual_tls_admits_a_client_certificate_signed_by_the_trusted_ca() {
         .client_certificate(client.certificate, client.key)
         .build()
         .unwrap();
-    let mut association = echo_options(&addr).tls(tls).establish().unwrap();
-    assert_eq!(association.echo().unwrap(), Status::SUCCESS);
-    association.release().unwrap();
-    scp.join().unwrap().unwrap();
+    echo_over(&addr, tls, scp);
 }
 
 #[test]
@@ -234,10 +239,7 @@ fn the_server_name_option_verifies_the_name_the_certificate_carries() {
     let pki = TestPki::new().unwrap();
     let (addr, scp) = tls_scp(server_config(&pki.other_name_server()));
     let tls = trusting(&pki).server_name("pacs.invalid").build().unwrap();
-    let mut association = echo_options(&addr).tls(tls).establish().unwrap();
-    assert_eq!(association.echo().unwrap(), Status::SUCCESS);
-    association.release().unwrap();
-    scp.join().unwrap().unwrap();
+    echo_over(&addr, tls, scp);
 }
 
 #[test]
@@ -248,10 +250,7 @@ fn the_insecure_switch_accepts_a_certificate_nobody_vouches_for() {
         .accept_invalid_certificates(true)
         .build()
         .unwrap();
-    let mut association = echo_options(&addr).tls(tls).establish().unwrap();
-    assert_eq!(association.echo().unwrap(), Status::SUCCESS);
-    association.release().unwrap();
-    scp.join().unwrap().unwrap();
+    echo_over(&addr, tls, scp);
 }
 
 #[test]
