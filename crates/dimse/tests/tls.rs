@@ -425,3 +425,33 @@ fn each_token_kind_travels_as_given() {
         assert!(!identity.positive_response_requested());
     }
 }
+
+#[test]
+fn a_silent_tls_peer_is_a_handshake_timeout_not_a_hang() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Accepts and says nothing, until the client gives up.
+    let silent = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let pki = TestPki::new().unwrap();
+    let started = std::time::Instant::now();
+    let error = echo_options(&addr)
+        .timeouts(Timeouts::all(Duration::from_secs(1)))
+        .tls(trusting(&pki).build().unwrap())
+        .establish()
+        .expect_err("no handshake");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.is_timeout(), "{error:?}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    silent.join().unwrap();
+}
