@@ -67,6 +67,7 @@ pub(crate) fn establish(
     .timeouts(client.timeouts())
     .max_pdu_length(client.max_pdu_length())
     .security(client.security().clone())
+    .quick_ack(client.has_quick_ack())
     .propose_verification();
     for model in models {
         options = options.propose(

@@ -82,6 +82,11 @@ impl CFindClient {
         self.settings.max_pdu_length
     }
 
+    /// Whether quick acknowledgements are on.
+    pub fn has_quick_ack(&self) -> bool {
+        self.settings.quick_ack
+    }
+
     /// TLS and user identity of the query associations.
     pub fn security(&self) -> &Security {
         &self.settings.security

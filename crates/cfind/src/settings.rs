@@ -80,6 +80,7 @@ pub(crate) struct Settings {
     pub(crate) polling: Polling,
     pub(crate) batch: BatchLimits,
     pub(crate) security: Security,
+    pub(crate) quick_ack: bool,
 }
 
 /// Builds a [`CFindClient`]; every setting has a default except the address.
@@ -106,6 +107,7 @@ impl CFindClientBuilder {
                 polling,
                 batch: BatchLimits::default(),
                 security: Security::default(),
+                quick_ack: true,
             },
             called_ae_title: DEFAULT_CALLED_AE_TITLE.into(),
             calling_ae_title: DEFAULT_CALLING_AE_TITLE.into(),
@@ -116,6 +118,13 @@ impl CFindClientBuilder {
     /// identity).
     pub fn security(mut self, security: Security) -> Self {
         self.settings.security = security;
+        self
+    }
+
+    /// Acknowledge at once (Linux TCP_QUICKACK, default on); see
+    /// [`dimse::ScuOptions::quick_ack`].
+    pub fn quick_ack(mut self, on: bool) -> Self {
+        self.settings.quick_ack = on;
         self
     }
 

@@ -382,6 +382,7 @@ impl TestConfig {
             secs(n.network_timeout),
         );
         add("network", "max_pdu_length", n.max_pdu_length.to_string());
+        add("network", "quick_ack", n.quick_ack.to_string());
         add("security", "tls", self.security.tls_text());
         add(
             "security",

@@ -269,6 +269,10 @@ pub struct NetworkSettings {
     pub network_timeout: Duration,
     /// `DICOM_MAX_PDU`: the largest PDU we accept, advertised in A-ASSOCIATE.
     pub max_pdu_length: u32,
+    /// `DICOM_QUICK_ACK`: acknowledge at once (Linux TCP_QUICKACK), so a peer with
+    /// Nagle on adds no delayed-ACK wait to each response; off imitates a plain
+    /// modality.
+    pub quick_ack: bool,
 }
 
 impl NetworkSettings {
@@ -309,6 +313,7 @@ impl NetworkSettings {
                     })
                     .ok_or_else(expected)
             }),
+            quick_ack: reader.value_or("DICOM_QUICK_ACK", true, parse::boolean),
         }
     }
 }

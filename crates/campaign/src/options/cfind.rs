@@ -30,6 +30,7 @@ pub fn cfind_client_builder(config: &TestConfig) -> Result<CFindClientBuilder, C
             poll_interval: cfind.poll_interval,
             timeout: cfind.timeout,
         })
+        .quick_ack(network.quick_ack)
         .security(super::security(config)?))
 }
 

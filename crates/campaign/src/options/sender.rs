@@ -21,6 +21,7 @@ pub fn sender_options(config: &TestConfig) -> Result<SenderOptions, CampaignErro
         .called_ae_title(&config.endpoint.called_ae_title)
         .timeouts(config.network.timeouts())
         .max_pdu_length(config.network.max_pdu_length)
+        .quick_ack(config.network.quick_ack)
         .security(super::security(config)?))
 }
 
@@ -52,6 +53,7 @@ pub fn cli_defaults(config: &TestConfig) -> Result<sender::cli::Defaults, Campai
         association: config.sending.association,
         max_ops_per_association: config.sending.max_ops_per_association,
         security: super::security(config)?,
+        quick_ack: config.network.quick_ack,
     })
 }
 
@@ -79,7 +81,21 @@ mod tests {
         assert_eq!(options.called_ae().as_str(), "ROUTER");
         assert_eq!(options.calling_ae().as_str(), "MODALITY");
         assert_eq!(options.current_timeouts().dimse, Duration::from_secs(7));
+        assert!(options.has_quick_ack(), "quick ACK is on by default");
         assert!(options.build().is_ok());
+    }
+
+    #[test]
+    fn dicom_quick_ack_false_imitates_a_plain_modality_for_sends_and_queries() {
+        let config = TestConfig::from_map([("DICOM_QUICK_ACK", "false")]).unwrap();
+        assert!(!sender_options(&config).unwrap().has_quick_ack());
+        let cfind = crate::options::cfind::cfind_client(&config).unwrap();
+        assert!(!cfind.has_quick_ack());
+        let error = TestConfig::from_map([("DICOM_QUICK_ACK", "sometimes")]).unwrap_err();
+        assert!(
+            error.to_string().contains(r#"DICOM_QUICK_ACK="sometimes""#),
+            "{error}"
+        );
     }
 
     #[test]

@@ -60,6 +60,12 @@ struct Args {
     /// Only the TLS section (needs the `bench-tls` feature).
     #[arg(long)]
     tls_only: bool,
+    /// Only the Nagle-on section.
+    #[arg(long)]
+    nagle_only: bool,
+    /// Small images sent in the Nagle-on section (split over the associations).
+    #[arg(long, default_value_t = 1000)]
+    nagle_images: usize,
 }
 
 fn main() -> Result<()> {
@@ -96,6 +102,12 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
         tls::bench(args, &small, &small_instances, &large_instances)?;
     }
     if args.tls_only {
+        return Ok(());
+    }
+    if !args.without_dcmtk {
+        nagle(args, &small, &small_instances)?;
+    }
+    if args.nagle_only {
         return Ok(());
     }
 
@@ -200,6 +212,45 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
     println!(
         "\npeak memory (VmHWM) of the bench process: {} MB",
         vm_hwm_mb()
+    );
+    Ok(())
+}
+
+/// Against a sink that leaves Nagle's algorithm on (storescp as Debian ships it, no
+/// TCP_NODELAY): each response waits for the client's delayed ACK unless the client
+/// acknowledges at once. Ours with quick ACK on and off, and storescu as shipped.
+fn nagle(args: &Args, small: &[PathBuf], small_instances: &[Arc<PreparedInstance>]) -> Result<()> {
+    let n = args.concurrency;
+    let images = args.nagle_images;
+    println!(
+        "\n== Nagle on at the sink: {images} ~50 KB instances, {n} associations, storescp --fork --ignore without TCP_NODELAY =="
+    );
+    let scp = StoreScp::start_with_nagle(&["--fork", "--ignore"])?;
+    let mut rates = Vec::new();
+    for quick_ack in [true, false] {
+        let sender = DicomSender::builder(&scp.address)
+            .called_ae_title("SINK")
+            .quick_ack(quick_ack)
+            .build()?;
+        let plan = LoadPlan::new(small_instances.to_vec())
+            .concurrency(n)
+            .stop_after(StopAfter::Count(images as u64))
+            .association(AssociationStrategy::Persistent);
+        let started = Instant::now();
+        let report = run_load(&sender, &plan, &NoObserver)?;
+        let seconds = started.elapsed().as_secs_f64();
+        print_run(
+            &format!("sender, quick ACK {}", if quick_ack { "on" } else { "off" }),
+            &report,
+        );
+        println!("  {images} images in {seconds:.2} s (associations included)");
+        rates.push(images as f64 / seconds);
+    }
+    let storescu = storescu_parallel_as_shipped(&scp.address, small, n, images.div_ceil(n))?;
+    println!(
+        "ratios: quick ACK on / storescu x{n} as shipped = {:.1} (goal >= 10); quick ACK on / off = {:.1}",
+        rates[0] / storescu,
+        rates[0] / rates[1]
     );
     Ok(())
 }
@@ -318,13 +369,39 @@ fn storescu_parallel_with(
     per_process: usize,
     options: &[&str],
 ) -> Result<f64> {
+    storescu_processes(address, files, processes, per_process, options, true)
+}
+
+/// storescu as Debian ships it: Nagle on (no TCP_NODELAY).
+fn storescu_parallel_as_shipped(
+    address: &str,
+    files: &[PathBuf],
+    processes: usize,
+    per_process: usize,
+) -> Result<f64> {
+    storescu_processes(address, files, processes, per_process, &[], false)
+}
+
+fn storescu_processes(
+    address: &str,
+    files: &[PathBuf],
+    processes: usize,
+    per_process: usize,
+    options: &[&str],
+    nodelay: bool,
+) -> Result<f64> {
     let (host, port) = address.rsplit_once(':').context("address host:port")?;
     let list: Vec<&PathBuf> = files.iter().cycle().take(per_process).collect();
     let started = Instant::now();
     let children: Vec<Child> = (0..processes)
         .map(|_| {
-            Command::new("/usr/bin/storescu")
-                .env("TCP_NODELAY", "1")
+            let mut command = Command::new("/usr/bin/storescu");
+            if nodelay {
+                command.env("TCP_NODELAY", "1");
+            } else {
+                command.env_remove("TCP_NODELAY");
+            }
+            command
                 .args(options)
                 .args(["-aec", "SINK", host, port])
                 .args(&list)
@@ -343,7 +420,11 @@ fn storescu_parallel_with(
     let seconds = started.elapsed().as_secs_f64();
     let images = processes * per_process;
     let rate = images as f64 / seconds;
-    let tls = if options.is_empty() { "" } else { " (TLS)" };
+    let tls = match (options.is_empty(), nodelay) {
+        (false, _) => " (TLS)",
+        (true, false) => " (as shipped: Nagle on)",
+        (true, true) => "",
+    };
     println!(
         "DCMTK storescu{tls} x{processes} processes: {images} images in {seconds:.2} s = {rate:.0} images/s ({failed} processes failed)"
     );
@@ -427,15 +508,33 @@ impl StoreScp {
         StoreScp::start_checked(args, sender_for)
     }
 
+    /// storescp as Debian ships it: Nagle's algorithm on (no TCP_NODELAY).
+    fn start_with_nagle(args: &[&str]) -> Result<Self> {
+        StoreScp::launch(args, false, sender_for)
+    }
+
     /// Starts storescp with `args` and waits until a sender made by `sender_for`
     /// (plaintext or TLS, as storescp speaks) gets a C-ECHO answered.
     fn start_checked(
         args: &[&str],
         sender_for: impl Fn(&str) -> Result<DicomSender>,
     ) -> Result<Self> {
+        StoreScp::launch(args, true, sender_for)
+    }
+
+    fn launch(
+        args: &[&str],
+        nodelay: bool,
+        sender_for: impl Fn(&str) -> Result<DicomSender>,
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("/usr/bin/storescp")
-            .env("TCP_NODELAY", "1")
+        let mut command = Command::new("/usr/bin/storescp");
+        if nodelay {
+            command.env("TCP_NODELAY", "1");
+        } else {
+            command.env_remove("TCP_NODELAY");
+        }
+        let child = command
             .args(["-aet", "SINK"])
             .args(args)
             .arg(port.to_string())

@@ -54,6 +54,8 @@ pub struct Defaults {
     pub max_ops_per_association: Option<NonZeroU32>,
     /// TLS and user identity of every association.
     pub security: dimse::Security,
+    /// Acknowledge at once (TCP_QUICKACK); see [`SenderOptions::quick_ack`].
+    pub quick_ack: bool,
 }
 
 impl Default for Defaults {
@@ -70,6 +72,7 @@ impl Default for Defaults {
             association: AssociationStrategy::Persistent,
             max_ops_per_association: None,
             security: dimse::Security::default(),
+            quick_ack: true,
         }
     }
 }
@@ -271,7 +274,8 @@ fn sender_for(peer: PeerAddress, args: &PeerArgs, defaults: &Defaults) -> Result
         )
         .timeouts(defaults.timeouts)
         .max_pdu_length(defaults.max_pdu_length)
-        .security(defaults.security.clone());
+        .security(defaults.security.clone())
+        .quick_ack(defaults.quick_ack);
     if let Some(seconds) = args.dimse_timeout {
         options = options.dimse_timeout(seconds_arg("--dimse-timeout", seconds)?);
     }
