@@ -84,13 +84,31 @@ pub enum RulesError {
         #[source]
         source: dimse::AttributeError,
     },
+    /// A forwarding destination's TLS configuration cannot be used (a file is
+    /// missing, unreadable, or holds no usable certificate or key).
+    #[error("Bad rules file: {file}:{line}: route \"{route}\": {key}: {source}")]
+    ForwardTls {
+        /// The file name as given.
+        file: String,
+        /// 1-based line of the `[route.forward.tls]` table.
+        line: usize,
+        /// The route.
+        route: String,
+        /// The key at fault (`forward.tls.key_file`, ...).
+        key: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: Box<dimse::tls::TlsError>,
+    },
 }
 
 impl RulesError {
     /// The line the error points at, when the file was read.
     pub fn line(&self) -> Option<usize> {
         match self {
-            RulesError::Invalid { line, .. } | RulesError::Attribute { line, .. } => Some(*line),
+            RulesError::Invalid { line, .. }
+            | RulesError::Attribute { line, .. }
+            | RulesError::ForwardTls { line, .. } => Some(*line),
             RulesError::Read { .. } => None,
         }
     }

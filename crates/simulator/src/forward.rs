@@ -188,6 +188,7 @@ fn deliver(ctx: &ForwardContext, batch: Vec<ForwardItem>) -> (Vec<ForwardItem>, 
         calling_ae_title: destination.calling_ae_title.clone(),
         called_ae_title: destination.called_ae_title.clone(),
         timeouts: forward_timeouts(ctx.io_timeout),
+        security: destination.security.clone(),
         ..ScuOptions::default()
     };
     let peer = PeerAddress::new(destination.host.clone(), destination.port);
@@ -195,6 +196,12 @@ fn deliver(ctx: &ForwardContext, batch: Vec<ForwardItem>) -> (Vec<ForwardItem>, 
         Ok(scu) => scu,
         Err(e) => return (batch, Some(e.to_string())),
     };
+    {
+        let mut counters = ctx.counters.lock();
+        let stats = &mut counters.routes[ctx.route_index].forwarding;
+        stats.associations += 1;
+        stats.tls_associations += u64::from(scu.tls_session().is_some());
+    }
     let mut undelivered = Vec::new();
     let mut last_error = None;
     let mut items = batch.into_iter();

@@ -26,6 +26,8 @@ pub struct ScuOptions {
     pub timeouts: Timeouts,
     /// Largest PDU we accept.
     pub max_pdu_length: u32,
+    /// TLS and user identity (plaintext, no identity by default).
+    pub security: dimse::Security,
 }
 
 impl Default for ScuOptions {
@@ -38,6 +40,7 @@ impl Default for ScuOptions {
                 ..Timeouts::all(Duration::from_secs(30))
             },
             max_pdu_length: 131_072,
+            security: dimse::Security::plain(),
         }
     }
 }
@@ -104,7 +107,8 @@ impl StoreScu {
             AeTitle::new(&options.called_ae_title)?,
         )
         .timeouts(options.timeouts)
-        .max_pdu_length(options.max_pdu_length);
+        .max_pdu_length(options.max_pdu_length)
+        .security(options.security.clone());
         for (sop_class, syntaxes) in contexts {
             dimse_options = dimse_options.propose(sop_class.as_str(), syntaxes);
         }
@@ -116,6 +120,11 @@ impl StoreScu {
     /// The peer, `CALLED@host:port`.
     pub fn peer(&self) -> &str {
         self.association.peer()
+    }
+
+    /// The TLS version and cipher suite negotiated, when the association runs over TLS.
+    pub fn tls_session(&self) -> Option<&dimse::tls::TlsSession> {
+        self.association.tls_session()
     }
 
     /// The accepted context for a SOP class: the one in `transfer_syntax_uid` if

@@ -163,6 +163,10 @@ pub struct ForwardStats {
     pub failed: u64,
     /// Attempts that did not deliver (each is retried unless the item failed).
     pub failed_attempts: u64,
+    /// Associations opened to the destination.
+    pub associations: u64,
+    /// Of those, the ones secured by TLS.
+    pub tls_associations: u64,
 }
 
 impl ForwardStats {
@@ -176,6 +180,8 @@ impl ForwardStats {
         self.delivered += other.delivered;
         self.failed += other.failed;
         self.failed_attempts += other.failed_attempts;
+        self.associations += other.associations;
+        self.tls_associations += other.tls_associations;
     }
 }
 

@@ -370,3 +370,134 @@ fn a_route_requiring_identity_accepts_its_users_and_tokens_and_refuses_the_rest(
     assert_eq!(stats.identities.by_user["anyone"], 1);
     assert!(!format!("{stats:?}").contains("s3cret"));
 }
+
+/// A destination whose route `PACS` takes only the user `router` with its passcode.
+const DESTINATION_RULES: &str = r#"
+[[route]]
+name = "PACS"
+called_ae_title = "PACS"
+
+[route.identity]
+users = [{ name = "router", passcode = "fwd-s3cret" }]
+"#;
+
+/// A router whose route `ROUTER` forwards everything to `port` as `[route.forward]`
+/// plus `extra` (the TLS and identity tables), giving up after `max_attempts`.
+fn forwarding_router(port: u16, max_attempts: u32, extra: &str) -> SimulatorHandle {
+    let rules = format!(
+        "[[route]]\nname = \"ROUTER\"\ncalled_ae_title = \"ROUTER\"\ndeliver_to = \"forward\"\n\
+         [route.forward]\nhost = \"127.0.0.1\"\nport = {port}\ncalled_ae_title = \"PACS\"\n\
+         max_attempts = {max_attempts}\nretry_initial_ms = 20\nretry_max_ms = 100\n{extra}"
+    );
+    let rules = Rules::from_toml_str(&rules, "router.toml").unwrap();
+    Simulator::start(SimulatorConfig::with_rules(rules)).unwrap()
+}
+
+fn store_to_router(router: &SimulatorHandle, count: usize) {
+    let mut client = connect(router.addr(), "ROUTER").unwrap();
+    for i in 1..=count {
+        let obj = instance("9.1", "9.1.1", &format!("9.1.1.{i}"), "CT", "Chest");
+        assert_eq!(client.store(&obj).unwrap().0, Status::SUCCESS);
+    }
+    client.release();
+}
+
+#[test]
+fn forwarding_goes_over_mutual_tls_with_the_identity_the_destination_requires() {
+    let pki = TestPki::new().unwrap();
+    let destination = tls_simulator(
+        &pki,
+        true,
+        Rules::from_toml_str(DESTINATION_RULES, "destination.toml").unwrap(),
+    );
+    let tls = format!(
+        "[route.forward.tls]\nca_file = {:?}\ncertificate_file = {:?}\nkey_file = {:?}\n\
+         [route.forward.identity]\nuser = \"router\"\npasscode = \"fwd-s3cret\"\n",
+        pki.ca(),
+        pki.client().certificate,
+        pki.client().key,
+    );
+    let router = forwarding_router(destination.tls_addr().unwrap().port(), 3, &tls);
+    store_to_router(&router, 3);
+    assert!(
+        router.wait_for_forwarding(std::time::Duration::from_secs(20)),
+        "{:?} {:?}",
+        router.stats().forwarding,
+        router.failed_forwards()
+    );
+    let forwarded = router.shutdown().forwarding;
+    assert_eq!(forwarded.delivered, 3);
+    assert!(forwarded.associations >= 1);
+    assert_eq!(forwarded.tls_associations, forwarded.associations);
+
+    let received = destination.shutdown();
+    assert_eq!(received.routes["PACS"].stores.stored, 3);
+    assert_eq!(received.tls.associations, forwarded.associations);
+    assert_eq!(
+        received.identities.by_user["router"],
+        forwarded.associations
+    );
+    assert!(received.associations.rejected.is_empty());
+}
+
+#[test]
+fn forwarding_to_a_tls_destination_fails_with_the_reason_when_tls_or_identity_is_wrong() {
+    let pki = TestPki::new().unwrap();
+    let destination = tls_simulator(
+        &pki,
+        true,
+        Rules::from_toml_str(DESTINATION_RULES, "destination.toml").unwrap(),
+    );
+    let port = destination.tls_addr().unwrap().port();
+    let client = pki.client();
+    let cases = [
+        // Plaintext to the TLS port.
+        ("".to_string(), "answered in TLS"),
+        // The destination's CA is not the one we trust.
+        (
+            format!(
+                "[route.forward.tls]\nca_file = {:?}\ncertificate_file = {:?}\nkey_file = {:?}\n",
+                pki.stranger_ca(),
+                client.certificate,
+                client.key
+            ),
+            "unknown CA",
+        ),
+        // No client certificate for a destination that requires one.
+        (
+            format!("[route.forward.tls]\nca_file = {:?}\n", pki.ca()),
+            "client certificate",
+        ),
+        // TLS right, identity wrong.
+        (
+            format!(
+                "[route.forward.tls]\nca_file = {:?}\ncertificate_file = {:?}\nkey_file = {:?}\n\
+                 [route.forward.identity]\nuser = \"router\"\npasscode = \"wrong-one\"\n",
+                pki.ca(),
+                client.certificate,
+                client.key
+            ),
+            "rejected",
+        ),
+    ];
+    for (extra, reason) in cases {
+        let router = forwarding_router(port, 2, &extra);
+        store_to_router(&router, 2);
+        assert!(eventually(|| router.stats().forwarding.failed == 2));
+        let failed = router.failed_forwards();
+        assert_eq!(failed.len(), 2, "{extra}");
+        for forward in &failed {
+            assert_eq!(forward.attempts, 2);
+            assert!(
+                forward.last_error.contains(reason),
+                "expected {reason:?} in {:?}",
+                forward.last_error
+            );
+            assert!(!forward.last_error.contains("wrong-one"));
+        }
+        let forwarded = router.shutdown().forwarding;
+        assert_eq!(forwarded.delivered, 0);
+        assert_eq!(forwarded.enqueued, 2);
+    }
+    assert_eq!(destination.shutdown().routes["PACS"].stores.stored, 0);
+}

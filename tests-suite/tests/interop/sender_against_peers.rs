@@ -242,6 +242,7 @@ fn suite_to_simulator_forwarding_to_orthanc_is_verified_by_cfind_at_orthanc() {
             max_attempts: Some(5),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
+            security: dimse::Security::plain(),
         });
     }
     let simulator = Simulator::start(SimulatorConfig::with_rules(rules)).unwrap();

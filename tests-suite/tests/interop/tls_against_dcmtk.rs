@@ -16,6 +16,16 @@ use crate::common::{require_peers, samples, send_each_once};
 /// `storescp +tls` with `certificate`, requiring a client certificate from the test CA
 /// when `mutual`.
 fn tls_storescp(pki: &TestPki, certificate: CertifiedKey, mutual: bool) -> Peer {
+    tls_storescp_accepting(pki, certificate, mutual, false)
+}
+
+/// As [`tls_storescp`]; `accept_all`: compressed transfer syntaxes too.
+fn tls_storescp_accepting(
+    pki: &TestPki,
+    certificate: CertifiedKey,
+    mutual: bool,
+    accept_all: bool,
+) -> Peer {
     require_peers();
     let client = pki.client();
     let options = StorescpOptions {
@@ -26,6 +36,7 @@ fn tls_storescp(pki: &TestPki, certificate: CertifiedKey, mutual: bool) -> Peer 
             probe: mutual.then_some((client.key, client.certificate)),
             profile: None,
         }),
+        accept_all,
         ..StorescpOptions::default()
     };
     Peer::storescp(&options).expect("storescp +tls starts")
@@ -225,4 +236,46 @@ fn a_tls_sender_at_a_plaintext_dcmtk_port_is_told_about_tls() {
         message.contains("may not speak TLS on this port"),
         "{message}"
     );
+}
+
+/// The embedded router's forwarding, secured: every sample arrives on a plain route
+/// of the simulator and is forwarded over mutual TLS into DCMTK `storescp +tls`
+/// (accepting compressed syntaxes: the simulator forwards as received).
+#[test]
+fn the_simulator_forwards_every_sample_into_dcmtk_over_mutual_tls() {
+    let pki = TestPki::new().unwrap();
+    let storescp = tls_storescp_accepting(&pki, pki.server(), true, true);
+    let client = pki.client();
+    let rules = format!(
+        "[[route]]\nname = \"ROUTER\"\ncalled_ae_title = \"ROUTER\"\ndeliver_to = \"forward\"\n\
+         [route.forward]\nhost = \"127.0.0.1\"\nport = {}\ncalled_ae_title = \"{}\"\n\
+         max_attempts = 3\nretry_initial_ms = 50\n\
+         [route.forward.tls]\nca_file = {:?}\ncertificate_file = {:?}\nkey_file = {:?}\n",
+        storescp.port(),
+        storescp.ae_title(),
+        pki.ca(),
+        client.certificate,
+        client.key,
+    );
+    let rules = simulator::Rules::from_toml_str(&rules, "forward-tls.toml").unwrap();
+    let router =
+        simulator::Simulator::start(simulator::SimulatorConfig::with_rules(rules)).unwrap();
+    let to_router =
+        SenderOptions::for_peer(dimse::PeerAddress::new("127.0.0.1", router.addr().port()))
+            .called_ae_title("ROUTER")
+            .timeouts(dimse::Timeouts::all(Duration::from_secs(10)))
+            .build()
+            .unwrap();
+    let report = store_every_sample(&to_router);
+    assert_eq!(report.summary().succeeded, samples().len() as u64);
+    assert!(
+        router.wait_for_forwarding(Duration::from_secs(60)),
+        "{:?}",
+        router.failed_forwards()
+    );
+    let failed = router.failed_forwards();
+    let forwarded = router.shutdown().forwarding;
+    assert_eq!(forwarded.delivered, samples().len() as u64, "{failed:#?}");
+    assert_eq!(forwarded.tls_associations, forwarded.associations);
+    assert_eq!(received_files(&storescp), samples().len());
 }

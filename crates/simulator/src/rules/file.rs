@@ -16,6 +16,9 @@ use super::{IdentityPolicy, IdentityUser};
 use crate::error::RulesError;
 use crate::faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
 
+mod forward;
+use forward::RawForward;
+
 impl Rules {
     /// The rules shipped with the crate: routes `HTM_GI`, `HTM_OPH` and `HTM_ORTHO`.
     pub fn default_rules() -> Rules {
@@ -30,17 +33,22 @@ impl Rules {
             path: path.to_path_buf(),
             source,
         })?;
-        Rules::from_toml_str(&text, &path.display().to_string())
+        Rules::parse(&text, &path.display().to_string(), forward::folder_of(path))
     }
 
-    /// Parses rules from TOML text; `file` names it in errors.
+    /// Parses rules from TOML text; `file` names it in errors. Relative paths in it
+    /// (TLS files of a forwarding destination) are relative to the current folder.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Rules, RulesError> {
+        Rules::parse(text, file, None)
+    }
+
+    fn parse(text: &str, file: &str, dir: Option<&Path>) -> Result<Rules, RulesError> {
         let raw: RawRules = toml::from_str(text).map_err(|e| RulesError::Invalid {
             file: file.to_string(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_string(),
         })?;
-        let loader = Loader { text, file };
+        let loader = Loader { text, file, dir };
         loader.rules(raw)
     }
 }
@@ -163,18 +171,6 @@ enum DeliverTo {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawForward {
-    host: String,
-    port: u16,
-    called_ae_title: String,
-    calling_ae_title: Option<String>,
-    max_attempts: Option<u32>,
-    retry_initial_ms: Option<u64>,
-    retry_max_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDuplicates {
     policy: DuplicateKind,
     status: Option<u16>,
@@ -272,6 +268,8 @@ struct RawAction {
 struct Loader<'a> {
     text: &'a str,
     file: &'a str,
+    /// The rules file's folder, for the relative paths in it.
+    dir: Option<&'a Path>,
 }
 
 type Span = std::ops::Range<usize>;
@@ -499,25 +497,8 @@ impl Loader<'_> {
             None => None,
         };
         let forward = match raw.forward {
+            Some(f) => Some(self.forward(&name, &called_ae_title, f)?),
             None => None,
-            Some(f) => {
-                let span = f.span();
-                let f = f.into_inner();
-                let ae = |v: String, key| self.ae_title(&Spanned::new(span.clone(), v), key);
-                Some(ForwardDestination {
-                    host: f.host,
-                    port: f.port,
-                    called_ae_title: ae(f.called_ae_title, "forward.called_ae_title")?,
-                    calling_ae_title: ae(
-                        f.calling_ae_title
-                            .unwrap_or_else(|| called_ae_title.clone()),
-                        "forward.calling_ae_title",
-                    )?,
-                    max_attempts: f.max_attempts,
-                    retry_initial: Duration::from_millis(f.retry_initial_ms.unwrap_or(200)),
-                    retry_max: Duration::from_millis(f.retry_max_ms.unwrap_or(10_000)),
-                })
-            }
         };
         let needs_forward = matches!(raw.deliver_to, DeliverTo::Forward | DeliverTo::Both);
         if needs_forward && forward.is_none() {

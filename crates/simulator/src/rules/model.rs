@@ -64,6 +64,9 @@ pub struct ForwardDestination {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// TLS and user identity of the forwarding association (`[route.forward.tls]`,
+    /// `[route.forward.identity]`); plaintext without identity by default.
+    pub security: dimse::Security,
 }
 
 /// What a duplicate SOP Instance UID does.
