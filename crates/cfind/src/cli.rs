@@ -63,6 +63,8 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub security: dimse::cli::SecurityArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -144,6 +146,8 @@ fn client(cli: &Args, defaults: CFindClientBuilder) -> Result<CFindClient> {
     if let Some(aet) = &cli.aet {
         builder = builder.calling_ae_title(aet);
     }
+    let security = cli.security.apply(builder.current_security())?;
+    builder = builder.security(security);
     builder = match cli.model {
         ModelChoice::Auto => builder,
         ModelChoice::Study => builder.models([InformationModel::StudyRoot]),

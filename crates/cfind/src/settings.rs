@@ -121,6 +121,11 @@ impl CFindClientBuilder {
         self
     }
 
+    /// The TLS and user identity set so far, for a caller that changes only part.
+    pub fn current_security(&self) -> &Security {
+        &self.settings.security
+    }
+
     /// Acknowledge at once (Linux TCP_QUICKACK, default on); see
     /// [`dimse::ScuOptions::quick_ack`].
     pub fn quick_ack(mut self, on: bool) -> Self {

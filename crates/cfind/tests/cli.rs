@@ -187,3 +187,38 @@ fn the_defaults_given_to_run_name_the_peer() {
         "{text}"
     );
 }
+
+#[test]
+fn a_study_is_found_over_mutual_tls_with_the_flags_and_plaintext_is_told_why_it_failed() {
+    let pki = test_pki::TestPki::new().unwrap();
+    let tls = dimse::tls::TlsServerOptions::new(pki.server().certificate, pki.server().key)
+        .client_ca_bundle(pki.ca())
+        .require_client_certificate(true);
+    let scp = simulator::Simulator::start(simulator::SimulatorConfig {
+        tls: Some(simulator::TlsListener::on_free_port(tls)),
+        ..simulator::SimulatorConfig::default()
+    })
+    .unwrap();
+    let studies = [ArchiveStudy::synthetic(7, 1, 2)];
+    support::instances::store_into_simulator(scp.addr(), support::instances::ROUTE, &studies);
+    let tls_port = scp.tls_addr().unwrap().port();
+    let uid = studies[0].study_instance_uid.as_str();
+    // The flags after the subcommand, as a user types them.
+    let flags = pki.mutual_tls_flags();
+    let mut args = vec!["study", uid, "--user", "qa"];
+    args.extend(flags.iter().map(String::as_str));
+    let output = cfind(tls_port, &args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains(uid), "{}", stdout(&output));
+    let stats = scp.stats();
+    assert!(stats.tls.associations >= 1);
+    assert_eq!(stats.identities.by_user["qa"], 1);
+
+    let output = cfind(tls_port, &["study", uid]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("answered in TLS"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -55,6 +55,8 @@
 
 mod ae_title;
 mod attribute;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod command;
 pub mod identity;
 pub mod message;

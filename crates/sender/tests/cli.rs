@@ -169,3 +169,86 @@ fn echo_reports_the_round_trip_and_a_missing_path_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/folder"));
 }
+
+/// A simulator whose TLS port requires client certificates from `pki`'s CA and whose
+/// route `SECURE` requires the user `modality1` with its passcode.
+fn secure_simulator(pki: &test_pki::TestPki) -> SimulatorHandle {
+    let rules = simulator::Rules::from_toml_str(
+        "[[route]]\nname = \"SECURE\"\ncalled_ae_title = \"SECURE\"\n\
+         [route.identity]\nusers = [{ name = \"modality1\", passcode = \"s3cret\" }]\n",
+        "secure.toml",
+    )
+    .unwrap();
+    let tls = dimse::tls::TlsServerOptions::new(pki.server().certificate, pki.server().key)
+        .client_ca_bundle(pki.ca())
+        .require_client_certificate(true);
+    simulator::Simulator::start(simulator::SimulatorConfig {
+        tls: Some(simulator::TlsListener::on_free_port(tls)),
+        ..simulator::SimulatorConfig::with_rules(rules)
+    })
+    .unwrap()
+}
+
+/// `sender echo` at the simulator's TLS port with `args`, the passcode in the
+/// environment variable `SENDER_TEST_PASSCODE`.
+fn echo_tls(sim: &SimulatorHandle, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sender"))
+        .arg("echo")
+        .arg("127.0.0.1")
+        .arg(sim.tls_addr().unwrap().port().to_string())
+        .args(["--aec", "SECURE"])
+        .args(args)
+        .env("SENDER_TEST_PASSCODE", "s3cret")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn echo_goes_over_mutual_tls_with_the_identity_the_flags_give() {
+    let pki = test_pki::TestPki::new().unwrap();
+    let sim = secure_simulator(&pki);
+    let flags = pki.mutual_tls_flags();
+    let tls: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let identity = [
+        "--user",
+        "modality1",
+        "--passcode-env",
+        "SENDER_TEST_PASSCODE",
+    ];
+    let out = succeeded(echo_tls(&sim, &[&tls[..], &identity[..]].concat()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("C-ECHO"));
+    let stats = sim.stats();
+    assert_eq!(stats.tls.associations, 1);
+    assert_eq!(stats.identities.by_user["modality1"], 1);
+
+    // Plaintext at the TLS port, and TLS without the identity: each told why, exit 1.
+    let out = echo_tls(&sim, &identity);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered in TLS"));
+    let out = echo_tls(&sim, &tls);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rejected"));
+}
+
+#[test]
+fn a_bad_tls_flag_names_the_flag_and_the_file_and_nothing_is_sent() {
+    let pki = test_pki::TestPki::new().unwrap();
+    let sim = secure_simulator(&pki);
+    let out = echo_tls(&sim, &["--tls-ca", "/nonexistent/ca.pem"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls-ca"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    // A certificate without its key is refused by the parser.
+    let out = echo_tls(&sim, &["--tls-cert", "/x.pem"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+    // An unset passcode variable.
+    let out = echo_tls(
+        &sim,
+        &["--user", "u", "--passcode-env", "NO_SUCH_VARIABLE_SET"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NO_SUCH_VARIABLE_SET"));
+    assert_eq!(sim.stats().associations.accepted, 0);
+}

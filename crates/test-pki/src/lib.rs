@@ -168,6 +168,20 @@ impl TestPki {
         self.pair("stranger-client")
     }
 
+    /// The command-line flags (`dimse::cli`, as `sender` and `cfind` take them) for
+    /// mutual TLS trusting [`ca`](Self::ca) and presenting [`client`](Self::client).
+    pub fn mutual_tls_flags(&self) -> Vec<String> {
+        let client = self.client();
+        [
+            ("--tls-ca", self.ca()),
+            ("--tls-cert", client.certificate),
+            ("--tls-key", client.key),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect()
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -137,6 +137,8 @@ struct PeerArgs {
     /// DIMSE response timeout in seconds; the default one when left out.
     #[arg(long, value_name = "SECONDS")]
     dimse_timeout: Option<f64>,
+    #[command(flatten)]
+    security: dimse::cli::SecurityArgs,
 }
 
 #[derive(Args, Debug)]
@@ -274,7 +276,7 @@ fn sender_for(peer: PeerAddress, args: &PeerArgs, defaults: &Defaults) -> Result
         )
         .timeouts(defaults.timeouts)
         .max_pdu_length(defaults.max_pdu_length)
-        .security(defaults.security.clone())
+        .security(args.security.apply(&defaults.security)?)
         .quick_ack(defaults.quick_ack);
     if let Some(seconds) = args.dimse_timeout {
         options = options.dimse_timeout(seconds_arg("--dimse-timeout", seconds)?);
@@ -400,6 +402,7 @@ mod tests {
             aet: None,
             aec: Some("ROUTER".into()),
             dimse_timeout: Some(3.0),
+            security: dimse::cli::SecurityArgs::default(),
         };
         let sender = sender_for(defaults.peer.clone(), &args, &defaults).unwrap();
         let options = sender.options();
