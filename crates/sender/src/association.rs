@@ -8,6 +8,7 @@
 //! after any failure the association is aborted and forgotten, so no later request
 //! can go into a socket in an unknown state.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dicom_ul::pdu::PresentationContextNegotiated;
@@ -15,7 +16,7 @@ use dimse::{CommandField, DimseError, Patch, ScuAssociation, ScuOptions, Status,
 
 use crate::SenderError;
 use crate::contexts::choose_context;
-use crate::instance::{InstanceUids, PreparedInstance};
+use crate::instance::{InstanceUids, PreparedInstance, Variant};
 use crate::options::SenderOptions;
 use crate::outcome::{Outcome, SendOutcome};
 
@@ -154,6 +155,17 @@ impl Session {
         instance: &PreparedInstance,
         uids: Option<&InstanceUids>,
     ) -> SendOutcome {
+        self.store_loaded(instance, None, uids)
+    }
+
+    /// As [`store`](Self::store), with the instance's primary encoding already in
+    /// memory (`loaded`, a load run's feed): used when the peer accepts its syntax.
+    pub(crate) fn store_loaded(
+        &mut self,
+        instance: &PreparedInstance,
+        loaded: Option<&Arc<Variant>>,
+        uids: Option<&InstanceUids>,
+    ) -> SendOutcome {
         let started = Instant::now();
         let not_sent = |detail: String| SendOutcome::not_sent(Outcome::Failure, detail, started);
         if self.association.is_none() {
@@ -173,9 +185,12 @@ impl Session {
                 instance.transfer_syntax()
             ));
         };
-        let variant = match instance.variant(&choice.transfer_syntax) {
-            Ok(v) => v,
-            Err(detail) => return not_sent(detail),
+        let variant = match loaded.filter(|v| v.transfer_syntax() == choice.transfer_syntax) {
+            Some(v) => v.clone(),
+            None => match instance.variant(&choice.transfer_syntax) {
+                Ok(v) => v,
+                Err(detail) => return not_sent(detail),
+            },
         };
         let association = self.association.as_mut().expect("checked above");
         let message_id = association.next_message_id();

@@ -528,3 +528,150 @@ fn fresh_uid_studies_each_copy_one_original_study_of_one_patient_into_the_archiv
     expected.sort_unstable();
     assert_eq!(shapes, expected);
 }
+
+/// The files' data sets (what follows the meta group), as a load sends them as is.
+fn file_data_sets(files: &[std::path::PathBuf]) -> BTreeSet<Vec<u8>> {
+    files
+        .iter()
+        .map(|f| {
+            let object = dicom_object::open_file(f).unwrap();
+            let mut bytes = Vec::new();
+            object
+                .write_dataset_with_ts(
+                    &mut bytes,
+                    &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+                )
+                .unwrap();
+            bytes
+        })
+        .collect()
+}
+
+#[test]
+fn a_set_larger_than_the_memory_budget_is_streamed_and_every_send_carries_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), 10, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
+    assert!(prepared.instances.iter().all(|i| !i.is_resident()));
+    let one = prepared.instances[0].encoded_len() as u64;
+    let total: u64 = prepared
+        .instances
+        .iter()
+        .map(|i| i.encoded_len() as u64)
+        .sum();
+    let sim = simulator(FaultPlan::default());
+    // Room for three data sets: one stays resident, two at a time are streamed.
+    let plan = LoadPlan::new(prepared.instances)
+        .concurrency(3)
+        .stop_after(StopAfter::Count(40))
+        .memory_budget(3 * one + one / 2);
+    let report = run(&sim, &plan);
+    assert_eq!(
+        report.metrics.counts.succeeded, 40,
+        "{:?}",
+        report.metrics.errors
+    );
+    let generator = &report.generator;
+    assert_eq!(generator.resident_instances, 1, "{generator:?}");
+    assert_eq!(generator.streamed_instances, 9);
+    // Each streamed instance is read for each of its four sends, never more.
+    assert_eq!(generator.streamed_reads, 36);
+    assert_eq!(
+        generator.streamed_bytes,
+        4 * (total - generator.resident_bytes)
+    );
+    assert!(
+        generator.peak_streamed_bytes <= 2 * one + one / 2,
+        "{generator:?}"
+    );
+    assert!(generator.first_send_after.is_some());
+    // What arrived is what the files hold (the simulator keeps one copy per SOP
+    // Instance UID of the forty it received).
+    assert_eq!(sim.stats().stores.received, 40);
+    let stored: BTreeSet<_> = common::stored_bytes(&sim).into_iter().collect();
+    assert_eq!(stored, file_data_sets(&files));
+}
+
+#[test]
+fn a_streamed_run_with_fresh_uids_sends_a_new_instance_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::Fresh).unwrap();
+    let one = prepared.instances[0].encoded_len() as u64;
+    let sim = simulator(FaultPlan::default());
+    let plan = LoadPlan::new(prepared.instances)
+        .concurrency(2)
+        .stop_after(StopAfter::Count(18))
+        .memory_budget(2 * one);
+    let report = run(&sim, &plan);
+    assert_eq!(report.metrics.counts.succeeded, 18);
+    assert!(
+        report.generator.streamed_instances >= 4,
+        "{:?}",
+        report.generator
+    );
+    let uids: BTreeSet<String> = stored_data_sets(&sim)
+        .iter()
+        .map(|o| {
+            o.element(tags::SOP_INSTANCE_UID)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(uids.len(), 18);
+}
+
+#[test]
+fn a_set_that_fits_the_budget_is_read_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
+    let total: u64 = prepared
+        .instances
+        .iter()
+        .map(|i| i.encoded_len() as u64)
+        .sum();
+    let sim = simulator(FaultPlan::default());
+    let plan = LoadPlan::new(prepared.instances)
+        .concurrency(2)
+        .stop_after(StopAfter::Count(24));
+    let report = run(&sim, &plan);
+    assert_eq!(report.metrics.counts.succeeded, 24);
+    let generator = &report.generator;
+    assert_eq!(
+        (generator.resident_instances, generator.streamed_instances),
+        (6, 0)
+    );
+    assert_eq!(generator.resident_bytes, total);
+    assert_eq!(generator.streamed_reads, 0);
+    assert_eq!(generator.memory_budget_bytes, sender::DEFAULT_MEMORY_BUDGET);
+}
+
+#[rstest]
+#[case::resident(sender::DEFAULT_MEMORY_BUDGET)]
+#[case::streamed(1)]
+fn a_file_cut_short_after_inspection_fails_each_of_its_sends_naming_it(#[case] budget: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), 4, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
+    let whole = std::fs::read(&files[2]).unwrap();
+    std::fs::write(&files[2], &whole[..whole.len() - 1000]).unwrap();
+    let sim = simulator(FaultPlan::default());
+    let plan = LoadPlan::new(prepared.instances)
+        .stop_after(StopAfter::Count(8))
+        .memory_budget(budget);
+    let report = run(&sim, &plan);
+    let counts = &report.metrics.counts;
+    assert_eq!(
+        (counts.succeeded, counts.failed),
+        (6, 2),
+        "{:?}",
+        report.metrics.errors
+    );
+    let error = &report.metrics.errors[0];
+    assert_eq!(error.count, 2);
+    assert!(error.message.contains("CT0002.dcm"), "{}", error.message);
+    assert_eq!(sim.stats().stores.received, 6);
+}

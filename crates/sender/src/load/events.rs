@@ -9,9 +9,9 @@
 //! in each of them by construction.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use metrics::{OutcomeCounts, Recorder, Sample};
+use metrics::{LatencyHistogram, OutcomeCounts, Recorder, Sample};
 
 use super::progress::Live;
 use crate::outcome::SendOutcome;
@@ -24,6 +24,9 @@ pub(crate) struct SendEvent {
     /// When it was meant to start (open loop), for latency without coordinated
     /// omission; `None` in closed loop, where it started when it could.
     pub(crate) intended: Option<Instant>,
+    /// How long the send waited for its data set beyond when it was due (the
+    /// generator's delay, excluded from its latency); `None` when it was ready.
+    pub(crate) generator_lag: Option<Duration>,
     /// What came of it; `started` is the actual start, association opening included.
     pub(crate) outcome: SendOutcome,
 }
@@ -138,12 +141,25 @@ impl SendSpan {
     }
 }
 
+/// How long sends waited for their data sets: one histogram entry per late send.
+#[derive(Debug, Default)]
+pub(super) struct GeneratorLag(pub(super) LatencyHistogram);
+
+impl SendTally for GeneratorLag {
+    fn on_send(&mut self, event: &SendEvent) {
+        if let Some(lag) = event.generator_lag {
+            self.0.record(lag);
+        }
+    }
+}
+
 /// Every consumer of one worker's events.
 pub(super) struct WorkerTallies<'a> {
     recorder: Recorder,
     live: &'a Live,
     pub(super) studies: StudyTallies,
     pub(super) span: SendSpan,
+    pub(super) lag: GeneratorLag,
 }
 
 impl<'a> WorkerTallies<'a> {
@@ -153,6 +169,7 @@ impl<'a> WorkerTallies<'a> {
             live,
             studies: StudyTallies::default(),
             span: SendSpan::default(),
+            lag: GeneratorLag::default(),
         }
     }
 
@@ -161,13 +178,14 @@ impl<'a> WorkerTallies<'a> {
         self.live.on_send(&event);
         self.studies.on_send(&event);
         self.span.on_send(&event);
+        self.lag.on_send(&event);
         self.recorder.record(event.into_sample());
     }
 
     /// Flushes the recorder into the run's metrics; the rest is merged by the caller.
-    pub(super) fn finish(mut self) -> (StudyTallies, SendSpan) {
+    pub(super) fn finish(mut self) -> (StudyTallies, SendSpan, GeneratorLag) {
         self.recorder.flush();
-        (self.studies, self.span)
+        (self.studies, self.span, self.lag)
     }
 }
 
@@ -182,6 +200,7 @@ mod tests {
         SendEvent {
             study,
             intended: None,
+            generator_lag: None,
             outcome: SendOutcome {
                 status: None,
                 outcome,

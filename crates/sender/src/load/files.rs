@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::instance::PreparedInstance;
 use crate::{SenderError, UidStrategy};
 
@@ -15,10 +17,14 @@ pub struct PreparedFiles {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Reads every DICOM file under `paths` (files or folders) and prepares them.
+/// Finds every DICOM file under `paths` (files or folders) and
+/// [inspects](PreparedInstance::inspect) them: their identity and syntax from the head
+/// of the file; a load run reads the data sets within its memory budget.
 ///
-/// A bad file never stops a run: it is listed in [`PreparedFiles::skipped`] with the
-/// reason.
+/// A bad file never stops a run: one whose head is not a readable DICOM data set with
+/// its UIDs is listed in [`PreparedFiles::skipped`] with the reason. One whose data set
+/// is cut short after the attributes before Pixel Data is found when it is read, and
+/// each send of it fails naming the file.
 ///
 /// # Errors
 /// [`SenderError::File`] when a path does not exist or a folder cannot be walked.
@@ -41,8 +47,17 @@ pub fn prepare_paths(paths: &[PathBuf], uids: UidStrategy) -> Result<PreparedFil
                 .map(|s| (s.path, s.reason.to_string())),
         );
     }
-    for file in files {
-        match PreparedInstance::from_file(&file, uids) {
+    // Only the head of each file is read, in parallel: a run starts within
+    // milliseconds whatever the size of the set, and reads the data sets as it goes.
+    let inspected: Vec<_> = files
+        .into_par_iter()
+        .map(|file| {
+            let result = PreparedInstance::inspect(&file, uids);
+            (file, result)
+        })
+        .collect();
+    for (file, result) in inspected {
+        match result {
             Ok(instance) => prepared.instances.push(Arc::new(instance)),
             Err(e) => prepared.skipped.push((file, e.to_string())),
         }

@@ -34,6 +34,7 @@
 //! them together.
 
 mod events;
+mod feed;
 mod files;
 mod plan;
 mod progress;
@@ -46,14 +47,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metrics::PerfMetrics;
 
+pub use feed::GeneratorReport;
 pub use files::{PreparedFiles, prepare_paths};
-pub use plan::{LoadPlan, StopAfter};
+pub use plan::{DEFAULT_MEMORY_BUDGET, LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
 pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
 
 use crate::contexts::Proposal;
 use crate::{DicomSender, SenderError};
 use events::{SendSpan, StudyTallies, WorkerTallies};
+use feed::Feed;
 use progress::{Live, ProgressReporter};
 use schedule::{Dispenser, Schedule};
 use worker::Worker;
@@ -87,8 +90,18 @@ pub fn run_load(
     let start = Instant::now();
     let wall_start = SystemTime::now();
     let dispenser = Dispenser::new(plan, &schedule, start);
+    let feed = Feed::new(
+        plan.instances(),
+        &schedule,
+        plan.total(),
+        plan.current_memory_budget(),
+    );
 
-    let results: Vec<(AssociationCounts, StudyTallies, SendSpan)> = thread::scope(|scope| {
+    let results: Vec<WorkerResult> = thread::scope(|scope| {
+        let feed = &feed;
+        let readers: Vec<_> = (0..feed.readers())
+            .map(|_| scope.spawn(move || feed.read_ahead()))
+            .collect();
         let workers: Vec<_> = (0..plan.worker_count())
             .map(|_| {
                 let mut tallies = WorkerTallies::new(metrics.recorder(), &live);
@@ -102,9 +115,9 @@ pub fn run_load(
                         session: None,
                         associations: AssociationCounts::default(),
                     };
-                    worker.run(dispenser, schedule, start, &mut tallies);
-                    let (studies, span) = tallies.finish();
-                    (worker.associations, studies, span)
+                    worker.run(dispenser, schedule, feed, start, &mut tallies);
+                    let (studies, span, lag) = tallies.finish();
+                    (worker.associations, studies, span, lag)
                 })
             })
             .collect();
@@ -130,6 +143,10 @@ pub fn run_load(
             .into_iter()
             .map(|w| w.join().expect("a load worker panicked"))
             .collect();
+        feed.finish();
+        for reader in readers {
+            reader.join().expect("a read-ahead thread panicked");
+        }
         progress.report();
         results
     });
@@ -138,11 +155,14 @@ pub fn run_load(
     let mut associations = AssociationCounts::default();
     let mut studies = StudyTallies::default();
     let mut span = SendSpan::default();
-    for (a, s, p) in results {
+    let mut lag = metrics::LatencyHistogram::new();
+    for (a, s, p, l) in results {
         associations.merge(&a);
         studies.merge(s);
         span.merge(p);
+        lag.merge(&l.0);
     }
+    let generator = feed.report(&lag, span.first.map(|first| first.duration_since(start)));
     let to_wall = |at: Instant| wall_start + at.saturating_duration_since(start);
     let mut studies: Vec<_> = studies.0.into_iter().collect();
     studies.sort_by_key(|(_, t)| t.first);
@@ -182,8 +202,17 @@ pub fn run_load(
         associations,
         studies,
         uid_root: schedule.uid_root(),
+        generator,
     })
 }
+
+/// What one worker hands back: its association events and its tallies.
+type WorkerResult = (
+    AssociationCounts,
+    StudyTallies,
+    SendSpan,
+    events::GeneratorLag,
+);
 
 /// Makes, before the clock starts, the conversions the peer will need (decompression,
 /// re-encoding), so that the first sends of each instance do not carry the codec's

@@ -46,7 +46,11 @@ pub struct LoadPlan {
     max_ops_per_association: Option<NonZeroU32>,
     layout: StudyLayout,
     progress_interval: Duration,
+    memory_budget: u64,
 }
+
+/// The default memory budget for a run's data sets: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 512 * 1024 * 1024;
 
 impl LoadPlan {
     /// A plan sending `instances` once each, closed loop, on one persistent association.
@@ -61,7 +65,18 @@ impl LoadPlan {
             max_ops_per_association: None,
             layout: StudyLayout::ORIGINAL,
             progress_interval: Duration::from_millis(250),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
+    }
+
+    /// Bytes of data sets the run may hold in memory (default
+    /// [`DEFAULT_MEMORY_BUDGET`]). Instances [inspected](PreparedInstance::inspect)
+    /// from files stay in memory when they all fit; otherwise the first ones (up to
+    /// half the budget) do and the others are read from disk for each send, ahead of
+    /// time, within the rest. Instances prepared in memory are not counted.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
+        self
     }
 
     /// When the run stops (default: each instance once).
@@ -155,6 +170,11 @@ impl LoadPlan {
     /// How fresh UIDs group the sends into studies and series.
     pub fn layout(&self) -> StudyLayout {
         self.layout
+    }
+
+    /// Bytes of data sets the run may hold in memory.
+    pub fn current_memory_budget(&self) -> u64 {
+        self.memory_budget
     }
 
     pub(super) fn current_progress_interval(&self) -> Duration {

@@ -105,6 +105,9 @@ pub struct LoadReport {
     /// carried SOP Instance UID `root.uid(UidLevel::Instance, k)` (see
     /// [`UidRoot`](crate::UidRoot)'s `FromStr`).
     pub uid_root: Option<String>,
+    /// How the data sets were held (resident or streamed within the memory budget)
+    /// and how long sends waited for them: the generator's own cost.
+    pub generator: super::GeneratorReport,
 }
 
 /// The figures the CLI prints and `--json` writes, under the same names.

@@ -2,18 +2,20 @@
 //! [`AssociationStrategy`], sending the numbers it claims at their intended starts
 //! and handing one [`SendEvent`] per send to its tallies.
 
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use dimse::ScuOptions;
 
 use super::events::{SendEvent, WorkerTallies};
+use super::feed::Feed;
 use super::plan::LoadPlan;
 use super::progress::Live;
 use super::report::AssociationCounts;
 use super::schedule::{Dispenser, Schedule};
 use crate::association::Session;
-use crate::instance::{InstanceUids, PreparedInstance};
+use crate::instance::{InstanceUids, PreparedInstance, Variant};
 use crate::outcome::{Outcome, SendOutcome};
 use crate::{AssociationStrategy, DicomSender};
 
@@ -35,6 +37,7 @@ impl Worker<'_> {
         &mut self,
         dispenser: &Dispenser<'_>,
         schedule: &Schedule<'_>,
+        feed: &Feed<'_>,
         start: Instant,
         tallies: &mut WorkerTallies<'_>,
     ) {
@@ -51,10 +54,24 @@ impl Worker<'_> {
                     }
                 }
                 let target = schedule.target(k);
-                let outcome = self.send(&plan.instances()[target.instance], target.uids.as_ref());
+                let asked = Instant::now();
+                let lease = feed.take(k);
+                // Waiting for the data set is the generator's delay, not the router's:
+                // latency starts when both the send was due and its data was ready.
+                let ready = lease.ready_at();
+                let generator_lag = ready.checked_duration_since(intended.unwrap_or(asked));
+                let instance = &plan.instances()[target.instance];
+                let outcome = match lease.variant() {
+                    Ok(variant) => self.send(instance, Some(variant), target.uids.as_ref()),
+                    Err(detail) => {
+                        SendOutcome::not_sent(Outcome::Failure, detail.to_string(), Instant::now())
+                    }
+                };
+                drop(lease);
                 tallies.record(SendEvent {
                     study: target.study,
-                    intended,
+                    intended: intended.map(|at| at.max(ready)),
+                    generator_lag: generator_lag.filter(|lag| !lag.is_zero()),
                     outcome,
                 });
             }
@@ -66,7 +83,12 @@ impl Worker<'_> {
     }
 
     /// Sends one instance on this worker's association, opening one if needed.
-    fn send(&mut self, instance: &PreparedInstance, uids: Option<&InstanceUids>) -> SendOutcome {
+    fn send(
+        &mut self,
+        instance: &PreparedInstance,
+        loaded: Option<&Arc<Variant>>,
+        uids: Option<&InstanceUids>,
+    ) -> SendOutcome {
         let started = Instant::now();
         if let Some(session) = self.session.as_mut() {
             let recycle = self
@@ -98,7 +120,7 @@ impl Worker<'_> {
             }
         }
         let session = self.session.as_mut().expect("opened above");
-        let mut outcome = session.store(instance, uids);
+        let mut outcome = session.store_loaded(instance, loaded, uids);
         // Time spent opening the association belongs to this send.
         outcome.latency = outcome.started.saturating_duration_since(started) + outcome.latency;
         outcome.started = started;
