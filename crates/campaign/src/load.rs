@@ -215,8 +215,37 @@ pub fn load_figures(load: &LoadReport, verification: Option<&VerificationReport>
     if let Some(latency) = summary.latency_ms {
         figures.push(figure("p95 latency", format!("{:.1} ms", latency.p95_ms)));
     }
+    figures.push(generator_figure(&load.generator));
     figures.extend(verification.map(verification_figure));
     figures
+}
+
+/// What the generator itself cost: how the data sets were held and how long sends
+/// waited for the disk (kept out of the router's latency, shown here instead).
+pub fn generator_figure(generator: &sender::GeneratorReport) -> Figure {
+    let held = if generator.streamed_instances == 0 {
+        format!(
+            "all {} data sets in memory ({:.1} MB)",
+            generator.resident_instances,
+            generator.resident_bytes as f64 / 1e6
+        )
+    } else {
+        format!(
+            "{} data sets streamed from disk ({:.1} MB read), {} kept in memory, within {}",
+            generator.streamed_instances,
+            generator.streamed_bytes as f64 / 1e6,
+            generator.resident_instances,
+            sender::ByteSize(generator.memory_budget_bytes)
+        )
+    };
+    let lag = match generator.lag_ms {
+        Some(lag) => format!(
+            "{} sends waited for their data (p99 {:.1} ms, max {:.1} ms)",
+            generator.lagged_sends, lag.p99_ms, lag.max_ms
+        ),
+        None => "no send waited for its data".to_string(),
+    };
+    figure("generator", format!("{held}; {lag}"))
 }
 
 /// How many delivered studies C-FIND found complete, of those sent.

@@ -125,6 +125,10 @@ pub mod defaults {
     pub const LOAD_MULTIPLIER: f64 = 3.0;
     /// `LOAD_CONCURRENCY`.
     pub const LOAD_CONCURRENCY: usize = 8;
+    /// `LOAD_MEMORY_BUDGET`: 512 MiB.
+    pub const LOAD_MEMORY_BUDGET: u64 = 512 << 20;
+    /// The smallest `LOAD_MEMORY_BUDGET`: 16 MiB.
+    pub const MIN_LOAD_MEMORY_BUDGET: u64 = 16 << 20;
     /// `TEST_DURATION_SECONDS`.
     pub const TEST_DURATION: Duration = Duration::from_secs(300);
     /// `MAX_ERROR_RATE`.
@@ -355,6 +359,7 @@ impl TestConfig {
         add("load", "concurrency", l.concurrency.to_string());
         add("load", "duration_seconds", secs(l.duration));
         add("load", "ramp_up_seconds", secs(l.ramp_up));
+        add("load", "memory_budget_bytes", l.memory_budget.to_string());
         let t = &self.thresholds;
         add("thresholds", "max_error_rate", t.max_error_rate.to_string());
         add("thresholds", "max_p95_latency_ms", ms(t.max_p95_latency));

@@ -94,6 +94,23 @@ pub(crate) fn whole_number_at_least(min: u64) -> impl Fn(&str) -> Result<u64, St
     }
 }
 
+/// A size in bytes ([`sender::ByteSize`]'s forms) of at least `min` bytes.
+pub(crate) fn byte_size_at_least(min: u64) -> impl Fn(&str) -> Result<u64, String> {
+    move |raw| {
+        raw.parse::<sender::ByteSize>()
+            .ok()
+            .map(sender::ByteSize::bytes)
+            .filter(|bytes| *bytes >= min)
+            .ok_or_else(|| {
+                format!(
+                    "a size of at least {}, {}",
+                    sender::ByteSize(min),
+                    sender::BYTE_SIZE_FORMS
+                )
+            })
+    }
+}
+
 pub(crate) fn port(raw: &str) -> Result<u16, String> {
     raw.trim()
         .parse::<u16>()

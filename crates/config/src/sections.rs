@@ -136,6 +136,9 @@ pub struct LoadProfile {
     /// target; zero starts at full rate.
     #[serde(rename = "ramp_up_seconds", serialize_with = "seconds")]
     pub ramp_up: Duration,
+    /// `LOAD_MEMORY_BUDGET`: bytes of data sets a load run holds in memory; a larger
+    /// set is streamed from disk.
+    pub memory_budget: u64,
 }
 
 impl LoadProfile {
@@ -169,6 +172,11 @@ impl LoadProfile {
                 "LOAD_RAMP_UP_SECONDS",
                 Duration::ZERO,
                 parse::seconds_non_negative,
+            ),
+            memory_budget: reader.value_or(
+                "LOAD_MEMORY_BUDGET",
+                defaults::LOAD_MEMORY_BUDGET,
+                parse::byte_size_at_least(defaults::MIN_LOAD_MEMORY_BUDGET),
             ),
         }
     }
@@ -589,9 +597,11 @@ mod tests {
             ("LOAD_CONCURRENCY", "32"),
             ("TEST_DURATION_SECONDS", "10"),
             ("LOAD_RAMP_UP_SECONDS", "2.5"),
+            ("LOAD_MEMORY_BUDGET", "1.5GiB"),
         ])
         .unwrap()
         .load;
+        assert_eq!(load_profile.memory_budget, 3 << 29);
         assert_eq!(load_profile.target_rate(), 180.0);
         assert_eq!(load_profile.concurrency, 32);
         assert_eq!(load_profile.duration, Duration::from_secs(10));
@@ -628,6 +638,30 @@ mod tests {
             error_text(&[("LOAD_RAMP_UP_SECONDS", "-2")]),
             r#"LOAD_RAMP_UP_SECONDS="-2": expected a number of seconds >= 0"#
         );
+        for bad in ["lots", "512 parsecs", "-1GiB", "1000"] {
+            assert_eq!(
+                error_text(&[("LOAD_MEMORY_BUDGET", bad)]),
+                format!(
+                    "LOAD_MEMORY_BUDGET={bad:?}: expected a size of at least 16MiB, \
+                     e.g. 512MiB, 2GiB, 800MB or a number of bytes"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_memory_budget_takes_binary_and_decimal_units() {
+        let budget = |raw: &str| {
+            load(&[("LOAD_MEMORY_BUDGET", raw)])
+                .unwrap()
+                .load
+                .memory_budget
+        };
+        assert_eq!(load(&[]).unwrap().load.memory_budget, 512 << 20);
+        assert_eq!(budget("256MiB"), 256 << 20);
+        assert_eq!(budget("800 MB"), 800_000_000);
+        assert_eq!(budget("2gib"), 2 << 30);
+        assert_eq!(budget("33554432"), 32 << 20);
     }
 
     // ---- thresholds

@@ -80,6 +80,7 @@
 //! ```
 
 mod association;
+mod byte_size;
 pub mod cli;
 mod contexts;
 mod error;
@@ -93,6 +94,7 @@ mod strategy;
 mod uid;
 
 pub use association::Session;
+pub use byte_size::{BYTE_SIZE_FORMS, ByteSize};
 pub use contexts::{
     ContextChoice, Conversion, MAX_PRESENTATION_CONTEXTS, Proposal, choose_context,
 };

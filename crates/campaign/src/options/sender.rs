@@ -36,6 +36,7 @@ pub fn load_plan(config: &TestConfig, instances: Vec<Arc<PreparedInstance>>) -> 
         .stop_after(StopAfter::Duration(config.load.duration))
         .association(config.sending.association)
         .max_ops_per_association(config.sending.max_ops_per_association)
+        .memory_budget(config.load.memory_budget)
 }
 
 /// What the sender's command line falls back to: the endpoint, its AE titles, the
@@ -54,6 +55,7 @@ pub fn cli_defaults(config: &TestConfig) -> Result<sender::cli::Defaults, Campai
         max_ops_per_association: config.sending.max_ops_per_association,
         security: super::security(config)?,
         quick_ack: config.network.quick_ack,
+        memory_budget: config.load.memory_budget,
     })
 }
 

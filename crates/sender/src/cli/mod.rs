@@ -56,6 +56,8 @@ pub struct Defaults {
     pub security: dimse::Security,
     /// Acknowledge at once (TCP_QUICKACK); see [`SenderOptions::quick_ack`].
     pub quick_ack: bool,
+    /// Bytes of data sets a load holds in memory when `--memory-budget` is left out.
+    pub memory_budget: u64,
 }
 
 impl Default for Defaults {
@@ -73,6 +75,7 @@ impl Default for Defaults {
             max_ops_per_association: None,
             security: dimse::Security::default(),
             quick_ack: true,
+            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -177,6 +180,10 @@ struct LoadArgs {
     /// original study (default: all series of the original study).
     #[arg(long, value_name = "N", requires = "reuid")]
     series_per_study: Option<u64>,
+    /// Memory for data sets (e.g. 512MiB, 2GiB): a larger set is streamed from disk
+    /// (default 512MiB, or LOAD_MEMORY_BUDGET with dicom-auto).
+    #[arg(long, value_name = "SIZE")]
+    memory_budget: Option<crate::ByteSize>,
     /// Write the summary and full metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -332,7 +339,11 @@ fn send(a: &SendArgs, defaults: &Defaults, default_workers: usize) -> Result<Exi
         .stop_after(stop)
         .association(load.association.map_or(defaults.association, Into::into))
         .max_ops_per_association(load.max_ops.or(defaults.max_ops_per_association))
-        .study_layout(StudyLayout::limits(load.series_size, load.series_per_study));
+        .study_layout(StudyLayout::limits(load.series_size, load.series_per_study))
+        .memory_budget(
+            load.memory_budget
+                .map_or(defaults.memory_budget, crate::ByteSize::bytes),
+        );
 
     let bar = if load.quiet {
         ProgressBar::hidden()

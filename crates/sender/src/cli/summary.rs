@@ -47,6 +47,13 @@ impl fmt::Display for SummaryTable<'_> {
             ("elapsed_s", format!("{:.2}", s.elapsed_s)),
             ("concurrency", s.concurrency.to_string()),
             ("association", s.association.as_str().to_string()),
+            ("first_send_after_ms", opt(s.first_send_after_ms, 1)),
+            ("streamed_instances", s.streamed_instances.to_string()),
+            (
+                "generator_lagged_sends",
+                s.generator_lagged_sends.to_string(),
+            ),
+            ("generator_lag_p99_ms", opt(s.generator_lag_p99_ms, 3)),
         ]);
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in rows {
@@ -72,6 +79,7 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         associations: &'a AssociationCounts,
         studies: &'a [StudyRecord],
         uid_root: &'a Option<String>,
+        generator: &'a crate::GeneratorReport,
         metrics: &'a metrics::MetricsSnapshot,
     }
     let out = Out {
@@ -79,6 +87,7 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         associations: &report.associations,
         studies: &report.studies,
         uid_root: &report.uid_root,
+        generator: &report.generator,
         metrics: &report.metrics,
     };
     let json = serde_json::to_vec_pretty(&out)?;

@@ -141,6 +141,14 @@ pub struct LoadSummary {
     pub concurrency: usize,
     /// Association strategy.
     pub association: AssociationStrategy,
+    /// Milliseconds from the start of the run to the first send.
+    pub first_send_after_ms: Option<f64>,
+    /// Instances read from disk for every send: the set exceeded the memory budget.
+    pub streamed_instances: u64,
+    /// Sends that waited for their data set (the generator's delay, not in latency).
+    pub generator_lagged_sends: u64,
+    /// 99th percentile of those waits.
+    pub generator_lag_p99_ms: Option<f64>,
 }
 
 impl LoadReport {
@@ -162,6 +170,13 @@ impl LoadReport {
             elapsed_s: self.elapsed.as_secs_f64(),
             concurrency: self.concurrency,
             association: self.association,
+            first_send_after_ms: self
+                .generator
+                .first_send_after
+                .map(|d| d.as_secs_f64() * 1e3),
+            streamed_instances: self.generator.streamed_instances,
+            generator_lagged_sends: self.generator.lagged_sends,
+            generator_lag_p99_ms: self.generator.lag_ms.map(|l| l.p99_ms),
         }
     }
 
