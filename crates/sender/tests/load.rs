@@ -675,3 +675,27 @@ fn a_file_cut_short_after_inspection_fails_each_of_its_sends_naming_it(#[case] b
     assert!(error.message.contains("CT0002.dcm"), "{}", error.message);
     assert_eq!(sim.stats().stores.received, 6);
 }
+
+#[test]
+fn a_run_sending_each_file_once_reads_each_ahead_of_its_send_and_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
+    let total: u64 = prepared
+        .instances
+        .iter()
+        .map(|i| i.encoded_len() as u64)
+        .sum();
+    let sim = simulator(FaultPlan::default());
+    let report = run(&sim, &LoadPlan::new(prepared.instances).concurrency(2));
+    assert_eq!(report.metrics.counts.succeeded, 6);
+    let generator = &report.generator;
+    assert_eq!(
+        (generator.resident_instances, generator.streamed_instances),
+        (0, 6)
+    );
+    assert_eq!(
+        (generator.streamed_reads, generator.streamed_bytes),
+        (6, total)
+    );
+}

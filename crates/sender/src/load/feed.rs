@@ -2,15 +2,22 @@
 //! run's memory budget ([`LoadPlan::memory_budget`]).
 //!
 //! Instances [inspected](crate::PreparedInstance::inspect) from files have their data
-//! set on disk. When they all fit in the budget they become **resident**: read once
-//! (and with fresh UIDs encoded once) by the read-ahead threads in the order the run
-//! first needs them, while the first sends are already going out, and kept for the
-//! whole run. When they do not fit, the first ones (up to half the budget) are kept
-//! resident and the others are **streamed**: the read-ahead threads read the data set
-//! of each upcoming send, in send-number order, and hold at most the rest of the
-//! budget (a send holds its bytes until its response is in; one data set larger than
-//! the budget is let through alone). So a 50 GB reference set runs in a few hundred
-//! megabytes.
+//! set on disk. What happens to it depends on whether the run sends it more than once:
+//!
+//! - **Each instance at most once** (each file once, or fewer sends than files): every
+//!   data set is **streamed**: the read-ahead threads read the data set of each upcoming
+//!   send, in send-number order, holding at most [`READ_AHEAD_BYTES`] (or the budget, if
+//!   smaller); a send holds its bytes until its response is in. Keeping them would cost
+//!   memory for nothing, so a 1 GB set goes out in a few hundred megabytes.
+//! - **Repeated sends, and the set fits the budget**: every data set becomes
+//!   **resident**: read once (and with fresh UIDs encoded once) by the read-ahead in the
+//!   order the run first needs them, while the first sends are already going out, and
+//!   kept for the whole run.
+//! - **Repeated sends of a larger set**: the first instances, up to the budget less the
+//!   read-ahead's share, are resident; the others are streamed for every send. So a
+//!   50 GB reference set runs within the budget.
+//!
+//! One data set larger than the read-ahead's share is let through alone.
 //!
 //! A send whose data is not ready when it is due waits for it. That wait is the
 //! generator's, not the router's: each send reports when its data was ready, latency
@@ -28,6 +35,10 @@ use serde::Serialize;
 
 use super::schedule::Schedule;
 use crate::instance::{PreparedInstance, Variant};
+
+/// Bytes of streamed data sets the read-ahead may hold (read ahead or being sent): at
+/// 2 GB/s, 60 ms of sends to absorb a disk's hiccup; more would only cost memory.
+const READ_AHEAD_BYTES: u64 = 128 << 20;
 
 /// Sends the read-ahead may run ahead of the workers, whatever the budget: enough to
 /// cover a disk hiccup at thousands of sends per second, few enough that a run ending
@@ -143,8 +154,9 @@ pub(super) struct Feed<'a> {
 }
 
 impl<'a> Feed<'a> {
-    /// Decides what stays resident: everything when it fits `budget`, otherwise the
-    /// instances in order up to half of it.
+    /// Decides what stays resident (see the module's documentation): nothing when no
+    /// instance is sent twice, everything when it fits `budget`, otherwise the
+    /// instances in order up to the budget less the read-ahead's share.
     pub(super) fn new(
         instances: &'a [Arc<PreparedInstance>],
         schedule: &'a Schedule<'a>,
@@ -156,10 +168,14 @@ impl<'a> Feed<'a> {
             .filter(|i| !i.is_resident())
             .map(|i| i.encoded_len() as u64)
             .sum();
-        let resident_limit = if on_disk <= budget {
-            budget
+        let repeats = total.is_none_or(|total| total > instances.len() as u64);
+        let read_ahead = READ_AHEAD_BYTES.min(budget / 2);
+        let (resident_limit, stream_budget) = if !repeats {
+            (0, READ_AHEAD_BYTES.min(budget))
+        } else if on_disk <= budget {
+            (budget, 0)
         } else {
-            budget / 2
+            (budget - read_ahead, read_ahead)
         };
         let mut kept = 0u64;
         let mut resident_bytes = 0u64;
@@ -193,7 +209,7 @@ impl<'a> Feed<'a> {
             streamed_instances,
             resident_bytes,
             budget,
-            stream_budget: budget.saturating_sub(kept),
+            stream_budget,
             state: Mutex::new(StreamState {
                 next_read: 0,
                 frontier: 0,

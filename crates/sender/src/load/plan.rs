@@ -71,9 +71,12 @@ impl LoadPlan {
 
     /// Bytes of data sets the run may hold in memory (default
     /// [`DEFAULT_MEMORY_BUDGET`]). Instances [inspected](PreparedInstance::inspect)
-    /// from files stay in memory when they all fit; otherwise the first ones (up to
-    /// half the budget) do and the others are read from disk for each send, ahead of
-    /// time, within the rest. Instances prepared in memory are not counted.
+    /// from files and sent more than once stay in memory when they all fit; otherwise
+    /// the first ones do and the others are read from disk, ahead of time, for each
+    /// send. A run sending each instance at most once reads every data set ahead of
+    /// its send and keeps none. Instances prepared in memory are not counted, nor the
+    /// other encodings a peer may need (decompressed, another uncompressed syntax),
+    /// which are made once and kept.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = bytes;
         self
