@@ -2,7 +2,7 @@
 //! and sending them back out as PDUs that respect the peer's maximum length.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use dicom_ul::association::{CloseSocket, SyncAssociation};
 use dicom_ul::pdu::{AbortRQSource, PDataValue, PDataValueType};
@@ -487,11 +487,9 @@ pub fn write_fragments_patched<W: Write + ?Sized>(
         PDataValueType::Data => 0x00,
     };
     let chunk_len = max_pdv_payload.max(1);
-    let mut buffer =
-        Vec::with_capacity(PDU_HEADER_LEN + PDV_HEADER_LEN + payload.len().min(chunk_len));
-    let mut chunks = payload.chunks(chunk_len).peekable();
-    if chunks.peek().is_none() {
+    if payload.is_empty() {
         // An empty data set is still one (empty) last fragment.
+        let mut buffer = Vec::with_capacity(PDU_HEADER_LEN + PDV_HEADER_LEN);
         write_one(
             &mut buffer,
             presentation_context_id,
@@ -501,22 +499,104 @@ pub fn write_fragments_patched<W: Write + ?Sized>(
         stream.write_all(&buffer).map_err(DimseError::from_io)?;
         return stream.flush().map_err(DimseError::from_io);
     }
+    // Fragments go out straight from the payload, a header and a slice each, many per
+    // system call: no copy of the data, and a few calls per megabyte whatever the
+    // peer's PDU size. Only a fragment that a patch touches is copied, to patch it.
+    let mut batch = FragmentBatch::new(presentation_context_id);
+    let mut patched = Vec::new();
     let mut chunk_start = 0;
+    let mut chunks = payload.chunks(chunk_len).peekable();
     while let Some(chunk) = chunks.next() {
         let last = chunks.peek().is_none();
         let control = control_base | if last { 0x02 } else { 0x00 };
-        buffer.clear();
-        write_one(&mut buffer, presentation_context_id, control, chunk);
-        if !patches.is_empty() {
-            let chunk_in_buffer = buffer.len() - chunk.len();
-            apply_patches(&mut buffer[chunk_in_buffer..], chunk_start, patches);
+        let chunk_end = chunk_start + chunk.len();
+        let touched = patches
+            .iter()
+            .any(|p| p.offset < chunk_end && p.offset + p.bytes.len() > chunk_start);
+        if touched {
+            batch.write_to(stream)?;
+            patched.clear();
+            write_one(&mut patched, presentation_context_id, control, chunk);
+            let chunk_in_buffer = patched.len() - chunk.len();
+            apply_patches(&mut patched[chunk_in_buffer..], chunk_start, patches);
+            stream.write_all(&patched).map_err(DimseError::from_io)?;
+        } else {
+            if batch.is_full() {
+                batch.write_to(stream)?;
+            }
+            batch.push(control, chunk);
         }
-        stream.write_all(&buffer).map_err(DimseError::from_io)?;
-        chunk_start += chunk.len();
+        chunk_start = chunk_end;
     }
+    batch.write_to(stream)?;
     // A TLS stream may hold the last record back until flushed; a TcpStream's flush
     // does nothing.
     stream.flush().map_err(DimseError::from_io)
+}
+
+/// P-DATA-TF fragments waiting to be written with one vectored write: each a PDU and
+/// PDV header and a slice of the payload.
+struct FragmentBatch<'p> {
+    presentation_context_id: u8,
+    headers: [[u8; PDU_HEADER_LEN + PDV_HEADER_LEN]; FragmentBatch::MAX],
+    chunks: [&'p [u8]; FragmentBatch::MAX],
+    len: usize,
+}
+
+impl<'p> FragmentBatch<'p> {
+    /// Fragments per write: 32 of 16 KiB (DCMTK's default PDU) is half a megabyte.
+    const MAX: usize = 32;
+
+    fn new(presentation_context_id: u8) -> Self {
+        FragmentBatch {
+            presentation_context_id,
+            headers: [[0; PDU_HEADER_LEN + PDV_HEADER_LEN]; FragmentBatch::MAX],
+            chunks: [&[]; FragmentBatch::MAX],
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == FragmentBatch::MAX
+    }
+
+    fn push(&mut self, control: u8, chunk: &'p [u8]) {
+        let item_len = (chunk.len() + 2) as u32;
+        let pdu_len = item_len + 4;
+        let header = &mut self.headers[self.len];
+        header[..2].copy_from_slice(&[0x04, 0x00]);
+        header[2..6].copy_from_slice(&pdu_len.to_be_bytes());
+        header[6..10].copy_from_slice(&item_len.to_be_bytes());
+        header[10] = self.presentation_context_id;
+        header[11] = control;
+        self.chunks[self.len] = chunk;
+        self.len += 1;
+    }
+
+    /// Writes the waiting fragments, all of them, and empties the batch.
+    fn write_to<W: Write + ?Sized>(&mut self, stream: &mut W) -> Result<(), DimseError> {
+        let mut slices: [IoSlice<'_>; 2 * FragmentBatch::MAX] =
+            [IoSlice::new(&[]); 2 * FragmentBatch::MAX];
+        for i in 0..self.len {
+            slices[2 * i] = IoSlice::new(&self.headers[i]);
+            slices[2 * i + 1] = IoSlice::new(self.chunks[i]);
+        }
+        let mut pending = &mut slices[..2 * self.len];
+        self.len = 0;
+        while !pending.is_empty() {
+            match stream.write_vectored(pending) {
+                Ok(0) => {
+                    return Err(DimseError::from_io(std::io::Error::from(
+                        std::io::ErrorKind::WriteZero,
+                    )));
+                }
+                Ok(written) => IoSlice::advance_slices(&mut pending, written),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(DimseError::from_io(e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Overwrites the parts of `chunk` (which starts at `chunk_start` in the payload)
@@ -650,6 +730,56 @@ mod tests {
         let joined: Vec<u8> = parse_all(&wire).into_iter().flat_map(|p| p.data).collect();
         assert_eq!(joined, expected);
         assert_eq!(payload[0], 0, "the payload itself is left untouched");
+    }
+
+    /// A stream taking at most 7 bytes per write, vectored or not, as a congested
+    /// socket may.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut left = 7;
+            for buf in bufs {
+                let n = buf.len().min(left);
+                self.0.extend_from_slice(&buf[..n]);
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
+            Ok(7 - left)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_vectored_writes_over_many_batches_still_give_every_byte_in_order() {
+        // 100 fragments: several batches, a patch in the middle of one of them.
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let patches = [Patch {
+            offset: 5_050,
+            bytes: b"PATCH",
+        }];
+        let mut wire = Trickle(Vec::new());
+        write_fragments_patched(&mut wire, 5, PDataValueType::Data, &payload, &patches, 100)
+            .unwrap();
+        let pdvs = parse_all(&wire.0);
+        assert_eq!(pdvs.len(), 100);
+        assert_eq!(pdvs.iter().filter(|p| p.is_last).count(), 1);
+        assert!(pdvs.last().unwrap().is_last);
+        let mut expected = payload.clone();
+        expected[5_050..5_055].copy_from_slice(b"PATCH");
+        let joined: Vec<u8> = pdvs.into_iter().flat_map(|p| p.data).collect();
+        assert_eq!(joined, expected);
     }
 
     #[test]

@@ -66,6 +66,17 @@ struct Args {
     /// Small images sent in the Nagle-on section (split over the associations).
     #[arg(long, default_value_t = 1000)]
     nagle_images: usize,
+    /// Only the large-set section: whole `sender load` processes (the binary beside
+    /// this one: `cargo build --release -p sender --bins`) on 201 MB, 1 GB and a sparse
+    /// set, beside storescu.
+    #[arg(long)]
+    large_only: bool,
+    /// Runs of each large-set configuration; the best is kept.
+    #[arg(long, default_value_t = 3)]
+    large_runs: usize,
+    /// Size of the sparse set, in files of 10.5 MB (1,000: about 10 GB).
+    #[arg(long, default_value_t = 1000)]
+    sparse_files: usize,
 }
 
 fn main() -> Result<()> {
@@ -82,6 +93,9 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
         "sender-bench: {} cores",
         thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if args.large_only {
+        return large::bench(args, dir);
+    }
     let small = write_files(dir, "small", 32, ImageGeometry::mono16(160, 160, 12))?;
     let large = write_files(dir, "large", 2, ImageGeometry::mono16(2240, 2240, 12))?;
     let small_instances = prepare(&small)?;
@@ -103,6 +117,9 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
     }
     if args.tls_only {
         return Ok(());
+    }
+    if !args.without_dcmtk {
+        large::bench(args, dir)?;
     }
     if !args.without_dcmtk {
         nagle(args, &small, &small_instances)?;
@@ -486,15 +503,7 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Peak resident memory of this process in MB (VmHWM).
 fn vm_hwm_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    sender::cli::peak_rss_bytes().map_or(0, |bytes| bytes >> 20)
 }
 
 /// DCMTK storescp on a free loopback port, killed on drop.
@@ -670,5 +679,237 @@ mod tls {
         print_run("sender, TLS, 10 MB instances", &big);
         drop(scp);
         Ok(())
+    }
+}
+
+/// Large sets, whole processes: `sender load` (the binary beside this one) and DCMTK
+/// storescu into `storescp --fork --ignore`, wall time from spawn to exit, best of
+/// `--large-runs`; our peak RSS and time to the first send from the JSON it writes.
+mod large {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use anyhow::{Context as _, Result, bail};
+    use loader::synth::ImageGeometry;
+
+    use super::{Args, StoreScp, write_files};
+
+    /// 2290 x 2290 x 16 bits: 10.5 MB of pixel data, as in the measurements.
+    const SIDE: u16 = 2290;
+
+    /// One whole `sender load` process.
+    #[derive(Debug, Clone, Copy)]
+    struct OurRun {
+        wall: Duration,
+        attempted: u64,
+        succeeded: u64,
+        peak_rss_mb: f64,
+        first_send_ms: f64,
+        lagged_sends: u64,
+    }
+
+    pub(super) fn bench(args: &Args, dir: &Path) -> Result<()> {
+        let sender = std::env::current_exe()?
+            .parent()
+            .context("the bench's folder")?
+            .join("sender");
+        if !sender.is_file() {
+            bail!(
+                "{} not found: build it beside the bench (cargo build --release -p sender --bins)",
+                sender.display()
+            );
+        }
+        let set_201 = dir.join("set-201mb");
+        std::fs::create_dir_all(&set_201)?;
+        let geometry = ImageGeometry::mono16(SIDE, SIDE, 12);
+        let files = write_files(&set_201, "big", 20, geometry)?;
+        let set_1g = dir.join("set-1gb");
+        std::fs::create_dir_all(&set_1g)?;
+        for copy in 0..5 {
+            for file in &files {
+                let name = file.file_name().context("a file name")?.to_string_lossy();
+                std::fs::copy(file, set_1g.join(format!("c{copy}-{name}")))?;
+            }
+        }
+        let sparse = dir.join("set-sparse");
+        std::fs::create_dir_all(&sparse)?;
+        sparse_copies(&files[0], &sparse, args.sparse_files)?;
+        let total_bytes = |folder: &Path| -> Result<u64> {
+            let mut sum = 0;
+            for entry in std::fs::read_dir(folder)? {
+                sum += entry?.metadata()?.len();
+            }
+            Ok(sum)
+        };
+        let scp = StoreScp::start(&["--fork", "--ignore"])?;
+        let (host, port) = scp.address.rsplit_once(':').context("host:port")?;
+        println!(
+            "\n== large sets, whole processes, storescp --fork --ignore (TCP_NODELAY=1), best of {} ==",
+            args.large_runs
+        );
+        for (label, folder, with_dcmtk) in [
+            ("201 MB: 20 x 10.5 MB", &set_201, true),
+            ("1 GB: 100 x 10.5 MB", &set_1g, true),
+            ("sparse set", &sparse, false),
+        ] {
+            let files = std::fs::read_dir(folder)?.count();
+            let bytes = total_bytes(folder)?;
+            println!("-- {label}: {files} files, {:.2} GB", bytes as f64 / 1e9);
+            let mut best_ours: Option<OurRun> = None;
+            for concurrency in [1, 2] {
+                let mut best: Option<OurRun> = None;
+                for _ in 0..args.large_runs {
+                    let run = ours(&sender, host, port, folder, concurrency, dir)?;
+                    if run.attempted != files as u64 || run.succeeded != run.attempted {
+                        bail!(
+                            "sender -c {concurrency}: {} of {files} attempted, {} succeeded",
+                            run.attempted,
+                            run.succeeded
+                        );
+                    }
+                    best = Some(match best {
+                        Some(b) if b.wall <= run.wall => b,
+                        _ => run,
+                    });
+                }
+                let best = best.context("at least one run")?;
+                println!(
+                    "sender load -c {concurrency}: {:.3} s ({:.0} MB/s), peak RSS {:.0} MB, first send after {:.1} ms, {} sends waited for the disk; every send accounted for ({} of {})",
+                    best.wall.as_secs_f64(),
+                    bytes as f64 / 1e6 / best.wall.as_secs_f64(),
+                    best.peak_rss_mb,
+                    best.first_send_ms,
+                    best.lagged_sends,
+                    best.succeeded,
+                    best.attempted
+                );
+                best_ours = Some(match best_ours {
+                    Some(b) if b.wall <= best.wall => b,
+                    _ => best,
+                });
+            }
+            let ours = best_ours.context("a run")?;
+            if with_dcmtk {
+                let mut best_dcmtk = f64::INFINITY;
+                for processes in [1, 2] {
+                    let mut best = f64::INFINITY;
+                    for _ in 0..args.large_runs {
+                        best = best.min(storescu(host, port, folder, processes)?);
+                    }
+                    println!(
+                        "DCMTK storescu x{processes}: {best:.3} s ({:.0} MB/s)",
+                        bytes as f64 / 1e6 / best
+                    );
+                    best_dcmtk = best_dcmtk.min(best);
+                }
+                println!(
+                    "ratio: DCMTK best / ours best = {:.2} (goal >= 1.5); our peak RSS {:.0} MB",
+                    best_dcmtk / ours.wall.as_secs_f64(),
+                    ours.peak_rss_mb
+                );
+            } else {
+                println!(
+                    "our peak RSS {:.0} MB for {:.1} GB (goal <= budget 512 MiB + 100 MB)",
+                    ours.peak_rss_mb,
+                    bytes as f64 / 1e9
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `count` files as big as `model`, holding its bytes up to the pixel data and
+    /// holes after (sparse: no disk space, and reads cost no disk time).
+    fn sparse_copies(model: &Path, folder: &Path, count: usize) -> Result<()> {
+        let bytes = std::fs::read(model)?;
+        let pixel_bytes = (SIDE as usize) * (SIDE as usize) * 2;
+        let head = &bytes[..bytes.len() - pixel_bytes];
+        for i in 0..count {
+            let path = folder.join(format!("sparse{i:05}.dcm"));
+            let file = std::fs::File::create(&path)?;
+            std::io::Write::write_all(&mut &file, head)?;
+            file.set_len(bytes.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    fn ours(
+        sender: &Path,
+        host: &str,
+        port: &str,
+        folder: &Path,
+        concurrency: usize,
+        dir: &Path,
+    ) -> Result<OurRun> {
+        let json = dir.join("large-run.json");
+        let spawned = SystemTime::now();
+        let started = Instant::now();
+        let status = Command::new(sender)
+            .args(["load", host, port])
+            .arg(folder)
+            .args(["--aec", "SINK", "--quiet", "-c", &concurrency.to_string()])
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running sender")?;
+        let wall = started.elapsed();
+        if !status.success() {
+            bail!("sender load exited with {status}");
+        }
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+        let number = |key: &str| {
+            report[key]
+                .as_u64()
+                .with_context(|| format!("{key} in the JSON"))
+        };
+        let first_sent_us = report["studies"]
+            .as_array()
+            .context("studies")?
+            .iter()
+            .filter_map(|s| s["first_sent_unix_us"].as_i64())
+            .min()
+            .context("a first send")?;
+        let spawned_us = spawned.duration_since(SystemTime::UNIX_EPOCH)?.as_micros() as i64;
+        Ok(OurRun {
+            wall,
+            attempted: number("attempted")?,
+            succeeded: number("succeeded")?,
+            peak_rss_mb: number("peak_rss_bytes")? as f64 / 1e6,
+            first_send_ms: (first_sent_us - spawned_us) as f64 / 1e3,
+            lagged_sends: number("generator_lagged_sends")?,
+        })
+    }
+
+    /// DCMTK storescu as `processes` processes sharing the folder's files; wall time
+    /// from the first spawn to the last exit, in seconds.
+    fn storescu(host: &str, port: &str, folder: &Path, processes: usize) -> Result<f64> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()?;
+        files.sort();
+        let per = files.len().div_ceil(processes);
+        let started = Instant::now();
+        let children = files
+            .chunks(per)
+            .map(|chunk| {
+                Command::new("/usr/bin/storescu")
+                    .env("TCP_NODELAY", "1")
+                    .args(["-aec", "SINK", host, port])
+                    .args(chunk)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("starting /usr/bin/storescu (apt-get install dcmtk)")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for mut child in children {
+            if !child.wait()?.success() {
+                bail!("storescu failed");
+            }
+        }
+        Ok(started.elapsed().as_secs_f64())
     }
 }

@@ -28,7 +28,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use dimse::{AeTitle, PeerAddress, Timeouts};
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub use summary::{SummaryTable, write_json};
+pub use summary::{SummaryTable, peak_rss_bytes, write_json};
 
 use crate::{
     AssociationStrategy, DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, DicomSender, LoadPlan,

@@ -80,6 +80,8 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         studies: &'a [StudyRecord],
         uid_root: &'a Option<String>,
         generator: &'a crate::GeneratorReport,
+        /// This process's peak resident memory so far (Linux), for benchmarks.
+        peak_rss_bytes: Option<u64>,
         metrics: &'a metrics::MetricsSnapshot,
     }
     let out = Out {
@@ -88,6 +90,7 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         studies: &report.studies,
         uid_root: &report.uid_root,
         generator: &report.generator,
+        peak_rss_bytes: peak_rss_bytes(),
         metrics: &report.metrics,
     };
     let json = serde_json::to_vec_pretty(&out)?;
@@ -96,4 +99,13 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         .write_bytes(&json)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// This process's peak resident memory in bytes (VmHWM of /proc/self/status); `None`
+/// where there is no such file.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
