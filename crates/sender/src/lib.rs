@@ -42,6 +42,16 @@
 //! holds ([`LoadReport::is_consistent`]). Progress goes to a [`LoadObserver`]; the
 //! library never prints.
 //!
+//! # Any size of dataset
+//!
+//! [`prepare_paths`] only inspects the head of each file, in parallel, so the first
+//! send leaves within milliseconds whatever the size of the set. The run then holds
+//! data sets within [`LoadPlan::memory_budget`] (512 MiB by default): a set sent
+//! repeatedly that fits is read once, while the first sends go out, and kept; a larger
+//! one, or any set sent once, is read ahead of its sends and let go after them. A send
+//! that has to wait for the disk counts the wait as generator lag
+//! ([`GeneratorReport`]), not as the router's latency.
+//!
 //! # Example
 //!
 //! ```no_run
