@@ -74,6 +74,11 @@ impl Variant {
     pub(crate) fn slots(&self) -> Option<UidSlots> {
         self.slots
     }
+
+    /// The bytes, to reuse their memory.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// The UIDs one send of a fresh-UID instance carries.
@@ -269,12 +274,14 @@ impl PreparedInstance {
     }
 
     /// Reads the data set of an inspected file, left at `body_start` in a file of
-    /// `file_len` bytes (with fresh UIDs: parses and encodes it).
+    /// `file_len` bytes (with fresh UIDs: parses and encodes it); as is, into `buffer`
+    /// (its capacity reused: no fresh pages to fault in for each large read).
     fn read_from_disk(
         &self,
         transfer_syntax: &str,
         body_start: u64,
         file_len: u64,
+        buffer: Vec<u8>,
     ) -> Result<Variant, SenderError> {
         let Origin::File(path) = &self.origin else {
             unreachable!("only files are inspected")
@@ -308,7 +315,9 @@ impl PreparedInstance {
         // As is: the data set verbatim, in one read (no parse, no copy).
         file.seek(SeekFrom::Start(body_start))
             .map_err(|e| file_error(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(self.primary_len);
+        let mut bytes = buffer;
+        bytes.clear();
+        bytes.reserve_exact(self.primary_len);
         file.take(self.primary_len as u64)
             .read_to_end(&mut bytes)
             .map_err(|e| file_error(e.to_string()))?;
@@ -473,8 +482,23 @@ impl PreparedInstance {
                 body_start,
                 file_len,
             } => self
-                .read_from_disk(transfer_syntax, *body_start, *file_len)
+                .read_from_disk(transfer_syntax, *body_start, *file_len, Vec::new())
                 .map(Arc::new),
+        }
+    }
+
+    /// [`primary`](Self::primary), reading an inspected file sent as it is into
+    /// `buffer` (a load run recycles the buffers of the data sets it has sent).
+    pub(crate) fn primary_into(&self, buffer: Vec<u8>) -> Result<Arc<Variant>, SenderError> {
+        match &self.primary {
+            Primary::OnDisk {
+                transfer_syntax,
+                body_start,
+                file_len,
+            } if !self.fresh_uids => self
+                .read_from_disk(transfer_syntax, *body_start, *file_len, buffer)
+                .map(Arc::new),
+            _ => self.primary(),
         }
     }
 

@@ -17,7 +17,10 @@
 //!   read-ahead's share, are resident; the others are streamed for every send. So a
 //!   50 GB reference set runs within the budget.
 //!
-//! One data set larger than the read-ahead's share is let through alone.
+//! One data set larger than the read-ahead's share is let through alone. The buffers
+//! of streamed data sets, once sent, are reused for the next reads (up to
+//! [`SPARE_BYTES`] of them are kept), so reading a large set faults in no fresh memory
+//! per send.
 //!
 //! A send whose data is not ready when it is due waits for it. That wait is the
 //! generator's, not the router's: each send reports when its data was ready, latency
@@ -44,6 +47,10 @@ const READ_AHEAD_BYTES: u64 = 128 << 20;
 /// cover a disk hiccup at thousands of sends per second, few enough that a run ending
 /// early reads little in vain.
 const READ_AHEAD_SENDS: u64 = 256;
+
+/// Bytes of sent data sets' buffers kept to read the next ones into: a large read into
+/// fresh memory faults in every page of it, one at a time.
+const SPARE_BYTES: usize = 64 << 20;
 
 /// Threads reading ahead: a disk (or page cache) is not faster with more on a 2-core
 /// machine, and each one parses when fresh UIDs need encoding.
@@ -112,6 +119,12 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if self.reserved > 0 {
+            // The send is over: its buffer, no longer shared, reads a later data set.
+            if let Ok((variant, _)) = std::mem::replace(&mut self.loaded, Err(String::new()))
+                && let Ok(variant) = Arc::try_unwrap(variant)
+            {
+                self.feed.spare.give(variant.into_bytes());
+            }
             let mut state = self.feed.state.lock();
             state.held_bytes -= self.reserved;
             drop(state);
@@ -137,6 +150,34 @@ struct StreamState {
     done: bool,
 }
 
+/// Buffers of sent data sets, up to [`SPARE_BYTES`], for the read-ahead to reuse.
+#[derive(Default)]
+struct SpareBuffers(Mutex<(Vec<Vec<u8>>, usize)>);
+
+impl SpareBuffers {
+    fn give(&self, buffer: Vec<u8>) {
+        let mut spare = self.0.lock();
+        if spare.1 + buffer.capacity() <= SPARE_BYTES {
+            spare.1 += buffer.capacity();
+            spare.0.push(buffer);
+        }
+    }
+
+    /// The largest spare buffer, or a new empty one.
+    fn take(&self) -> Vec<u8> {
+        let mut spare = self.0.lock();
+        let largest = (0..spare.0.len()).max_by_key(|&i| spare.0[i].capacity());
+        match largest {
+            Some(i) => {
+                let buffer = spare.0.swap_remove(i);
+                spare.1 -= buffer.capacity();
+                buffer
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
 /// The data sets of one run: resident ones, and the read-ahead of streamed ones.
 pub(super) struct Feed<'a> {
     instances: &'a [Arc<PreparedInstance>],
@@ -151,6 +192,7 @@ pub(super) struct Feed<'a> {
     stream_budget: u64,
     state: Mutex<StreamState>,
     changed: Condvar,
+    spare: SpareBuffers,
 }
 
 impl<'a> Feed<'a> {
@@ -222,6 +264,7 @@ impl<'a> Feed<'a> {
                 done: false,
             }),
             changed: Condvar::new(),
+            spare: SpareBuffers::default(),
         }
     }
 
@@ -267,7 +310,10 @@ impl<'a> Feed<'a> {
             state.held_bytes += size;
             state.peak_bytes = state.peak_bytes.max(state.held_bytes);
             drop(state);
-            let loaded = load(&self.instances[index]);
+            let loaded = self.instances[index]
+                .primary_into(self.spare.take())
+                .map(|variant| (variant, Instant::now()))
+                .map_err(|e| e.to_string());
             let mut state = self.state.lock();
             state.reads += 1;
             state.read_bytes += size;
