@@ -305,6 +305,16 @@ impl InstanceBuilder {
         if modality == Modality::Opv {
             put_visual_field_points(&mut object, &mut rng);
         }
+        let acquisition_date_time = format!("{}{}", study.date, study.time);
+        for element in ophthalmic_elements(
+            modality,
+            laterality,
+            &acquisition_date_time,
+            geometry.map_or(1, |g| g.frames),
+            &sop_instance_uid,
+        )? {
+            object.put(element);
+        }
         if let Some(g) = geometry {
             put_image_pixel(&mut object, &g, pixel_seed, modality)?;
         }
@@ -711,6 +721,8 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
         Modality::Es => vec![
             (tags::BURNED_IN_ANNOTATION, s("NO")),
             (tags::PATIENT_ORIENTATION, s("")),
+            // The JPEG transcoder replaces it with 01 (VL Image module, Type 2).
+            (tags::LOSSY_IMAGE_COMPRESSION, s("00")),
         ],
         Modality::Op => vec![
             (tags::IMAGE_LATERALITY, s(laterality)),
@@ -742,6 +754,260 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
             (tags::VISUAL_FIELD_TEST_DURATION, s("312")),
         ],
     }
+}
+
+/// An element named by keyword, its VR from the dictionary, its value parsed from text.
+fn kw(keyword: &str, text: &str) -> Result<DataElement<InMemDicomObject>, SynthError> {
+    let tag = StandardDataDictionary
+        .by_expr(keyword)
+        .map(|entry| entry.tag_range().inner())
+        .ok_or_else(|| SynthError::UnknownKeyword {
+            keyword: keyword.to_string(),
+        })?;
+    element_from_text(tag, text)
+}
+
+/// A sequence named by keyword.
+fn kw_seq(
+    keyword: &str,
+    items: Vec<InMemDicomObject>,
+) -> Result<DataElement<InMemDicomObject>, SynthError> {
+    let tag = StandardDataDictionary
+        .by_expr(keyword)
+        .map(|entry| entry.tag_range().inner())
+        .ok_or_else(|| SynthError::UnknownKeyword {
+            keyword: keyword.to_string(),
+        })?;
+    Ok(DataElement::new(
+        tag,
+        VR::SQ,
+        Value::from(DataSetSequence::from(items)),
+    ))
+}
+
+/// One sequence item from its elements.
+fn item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
+    InMemDicomObject::from_element_iter(elements)
+}
+
+/// Attribute Tag element (pointers of the Multi-frame Dimension module).
+fn at(tag: Tag, value: Tag) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::AT, PrimitiveValue::from(value))
+}
+
+/// The modules of the OPV and OPT IODs that the other modalities do not have: Enhanced General
+/// Equipment, the visual field test parameters, reliability, measurement and result flags and
+/// the patient's clinical information for the eye tested (OPV); the multi-frame functional
+/// groups, dimensions and ophthalmic tomography acquisition parameters (OPT).
+fn ophthalmic_elements(
+    modality: Modality,
+    laterality: &str,
+    acquisition_date_time: &str,
+    frames: u32,
+    sop_instance_uid: &str,
+) -> Result<Vec<DataElement<InMemDicomObject>>, SynthError> {
+    let code = |value: &str, scheme: &str, meaning: &str| vec![code_item(value, scheme, meaning)];
+    match modality {
+        Modality::Opv => {
+            let white = || code("371251000", "SCT", "White color");
+            let eye_sequence = if laterality == "R" {
+                "OphthalmicPatientClinicalInformationRightEyeSequence"
+            } else {
+                "OphthalmicPatientClinicalInformationLeftEyeSequence"
+            };
+            Ok(vec![
+                kw("DeviceSerialNumber", "840-4317")?,
+                kw("SoftwareVersions", "1.5.5")?,
+                // 10,000 asb (apostilbs) is the brightest Goldmann III stimulus of the HFA;
+                // background 31.5 asb = 10 cd/m2.
+                kw("MaximumStimulusLuminance", "3183.1")?,
+                kw_seq("StimulusColorCodeSequence", white())?,
+                kw_seq("BackgroundIlluminationColorCodeSequence", white())?,
+                kw_seq(
+                    "FixationSequence",
+                    vec![item(vec![
+                        kw_seq(
+                            "FixationMonitoringCodeSequence",
+                            code("111844", "DCM", "Blind Spot Monitoring"),
+                        )?,
+                        kw("FixationCheckedQuantity", "16")?,
+                        kw("PatientNotProperlyFixatedQuantity", "1")?,
+                        kw("ExcessiveFixationLossesDataFlag", "YES")?,
+                        kw("ExcessiveFixationLosses", "NO")?,
+                    ])],
+                )?,
+                kw_seq(
+                    "VisualFieldCatchTrialSequence",
+                    vec![item(vec![
+                        kw("CatchTrialsDataFlag", "YES")?,
+                        kw("NegativeCatchTrialsQuantity", "8")?,
+                        kw("FalseNegativesQuantity", "0")?,
+                        kw("FalseNegativesEstimateFlag", "YES")?,
+                        kw("FalseNegativesEstimate", "0")?,
+                        kw("ExcessiveFalseNegativesDataFlag", "YES")?,
+                        kw("ExcessiveFalseNegatives", "NO")?,
+                        kw("PositiveCatchTrialsQuantity", "12")?,
+                        kw("FalsePositivesQuantity", "0")?,
+                        kw("FalsePositivesEstimateFlag", "YES")?,
+                        kw("FalsePositivesEstimate", "2")?,
+                        kw("ExcessiveFalsePositivesDataFlag", "YES")?,
+                        kw("ExcessiveFalsePositives", "NO")?,
+                    ])],
+                )?,
+                kw("PresentedVisualStimuliDataFlag", "NO")?,
+                kw("FovealSensitivityMeasured", "NO")?,
+                kw("FovealPointNormativeDataFlag", "NO")?,
+                kw("ScreeningBaselineMeasured", "NO")?,
+                kw("BlindSpotLocalized", "NO")?,
+                kw("MinimumSensitivityValue", "0")?,
+                kw("TestPointNormalsDataFlag", "NO")?,
+                kw("VisualFieldTestNormalsFlag", "NO")?,
+                kw("ShortTermFluctuationCalculated", "NO")?,
+                kw("ShortTermFluctuationProbabilityCalculated", "NO")?,
+                kw("CorrectedLocalizedDeviationFromNormalCalculated", "NO")?,
+                kw(
+                    "CorrectedLocalizedDeviationFromNormalProbabilityCalculated",
+                    "NO",
+                )?,
+                kw_seq(
+                    eye_sequence,
+                    vec![item(vec![
+                        kw_seq("RefractiveParametersUsedOnPatientSequence", Vec::new())?,
+                        kw("PupilSize", "")?,
+                        kw("PupilDilated", "NO")?,
+                    ])],
+                )?,
+            ])
+        }
+        Modality::Opt => {
+            let dimension_organization = derived_uid(sop_instance_uid);
+            let shared = item(vec![
+                kw_seq(
+                    "FrameAnatomySequence",
+                    vec![item(vec![
+                        kw_seq("AnatomicRegionSequence", code("81745001", "SCT", "Eye"))?,
+                        kw("FrameLaterality", laterality)?,
+                    ])],
+                )?,
+                kw_seq(
+                    "PixelMeasuresSequence",
+                    vec![item(vec![
+                        kw("PixelSpacing", "0.0156\\0.0234")?,
+                        kw("SliceThickness", "0.0469")?,
+                    ])],
+                )?,
+                kw_seq(
+                    "PlaneOrientationSequence",
+                    vec![item(vec![kw(
+                        "ImageOrientationPatient",
+                        "1\\0\\0\\0\\0\\-1",
+                    )?])],
+                )?,
+            ]);
+            let mut per_frame = Vec::new();
+            // The B-scans share the acquisition time evenly.
+            let frame_ms = ACQUISITION_MS / frames.max(1);
+            for frame in 1..=frames {
+                let y = f64::from(frame - 1) * 0.0469 - 3.0;
+                let frame_time = date_time_plus_ms(acquisition_date_time, (frame - 1) * frame_ms);
+                per_frame.push(item(vec![
+                    kw_seq(
+                        "FrameContentSequence",
+                        vec![item(vec![
+                            kw("FrameReferenceDateTime", &frame_time)?,
+                            kw("FrameAcquisitionDateTime", &frame_time)?,
+                            kw("FrameAcquisitionDuration", &frame_ms.to_string())?,
+                            kw("StackID", "1")?,
+                            kw("InStackPositionNumber", &frame.to_string())?,
+                            kw("DimensionIndexValues", &frame.to_string())?,
+                        ])],
+                    )?,
+                    kw_seq(
+                        "PlanePositionSequence",
+                        vec![item(vec![kw(
+                            "ImagePositionPatient",
+                            &format!("-3.0\\{y:.4}\\1.0"),
+                        )?])],
+                    )?,
+                ]));
+            }
+            Ok(vec![
+                kw("DeviceSerialNumber", "5000-7815")?,
+                kw("SoftwareVersions", "11.5.2")?,
+                kw_seq("SharedFunctionalGroupsSequence", vec![shared])?,
+                kw_seq("PerFrameFunctionalGroupsSequence", per_frame)?,
+                kw_seq(
+                    "DimensionOrganizationSequence",
+                    vec![item(vec![kw(
+                        "DimensionOrganizationUID",
+                        &dimension_organization,
+                    )?])],
+                )?,
+                kw_seq(
+                    "DimensionIndexSequence",
+                    vec![item(vec![
+                        kw("DimensionOrganizationUID", &dimension_organization)?,
+                        at(
+                            tags::DIMENSION_INDEX_POINTER,
+                            tags::IN_STACK_POSITION_NUMBER,
+                        ),
+                        at(tags::FUNCTIONAL_GROUP_POINTER, tags::FRAME_CONTENT_SEQUENCE),
+                    ])],
+                )?,
+                kw_seq("AcquisitionContextSequence", Vec::new())?,
+                kw("AcquisitionDateTime", acquisition_date_time)?,
+                kw(
+                    "AcquisitionDuration",
+                    &format!("{:.1}", f64::from(ACQUISITION_MS) / 1000.0),
+                )?,
+                kw("AcquisitionNumber", "1")?,
+                kw("PresentationLUTShape", "IDENTITY")?,
+                kw("LossyImageCompression", "00")?,
+                // PS3.3 C.8.17.7 makes these Type 1 with the Enumerated Values 0, 1 and 1: the
+                // OPT IOD forbids concatenations. (dciodvfy 2022 applies the generic rule of the
+                // Multi-frame Functional Groups module to them and reports 3 errors either way.)
+                kw("ConcatenationFrameOffsetNumber", "0")?,
+                kw("InConcatenationNumber", "1")?,
+                kw("InConcatenationTotalNumber", "1")?,
+                kw("AxialLengthOfTheEye", "")?,
+                kw("HorizontalFieldOfView", "20")?,
+                kw_seq("RefractiveStateSequence", Vec::new())?,
+                kw("EmmetropicMagnification", "")?,
+                kw("IntraOcularPressure", "")?,
+                kw("PupilDilated", "NO")?,
+                kw_seq(
+                    "AcquisitionDeviceTypeCodeSequence",
+                    code("392012008", "SCT", "Optical Coherence Tomography Scanner"),
+                )?,
+                kw_seq("LightPathFilterTypeStackCodeSequence", Vec::new())?,
+                kw("DetectorType", "CCD")?,
+                kw_seq("AnatomicRegionSequence", code("81745001", "SCT", "Eye"))?,
+            ])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// How long the OPT volume takes to scan, in milliseconds (a 512x128 macular cube takes about
+/// 2.4 s on a CIRRUS).
+const ACQUISITION_MS: u32 = 2400;
+
+/// `YYYYMMDDHHMMSS` plus `ms` milliseconds as a DICOM DateTime with fractional seconds (within
+/// the same day: the time saturates at 23:59:59.999).
+fn date_time_plus_ms(date_time: &str, ms: u32) -> String {
+    let (date, time) = date_time.split_at(date_time.len().min(8));
+    let field = |range: std::ops::Range<usize>| -> u32 {
+        time.get(range).and_then(|t| t.parse().ok()).unwrap_or(0)
+    };
+    let start = (field(0..2) * 3600 + field(2..4) * 60 + field(4..6)) * 1000;
+    let total = (start + ms).min(86_399_999);
+    format!(
+        "{date}{:02}{:02}{:02}.{:03}",
+        total / 3_600_000,
+        total / 60_000 % 60,
+        total / 1000 % 60,
+        total % 1000
+    )
 }
 
 /// The 24-2 grid: 6 degrees apart, offset 3 degrees from the meridians, 54 points.
