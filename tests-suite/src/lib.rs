@@ -21,3 +21,4 @@ pub mod load;
 pub mod peers;
 pub mod record;
 pub mod routing;
+pub mod values;

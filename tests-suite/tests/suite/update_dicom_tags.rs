@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cfind::CFindClient;
 use config::TestConfig;
-use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
-use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use loader::FileInfo;
 use rstest::rstest;
@@ -18,6 +16,7 @@ use tagutil::{Edit, EditPlan, FileOutcome, RunSummary, SkipReason, UpdateOptions
 use tests_suite::fixtures::*;
 use tests_suite::record::TestReport;
 use tests_suite::routing;
+use tests_suite::values::same_value;
 
 /// A copy of the sample folder, removed when dropped.
 struct SampleCopy {
@@ -346,30 +345,6 @@ fn today_sets_study_and_series_dates(
         );
     }
     report.figure("files dated today", files.len());
-}
-
-/// Whether two elements hold the same value. Lengths are left out: a sequence read with
-/// a defined length is written back with an undefined one, which changes no value.
-fn same_value(a: Option<&InMemElement>, b: Option<&InMemElement>) -> bool {
-    let (Some(a), Some(b)) = (a, b) else {
-        return a.is_none() && b.is_none();
-    };
-    if a.vr() != b.vr() {
-        return false;
-    }
-    match (a.value(), b.value()) {
-        (Value::Primitive(x), Value::Primitive(y)) => x == y,
-        (Value::Sequence(x), Value::Sequence(y)) => {
-            x.items().len() == y.items().len()
-                && x.items().iter().zip(y.items()).all(|(x, y)| {
-                    x.tags().eq(y.tags()) && x.tags().all(|t| same_value(x.get(t), y.get(t)))
-                })
-        }
-        (Value::PixelSequence(x), Value::PixelSequence(y)) => {
-            x.offset_table() == y.offset_table() && x.fragments() == y.fragments()
-        }
-        _ => false,
-    }
 }
 
 /// Builds a plan the way the tool does from its command line: every edit checked before
