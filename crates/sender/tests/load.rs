@@ -30,6 +30,23 @@ fn instances(n: usize, uids: UidStrategy) -> (tempfile::TempDir, Vec<Arc<Prepare
     (dir, prepare(&files, uids))
 }
 
+/// `n` CT files of about 50 KB, found and inspected as a load from a folder does
+/// ([`sender::prepare_paths`]): their data sets stay on disk.
+fn inspected(
+    n: usize,
+    uids: UidStrategy,
+) -> (
+    tempfile::TempDir,
+    Vec<std::path::PathBuf>,
+    Vec<Arc<PreparedInstance>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ct_files(dir.path(), n, Encoding::ExplicitVrLittleEndian);
+    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], uids).unwrap();
+    assert!(prepared.skipped.is_empty(), "{:?}", prepared.skipped);
+    (dir, files, prepared.instances)
+}
+
 fn prepare(files: &[std::path::PathBuf], uids: UidStrategy) -> Vec<Arc<PreparedInstance>> {
     files
         .iter()
@@ -549,19 +566,13 @@ fn file_data_sets(files: &[std::path::PathBuf]) -> BTreeSet<Vec<u8>> {
 
 #[test]
 fn a_set_larger_than_the_memory_budget_is_streamed_and_every_send_carries_its_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let files = ct_files(dir.path(), 10, Encoding::ExplicitVrLittleEndian);
-    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
-    assert!(prepared.instances.iter().all(|i| !i.is_resident()));
-    let one = prepared.instances[0].encoded_len() as u64;
-    let total: u64 = prepared
-        .instances
-        .iter()
-        .map(|i| i.encoded_len() as u64)
-        .sum();
+    let (_dir, files, instances) = inspected(10, UidStrategy::AsIs);
+    assert!(instances.iter().all(|i| !i.is_resident()));
+    let one = instances[0].encoded_len() as u64;
+    let total: u64 = instances.iter().map(|i| i.encoded_len() as u64).sum();
     let sim = simulator(FaultPlan::default());
     // Room for three data sets: one stays resident, two at a time are streamed.
-    let plan = LoadPlan::new(prepared.instances)
+    let plan = LoadPlan::new(instances)
         .concurrency(3)
         .stop_after(StopAfter::Count(40))
         .memory_budget(3 * one + one / 2);
@@ -594,12 +605,10 @@ fn a_set_larger_than_the_memory_budget_is_streamed_and_every_send_carries_its_fi
 
 #[test]
 fn a_streamed_run_with_fresh_uids_sends_a_new_instance_every_time() {
-    let dir = tempfile::tempdir().unwrap();
-    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
-    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::Fresh).unwrap();
-    let one = prepared.instances[0].encoded_len() as u64;
+    let (_dir, _files, instances) = inspected(6, UidStrategy::Fresh);
+    let one = instances[0].encoded_len() as u64;
     let sim = simulator(FaultPlan::default());
-    let plan = LoadPlan::new(prepared.instances)
+    let plan = LoadPlan::new(instances)
         .concurrency(2)
         .stop_after(StopAfter::Count(18))
         .memory_budget(2 * one);
@@ -625,16 +634,10 @@ fn a_streamed_run_with_fresh_uids_sends_a_new_instance_every_time() {
 
 #[test]
 fn a_set_that_fits_the_budget_is_read_once_and_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
-    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
-    let total: u64 = prepared
-        .instances
-        .iter()
-        .map(|i| i.encoded_len() as u64)
-        .sum();
+    let (_dir, _files, instances) = inspected(6, UidStrategy::AsIs);
+    let total: u64 = instances.iter().map(|i| i.encoded_len() as u64).sum();
     let sim = simulator(FaultPlan::default());
-    let plan = LoadPlan::new(prepared.instances)
+    let plan = LoadPlan::new(instances)
         .concurrency(2)
         .stop_after(StopAfter::Count(24));
     let report = run(&sim, &plan);
@@ -653,13 +656,11 @@ fn a_set_that_fits_the_budget_is_read_once_and_kept() {
 #[case::resident(sender::DEFAULT_MEMORY_BUDGET)]
 #[case::streamed(1)]
 fn a_file_cut_short_after_inspection_fails_each_of_its_sends_naming_it(#[case] budget: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let files = ct_files(dir.path(), 4, Encoding::ExplicitVrLittleEndian);
-    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
+    let (_dir, files, instances) = inspected(4, UidStrategy::AsIs);
     let whole = std::fs::read(&files[2]).unwrap();
     std::fs::write(&files[2], &whole[..whole.len() - 1000]).unwrap();
     let sim = simulator(FaultPlan::default());
-    let plan = LoadPlan::new(prepared.instances)
+    let plan = LoadPlan::new(instances)
         .stop_after(StopAfter::Count(8))
         .memory_budget(budget);
     let report = run(&sim, &plan);
@@ -678,16 +679,10 @@ fn a_file_cut_short_after_inspection_fails_each_of_its_sends_naming_it(#[case] b
 
 #[test]
 fn a_run_sending_each_file_once_reads_each_ahead_of_its_send_and_keeps_none() {
-    let dir = tempfile::tempdir().unwrap();
-    ct_files(dir.path(), 6, Encoding::ExplicitVrLittleEndian);
-    let prepared = sender::prepare_paths(&[dir.path().to_path_buf()], UidStrategy::AsIs).unwrap();
-    let total: u64 = prepared
-        .instances
-        .iter()
-        .map(|i| i.encoded_len() as u64)
-        .sum();
+    let (_dir, _files, instances) = inspected(6, UidStrategy::AsIs);
+    let total: u64 = instances.iter().map(|i| i.encoded_len() as u64).sum();
     let sim = simulator(FaultPlan::default());
-    let report = run(&sim, &LoadPlan::new(prepared.instances).concurrency(2));
+    let report = run(&sim, &LoadPlan::new(instances).concurrency(2));
     assert_eq!(report.metrics.counts.succeeded, 6);
     let generator = &report.generator;
     assert_eq!(

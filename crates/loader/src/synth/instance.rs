@@ -389,12 +389,7 @@ impl InstanceBuilder {
         let resolve = |key: &Key| -> Result<Tag, SynthError> {
             match key {
                 Key::Tag(tag) => Ok(*tag),
-                Key::Expr(expr) => StandardDataDictionary
-                    .by_expr(expr)
-                    .map(|entry| entry.tag_range().inner())
-                    .ok_or_else(|| SynthError::UnknownKeyword {
-                        keyword: expr.clone(),
-                    }),
+                Key::Expr(expr) => tag_of(expr),
             }
         };
         for change in &self.overrides {
@@ -756,15 +751,19 @@ fn modality_attributes(modality: Modality, instance: u32, laterality: &str) -> V
     }
 }
 
-/// An element named by keyword, its VR from the dictionary, its value parsed from text.
-fn kw(keyword: &str, text: &str) -> Result<DataElement<InMemDicomObject>, SynthError> {
-    let tag = StandardDataDictionary
+/// The tag of a keyword of the standard dictionary.
+fn tag_of(keyword: &str) -> Result<Tag, SynthError> {
+    StandardDataDictionary
         .by_expr(keyword)
         .map(|entry| entry.tag_range().inner())
         .ok_or_else(|| SynthError::UnknownKeyword {
             keyword: keyword.to_string(),
-        })?;
-    element_from_text(tag, text)
+        })
+}
+
+/// An element named by keyword, its VR from the dictionary, its value parsed from text.
+fn kw(keyword: &str, text: &str) -> Result<DataElement<InMemDicomObject>, SynthError> {
+    element_from_text(tag_of(keyword)?, text)
 }
 
 /// A sequence named by keyword.
@@ -772,12 +771,7 @@ fn kw_seq(
     keyword: &str,
     items: Vec<InMemDicomObject>,
 ) -> Result<DataElement<InMemDicomObject>, SynthError> {
-    let tag = StandardDataDictionary
-        .by_expr(keyword)
-        .map(|entry| entry.tag_range().inner())
-        .ok_or_else(|| SynthError::UnknownKeyword {
-            keyword: keyword.to_string(),
-        })?;
+    let tag = tag_of(keyword)?;
     Ok(DataElement::new(
         tag,
         VR::SQ,

@@ -709,6 +709,16 @@ mod large {
         lagged_sends: u64,
     }
 
+    impl OurRun {
+        /// The faster of a best so far and another run.
+        fn faster(best: Option<OurRun>, run: OurRun) -> OurRun {
+            match best {
+                Some(b) if b.wall <= run.wall => b,
+                _ => run,
+            }
+        }
+    }
+
     pub(super) fn bench(args: &Args, dir: &Path) -> Result<()> {
         let sender = std::env::current_exe()?
             .parent()
@@ -768,10 +778,7 @@ mod large {
                             run.succeeded
                         );
                     }
-                    best = Some(match best {
-                        Some(b) if b.wall <= run.wall => b,
-                        _ => run,
-                    });
+                    best = Some(OurRun::faster(best, run));
                 }
                 let best = best.context("at least one run")?;
                 println!(
@@ -784,10 +791,7 @@ mod large {
                     best.succeeded,
                     best.attempted
                 );
-                best_ours = Some(match best_ours {
-                    Some(b) if b.wall <= best.wall => b,
-                    _ => best,
-                });
+                best_ours = Some(OurRun::faster(best_ours, best));
             }
             let ours = best_ours.context("a run")?;
             if with_dcmtk {

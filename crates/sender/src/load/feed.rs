@@ -293,7 +293,7 @@ impl<'a> Feed<'a> {
             if self.total.is_some_and(|total| k >= total) {
                 return;
             }
-            let index = self.schedule.target(k).instance;
+            let index = self.schedule.instance_of(k);
             if let Some(slot) = &self.resident[index] {
                 state.next_read += 1;
                 drop(state);
@@ -325,7 +325,7 @@ impl<'a> Feed<'a> {
 
     /// The data set of send `k`, waiting for the read-ahead if it is not ready.
     pub(super) fn take(&self, k: u64) -> Lease<'_> {
-        let index = self.schedule.target(k).instance;
+        let index = self.schedule.instance_of(k);
         if let Some(slot) = &self.resident[index] {
             // A worker ahead of the read-ahead loads it itself; one that meets the
             // read-ahead loading it waits for that load.

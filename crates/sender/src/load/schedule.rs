@@ -104,6 +104,14 @@ impl<'a> Schedule<'a> {
     }
 
     /// The study of send `k`.
+    /// The instance send `k` carries: [`target`](Self::target) without making its UIDs.
+    pub(super) fn instance_of(&self, k: u64) -> usize {
+        match &self.fresh {
+            Some((_, order)) => order.at(k).instance,
+            None => self.as_is_instance(k),
+        }
+    }
+
     pub(super) fn study_of(&self, k: u64) -> u64 {
         match &self.fresh {
             Some((_, order)) => order.at(k).study,
