@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dimse::{InformationModel, Status};
+use dimse::{Attribute, InformationModel, Status};
 use parking_lot::{Mutex, RwLock};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -66,6 +66,18 @@ impl FindRefusal {
     }
 }
 
+/// Change or remove one top-level attribute of some forwarded instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributeAlteration {
+    /// The Nth, 2Nth... instance handed to the forwarders (over all routes) is altered.
+    pub every_nth: u64,
+    /// The attribute.
+    pub attribute: Attribute,
+    /// The new value (written as text, the element keeping the VR it arrived with);
+    /// `None` removes the attribute.
+    pub value: Option<String>,
+}
+
 /// The faults the simulator injects. The default injects none.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultPlan {
@@ -109,6 +121,19 @@ pub struct FaultPlan {
     /// and send no final C-FIND-RSP, as some SCPs do (dicom-rs issue #434). A query
     /// with no match still gets its final response.
     pub status_in_last_identifier: bool,
+    /// Silently discard the Nth, 2Nth... instance handed to the forwarders (counted
+    /// over all routes): acknowledged to the sender, never sent to the destination.
+    pub drop_forward_every_nth: Option<u64>,
+    /// Send the Nth, 2Nth... forwarded instance to the destination twice.
+    pub duplicate_forward_every_nth: Option<u64>,
+    /// Flip bytes in the middle of the Pixel Data of the Nth, 2Nth... forwarded
+    /// instance (of the first fragment when encapsulated; lengths unchanged).
+    pub corrupt_pixels_every_nth: Option<u64>,
+    /// Change or remove an attribute of some forwarded instances.
+    pub alter_attribute: Option<AttributeAlteration>,
+    /// Hold each instance in the forwarder this long after it is queued (the C-STORE
+    /// response is not delayed).
+    pub forward_delay: Option<ResponseDelay>,
     /// Seed for random delays and fractions, so a run can be replayed.
     pub seed: u64,
 }
@@ -130,6 +155,11 @@ impl FaultPlan {
             refuse_find,
             omit_instance_counts,
             status_in_last_identifier,
+            drop_forward_every_nth,
+            duplicate_forward_every_nth,
+            corrupt_pixels_every_nth,
+            alter_attribute,
+            forward_delay,
             seed: _,
         } = self;
         response_delay.is_none()
@@ -145,6 +175,11 @@ impl FaultPlan {
             && refuse_find.is_none()
             && !omit_instance_counts
             && !status_in_last_identifier
+            && drop_forward_every_nth.is_none()
+            && duplicate_forward_every_nth.is_none()
+            && corrupt_pixels_every_nth.is_none()
+            && alter_attribute.is_none()
+            && forward_delay.is_none()
     }
 }
 
@@ -155,6 +190,7 @@ pub(crate) struct FaultState {
     refuse_until: Mutex<Option<Instant>>,
     stores_seen: AtomicU64,
     associations_seen: AtomicU64,
+    forwards_seen: AtomicU64,
     rng: Mutex<StdRng>,
 }
 
@@ -165,6 +201,7 @@ impl FaultState {
             refuse_until: Mutex::new(None),
             stores_seen: AtomicU64::new(0),
             associations_seen: AtomicU64::new(0),
+            forwards_seen: AtomicU64::new(0),
             rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
         };
         state.set(plan);
@@ -176,6 +213,7 @@ impl FaultState {
         *self.rng.lock() = StdRng::seed_from_u64(plan.seed);
         self.stores_seen.store(0, Ordering::Relaxed);
         self.associations_seen.store(0, Ordering::Relaxed);
+        self.forwards_seen.store(0, Ordering::Relaxed);
         *self.plan.write() = plan;
     }
 
@@ -201,7 +239,11 @@ impl FaultState {
 
     pub(crate) fn response_delay(&self) -> Option<Duration> {
         let delay = self.plan.read().response_delay.clone()?;
-        Some(match delay {
+        Some(self.draw(delay))
+    }
+
+    fn draw(&self, delay: ResponseDelay) -> Duration {
+        match delay {
             ResponseDelay::Fixed(d) => d,
             ResponseDelay::Random { min, max } if max > min => {
                 let nanos = self
@@ -211,7 +253,34 @@ impl FaultState {
                 Duration::from_nanos(nanos)
             }
             ResponseDelay::Random { min, .. } => min,
-        })
+        }
+    }
+
+    /// Counts one instance handed to a forwarder and says which silent faults it
+    /// gets. Decided once, as it is queued, so that retries resend the same thing.
+    pub(crate) fn forward_faults(&self) -> ForwardFaults {
+        let plan = self.plan.read();
+        if plan.drop_forward_every_nth.is_none()
+            && plan.duplicate_forward_every_nth.is_none()
+            && plan.corrupt_pixels_every_nth.is_none()
+            && plan.alter_attribute.is_none()
+            && plan.forward_delay.is_none()
+        {
+            return ForwardFaults::default();
+        }
+        let nth = self.forwards_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        let hits = |every: Option<u64>| every.is_some_and(|n| n > 0 && nth.is_multiple_of(n));
+        ForwardFaults {
+            drop: hits(plan.drop_forward_every_nth),
+            duplicate: hits(plan.duplicate_forward_every_nth),
+            corrupt_pixels: hits(plan.corrupt_pixels_every_nth),
+            alter: plan
+                .alter_attribute
+                .as_ref()
+                .filter(|a| hits(Some(a.every_nth)))
+                .cloned(),
+            delay: plan.forward_delay.clone().map(|d| self.draw(d)),
+        }
     }
 
     /// Counts one C-STORE and says whether it gets an overridden status.
@@ -267,6 +336,16 @@ impl FaultState {
             status_in_last_identifier: plan.status_in_last_identifier,
         }
     }
+}
+
+/// The silent forwarding faults one instance gets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ForwardFaults {
+    pub(crate) drop: bool,
+    pub(crate) duplicate: bool,
+    pub(crate) corrupt_pixels: bool,
+    pub(crate) alter: Option<AttributeAlteration>,
+    pub(crate) delay: Option<Duration>,
 }
 
 /// The C-FIND part of a [`FaultPlan`], as one query sees it.
@@ -354,9 +433,65 @@ mod tests {
                 status_in_last_identifier: true,
                 ..FaultPlan::default()
             },
+            FaultPlan {
+                drop_forward_every_nth: Some(2),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                duplicate_forward_every_nth: Some(2),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                corrupt_pixels_every_nth: Some(2),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                alter_attribute: Some(AttributeAlteration {
+                    every_nth: 1,
+                    attribute: Attribute::parse("InstitutionName").unwrap(),
+                    value: None,
+                }),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                forward_delay: Some(ResponseDelay::Fixed(Duration::from_millis(1))),
+                ..FaultPlan::default()
+            },
         ];
         assert!(FaultPlan::default().is_empty());
         assert!(plans.iter().all(|p| !p.is_empty()));
+    }
+
+    #[test]
+    fn forward_faults_pick_every_nth_instance_and_restart_with_a_new_plan() {
+        let plan = FaultPlan {
+            drop_forward_every_nth: Some(3),
+            duplicate_forward_every_nth: Some(2),
+            corrupt_pixels_every_nth: Some(4),
+            ..FaultPlan::default()
+        };
+        let state = FaultState::new(plan.clone());
+        let picks: Vec<(bool, bool, bool)> = (0..6)
+            .map(|_| {
+                let f = state.forward_faults();
+                (f.drop, f.duplicate, f.corrupt_pixels)
+            })
+            .collect();
+        assert_eq!(
+            picks,
+            [
+                (false, false, false),
+                (false, true, false),
+                (true, false, false),
+                (false, true, true),
+                (false, false, false),
+                (true, true, false),
+            ]
+        );
+        state.set(plan);
+        assert!(!state.forward_faults().drop);
+        assert!(!state.forward_faults().drop);
+        assert!(state.forward_faults().drop);
     }
 
     #[test]

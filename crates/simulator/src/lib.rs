@@ -26,7 +26,10 @@
 //!   response delays, status overrides, aborts (after N stores or in the middle
 //!   of a data set), idle timeouts, refused associations, stalled stores and
 //!   queries, and the C-FIND misbehaviours of real PACS (a refused information
-//!   model, no instance counts, the final status inside the last identifier).
+//!   model, no instance counts, the final status inside the last identifier),
+//!   and the silent faults of a bad router on forwarding (dropped, duplicated,
+//!   corrupted, altered or delayed instances, listed by
+//!   [`SimulatorHandle::silent_faults`]).
 //! - **Statistics** ([`SimulatorStats`]), the stored studies and the C-FIND requests
 //!   received ([`SimulatorHandle::received_finds`]), on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
@@ -80,8 +83,10 @@ use parking_lot::{Mutex, RwLock};
 
 pub use config::{SimulatorConfig, StorageSopClasses, TlsListener, TransferSyntaxPolicy};
 pub use error::{RulesError, SimulatorError};
-pub use faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
-pub use forward::FailedForward;
+pub use faults::{
+    AttributeAlteration, FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection,
+};
+pub use forward::{FailedForward, SilentFault, SilentFaultKind};
 pub use rules::{Route, Rules};
 pub use scp::ReceivedFind;
 pub use stats::{
@@ -123,6 +128,7 @@ impl Simulator {
         let shutdown = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Mutex::new(Counters::new(config.rules.routes.len())));
         let failed_forwards = Arc::new(Mutex::new(Vec::new()));
+        let silent_faults = Arc::new(Mutex::new(Vec::new()));
         let mut forward_queues = Vec::with_capacity(config.rules.routes.len());
         let mut forward_threads = Vec::new();
         for (index, route) in config.rules.routes.iter().enumerate() {
@@ -134,6 +140,7 @@ impl Simulator {
                         destination: destination.clone(),
                         counters: counters.clone(),
                         failed: failed_forwards.clone(),
+                        silent_faults: silent_faults.clone(),
                         shutdown: shutdown.clone(),
                         io_timeout: config.forward_timeout,
                     };
@@ -163,6 +170,7 @@ impl Simulator {
             panicked_threads: AtomicUsize::new(0),
             forward_queues,
             failed_forwards,
+            silent_faults,
             received_finds: Mutex::new(VecDeque::new()),
             next_connection_id: AtomicU64::new(0),
         });
@@ -486,7 +494,14 @@ impl SimulatorHandle {
         self.shared.failed_forwards.lock().clone()
     }
 
-    /// Waits until every forwarding queue is empty (delivered or failed), up to
+    /// Forwarded instances the silent faults of the plan hit (dropped, duplicated,
+    /// pixels corrupted, attribute altered), in the order it happened. Kept across
+    /// [`set_faults`](Self::set_faults).
+    pub fn silent_faults(&self) -> Vec<SilentFault> {
+        self.shared.silent_faults.lock().clone()
+    }
+
+    /// Waits until every forwarding queue is empty (delivered, failed or dropped), up to
     /// `timeout`. Returns whether they are.
     pub fn wait_for_forwarding(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

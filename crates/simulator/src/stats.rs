@@ -167,12 +167,21 @@ pub struct ForwardStats {
     pub associations: u64,
     /// Of those, the ones secured by TLS.
     pub tls_associations: u64,
+    /// Discarded by the `drop_forward_every_nth` fault (neither delivered nor failed).
+    pub dropped_by_fault: u64,
+    /// Delivered, then sent a second time by the `duplicate_forward_every_nth` fault
+    /// (counted once in `delivered`).
+    pub duplicated_by_fault: u64,
+    /// Delivered with pixel data corrupted by the `corrupt_pixels_every_nth` fault.
+    pub corrupted_by_fault: u64,
+    /// Delivered with an attribute changed or removed by the `alter_attribute` fault.
+    pub altered_by_fault: u64,
 }
 
 impl ForwardStats {
-    /// Instances still waiting: `enqueued - delivered - failed`.
+    /// Instances still waiting: `enqueued - delivered - failed - dropped_by_fault`.
     pub fn queued(&self) -> u64 {
-        self.enqueued - self.delivered - self.failed
+        self.enqueued - self.delivered - self.failed - self.dropped_by_fault
     }
 
     fn add(&mut self, other: &ForwardStats) {
@@ -182,6 +191,10 @@ impl ForwardStats {
         self.failed_attempts += other.failed_attempts;
         self.associations += other.associations;
         self.tls_associations += other.tls_associations;
+        self.dropped_by_fault += other.dropped_by_fault;
+        self.duplicated_by_fault += other.duplicated_by_fault;
+        self.corrupted_by_fault += other.corrupted_by_fault;
+        self.altered_by_fault += other.altered_by_fault;
     }
 }
 
@@ -398,9 +411,12 @@ mod tests {
         c.routes[1].stores.received = 3;
         c.routes[1].forwarding.enqueued = 4;
         c.routes[1].forwarding.delivered = 1;
+        c.routes[1].forwarding.dropped_by_fault = 1;
+        c.routes[0].forwarding.duplicated_by_fault = 1;
         let snap = c.snapshot(["A", "B"].into_iter());
         assert_eq!(snap.stores.received, 5);
-        assert_eq!(snap.forwarding.queued(), 3);
+        assert_eq!(snap.forwarding.queued(), 2);
+        assert_eq!(snap.forwarding.duplicated_by_fault, 1);
         assert_eq!(snap.routes["B"].stores.received, 3);
     }
 }

@@ -14,7 +14,9 @@ use super::model::*;
 use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
 use super::{IdentityPolicy, IdentityUser};
 use crate::error::RulesError;
-use crate::faults::{FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection};
+use crate::faults::{
+    AttributeAlteration, FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection,
+};
 
 mod forward;
 use forward::RawForward;
@@ -95,8 +97,21 @@ struct RawFaults {
     omit_instance_counts: bool,
     #[serde(default)]
     status_in_last_identifier: bool,
+    drop_forward_every_nth: Option<Spanned<u64>>,
+    duplicate_forward_every_nth: Option<Spanned<u64>>,
+    corrupt_pixels_every_nth: Option<Spanned<u64>>,
+    alter_attribute: Option<Spanned<RawAlteration>>,
+    forward_delay_ms: Option<RawDelay>,
     #[serde(default)]
     seed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlteration {
+    every_nth: Spanned<u64>,
+    attribute: Spanned<String>,
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -374,10 +389,13 @@ impl Loader<'_> {
         })
     }
 
-    fn faults(&self, spanned: Spanned<RawFaults>) -> Result<FaultPlan, RulesError> {
-        let span = spanned.span();
-        let raw = spanned.into_inner();
-        let response_delay = match raw.response_delay_ms {
+    fn delay(
+        &self,
+        span: &Span,
+        raw: Option<RawDelay>,
+        key: &str,
+    ) -> Result<Option<ResponseDelay>, RulesError> {
+        Ok(match raw {
             None => None,
             Some(RawDelay::Fixed(ms)) => Some(ResponseDelay::Fixed(Duration::from_millis(ms))),
             Some(RawDelay::Range([a, b])) if a <= b => Some(ResponseDelay::Random {
@@ -386,12 +404,48 @@ impl Loader<'_> {
             }),
             Some(RawDelay::Range([a, b])) => {
                 return Err(self.error(
-                    &span,
-                    format!(
-                        "response_delay_ms = [{a}, {b}]: the first bound must not exceed the second"
-                    ),
+                    span,
+                    format!("{key} = [{a}, {b}]: the first bound must not exceed the second"),
                 ));
             }
+        })
+    }
+
+    /// An "every Nth" count: 0 would select nothing (or divide by zero), so it is
+    /// refused rather than silently ignored.
+    fn every_nth(&self, value: &Spanned<u64>, key: &str) -> Result<u64, RulesError> {
+        match *value.get_ref() {
+            0 => Err(self.error(
+                &value.span(),
+                format!("{key} = 0: must be at least 1 (every Nth forwarded instance)"),
+            )),
+            n => Ok(n),
+        }
+    }
+
+    fn alteration(
+        &self,
+        spanned: Spanned<RawAlteration>,
+    ) -> Result<AttributeAlteration, RulesError> {
+        let raw = spanned.into_inner();
+        Ok(AttributeAlteration {
+            every_nth: self.every_nth(&raw.every_nth, "alter_attribute every_nth")?,
+            attribute: self.tag(
+                &raw.attribute.span(),
+                "alter_attribute attribute",
+                raw.attribute.get_ref(),
+            )?,
+            value: raw.value,
+        })
+    }
+
+    fn faults(&self, spanned: Spanned<RawFaults>) -> Result<FaultPlan, RulesError> {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let response_delay = self.delay(&span, raw.response_delay_ms, "response_delay_ms")?;
+        let forward_delay = self.delay(&span, raw.forward_delay_ms, "forward_delay_ms")?;
+        let every_nth = |value: &Option<Spanned<u64>>, key: &str| {
+            value.as_ref().map(|v| self.every_nth(v, key)).transpose()
         };
         let status_override = match raw.status_override {
             None => None,
@@ -439,6 +493,23 @@ impl Loader<'_> {
             refuse_find,
             omit_instance_counts: raw.omit_instance_counts,
             status_in_last_identifier: raw.status_in_last_identifier,
+            drop_forward_every_nth: every_nth(
+                &raw.drop_forward_every_nth,
+                "drop_forward_every_nth",
+            )?,
+            duplicate_forward_every_nth: every_nth(
+                &raw.duplicate_forward_every_nth,
+                "duplicate_forward_every_nth",
+            )?,
+            corrupt_pixels_every_nth: every_nth(
+                &raw.corrupt_pixels_every_nth,
+                "corrupt_pixels_every_nth",
+            )?,
+            alter_attribute: raw
+                .alter_attribute
+                .map(|a| self.alteration(a))
+                .transpose()?,
+            forward_delay,
             seed: raw.seed,
         })
     }
@@ -959,6 +1030,66 @@ mod tests {
                 status: Status(0xA900),
             })
         );
+    }
+
+    #[test]
+    fn the_silent_forwarding_faults_load_from_the_file() {
+        let toml = "[faults]\ndrop_forward_every_nth = 5\nduplicate_forward_every_nth = 4\ncorrupt_pixels_every_nth = 3\nalter_attribute = { every_nth = 2, attribute = \"InstitutionName\", value = \"ALTERED\" }\nforward_delay_ms = [10, 20]\n";
+        let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
+        assert_eq!(faults.drop_forward_every_nth, Some(5));
+        assert_eq!(faults.duplicate_forward_every_nth, Some(4));
+        assert_eq!(faults.corrupt_pixels_every_nth, Some(3));
+        let alteration = faults.alter_attribute.unwrap();
+        assert_eq!(alteration.every_nth, 2);
+        assert_eq!(
+            alteration.attribute.tag,
+            dicom_dictionary_std::tags::INSTITUTION_NAME
+        );
+        assert_eq!(alteration.value.as_deref(), Some("ALTERED"));
+        assert_eq!(
+            faults.forward_delay,
+            Some(ResponseDelay::Random {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(20),
+            })
+        );
+
+        let toml = "[faults]\nforward_delay_ms = 30\nalter_attribute = { every_nth = 1, attribute = \"(0010,1010)\" }\n";
+        let faults = Rules::from_toml_str(toml, "f.toml").unwrap().faults;
+        assert_eq!(
+            faults.forward_delay,
+            Some(ResponseDelay::Fixed(Duration::from_millis(30)))
+        );
+        let alteration = faults.alter_attribute.unwrap();
+        assert_eq!(
+            alteration.attribute.tag,
+            dicom_dictionary_std::tags::PATIENT_AGE
+        );
+        assert_eq!(alteration.value, None, "no value: remove");
+    }
+
+    #[test]
+    fn silent_fault_mistakes_are_named_with_their_line() {
+        let err = error_of("[faults]\nseed = 1\ndrop_forward_every_nth = 0\n");
+        assert!(err.starts_with("Bad rules file: test.toml:3: "), "{err}");
+        assert!(err.contains("drop_forward_every_nth = 0"), "{err}");
+        for key in ["duplicate_forward_every_nth", "corrupt_pixels_every_nth"] {
+            let err = error_of(&format!("[faults]\n{key} = 0\n"));
+            assert!(err.starts_with("Bad rules file: test.toml:2: "), "{err}");
+            assert!(err.contains(key), "{err}");
+        }
+        let err = error_of(
+            "[faults]\nseed = 1\nalter_attribute = { every_nth = 2, attribute = \"InstitutionNom\", value = \"x\" }\n",
+        );
+        assert!(err.starts_with("Bad rules file: test.toml:3: "), "{err}");
+        assert!(err.contains("InstitutionNom"), "{err}");
+        let err = error_of(
+            "[faults]\nalter_attribute = { every_nth = 0, attribute = \"InstitutionName\" }\n",
+        );
+        assert!(err.starts_with("Bad rules file: test.toml:2: "), "{err}");
+        assert!(err.contains("every_nth = 0"), "{err}");
+        let err = error_of("[faults]\nforward_delay_ms = [20, 10]\n");
+        assert!(err.contains("forward_delay_ms = [20, 10]"), "{err}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::SimulatorConfig;
 use crate::faults::FaultState;
-use crate::forward::{FailedForward, ForwardItem};
+use crate::forward::{FailedForward, ForwardItem, SilentFault};
 use crate::stats::{Counters, RejectionReason};
 use crate::store::ImageStore;
 use dicom_object::InMemDicomObject;
@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) panicked_threads: AtomicUsize,
     pub(crate) forward_queues: Vec<Option<Sender<ForwardItem>>>,
     pub(crate) failed_forwards: Arc<Mutex<Vec<FailedForward>>>,
+    /// Forwarded instances hit by a silent fault.
+    pub(crate) silent_faults: Arc<Mutex<Vec<SilentFault>>>,
     /// The latest C-FIND requests (at most `RECEIVED_FINDS_KEPT`), oldest first.
     pub(crate) received_finds: Mutex<VecDeque<ReceivedFind>>,
     /// Connection IDs (for `connections`), unique over both listeners.

@@ -2,6 +2,7 @@
 //! store and queue it for forwarding, then answer (or not: faults).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -10,6 +11,7 @@ use dicom_ul::pdu::AbortRQSource;
 use dimse::{Command, DimseError, Message, Status};
 
 use super::{Association, End, Flow, Shared, abort, respond};
+use crate::faults::ForwardFaults;
 use crate::forward::ForwardItem;
 use crate::rules::{DuplicatePolicy, today_utc};
 use crate::stats::StoreStats;
@@ -89,7 +91,15 @@ pub(super) fn handle_store(
     }
     let result = process_store(shared, route, &command, &data, ts_uid);
     drop(data);
-    let forward = shared.forward_queues[route].as_ref().zip(result.forward);
+    let forward = shared.forward_queues[route]
+        .as_ref()
+        .zip(result.forward)
+        .map(|(queue, mut item)| {
+            // Counted here, in the order the stores were answered, over all routes.
+            item.faults = shared.faults.forward_faults();
+            item.not_before = item.faults.delay.map(|d| Instant::now() + d);
+            (queue, item)
+        });
     {
         // One lock per store, as every association contends for this mutex. It is
         // taken before the response goes out (a sender holding its answer always
@@ -240,6 +250,8 @@ pub(super) fn process_store(
             transfer_syntax_uid: ts_uid.to_string(),
             dataset,
             attempts: 0,
+            faults: ForwardFaults::default(),
+            not_before: None,
         }),
     }
 }
