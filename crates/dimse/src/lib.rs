@@ -91,7 +91,10 @@ pub use socket::SocketTuning;
 pub use status::{Status, StatusClass};
 pub use text::{ErrorChain, trim_value};
 pub use timeouts::Timeouts;
-pub use uid::{UUID_UID_ROOT, new_uid, uid_from_bits, uid_from_rng};
+pub use uid::{
+    UUID_UID_ROOT, is_standard_sop_class, is_storage_sop_class, new_uid, uid_from_bits,
+    uid_from_rng,
+};
 pub use value::{
     ValueError, VrCheck, check_uid, is_single_valued_text_vr, is_text_vr, text_to_value,
 };

@@ -32,6 +32,35 @@ pub fn uid_from_bits(bits: u128) -> String {
     format!("{UUID_UID_ROOT}{}", bits.max(1))
 }
 
+/// Whether `uid` is a storage SOP class of the standard registry (not Storage
+/// Commitment, not the Media Storage Directory): what an SCP that stores accepts.
+///
+/// ```
+/// assert!(dimse::is_storage_sop_class("1.2.840.10008.5.1.4.1.1.2"));
+/// assert!(!dimse::is_storage_sop_class("1.2.840.10008.1.20.1"));
+/// assert!(!dimse::is_storage_sop_class("1.2.840.10008.1.1"));
+/// ```
+pub fn is_storage_sop_class(uid: &str) -> bool {
+    use dicom_core::dictionary::UidDictionary;
+    dicom_dictionary_std::StandardSopClassDictionary
+        .by_uid(crate::trim_value(uid))
+        .is_some_and(|e| {
+            e.alias.contains("Storage")
+                && !e.alias.starts_with("StorageCommitment")
+                && e.alias != "MediaStorageDirectoryStorage"
+                && e.alias != "Storage"
+        })
+}
+
+/// Whether the standard registry knows `uid` as a SOP class at all (a private SOP
+/// class, such as a vendor's non-image storage, is not known).
+pub fn is_standard_sop_class(uid: &str) -> bool {
+    use dicom_core::dictionary::UidDictionary;
+    dicom_dictionary_std::StandardSopClassDictionary
+        .by_uid(crate::trim_value(uid))
+        .is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

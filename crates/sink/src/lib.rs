@@ -39,20 +39,31 @@
 
 mod compare;
 mod error;
+mod ledger;
 mod pixels;
 mod policy;
+mod report;
 mod sent;
+mod server;
 mod trace;
 mod values;
 
 pub use compare::{Difference, DifferenceKind, compare_delivery};
 pub use error::{PathError, SinkError};
+pub use ledger::{
+    Arrival, ExpectedSend, Ledger, LedgerOptions, OriginalId, OriginalSource, QUIET_PERIOD, Ticket,
+};
 pub use pixels::Geometry;
 pub use policy::{
     AllowedChange, AttributePath, ExpectedValue, ItemSelector, PathStep, RoutePolicy,
     TransferSyntaxPolicy,
 };
+pub use report::{
+    DeliveryCounts, DeliveryReport, InstanceProblem, MAX_PROBLEMS_KEPT, ProblemKind,
+    TransitSecond,
+};
 pub use sent::{SentInstance, Substitution};
+pub use server::{DEFAULT_SINK_AE_TITLE, Sink, SinkOptions, SinkStats};
 pub use trace::{
     MatchBy, TRACE_BLOCK, TRACE_ELEMENT, TRACE_GROUP, TRACE_PRIVATE_CREATOR, TraceAttribute,
 };

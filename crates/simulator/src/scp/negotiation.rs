@@ -67,19 +67,6 @@ pub(super) fn rejection(reason: RejectionReason) -> AssociationRJ {
     AssociationRJ { result, source }
 }
 
-/// Whether `uid` is a storage SOP class in the standard registry.
-pub(crate) fn is_storage_sop_class(uid: &str) -> bool {
-    use dicom_core::dictionary::UidDictionary;
-    dicom_dictionary_std::StandardSopClassDictionary
-        .by_uid(uid)
-        .is_some_and(|e| {
-            e.alias.contains("Storage")
-                && !e.alias.starts_with("StorageCommitment")
-                && e.alias != "MediaStorageDirectoryStorage"
-                && e.alias != "Storage"
-        })
-}
-
 pub(super) fn is_find_model(uid: &str) -> bool {
     InformationModel::from_sop_class_uid(uid).is_some()
 }
@@ -100,7 +87,7 @@ pub(super) fn abstract_syntax_allowed(
     }
     match (target, config.storage_sop_classes) {
         (Target::QueryOnly, _) => false,
-        (Target::Route(_), StorageSopClasses::Standard) => is_storage_sop_class(uid),
+        (Target::Route(_), StorageSopClasses::Standard) => dimse::is_storage_sop_class(uid),
         (Target::Route(_), StorageSopClasses::Any) => true,
     }
 }

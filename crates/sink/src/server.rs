@@ -1,0 +1,653 @@
+//! The sink's storage SCP: it accepts the router's forwarding associations under its
+//! own AE title, answers every C-STORE at once and hands each arrival to comparator
+//! threads that record it in the [`Ledger`].
+//!
+//! Its answers never depend on the comparison (every readable C-STORE is answered
+//! with success, an unreadable one too: it is recorded as a corrupt delivery), so the
+//! sink observes the router without steering it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use dicom_dictionary_std::uids;
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use dicom_ul::Pdu;
+use dicom_ul::pdu::{
+    AbortRQServiceProviderReason, AbortRQSource, AssociationRJ, AssociationRJResult,
+    AssociationRJServiceProviderPresentationReason, AssociationRJServiceUserReason,
+    AssociationRJSource, PresentationContextProposed, PresentationContextResultReason,
+};
+use dimse::scp::{AcceptOptions, ContextDecision, ScpAssociation, ScpError, ScpStream};
+use dimse::tls::TlsServerOptions;
+use dimse::{
+    AeTitle, Command, CommandField, DimseError, Incoming, MessageReader, PduChannel, Status,
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::error::SinkError;
+use crate::ledger::{Arrival, Ledger};
+
+/// The sink's default AE title.
+pub const DEFAULT_SINK_AE_TITLE: &str = "DICOM_AUTO_SINK";
+
+/// Arrivals waiting for a comparator: beyond this the listener waits (backpressure on
+/// the router rather than unbounded memory).
+const ARRIVALS_QUEUED: usize = 64;
+
+/// How the sink listens.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    bind: SocketAddr,
+    ae_title: AeTitle,
+    artim_timeout: Duration,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    max_pdu_length: u32,
+    max_associations: usize,
+    max_data_set_len: usize,
+    comparators: usize,
+    tls: Option<TlsServerOptions>,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions::new()
+    }
+}
+
+impl SinkOptions {
+    /// 127.0.0.1, a port the system picks, AE title [`DEFAULT_SINK_AE_TITLE`], 30 s
+    /// to negotiate, 60 s for each read and write, 64 associations, one comparator
+    /// per core.
+    pub fn new() -> Self {
+        SinkOptions {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ae_title: AeTitle::new(DEFAULT_SINK_AE_TITLE).expect("a valid AE title"),
+            artim_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
+            max_associations: 64,
+            max_data_set_len: 4 << 30,
+            comparators: thread::available_parallelism().map_or(2, |n| n.get()),
+            tls: None,
+        }
+    }
+
+    /// The address to listen on (port 0: one the system picks).
+    pub fn bind(mut self, address: SocketAddr) -> Self {
+        self.bind = address;
+        self
+    }
+
+    /// The AE title associations must call; others are refused (called AE title not
+    /// recognized).
+    pub fn ae_title(mut self, title: AeTitle) -> Self {
+        self.ae_title = title;
+        self
+    }
+
+    /// How long a new connection has for its TLS handshake and A-ASSOCIATE-RQ.
+    pub fn artim_timeout(mut self, timeout: Duration) -> Self {
+        self.artim_timeout = timeout;
+        self
+    }
+
+    /// How long an association may stay silent before the sink aborts it.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Longest a single write to the router may block.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// The largest PDU the sink receives.
+    pub fn max_pdu_length(mut self, length: u32) -> Self {
+        self.max_pdu_length = length;
+        self
+    }
+
+    /// Associations open at once; more are refused (transient, local limit exceeded).
+    pub fn max_associations(mut self, max: usize) -> Self {
+        self.max_associations = max;
+        self
+    }
+
+    /// Threads comparing arrivals with their sends.
+    pub fn comparators(mut self, threads: usize) -> Self {
+        self.comparators = threads;
+        self
+    }
+
+    /// Listen with DICOM TLS.
+    pub fn tls(mut self, tls: TlsServerOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn validate(&self) -> Result<(), SinkError> {
+        for (name, value) in [
+            ("artim_timeout", self.artim_timeout),
+            ("read_timeout", self.read_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(SinkError::InvalidOption {
+                    name,
+                    value: "0".into(),
+                    expected: "a duration above zero (zero would wait forever)".into(),
+                });
+            }
+        }
+        for (name, value) in [
+            ("max_associations", self.max_associations),
+            ("comparators", self.comparators),
+        ] {
+            if value == 0 {
+                return Err(SinkError::InvalidOption {
+                    name,
+                    value: "0".into(),
+                    expected: "at least 1".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the sink's listener saw (the ledger has what arrived and how it compared).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    /// Associations accepted.
+    pub associations_accepted: u64,
+    /// Refused: called AE title not the sink's.
+    pub refused_called_ae_title: u64,
+    /// Refused: too many associations open.
+    pub refused_too_many: u64,
+    /// Refused or aborted: a malformed or unacceptable A-ASSOCIATE-RQ, a failed TLS
+    /// handshake, nothing said within the ARTIM timeout.
+    pub refused_bad_request: u64,
+    /// C-STOREs received.
+    pub stores: u64,
+    /// Their data set bytes.
+    pub bytes: u64,
+    /// C-ECHOs answered.
+    pub echoes: u64,
+    /// Associations released by the router.
+    pub released: u64,
+    /// Associations aborted by the router or lost.
+    pub aborted: u64,
+    /// Associations aborted by the sink after its read timeout.
+    pub timed_out: u64,
+    /// Associations aborted for a protocol error.
+    pub protocol_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused_called: AtomicU64,
+    refused_too_many: AtomicU64,
+    refused_bad: AtomicU64,
+    stores: AtomicU64,
+    bytes: AtomicU64,
+    echoes: AtomicU64,
+    released: AtomicU64,
+    aborted: AtomicU64,
+    timed_out: AtomicU64,
+    protocol_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: SinkOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ledger: Arc<Ledger>,
+    counters: Counters,
+    shutdown: AtomicBool,
+    active: AtomicUsize,
+    connections: Mutex<HashMap<u64, TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    arrivals: Sender<Arrival>,
+}
+
+/// A running sink. Dropping it stops it (as [`shutdown`](Self::shutdown) does).
+#[derive(Debug)]
+pub struct Sink {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    comparators: Vec<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Binds and starts listening; arrivals go to `ledger`.
+    ///
+    /// # Errors
+    /// An invalid option, the address cannot be bound, the TLS files cannot be read,
+    /// or a thread cannot start.
+    pub fn start(options: SinkOptions, ledger: Arc<Ledger>) -> Result<Sink, SinkError> {
+        options.validate()?;
+        let tls = match &options.tls {
+            Some(tls) => Some(tls.server_config().map_err(|e| SinkError::InvalidOption {
+                name: "tls",
+                value: dimse::ErrorChain(&e).to_string(),
+                expected: "a readable certificate chain and private key".into(),
+            })?),
+            None => None,
+        };
+        let listener = TcpListener::bind(options.bind).map_err(|source| SinkError::Bind {
+            addr: options.bind,
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| SinkError::Bind {
+            addr: options.bind,
+            source,
+        })?;
+        let (tx, rx) = crossbeam_channel::bounded(ARRIVALS_QUEUED);
+        let comparator_count = options.comparators;
+        let shared = Arc::new(Shared {
+            options,
+            tls,
+            ledger,
+            counters: Counters::default(),
+            shutdown: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            connections: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+            arrivals: tx,
+        });
+        let mut comparators = Vec::with_capacity(comparator_count);
+        for i in 0..comparator_count {
+            let rx: Receiver<Arrival> = rx.clone();
+            let ledger = shared.ledger.clone();
+            let handle = thread::Builder::new()
+                .name(format!("sink-compare-{i}"))
+                .spawn(move || {
+                    for arrival in rx {
+                        ledger.record(arrival);
+                    }
+                })
+                .map_err(|source| SinkError::Thread {
+                    what: "comparator",
+                    source,
+                })?;
+            comparators.push(handle);
+        }
+        let accepting = shared.clone();
+        let acceptor = thread::Builder::new()
+            .name("sink-accept".into())
+            .spawn(move || accept_loop(&accepting, &listener))
+            .map_err(|source| SinkError::Thread {
+                what: "accept",
+                source,
+            })?;
+        Ok(Sink {
+            shared,
+            local_addr,
+            acceptor: Some(acceptor),
+            comparators,
+        })
+    }
+
+    /// The address it listens on (with the port the system picked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The AE title it answers to.
+    pub fn ae_title(&self) -> &AeTitle {
+        &self.shared.options.ae_title
+    }
+
+    /// The ledger its arrivals go to.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.shared.ledger
+    }
+
+    /// What the listener saw so far.
+    pub fn stats(&self) -> SinkStats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SinkStats {
+            associations_accepted: get(&c.accepted),
+            refused_called_ae_title: get(&c.refused_called),
+            refused_too_many: get(&c.refused_too_many),
+            refused_bad_request: get(&c.refused_bad),
+            stores: get(&c.stores),
+            bytes: get(&c.bytes),
+            echoes: get(&c.echoes),
+            released: get(&c.released),
+            aborted: get(&c.aborted),
+            timed_out: get(&c.timed_out),
+            protocol_errors: get(&c.protocol_errors),
+        }
+    }
+
+    /// Stops listening, closes open associations, and waits for every arrival already
+    /// received to be recorded.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        self.shared.shutdown.store(true, Ordering::Release);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let _ = acceptor.join();
+        for (_, stream) in self.shared.connections.lock().drain() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
+        for thread in threads {
+            let _ = thread.join();
+        }
+        // The comparators end when every sender of the channel is gone: the shared
+        // state's is the last one once the association threads are done.
+        let comparators = std::mem::take(&mut self.comparators);
+        let (closed, _) = crossbeam_channel::bounded(0);
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.arrivals = closed;
+        }
+        for comparator in comparators {
+            let _ = comparator.join();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where to connect to wake a listener bound to `bound` (an unspecified address is
+/// reached on loopback).
+fn wake_address(bound: SocketAddr) -> SocketAddr {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    let mut next_id = 0u64;
+    for stream in listener.incoming() {
+        if shared.shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            // A connection that failed before we got it (reset): keep listening.
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        next_id += 1;
+        let id = next_id;
+        if let Ok(clone) = stream.try_clone() {
+            shared.connections.lock().insert(id, clone);
+        }
+        let serving = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("sink-association-{id}"))
+            .spawn(move || {
+                serve(&serving, stream);
+                serving.connections.lock().remove(&id);
+            });
+        match spawned {
+            Ok(handle) => {
+                let mut threads = shared.threads.lock();
+                threads.retain(|t| !t.is_finished());
+                threads.push(handle);
+            }
+            Err(_) => {
+                // Out of threads: the connection is closed unanswered (its entry goes).
+                if let Some(stream) = shared.connections.lock().remove(&id) {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+}
+
+struct ActiveSlot<'a>(&'a AtomicUsize);
+
+impl Drop for ActiveSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn serve(shared: &Shared, stream: TcpStream) {
+    let options = &shared.options;
+    let counters = &shared.counters;
+    let _ = stream.set_nodelay(true);
+    if stream.set_read_timeout(Some(options.read_timeout)).is_err()
+        || stream.set_write_timeout(Some(options.write_timeout)).is_err()
+    {
+        return;
+    }
+    let deadline = Instant::now() + options.artim_timeout;
+    let mut stream = match &shared.tls {
+        None => ScpStream::Plain(stream),
+        Some(tls) => match ScpStream::accept_tls(stream, tls.clone(), options.artim_timeout) {
+            Ok(stream) => stream,
+            Err(_) => {
+                bump(&counters.refused_bad);
+                return;
+            }
+        },
+    };
+    let request = match dimse::scp::read_associate_request(&mut stream, deadline) {
+        Ok(request) => request,
+        Err(error) => {
+            bump(&counters.refused_bad);
+            if let Some(source) = error.abort_source() {
+                dimse::scp::abort(stream, source);
+            } else if matches!(error, ScpError::TlsClientOnPlainPort) {
+                let _ = stream.tcp().shutdown(Shutdown::Both);
+            }
+            return;
+        }
+    };
+    if let Some(rejection) = dimse::scp::standard_refusal(&request) {
+        bump(&counters.refused_bad);
+        dimse::scp::reject(stream, rejection);
+        return;
+    }
+    if dimse::trim_value(&request.called_ae_title) != options.ae_title.as_str() {
+        bump(&counters.refused_called);
+        dimse::scp::reject(
+            stream,
+            AssociationRJ {
+                result: AssociationRJResult::Permanent,
+                source: AssociationRJSource::ServiceUser(
+                    AssociationRJServiceUserReason::CalledAETitleNotRecognized,
+                ),
+            },
+        );
+        return;
+    }
+    let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
+    let _slot = ActiveSlot(&shared.active);
+    if open > options.max_associations {
+        bump(&counters.refused_too_many);
+        dimse::scp::reject(
+            stream,
+            AssociationRJ {
+                result: AssociationRJResult::Transient,
+                source: AssociationRJSource::ServiceProviderPresentation(
+                    AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+                ),
+            },
+        );
+        return;
+    }
+    let accept = AcceptOptions::new().max_pdu_length(options.max_pdu_length);
+    let mut association = match dimse::scp::accept(stream, &request, &accept, decide) {
+        Ok(association) => association,
+        Err(_) => {
+            bump(&counters.refused_bad);
+            return;
+        }
+    };
+    bump(&counters.accepted);
+    let end = run(shared, &mut association);
+    bump(match end {
+        End::Released => &counters.released,
+        End::Aborted => &counters.aborted,
+        End::TimedOut => &counters.timed_out,
+        End::ProtocolError => &counters.protocol_errors,
+    });
+}
+
+/// Verification, every storage SOP class (and private SOP classes, which routers
+/// forward too), each with the first proposed transfer syntax dicom-rs can read.
+fn decide(pc: &PresentationContextProposed) -> ContextDecision {
+    let abstract_syntax = dimse::trim_value(&pc.abstract_syntax);
+    let acceptable = abstract_syntax == uids::VERIFICATION
+        || dimse::is_storage_sop_class(abstract_syntax)
+        || !dimse::is_standard_sop_class(abstract_syntax);
+    if !acceptable {
+        return ContextDecision::Refuse(PresentationContextResultReason::AbstractSyntaxNotSupported);
+    }
+    pc.transfer_syntaxes
+        .iter()
+        .map(|ts| dimse::trim_value(ts))
+        .find(|ts| {
+            TransferSyntaxRegistry
+                .get(ts)
+                .is_some_and(|ts| !ts.is_unsupported())
+        })
+        .map_or(
+            ContextDecision::Refuse(PresentationContextResultReason::TransferSyntaxesNotSupported),
+            |ts| ContextDecision::Accept {
+                transfer_syntax: ts.to_string(),
+            },
+        )
+}
+
+enum End {
+    Released,
+    Aborted,
+    TimedOut,
+    ProtocolError,
+}
+
+fn run(shared: &Shared, association: &mut ScpAssociation) -> End {
+    let counters = &shared.counters;
+    let mut reader = MessageReader::new().with_max_data_set_len(shared.options.max_data_set_len);
+    let calling = association.calling_ae_title().to_string();
+    loop {
+        let message = match reader.receive(association) {
+            Ok(Incoming::Message(message)) => message,
+            Ok(Incoming::ReleaseRequested) => {
+                let _ = association.send_pdu(&Pdu::ReleaseRP);
+                return End::Released;
+            }
+            Ok(Incoming::Aborted(_)) | Err(DimseError::ConnectionClosed) => return End::Aborted,
+            Ok(_) => {
+                protocol_abort(association);
+                return End::ProtocolError;
+            }
+            Err(DimseError::Timeout) => {
+                association.abort(AbortRQSource::ServiceUser);
+                return End::TimedOut;
+            }
+            Err(_) if shared.shutdown.load(Ordering::Acquire) => return End::Aborted,
+            Err(_) => {
+                protocol_abort(association);
+                return End::ProtocolError;
+            }
+        };
+        let at = Instant::now();
+        let pc_id = message.presentation_context_id;
+        let Some(context) = association.accepted_context(pc_id) else {
+            protocol_abort(association);
+            return End::ProtocolError;
+        };
+        let transfer_syntax = context.transfer_syntax.clone();
+        let verification = dimse::trim_value(&context.abstract_syntax) == uids::VERIFICATION;
+        let command = message.command;
+        let status = match command.field {
+            CommandField::CEchoRq => {
+                bump(&counters.echoes);
+                Status::SUCCESS
+            }
+            CommandField::CStoreRq if !verification => Status::SUCCESS,
+            CommandField::CStoreRq => Status::SOP_CLASS_NOT_SUPPORTED,
+            field if field.is_response() => {
+                protocol_abort(association);
+                return End::ProtocolError;
+            }
+            _ => Status::UNRECOGNIZED_OPERATION,
+        };
+        let arrival = (command.field == CommandField::CStoreRq && status == Status::SUCCESS)
+            .then(|| {
+                let data = message.data.unwrap_or_default();
+                bump(&counters.stores);
+                counters
+                    .bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Arrival {
+                    at,
+                    calling_ae_title: calling.clone(),
+                    sop_instance_uid: command.sop_instance_uid.clone().unwrap_or_default(),
+                    transfer_syntax,
+                    data,
+                }
+            });
+        if arrival.is_some() {
+            // Counted before the answer: a settled report taken once the router has
+            // its answer waits for this arrival.
+            shared.ledger.arrival_in_hand();
+        }
+        let answered = match Command::response_to(&command, status, false) {
+            Some(response) => dimse::send_message(association, pc_id, &response, None),
+            None => Ok(()),
+        };
+        if let Some(arrival) = arrival {
+            if shared.arrivals.send(arrival).is_err() {
+                // The comparators are gone (shutdown): nothing can record it.
+                shared.ledger.arrival_dropped();
+            }
+        }
+        match answered {
+            Ok(()) => {}
+            Err(DimseError::Timeout) => {
+                association.abort(AbortRQSource::ServiceUser);
+                return End::TimedOut;
+            }
+            Err(_) => return End::Aborted,
+        }
+    }
+}
+
+fn protocol_abort(association: &mut ScpAssociation) {
+    association.abort(AbortRQSource::ServiceProvider(
+        AbortRQServiceProviderReason::UnexpectedPdu,
+    ));
+}
