@@ -32,6 +32,18 @@
 //! three default routes exist ([`defaults::BUILT_IN_ROUTES`]), so `COMPASS_ROUTE=HTM_GI`
 //! works out of the box.
 //!
+//! # Delivery verification
+//!
+//! `VERIFY_AT` ([`VerifyAt`], in [`SinkSettings::verify_at`]) says where a run checks that
+//! what it sent arrived: `cfind` (the default, as before) queries the destination with the
+//! [`CFindSettings`]; `sink` counts what reaches the destination sink, a storage SCP the run
+//! starts on `SINK_BIND`:`SINK_PORT` (port 0, the default, lets the system pick one and the
+//! sink reports it) under AE title `SINK_AE_TITLE` (`DICOM_AUTO_SINK`); `both` does both.
+//! An instance not at the sink `DELIVERY_TIMEOUT` seconds (30) after the last send is
+//! undelivered; until then it is in transit.
+//! `CFIND_VERIFY` is read as before and not combined with `VERIFY_AT`: it is up to the
+//! caller whether `CFIND_VERIFY=false` also skips the C-FIND part of `cfind`/`both`.
+//!
 //! # Errors
 //!
 //! Every problem is reported, not only the first, and each names the variable, its value and
@@ -81,7 +93,7 @@ pub use endpoint::{Endpoint, Route, RouteOrigin, Target};
 pub use error::ConfigError;
 pub use sections::{
     CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings, ReportSettings,
-    SendSettings, Thresholds,
+    SendSettings, SinkSettings, Thresholds, VerifyAt,
 };
 pub use security::{SecuritySettings, TlsSettings};
 pub use sender::{AssociationStrategy, UidStrategy};
@@ -93,7 +105,10 @@ use sources::Vars;
 /// Default values, for documentation and for crates that need the same numbers
 /// (e.g. a CLI's help text).
 pub mod defaults {
+    use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
+
+    use crate::VerifyAt;
 
     /// `COMPASS_HOST` when unset; the embedded simulator is on loopback.
     pub const COMPASS_HOST: &str = "127.0.0.1";
@@ -119,6 +134,16 @@ pub mod defaults {
     pub const CFIND_POLL_INTERVAL: Duration = Duration::from_secs(5);
     /// `CFIND_POLL_INTERVAL` against the embedded simulator.
     pub const CFIND_POLL_INTERVAL_EMBEDDED: Duration = Duration::from_millis(500);
+    /// `SINK_PORT`: 0, any free port (the sink reports the one it got).
+    pub const SINK_PORT: u16 = 0;
+    /// `SINK_AE_TITLE`: the destination sink's AE title (15 characters).
+    pub const SINK_AE_TITLE: &str = "DICOM_AUTO_SINK";
+    /// `SINK_BIND`: loopback.
+    pub const SINK_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// `DELIVERY_TIMEOUT`: how long after the last send an instance may still be in transit.
+    pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `VERIFY_AT`: by C-FIND, as before the sink existed.
+    pub const VERIFY_AT: VerifyAt = VerifyAt::CFind;
     /// `PEAK_IMAGES_PER_SECOND`.
     pub const PEAK_IMAGES_PER_SECOND: f64 = 50.0;
     /// `LOAD_MULTIPLIER`.
@@ -170,8 +195,10 @@ pub struct TestConfig {
     pub endpoint: Endpoint,
     /// Every defined route, sorted by name.
     pub routes: Vec<Route>,
-    /// Delivery verification.
+    /// Delivery verification by C-FIND.
     pub cfind: CFindSettings,
+    /// The destination sink, and where delivery is verified (`VERIFY_AT`).
+    pub sink: SinkSettings,
     /// Rates, concurrency and duration of load runs.
     pub load: LoadProfile,
     /// Pass/fail limits.
@@ -247,6 +274,7 @@ impl TestConfig {
         let mut reader = Reader::new(vars);
         let (endpoint, routes) = endpoint::read(&mut reader);
         let cfind = CFindSettings::read(&mut reader, &endpoint);
+        let sink = SinkSettings::read(&mut reader);
         let load = LoadProfile::read(&mut reader);
         let thresholds = Thresholds::read(&mut reader);
         let dataset = Dataset::read(&mut reader, dirs);
@@ -260,6 +288,7 @@ impl TestConfig {
             endpoint,
             routes,
             cfind,
+            sink,
             load,
             thresholds,
             dataset,
@@ -348,6 +377,12 @@ impl TestConfig {
         add("cfind", "initial_delay_seconds", secs(c.initial_delay));
         add("cfind", "timeout_seconds", secs(c.timeout));
         add("cfind", "poll_interval_seconds", secs(c.poll_interval));
+        let k = &self.sink;
+        add("sink", "verify_at", k.verify_at.to_string());
+        add("sink", "port", k.port.to_string());
+        add("sink", "ae_title", k.ae_title.to_string());
+        add("sink", "bind", k.bind.to_string());
+        add("sink", "delivery_timeout_seconds", secs(k.delivery_timeout));
         let l = &self.load;
         add(
             "load",
@@ -474,8 +509,8 @@ fn routes_text(routes: &[Route]) -> String {
 /// One row of [`TestConfig::summary`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SummaryEntry {
-    /// `endpoint`, `route`, `cfind`, `load`, `thresholds`, `dataset`, `network`, `sending`,
-    /// `integration`, `report` or `source`.
+    /// `endpoint`, `route`, `cfind`, `sink`, `load`, `thresholds`, `dataset`, `network`,
+    /// `security`, `sending`, `integration`, `report` or `source`.
     pub section: &'static str,
     /// The setting, named like its JSON field.
     pub key: &'static str,
@@ -647,6 +682,11 @@ mod tests {
             "thresholds.max_p95_latency_ms=2000",
             "thresholds.max_p95_latency_short_ms=1500",
             "network.max_pdu_length=65536",
+            "sink.verify_at=cfind",
+            "sink.port=0",
+            "sink.ae_title=DICOM_AUTO_SINK",
+            "sink.bind=127.0.0.1",
+            "sink.delivery_timeout_seconds=30",
             "sending.association=persistent",
             "integration.expectations_dir=(built in)",
         ] {
@@ -669,6 +709,10 @@ mod tests {
         assert_eq!(json["thresholds"]["max_p95_latency_ms"], 2000.0);
         assert_eq!(json["sending"]["association"], "persistent");
         assert_eq!(json["sending"]["uid_strategy"], "asis");
+        assert_eq!(json["sink"]["verify_at"], "cfind");
+        assert_eq!(json["sink"]["bind"], "127.0.0.1");
+        assert_eq!(json["sink"]["ae_title"], "DICOM_AUTO_SINK");
+        assert_eq!(json["sink"]["delivery_timeout_seconds"], 30.0);
     }
 
     #[test]
@@ -751,5 +795,6 @@ mod tests {
         assert_eq!(documented.network, built_in.network);
         assert_eq!(documented.sending, built_in.sending);
         assert_eq!(documented.dataset, built_in.dataset);
+        assert_eq!(documented.sink, built_in.sink);
     }
 }

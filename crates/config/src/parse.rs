@@ -3,7 +3,7 @@
 //! Each value parser returns `Err(expected)`, a phrase completing "expected ...", so that
 //! every error reads `NAME="value": expected <phrase>`.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,6 +119,20 @@ pub(crate) fn port(raw: &str) -> Result<u16, String> {
         .ok_or_else(|| "a TCP port number from 1 to 65535".to_owned())
 }
 
+/// A port to listen on, where 0 asks the operating system for a free one.
+pub(crate) fn port_or_any(raw: &str) -> Result<u16, String> {
+    raw.trim()
+        .parse::<u16>()
+        .map_err(|_| "a TCP port number from 0 to 65535 (0: any free port)".to_owned())
+}
+
+/// An IPv4 or IPv6 address, without port or brackets.
+pub(crate) fn ip_address(raw: &str) -> Result<IpAddr, String> {
+    raw.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| "an IP address, e.g. 127.0.0.1, 0.0.0.0 or ::1".to_owned())
+}
+
 fn finite(raw: &str) -> Option<f64> {
     raw.trim().parse::<f64>().ok().filter(|x| x.is_finite())
 }
@@ -227,6 +241,25 @@ mod tests {
         assert!(port("0").is_err());
         assert!(port("65536").is_err());
         assert!(port("http").is_err());
+    }
+
+    #[test]
+    fn listening_ports_are_0_to_65535() {
+        assert_eq!(port_or_any("0"), Ok(0));
+        assert_eq!(port_or_any(" 11113 "), Ok(11113));
+        assert_eq!(port_or_any("65535"), Ok(65535));
+        for bad in ["65536", "-1", "any", "1.5"] {
+            assert!(port_or_any(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_addresses_are_v4_or_v6_without_port() {
+        assert_eq!(ip_address("127.0.0.1"), Ok(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(ip_address(" ::1 "), Ok(IpAddr::from(Ipv6Addr::LOCALHOST)));
+        for bad in ["localhost", "127.0.0.1:104", "[::1]", "256.0.0.1", "10.0.0"] {
+            assert!(ip_address(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The typed sections besides the endpoint: C-FIND, load, thresholds, dataset, network,
-//! sending, integration tests and reports.
+//! The typed sections besides the endpoint: C-FIND, destination sink, load, thresholds,
+//! dataset, network, sending, integration tests and reports.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -108,6 +110,92 @@ impl CFindSettings {
         }
         if self.port_follows_endpoint {
             self.port = endpoint.port;
+        }
+    }
+}
+
+/// Where delivery is verified: `VERIFY_AT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyAt {
+    /// `cfind`: query the destination by C-FIND ([`CFindSettings`]), today's behaviour.
+    CFind,
+    /// `sink`: count what reaches the destination sink ([`SinkSettings`]) the run starts.
+    Sink,
+    /// `both`: the sink, and C-FIND as well.
+    Both,
+}
+
+impl VerifyAt {
+    /// The word `VERIFY_AT` takes for this value: `cfind`, `sink` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyAt::CFind => "cfind",
+            VerifyAt::Sink => "sink",
+            VerifyAt::Both => "both",
+        }
+    }
+
+    /// Whether delivery is verified by C-FIND (`cfind` or `both`).
+    pub fn uses_cfind(self) -> bool {
+        matches!(self, VerifyAt::CFind | VerifyAt::Both)
+    }
+
+    /// Whether delivery is verified at the destination sink (`sink` or `both`).
+    pub fn uses_sink(self) -> bool {
+        matches!(self, VerifyAt::Sink | VerifyAt::Both)
+    }
+}
+
+impl fmt::Display for VerifyAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The destination sink: a storage SCP the run starts, which the router delivers to, and
+/// where delivery is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkSettings {
+    /// `SINK_PORT`: the port the sink listens on; 0 (the default) lets the operating
+    /// system pick a free one, which the sink reports.
+    pub port: u16,
+    /// `SINK_AE_TITLE`: the sink's AE title, which the router calls.
+    pub ae_title: AeTitle,
+    /// `SINK_BIND`: the address the sink listens on.
+    pub bind: IpAddr,
+    /// `DELIVERY_TIMEOUT`: how long after the last send an instance not yet at the sink
+    /// still counts as in transit; after that it is undelivered.
+    #[serde(rename = "delivery_timeout_seconds", serialize_with = "seconds")]
+    pub delivery_timeout: Duration,
+    /// `VERIFY_AT`: where delivery is verified, by C-FIND, at the sink, or both.
+    pub verify_at: VerifyAt,
+}
+
+impl SinkSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            port: reader.value_or("SINK_PORT", defaults::SINK_PORT, parse::port_or_any),
+            ae_title: reader
+                .value("SINK_AE_TITLE", parse::ae_title)
+                .unwrap_or_else(|| {
+                    AeTitle::new(defaults::SINK_AE_TITLE).expect("the default is a valid AE title")
+                }),
+            bind: reader.value_or("SINK_BIND", defaults::SINK_BIND, parse::ip_address),
+            delivery_timeout: reader.value_or(
+                "DELIVERY_TIMEOUT",
+                defaults::DELIVERY_TIMEOUT,
+                parse::seconds_positive,
+            ),
+            verify_at: reader.value_or(
+                "VERIFY_AT",
+                defaults::VERIFY_AT,
+                parse::one_of(&[
+                    ("cfind", VerifyAt::CFind),
+                    ("sink", VerifyAt::Sink),
+                    ("both", VerifyAt::Both),
+                ]),
+            ),
         }
     }
 }
@@ -461,7 +549,11 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    use crate::{AssociationStrategy, BaseDirs, ConfigError, Dataset, TestConfig, UidStrategy};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use crate::{
+        AssociationStrategy, BaseDirs, ConfigError, Dataset, TestConfig, UidStrategy, VerifyAt,
+    };
 
     fn load(vars: &[(&str, &str)]) -> Result<TestConfig, ConfigError> {
         TestConfig::from_map(vars.iter().copied())
@@ -574,6 +666,154 @@ mod tests {
             .with_router_address(addr);
         assert_eq!(config.cfind.address(), "pacs:104");
         assert_eq!(config.endpoint.address(), "127.0.0.1:40000");
+    }
+
+    // ---- destination sink
+
+    #[test]
+    fn the_sink_defaults_to_any_loopback_port_and_verification_stays_with_cfind() {
+        let sink = load(&[]).unwrap().sink;
+        assert_eq!(sink.port, 0);
+        assert_eq!(sink.ae_title.as_str(), "DICOM_AUTO_SINK");
+        assert_eq!(sink.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(sink.delivery_timeout, Duration::from_secs(30));
+        assert_eq!(sink.verify_at, VerifyAt::CFind);
+        assert_eq!(load(&[REMOTE]).unwrap().sink, sink);
+        let blank = load(&[
+            ("SINK_PORT", ""),
+            ("SINK_AE_TITLE", " "),
+            ("SINK_BIND", ""),
+            ("DELIVERY_TIMEOUT", ""),
+            ("VERIFY_AT", ""),
+        ])
+        .unwrap()
+        .sink;
+        assert_eq!(blank, sink);
+    }
+
+    #[test]
+    fn sink_settings_can_be_overridden() {
+        let sink = load(&[
+            ("SINK_PORT", "11113"),
+            ("SINK_AE_TITLE", "PACS-SINK"),
+            ("SINK_BIND", "0.0.0.0"),
+            ("DELIVERY_TIMEOUT", "2.5"),
+            ("VERIFY_AT", "both"),
+        ])
+        .unwrap()
+        .sink;
+        assert_eq!(sink.port, 11113);
+        assert_eq!(sink.ae_title.as_str(), "PACS-SINK");
+        assert_eq!(sink.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(sink.delivery_timeout, Duration::from_millis(2500));
+        assert_eq!(sink.verify_at, VerifyAt::Both);
+
+        let sink = |name: &str, raw: &str| load(&[(name, raw)]).unwrap().sink;
+        assert_eq!(sink("SINK_PORT", "0").port, 0);
+        assert_eq!(sink("SINK_PORT", "65535").port, 65535);
+        assert_eq!(
+            sink("SINK_BIND", "::1").bind,
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        );
+        assert_eq!(
+            sink("SINK_BIND", "::").bind,
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
+        assert_eq!(
+            sink("SINK_AE_TITLE", "ABCDEFGHIJKLMNOP").ae_title.as_str(),
+            "ABCDEFGHIJKLMNOP"
+        );
+        assert_eq!(
+            sink("DELIVERY_TIMEOUT", "120").delivery_timeout,
+            Duration::from_secs(120)
+        );
+        for (raw, verify_at) in [
+            ("cfind", VerifyAt::CFind),
+            ("CFind", VerifyAt::CFind),
+            ("sink", VerifyAt::Sink),
+            (" SINK ", VerifyAt::Sink),
+            ("both", VerifyAt::Both),
+            ("Both", VerifyAt::Both),
+        ] {
+            assert_eq!(sink("VERIFY_AT", raw).verify_at, verify_at, "{raw}");
+        }
+    }
+
+    #[test]
+    fn verify_at_says_which_checks_run() {
+        assert!(VerifyAt::CFind.uses_cfind() && !VerifyAt::CFind.uses_sink());
+        assert!(!VerifyAt::Sink.uses_cfind() && VerifyAt::Sink.uses_sink());
+        assert!(VerifyAt::Both.uses_cfind() && VerifyAt::Both.uses_sink());
+        for verify_at in [VerifyAt::CFind, VerifyAt::Sink, VerifyAt::Both] {
+            let config = load(&[("VERIFY_AT", verify_at.as_str())]).unwrap();
+            assert_eq!(config.sink.verify_at, verify_at);
+            assert_eq!(verify_at.to_string(), verify_at.as_str());
+        }
+    }
+
+    #[test]
+    fn bad_sink_values_name_their_variable_and_value() {
+        for bad in ["65536", "-1", "any"] {
+            assert_eq!(
+                error_text(&[("SINK_PORT", bad)]),
+                format!(
+                    "SINK_PORT={bad:?}: expected a TCP port number from 0 to 65535 (0: any free port)"
+                )
+            );
+        }
+        for bad in ["localhost", "127.0.0.1:11113", "[::1]", "300.0.0.1"] {
+            assert_eq!(
+                error_text(&[("SINK_BIND", bad)]),
+                format!(
+                    "SINK_BIND={bad:?}: expected an IP address, e.g. 127.0.0.1, 0.0.0.0 or ::1"
+                )
+            );
+        }
+        for bad in ["ABCDEFGHIJKLMNOPQ", "A\\B"] {
+            let text = error_text(&[("SINK_AE_TITLE", bad)]);
+            assert!(
+                text.starts_with(&format!(
+                    "SINK_AE_TITLE={bad:?}: expected an AE title of 1 to 16 printable ASCII"
+                )),
+                "{text}"
+            );
+        }
+        for bad in ["0", "-5", "soon", "30s"] {
+            assert_eq!(
+                error_text(&[("DELIVERY_TIMEOUT", bad)]),
+                format!("DELIVERY_TIMEOUT={bad:?}: expected a number of seconds > 0")
+            );
+        }
+        for bad in ["c-find", "router", "none"] {
+            assert_eq!(
+                error_text(&[("VERIFY_AT", bad)]),
+                format!("VERIFY_AT={bad:?}: expected one of cfind, sink, both")
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_sink_value_is_reported_at_once() {
+        let error = load(&[
+            ("SINK_PORT", "x"),
+            ("SINK_AE_TITLE", ""),
+            ("SINK_BIND", "y"),
+            ("DELIVERY_TIMEOUT", "z"),
+            ("VERIFY_AT", "w"),
+        ])
+        .unwrap_err();
+        let variables: Vec<&str> = error
+            .problems()
+            .iter()
+            .map(|p| match p {
+                ConfigError::InvalidValue { variable, .. } => variable.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            variables,
+            ["SINK_PORT", "SINK_BIND", "DELIVERY_TIMEOUT", "VERIFY_AT"]
+        );
     }
 
     // ---- load profile
