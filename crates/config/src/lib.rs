@@ -35,10 +35,11 @@
 //! # Delivery verification
 //!
 //! `VERIFY_AT` ([`VerifyAt`], in [`SinkSettings::verify_at`]) says where a run checks that
-//! what it sent arrived: `cfind` (the default, as before) queries the destination with the
+//! what it sent arrived: `cfind` (the default against a real router) queries the destination with the
 //! [`CFindSettings`]; `sink` counts what reaches the destination sink, a storage SCP the run
 //! starts on `SINK_BIND`:`SINK_PORT` (port 0, the default, lets the system pick one and the
-//! sink reports it) under AE title `SINK_AE_TITLE` (`DICOM_AUTO_SINK`); `both` does both.
+//! sink reports it) under AE title `SINK_AE_TITLE` (`DICOM_AUTO_SINK`); `both` does both
+//! (the default on the embedded target, whose simulator forwards to the sink).
 //! An instance not at the sink `DELIVERY_TIMEOUT` seconds (30) after the last send is
 //! undelivered; until then it is in transit.
 //! `CFIND_VERIFY` is read as before and not combined with `VERIFY_AT`: it is up to the
@@ -142,8 +143,12 @@ pub mod defaults {
     pub const SINK_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     /// `DELIVERY_TIMEOUT`: how long after the last send an instance may still be in transit.
     pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
-    /// `VERIFY_AT`: by C-FIND, as before the sink existed.
-    pub const VERIFY_AT: VerifyAt = VerifyAt::CFind;
+    /// `VERIFY_AT` on the embedded target: by C-FIND and at the sink, which the
+    /// embedded router forwards to.
+    pub const VERIFY_AT_EMBEDDED: VerifyAt = VerifyAt::Both;
+    /// `VERIFY_AT` against a real router: by C-FIND (the sink needs the router told to
+    /// forward to it).
+    pub const VERIFY_AT_REMOTE: VerifyAt = VerifyAt::CFind;
     /// `PEAK_IMAGES_PER_SECOND`.
     pub const PEAK_IMAGES_PER_SECOND: f64 = 50.0;
     /// `LOAD_MULTIPLIER`.
@@ -274,7 +279,7 @@ impl TestConfig {
         let mut reader = Reader::new(vars);
         let (endpoint, routes) = endpoint::read(&mut reader);
         let cfind = CFindSettings::read(&mut reader, &endpoint);
-        let sink = SinkSettings::read(&mut reader);
+        let sink = SinkSettings::read(&mut reader, &endpoint.target);
         let load = LoadProfile::read(&mut reader);
         let thresholds = Thresholds::read(&mut reader);
         let dataset = Dataset::read(&mut reader, dirs);
@@ -682,7 +687,7 @@ mod tests {
             "thresholds.max_p95_latency_ms=2000",
             "thresholds.max_p95_latency_short_ms=1500",
             "network.max_pdu_length=65536",
-            "sink.verify_at=cfind",
+            "sink.verify_at=both",
             "sink.port=0",
             "sink.ae_title=DICOM_AUTO_SINK",
             "sink.bind=127.0.0.1",

@@ -173,7 +173,12 @@ pub struct SinkSettings {
 }
 
 impl SinkSettings {
-    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+    pub(crate) fn read(reader: &mut Reader<'_>, target: &Target) -> Self {
+        let default_verify_at = if target.is_embedded() {
+            defaults::VERIFY_AT_EMBEDDED
+        } else {
+            defaults::VERIFY_AT_REMOTE
+        };
         Self {
             port: reader.value_or("SINK_PORT", defaults::SINK_PORT, parse::port_or_any),
             ae_title: reader
@@ -189,7 +194,7 @@ impl SinkSettings {
             ),
             verify_at: reader.value_or(
                 "VERIFY_AT",
-                defaults::VERIFY_AT,
+                default_verify_at,
                 parse::one_of(&[
                     ("cfind", VerifyAt::CFind),
                     ("sink", VerifyAt::Sink),
@@ -671,14 +676,22 @@ mod tests {
     // ---- destination sink
 
     #[test]
-    fn the_sink_defaults_to_any_loopback_port_and_verification_stays_with_cfind() {
+    fn the_sink_defaults_to_any_loopback_port_and_verifies_at_both_ends_only_when_embedded() {
         let sink = load(&[]).unwrap().sink;
         assert_eq!(sink.port, 0);
         assert_eq!(sink.ae_title.as_str(), "DICOM_AUTO_SINK");
         assert_eq!(sink.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(sink.delivery_timeout, Duration::from_secs(30));
-        assert_eq!(sink.verify_at, VerifyAt::CFind);
-        assert_eq!(load(&[REMOTE]).unwrap().sink, sink);
+        assert_eq!(sink.verify_at, VerifyAt::Both);
+        let remote = load(&[REMOTE]).unwrap().sink;
+        assert_eq!(remote.verify_at, VerifyAt::CFind);
+        assert_eq!(
+            super::SinkSettings {
+                verify_at: VerifyAt::Both,
+                ..remote
+            },
+            sink
+        );
         let blank = load(&[
             ("SINK_PORT", ""),
             ("SINK_AE_TITLE", " "),

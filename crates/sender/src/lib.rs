@@ -113,8 +113,8 @@ pub use instance::{InstanceUids, PreparedInstance, Variant};
 pub use layout::StudyLayout;
 pub use load::{
     AssociationCounts, DEFAULT_MEMORY_BUDGET, GeneratorReport, LoadObserver, LoadPlan,
-    LoadProgress, LoadReport, LoadSummary, NoObserver, PreparedFiles, StopAfter, StudyRecord,
-    TlsSessionCount, prepare_paths, run_load,
+    LoadProgress, LoadReport, LoadSummary, NoObserver, PlannedSend, PreparedFiles, SendWatch,
+    StopAfter, StudyRecord, TlsSessionCount, WatchToken, prepare_paths, run_load,
 };
 pub use options::{DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, SenderOptions};
 pub use outcome::{EchoOutcome, Outcome, SendOutcome};

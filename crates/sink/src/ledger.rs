@@ -88,6 +88,20 @@ pub struct ExpectedSend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u32);
 
+impl Ticket {
+    /// The ticket as a number, for a caller that must carry it through an opaque
+    /// token (a sender's per-send watch).
+    pub fn to_raw(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The ticket a number from [`to_raw`](Self::to_raw) stands for. A number that
+    /// was never a ticket of this ledger is ignored by [`Ledger::answered`].
+    pub fn from_raw(raw: u64) -> Ticket {
+        Ticket(u32::try_from(raw).unwrap_or(u32::MAX))
+    }
+}
+
 /// What the ledger is set up with.
 #[derive(Debug, Clone, Default)]
 pub struct LedgerOptions {
@@ -286,7 +300,9 @@ impl Ledger {
             let mut guard = self.state.lock();
             let state = &mut *guard;
             state.last_answer = Some(state.last_answer.map_or(at, |t| t.max(at)));
-            let tracked = &mut state.tracked[ticket.0 as usize];
+            let Some(tracked) = state.tracked.get_mut(ticket.0 as usize) else {
+                return;
+            };
             tracked.pending = tracked.pending.saturating_sub(1);
             match outcome {
                 Outcome::Success | Outcome::Warning => tracked.stored += 1,

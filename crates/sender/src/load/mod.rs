@@ -40,6 +40,7 @@ mod plan;
 mod progress;
 mod report;
 mod schedule;
+mod watch;
 mod worker;
 
 use std::thread;
@@ -51,6 +52,7 @@ pub use feed::GeneratorReport;
 pub use files::{PreparedFiles, prepare_paths};
 pub use plan::{DEFAULT_MEMORY_BUDGET, LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
+pub use watch::{PlannedSend, SendWatch, WatchToken};
 pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
 
 use crate::contexts::Proposal;

@@ -47,6 +47,7 @@ pub struct LoadPlan {
     layout: StudyLayout,
     progress_interval: Duration,
     memory_budget: u64,
+    watch: Option<super::watch::Watch>,
 }
 
 /// The default memory budget for a run's data sets: 512 MiB.
@@ -66,6 +67,7 @@ impl LoadPlan {
             layout: StudyLayout::ORIGINAL,
             progress_interval: Duration::from_millis(250),
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            watch: None,
         }
     }
 
@@ -80,6 +82,17 @@ impl LoadPlan {
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = bytes;
         self
+    }
+
+    /// Shows every send to `watch` before it goes out and with its outcome (the
+    /// destination sink's ledger).
+    pub fn watch_sends(mut self, watch: std::sync::Arc<dyn super::SendWatch>) -> Self {
+        self.watch = Some(super::watch::Watch(watch));
+        self
+    }
+
+    pub(super) fn send_watch(&self) -> Option<&dyn super::SendWatch> {
+        self.watch.as_ref().map(|w| &*w.0)
     }
 
     /// When the run stops (default: each instance once).

@@ -14,6 +14,7 @@ use super::plan::LoadPlan;
 use super::progress::Live;
 use super::report::AssociationCounts;
 use super::schedule::{Dispenser, Schedule};
+use super::watch::PlannedSend;
 use crate::association::Session;
 use crate::instance::{InstanceUids, PreparedInstance, Variant};
 use crate::outcome::{Outcome, SendOutcome};
@@ -61,6 +62,15 @@ impl Worker<'_> {
                 let ready = lease.ready_at();
                 let generator_lag = ready.checked_duration_since(intended.unwrap_or(asked));
                 let instance = &plan.instances()[target.instance];
+                let watched = plan.send_watch().map(|watch| {
+                    let token = watch.before_send(&PlannedSend {
+                        number: k,
+                        instance,
+                        instance_index: target.instance,
+                        uids: target.uids.as_ref(),
+                    });
+                    (watch, token)
+                });
                 let outcome = match lease.variant() {
                     Ok(variant) => self.send(instance, Some(variant), target.uids.as_ref()),
                     Err(detail) => {
@@ -68,6 +78,9 @@ impl Worker<'_> {
                     }
                 };
                 drop(lease);
+                if let Some((watch, token)) = watched {
+                    watch.after_send(token, &outcome);
+                }
                 tallies.record(SendEvent {
                     study: target.study,
                     intended: intended.map(|at| at.max(ready)),
