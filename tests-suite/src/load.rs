@@ -7,6 +7,7 @@ use std::sync::Arc;
 use campaign::checks::Check;
 use cfind::VerificationReport;
 use sender::{LoadPlan, LoadReport, NoObserver, PreparedInstance};
+use sink::DeliveryReport;
 
 use crate::fixtures::Session;
 use crate::record::TestReport;
@@ -27,25 +28,44 @@ pub fn prepare_samples(session: &Session) -> Vec<Arc<PreparedInstance>> {
         .instances
 }
 
-/// Runs `plan` against the target, checks the accounting invariant, and records the
+/// Runs `plan` against the target (every send shown to the destination sink's ledger
+/// when the target has a sink), checks the accounting invariant, and records the
 /// figures.
 pub fn run(report: &mut TestReport, target: &LoadTarget, plan: &LoadPlan) -> LoadReport {
+    let plan = target.watched(plan.clone());
     let load =
-        campaign::load::run_load(target, plan, &NoObserver).unwrap_or_else(|e| panic!("{e}"));
-    for figure in campaign::load::load_figures(&load, None) {
+        campaign::load::run_load(target, &plan, &NoObserver).unwrap_or_else(|e| panic!("{e}"));
+    for figure in campaign::load::load_figures(&load, None, None) {
         report.figure(figure.label, figure.value);
     }
     load
 }
 
-/// Verifies by C-FIND every study the run delivered to (with fresh UIDs: every
-/// instance; with files sent as they are: each study's visibility), and attaches the
-/// metrics and transit times to the report.
+/// How a run's delivery was verified: by C-FIND, at the destination sink, or both
+/// (`VERIFY_AT`).
+#[derive(Debug)]
+pub struct Verified {
+    /// The C-FIND verification, when it ran.
+    pub cfind: Option<VerificationReport>,
+    /// What the destination sink received, when the target has a sink.
+    pub at_sink: Option<DeliveryReport>,
+}
+
+/// Waits for what the destination sink still expects and takes its verdict, verifies
+/// by C-FIND every study the run delivered to (with fresh UIDs: every instance; with
+/// files sent as they are: each study's visibility), and attaches the metrics,
+/// transit times and the sink's accounting to the report.
 pub fn verify_and_attach(
     report: &mut TestReport,
     target: &LoadTarget,
     load: &LoadReport,
-) -> Option<VerificationReport> {
+) -> Verified {
+    let at_sink = target.settle_delivery();
+    if let Some(delivery) = &at_sink {
+        for figure in campaign::delivery::delivery_figures(delivery) {
+            report.figure(figure.label, figure.value);
+        }
+    }
     let verification = campaign::load::verify(target, load).unwrap_or_else(|e| panic!("{e}"));
     if let Some(v) = &verification {
         report.figure(
@@ -57,8 +77,29 @@ pub fn verify_and_attach(
             ),
         );
     }
-    report.attach_load(campaign::load::load_result(load, verification.as_ref()));
-    verification
+    report.attach_load(campaign::load::load_result(
+        load,
+        verification.as_ref(),
+        at_sink.as_ref(),
+    ));
+    Verified {
+        cfind: verification,
+        at_sink,
+    }
+}
+
+/// Asserts that what was verified arrived: every study complete by C-FIND, every
+/// instance at the sink once and unaltered (naming the first that were not).
+pub fn assert_delivered(verified: &Verified) {
+    let mut checks = Vec::new();
+    checks.extend(verified.cfind.as_ref().map(campaign::checks::delivery));
+    checks.extend(
+        verified
+            .at_sink
+            .as_ref()
+            .map(campaign::checks::delivery_at_sink),
+    );
+    assert_passed(&checks);
 }
 
 /// Asserts every delivered study was found complete, naming the first few that were not.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use cfind::{Delivery, VerificationReport};
 use config::Thresholds;
 use sender::LoadReport;
+use sink::{DeliveryReport, ProblemKind};
 
 /// One judged requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +22,13 @@ pub struct Check {
 }
 
 /// Judges a run: error rate within `MAX_ERROR_RATE`, p95 latency (from each send's
-/// intended time) within `p95_limit`, and, when verification ran, every delivered
-/// study complete at the destination.
+/// intended time) within `p95_limit`, when C-FIND verification ran every delivered
+/// study complete at the destination, and when the sink verified, every instance the
+/// router took delivered there once and unaltered.
 pub fn judge(
     load: &LoadReport,
     verification: Option<&VerificationReport>,
+    at_sink: Option<&DeliveryReport>,
     thresholds: &Thresholds,
     p95_limit: Duration,
 ) -> Vec<Check> {
@@ -70,7 +73,76 @@ pub fn judge(
     if let Some(v) = verification {
         checks.push(delivery(v));
     }
+    if let Some(report) = at_sink {
+        checks.push(delivery_at_sink(report));
+    }
     checks
+}
+
+/// Every instance the router took arrived at the sink once, unaltered, and nothing
+/// else arrived; the accounting adds up. Names the first instances that went wrong.
+pub fn delivery_at_sink(report: &DeliveryReport) -> Check {
+    let c = &report.counts;
+    let examples: Vec<String> = report
+        .problems
+        .iter()
+        .take(5)
+        .map(|p| {
+            let detail = match &p.kind {
+                ProblemKind::Altered { differences } => differences
+                    .iter()
+                    .take(3)
+                    .map(|d| {
+                        format!(
+                            "{} sent {:?} received {:?}",
+                            d.path,
+                            d.sent.as_deref().unwrap_or("(absent)"),
+                            d.received.as_deref().unwrap_or("(absent)")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ProblemKind::Corrupt { error } => error.clone(),
+                ProblemKind::Duplicated { sends, arrivals } => {
+                    format!("{arrivals} arrivals for {sends} send(s)")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{} {}{}",
+                p.kind.name(),
+                p.sop_instance_uid,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            )
+        })
+        .collect();
+    let passed = report.consistent && report.clean;
+    Check {
+        id: "delivery_at_sink",
+        name: "every instance the router took delivered to the sink once, unaltered",
+        passed,
+        message: if passed {
+            format!(
+                "{}; nothing altered, duplicated or unexpected",
+                c.invariant()
+            )
+        } else {
+            format!(
+                "{}; {} altered, {} undelivered, {} duplicated, {} refused but delivered, {} arrived never sent; e.g. {}",
+                c.invariant(),
+                c.altered,
+                c.undelivered,
+                c.duplicated_instances,
+                c.refused_but_delivered,
+                c.unexpected,
+                examples.join("; ")
+            )
+        },
+    }
 }
 
 /// Every delivered study complete at the destination, naming the first few that were

@@ -19,6 +19,8 @@ pub enum CampaignError {
     #[error("cannot make the embedded router's TLS certificates: {0}")]
     EmbeddedPki(#[source] test_pki::PkiError),
     /// The embedded simulator could not start.
+    #[error("cannot start the destination sink (SINK_BIND, SINK_PORT, SINK_AE_TITLE): {0}")]
+    Sink(#[source] sink::SinkError),
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(#[source] simulator::SimulatorError),
     /// The sample folder could not be read.

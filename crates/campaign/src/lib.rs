@@ -11,7 +11,8 @@
 //! 2. **load**: send them at the configured rate to the router, or to an embedded
 //!    simulator when no `COMPASS_HOST` is set ([`LoadTarget`], [`load::run_load`]);
 //! 3. **verify**: find every delivered study at the destination by C-FIND
-//!    ([`load::verify`]);
+//!    ([`load::verify`]), and account for and compare every instance that reached the
+//!    destination sink ([`delivery`]; `VERIFY_AT`);
 //! 4. **judge and report**: check the thresholds ([`checks::judge`]) and write the
 //!    three reports ([`run()`]).
 //!
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod checks;
+pub mod delivery;
 pub mod embedded;
 mod error;
 pub mod load;

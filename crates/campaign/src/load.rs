@@ -10,7 +10,9 @@ use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedFiles, Stu
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
+use crate::delivery::{DeliverySink, forward_to, route_policy};
 use crate::embedded::start_simulator;
+use sink::{DeliveryReport, RoutePolicy};
 
 /// Where a load run sends: the configured router, or, on the embedded target, a
 /// simulator of its own in load mode (index entries only, so a long run holds memory
@@ -21,6 +23,9 @@ pub struct LoadTarget {
     pub config: TestConfig,
     /// The private simulator, on the embedded target.
     pub simulator: Option<SimulatorHandle>,
+    /// The destination sink, when `VERIFY_AT` verifies there (on the embedded target
+    /// the simulator's route forwards to it).
+    pub sink: Option<DeliverySink>,
 }
 
 impl LoadTarget {
@@ -29,21 +34,71 @@ impl LoadTarget {
     /// # Errors
     /// [`CampaignError::Simulator`] when the embedded simulator cannot start.
     pub fn new(config: &TestConfig) -> Result<Self, CampaignError> {
+        let route = config.endpoint.called_ae_title.as_str();
+        let uses_sink = config.sink.verify_at.uses_sink();
         if !config.endpoint.target.is_embedded() {
+            if uses_sink && config.sink.port == 0 {
+                return Err(CampaignError::Sink(sink::SinkError::InvalidOption {
+                    name: "SINK_PORT",
+                    value: "0".into(),
+                    expected: format!(
+                        "the fixed port the router delivers to (VERIFY_AT={} verifies at the sink of a real router, which must be told where it listens)",
+                        config.sink.verify_at
+                    ),
+                }));
+            }
+            let sink = uses_sink
+                .then(|| DeliverySink::start(config, route, RoutePolicy::default()))
+                .transpose()?;
             return Ok(LoadTarget {
                 config: config.clone(),
                 simulator: None,
+                sink,
             });
         }
+        let rules = crate::embedded::embedded_rules(config);
+        let sink = uses_sink
+            .then(|| DeliverySink::start(config, route, route_policy(rules.route_for(route))))
+            .transpose()?;
         let concurrency = config.load.concurrency;
         let (handle, config) = start_simulator(config, |simulator| {
             simulator.store_mode = StoreMode::Load;
             simulator.max_associations = simulator.max_associations.max(concurrency * 2);
+            if let Some(sink) = &sink
+                && let Some(route) = simulator
+                    .rules
+                    .routes
+                    .iter_mut()
+                    .find(|r| r.called_ae_title == route)
+            {
+                forward_to(route, sink);
+            }
         })?;
         Ok(LoadTarget {
             config,
             simulator: Some(handle),
+            sink,
         })
+    }
+
+    /// `plan`, with every send shown to the sink's ledger when the target has one.
+    pub fn watched(&self, plan: LoadPlan) -> LoadPlan {
+        match &self.sink {
+            Some(sink) => {
+                let watch = sink.watch(
+                    plan.instances(),
+                    self.config.endpoint.called_ae_title.as_str(),
+                );
+                plan.watch_sends(watch)
+            }
+            None => plan,
+        }
+    }
+
+    /// The sink's verdict once what is in transit has arrived (or `DELIVERY_TIMEOUT`
+    /// has passed), when the target has a sink.
+    pub fn settle_delivery(&self) -> Option<DeliveryReport> {
+        self.sink.as_ref().map(DeliverySink::settle)
     }
 
     /// The router in words (see [`describe_target`]).
@@ -162,8 +217,8 @@ pub fn sent_studies(studies: &[StudyRecord], uids: UidStrategy) -> Vec<SentStudy
         .collect()
 }
 
-/// Verifies by C-FIND every study the run delivered to, when `CFIND_VERIFY` is on
-/// and something was delivered.
+/// Verifies by C-FIND every study the run delivered to, when `CFIND_VERIFY` is on,
+/// `VERIFY_AT` is `cfind` or `both`, and something was delivered.
 ///
 /// # Errors
 /// [`CampaignError::Verification`] when the verification itself cannot run (the
@@ -173,7 +228,8 @@ pub fn verify(
     load: &LoadReport,
 ) -> Result<Option<VerificationReport>, CampaignError> {
     let sent = sent_studies(&load.studies, target.config.sending.uid_strategy);
-    if !target.config.cfind.verify || sent.is_empty() {
+    let config = &target.config;
+    if !config.cfind.verify || !config.sink.verify_at.uses_cfind() || sent.is_empty() {
         return Ok(None);
     }
     target
@@ -184,8 +240,13 @@ pub fn verify(
 }
 
 /// What the report's performance panel shows of a run and its verification.
-pub fn load_result(load: &LoadReport, verification: Option<&VerificationReport>) -> LoadResult {
+pub fn load_result(
+    load: &LoadReport,
+    verification: Option<&VerificationReport>,
+    delivery: Option<&DeliveryReport>,
+) -> LoadResult {
     LoadResult {
+        delivery: delivery.map(crate::delivery::sink_delivery),
         metrics: load.metrics.clone(),
         transit: verification.map(|v| TransitTimes {
             verified: v.count(Delivery::Complete) as u64,
@@ -197,7 +258,11 @@ pub fn load_result(load: &LoadReport, verification: Option<&VerificationReport>)
 }
 
 /// The short figures shown beside a load run in the report.
-pub fn load_figures(load: &LoadReport, verification: Option<&VerificationReport>) -> Vec<Figure> {
+pub fn load_figures(
+    load: &LoadReport,
+    verification: Option<&VerificationReport>,
+    delivery: Option<&DeliveryReport>,
+) -> Vec<Figure> {
     let fmt = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("{v:.1}"));
     let summary = load.summary();
     let mut figures = vec![
@@ -217,6 +282,11 @@ pub fn load_figures(load: &LoadReport, verification: Option<&VerificationReport>
     }
     figures.push(generator_figure(&load.generator));
     figures.extend(verification.map(verification_figure));
+    figures.extend(
+        delivery
+            .into_iter()
+            .flat_map(crate::delivery::delivery_figures),
+    );
     figures
 }
 

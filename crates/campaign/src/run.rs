@@ -8,6 +8,7 @@ use cfind::VerificationReport;
 use config::TestConfig;
 use report::{ConfigItem, ReportPaths, RunReport, TestOutcome, TestRecord};
 use sender::{LoadObserver, LoadReport};
+use sink::DeliveryReport;
 
 use crate::checks::{Check, judge};
 use crate::load::{self, LoadTarget};
@@ -22,6 +23,8 @@ pub struct CampaignRun {
     pub load: LoadReport,
     /// The C-FIND verification, when it ran.
     pub verification: Option<VerificationReport>,
+    /// What the destination sink received, when `VERIFY_AT` verified there.
+    pub delivery: Option<DeliveryReport>,
     /// The judged requirements.
     pub checks: Vec<Check>,
     /// Files of `DICOM_ROOT_DIR` left out (not DICOM, truncated, lacking UIDs...), each
@@ -43,7 +46,8 @@ impl CampaignRun {
 /// Runs a campaign from `config`: scans `DICOM_ROOT_DIR`, checks that the router
 /// answers, loads it at `PEAK_IMAGES_PER_SECOND` x `LOAD_MULTIPLIER` for
 /// `TEST_DURATION_SECONDS` (the embedded simulator when no `COMPASS_HOST` is set),
-/// verifies every delivered study by C-FIND, judges the thresholds, and writes
+/// verifies every delivered study by C-FIND and every instance at the destination
+/// sink (as `VERIFY_AT` says), judges the thresholds, and writes
 /// `test_report.html`, `.json` and `.xml` into `REPORT_DIR`.
 ///
 /// # Errors
@@ -62,12 +66,17 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         .map(|s| (s.path.clone(), s.reason.to_string()))
         .collect();
     skipped.extend(prepared.skipped);
-    let plan = crate::options::sender::load_plan(&target.config, prepared.instances);
+    let plan = target.watched(crate::options::sender::load_plan(
+        &target.config,
+        prepared.instances,
+    ));
     let load_report = load::run_load(&target, &plan, observer)?;
+    let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
     let checks = judge(
         &load_report,
         verification.as_ref(),
+        delivery.as_ref(),
         &target.config.thresholds,
         target.config.thresholds.max_p95_latency,
     );
@@ -78,12 +87,17 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         TestOutcome::Passed,
         elapsed_ms,
     );
-    load_record.figures = load::load_figures(&load_report, verification.as_ref());
+    load_record.figures =
+        load::load_figures(&load_report, verification.as_ref(), delivery.as_ref());
     load_record.figures.push(report::Figure {
         label: "sample files skipped".into(),
         value: skipped.len().to_string(),
     });
-    load_record.load = Some(load::load_result(&load_report, verification.as_ref()));
+    load_record.load = Some(load::load_result(
+        &load_report,
+        verification.as_ref(),
+        delivery.as_ref(),
+    ));
     if let Some(failures) = crate::checks::failures(&checks) {
         load_record.outcome = TestOutcome::Failed;
         load_record.message = Some(failures);
@@ -124,6 +138,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         target: target.describe(),
         load: load_report,
         verification,
+        delivery,
         checks,
         skipped,
         report,

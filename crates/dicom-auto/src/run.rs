@@ -73,6 +73,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // The sender's own table: target vs achieved send rate and service time sit beside the
     // latency, so what the generator itself cost is never read as the router's figure.
     print!("{}", sender::cli::SummaryTable(&run.load));
+    if let Some(delivery) = &run.delivery {
+        for figure in campaign::delivery::delivery_figures(delivery) {
+            println!("sink        {}: {}", figure.label, figure.value);
+        }
+    }
     for check in &run.checks {
         let mark = if check.passed { "pass" } else { "FAIL" };
         println!("{mark}        {}: {}", check.name, check.message);

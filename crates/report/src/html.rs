@@ -45,6 +45,18 @@ struct Panel {
     scatter_svg: String,
     transit_svg: Option<String>,
     errors: Vec<metrics::ErrorCount>,
+    delivery: Option<DeliveryView>,
+}
+
+/// The sink's part of a load panel.
+struct DeliveryView {
+    verdict: &'static str,
+    invariant: String,
+    accounting: Vec<Figure>,
+    transit_svg: Option<String>,
+    differences: Vec<crate::model::DifferenceRow>,
+    problems: Vec<crate::model::ProblemRow>,
+    problems_total: u64,
 }
 
 /// Renders the report as one HTML page.
@@ -146,6 +158,35 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                     "Transit time (last send → visible by C-FIND)",
                 )
             });
+            let delivery = load.delivery.as_ref().map(|d| {
+                if let Some(t) = &d.transit {
+                    figures.push((
+                        "transit to the sink p50 / p95 / p99 / max".into(),
+                        format!(
+                            "{:.1} / {:.1} / {:.1} / {:.1} ms",
+                            t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms
+                        ),
+                    ));
+                }
+                DeliveryView {
+                    verdict: match (d.consistent, d.clean) {
+                        (false, _) => "accounting broken",
+                        (true, true) => "everything arrived once, unaltered",
+                        (true, false) => "problems found",
+                    },
+                    invariant: d.invariant.clone(),
+                    accounting: d.accounting.clone(),
+                    transit_svg: (!d.transit_buckets.is_empty()).then(|| {
+                        charts::latency_histogram(
+                            &d.transit_buckets,
+                            "Transit time (router's answer → arrival at the sink)",
+                        )
+                    }),
+                    differences: d.differences.clone(),
+                    problems: d.problems.clone(),
+                    problems_total: d.problems_total,
+                }
+            });
             let figures = figures
                 .into_iter()
                 .map(|(label, value)| Figure { label, value })
@@ -162,6 +203,7 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 scatter_svg: charts::latency_scatter(&m.latency_series),
                 transit_svg,
                 errors: m.errors.clone(),
+                delivery,
             }
         })
         .collect();

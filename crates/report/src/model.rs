@@ -107,6 +107,59 @@ pub struct LoadResult {
     pub metrics: MetricsSnapshot,
     /// Transit times measured by C-FIND verification, when it ran.
     pub transit: Option<TransitTimes>,
+    /// What the destination sink received, when the run verified there.
+    #[serde(default)]
+    pub delivery: Option<SinkDelivery>,
+}
+
+/// What the destination sink received of a run: every send accounted for, the exact
+/// transit times, and the instances that went wrong, named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkDelivery {
+    /// `sent N = refused + delivered + undelivered + in transit`, with the figures.
+    pub invariant: String,
+    /// Whether the invariant holds.
+    pub consistent: bool,
+    /// Whether every send the router took arrived once, unaltered, and nothing else did.
+    pub clean: bool,
+    /// The accounting, one row per count.
+    pub accounting: Vec<Figure>,
+    /// Transit from the router's answer to the arrival at the sink.
+    pub transit: Option<LatencySummary>,
+    /// Its histogram buckets, for the chart.
+    pub transit_buckets: Vec<LatencyBucket>,
+    /// The first differences of altered instances.
+    pub differences: Vec<DifferenceRow>,
+    /// The first other problems (undelivered, duplicated, corrupt, unexpected...).
+    pub problems: Vec<ProblemRow>,
+    /// Problems in all.
+    pub problems_total: u64,
+}
+
+/// One difference between what was sent and what arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DifferenceRow {
+    /// The instance, by SOP Instance UID as sent.
+    pub sop_instance_uid: String,
+    /// Where: keyword or path, and tag.
+    pub attribute: String,
+    /// What kind of difference.
+    pub kind: String,
+    /// The value sent.
+    pub sent: String,
+    /// The value received.
+    pub received: String,
+}
+
+/// One instance that went wrong at the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemRow {
+    /// The instance, by SOP Instance UID as sent (or as received, if never sent).
+    pub sop_instance_uid: String,
+    /// `undelivered`, `duplicated`, `corrupt`, `refused_but_delivered`, `unexpected`...
+    pub kind: String,
+    /// In words.
+    pub detail: String,
 }
 
 /// Time from the last send of a study to the moment C-FIND first showed all of it.

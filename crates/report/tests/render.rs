@@ -46,6 +46,7 @@ fn sample_run() -> RunReport {
     load.load = Some(LoadResult {
         metrics: metrics.snapshot().unwrap(),
         transit: None,
+        delivery: None,
     });
     let mut failed = TestRecord::new(
         "routing_transformations::opv_gpa_gets_visual_fields_description",

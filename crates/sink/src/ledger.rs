@@ -25,8 +25,7 @@ use crate::compare::{Difference, Sent, compare};
 use crate::error::SinkError;
 use crate::policy::RoutePolicy;
 use crate::report::{
-    DeliveryCounts, DeliveryReport, InstanceProblem, MAX_PROBLEMS_KEPT, ProblemKind,
-    TransitSecond,
+    DeliveryCounts, DeliveryReport, InstanceProblem, MAX_PROBLEMS_KEPT, ProblemKind, TransitSecond,
 };
 use crate::sent::{SentInstance, Substitution, parse_data_set, transfer_syntax};
 use crate::trace::MatchBy;
@@ -185,8 +184,9 @@ struct State {
     routes: Vec<Arc<str>>,
     tracked: Vec<Tracked>,
     by_key: HashMap<Arc<str>, u32>,
-    /// Sends taken by the router (or still unanswered) not yet matched by an arrival.
-    outstanding: u64,
+    /// Instances the router took (success, warning or unknown) of which no copy has
+    /// arrived yet: what a settled report waits for.
+    awaiting_first: u64,
     /// Arrivals handed over and not yet recorded.
     in_hand: u64,
     last_arrival: Option<Instant>,
@@ -269,7 +269,6 @@ impl Ledger {
                 (state.routes.len() - 1) as u16
             }
         };
-        state.outstanding += 1;
         if let Some(&index) = state.by_key.get(&key) {
             // The same instance sent again (a run without fresh UIDs).
             state.tracked[index as usize].pending += 1;
@@ -304,24 +303,23 @@ impl Ledger {
                 return;
             };
             tracked.pending = tracked.pending.saturating_sub(1);
+            let taken_before = tracked.stored + tracked.unknown;
             match outcome {
                 Outcome::Success | Outcome::Warning => tracked.stored += 1,
                 Outcome::Unknown => tracked.unknown += 1,
                 Outcome::Failure => tracked.refused += 1,
             }
-            if outcome == Outcome::Failure {
-                if tracked.early_arrivals > 0 {
-                    // Arrived before the router refused it: a copy of a refused send,
-                    // already no longer awaited.
-                    tracked.early_arrivals -= 1;
-                } else {
-                    // Not expected at the destination any more.
-                    state.outstanding -= 1;
-                }
-            } else if tracked.early_arrivals > 0 {
+            if outcome != Outcome::Failure && taken_before == 0 && tracked.arrivals == 0 {
+                state.awaiting_first += 1;
+            }
+            if tracked.early_arrivals > 0 {
+                // Arrived before this answer: no transit to measure (for a refused
+                // send, a copy the router should not have delivered).
                 tracked.early_arrivals -= 1;
-                state.arrived_before_response += 1;
-            } else {
+                if outcome != Outcome::Failure {
+                    state.arrived_before_response += 1;
+                }
+            } else if outcome != Outcome::Failure {
                 tracked.unmatched_answers.push_back(at);
             }
         }
@@ -464,13 +462,16 @@ impl Ledger {
     fn count(&self, state: &mut State, arrival: Arrival, verdict: Verdict) {
         let second = arrival.at.saturating_duration_since(self.origin).as_secs() as usize;
         if state.seconds.len() <= second {
-            state.seconds.resize_with(second + 1, ArrivalSecond::default);
+            state
+                .seconds
+                .resize_with(second + 1, ArrivalSecond::default);
         }
         state.seconds[second].arrivals += 1;
         state.last_arrival = Some(arrival.at);
         if verdict.trace_stripped {
             state.trace_stripped += 1;
-            let problem = self.problem_of(state, verdict.index, &arrival, ProblemKind::TraceStripped);
+            let problem =
+                self.problem_of(state, verdict.index, &arrival, ProblemKind::TraceStripped);
             push_problem(state, problem);
         }
         let Some(index) = verdict.index else {
@@ -487,10 +488,14 @@ impl Ledger {
         };
         let tracked = &mut state.tracked[index as usize];
         tracked.arrivals += 1;
+        if tracked.arrivals == 1 && tracked.stored + tracked.unknown > 0 {
+            state.awaiting_first -= 1;
+        }
+        // Copies pair with the router's answers in order (one to one with fresh UIDs;
+        // in order for a file sent as it is, again and again).
         match tracked.unmatched_answers.pop_front() {
             Some(answer) => {
                 let transit = arrival.at.saturating_duration_since(answer);
-                state.outstanding -= 1;
                 state.transit.record(transit);
                 let s = &mut state.seconds[second];
                 let micros = transit.as_micros() as u64;
@@ -498,11 +503,8 @@ impl Ledger {
                 s.transit_sum_us += micros;
                 s.transit_max_us = s.transit_max_us.max(micros);
             }
-            None if tracked.pending > tracked.early_arrivals => {
-                // Forwarded before the router answered: matched when the answer comes.
-                tracked.early_arrivals += 1;
-                state.outstanding -= 1;
-            }
+            // Forwarded before the router answered: paired when the answer comes.
+            None if tracked.pending > tracked.early_arrivals => tracked.early_arrivals += 1,
             // A copy beyond the sends (duplicate, or of a refused send): counted when
             // the report is made.
             None => {}
@@ -511,7 +513,7 @@ impl Ledger {
         let kind = match verdict.outcome {
             Judged::Compared(differences) if differences.is_empty() => None,
             Judged::Compared(differences) => {
-                (!tracked.altered).then(|| ProblemKind::Altered { differences })
+                (!tracked.altered).then_some(ProblemKind::Altered { differences })
             }
             Judged::Corrupt(error) => (!tracked.altered).then(|| {
                 tracked.corrupt = true;
@@ -566,7 +568,7 @@ impl Ledger {
                 break;
             }
             let quiet_since = state.last_arrival.map_or(called, |t| t.max(called));
-            if state.outstanding == 0 && state.in_hand == 0 {
+            if state.awaiting_first == 0 && state.in_hand == 0 {
                 let quiet_until = (quiet_since + QUIET_PERIOD).min(deadline);
                 if now >= quiet_until {
                     break;
@@ -598,56 +600,61 @@ impl Ledger {
             }
         };
         for tracked in &state.tracked {
+            // Taken: the router answered success, warning, or nothing known.
             let taken = u64::from(tracked.stored + tracked.unknown + tracked.pending);
             let arrivals = u64::from(tracked.arrivals);
-            let sends = taken + u64::from(tracked.refused);
-            counts.sent += sends;
+            counts.sent += taken + u64::from(tracked.refused);
             counts.refused += u64::from(tracked.refused);
-            let delivered = arrivals.min(taken);
-            counts.delivered += delivered;
-            if tracked.altered && delivered > 0 {
-                counts.altered += 1;
-                counts.corrupt += u64::from(tracked.corrupt);
+            if taken == 0 {
+                if arrivals > 0 {
+                    counts.refused_but_delivered += arrivals;
+                    add(tracked_problem(
+                        &state,
+                        tracked,
+                        ProblemKind::RefusedButDelivered { arrivals },
+                    ));
+                }
+                continue;
             }
-            let missing = taken - delivered;
-            if missing > 0 {
+            if arrivals == 0 {
                 if settled {
-                    counts.undelivered += missing;
-                    let unknown = u64::from(tracked.unknown + tracked.pending).min(missing);
+                    counts.undelivered += taken;
+                    let unknown = u64::from(tracked.unknown + tracked.pending);
                     counts.undelivered_outcome_unknown += unknown;
                     add(tracked_problem(
                         &state,
                         tracked,
                         ProblemKind::Undelivered {
-                            sends: missing,
+                            sends: taken,
                             outcome_unknown: unknown > 0,
                         },
                     ));
                 } else {
-                    counts.in_transit += missing;
+                    counts.in_transit += taken;
+                }
+                continue;
+            }
+            // A copy at the destination delivers every send of it: the sends of a file
+            // sent as it is, again and again, cannot be told apart (a router keeping
+            // the first copy is right to).
+            counts.delivered += taken;
+            if tracked.altered {
+                counts.altered += taken;
+                if tracked.corrupt {
+                    counts.corrupt += taken;
                 }
             }
-            let extra = arrivals - delivered;
-            if extra > 0 {
-                if taken == 0 {
-                    counts.refused_but_delivered += extra;
-                    add(tracked_problem(
-                        &state,
-                        tracked,
-                        ProblemKind::RefusedButDelivered { arrivals: extra },
-                    ));
-                } else {
-                    counts.duplicated_instances += 1;
-                    counts.duplicate_arrivals += extra;
-                    add(tracked_problem(
-                        &state,
-                        tracked,
-                        ProblemKind::Duplicated {
-                            sends: taken,
-                            arrivals,
-                        },
-                    ));
-                }
+            if arrivals > taken {
+                counts.duplicated_instances += 1;
+                counts.duplicate_arrivals += arrivals - taken;
+                add(tracked_problem(
+                    &state,
+                    tracked,
+                    ProblemKind::Duplicated {
+                        sends: taken,
+                        arrivals,
+                    },
+                ));
             }
         }
         let timeline = state

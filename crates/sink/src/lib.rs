@@ -59,8 +59,7 @@ pub use policy::{
     TransferSyntaxPolicy,
 };
 pub use report::{
-    DeliveryCounts, DeliveryReport, InstanceProblem, MAX_PROBLEMS_KEPT, ProblemKind,
-    TransitSecond,
+    DeliveryCounts, DeliveryReport, InstanceProblem, MAX_PROBLEMS_KEPT, ProblemKind, TransitSecond,
 };
 pub use sent::{SentInstance, Substitution};
 pub use server::{DEFAULT_SINK_AE_TITLE, Sink, SinkOptions, SinkStats};

@@ -23,7 +23,9 @@ pub struct DeliveryCounts {
     /// Sends the router refused (failure status, or never sent): not expected at the
     /// destination.
     pub refused: u64,
-    /// Sends whose instance arrived.
+    /// Sends whose instance arrived. The sends of a file sent as it is, again and
+    /// again, carry the same SOP Instance UID and cannot be told apart: one copy at
+    /// the destination delivers them all (as a router keeping the first copy does).
     pub delivered: u64,
     /// Of the delivered, those whose instance arrived with a difference the route does
     /// not allow (corrupt deliveries included).

@@ -72,6 +72,39 @@ impl SentInstance {
         }))
     }
 
+    /// Tracks an encoded data set (no file meta group), in transfer syntax `ts_uid`:
+    /// what a sender holds for an instance made in memory.
+    ///
+    /// # Errors
+    /// [`SinkError::BadOriginal`] when the transfer syntax is unknown, the bytes are not
+    /// a data set, or it lacks what [`from_object`](Self::from_object) needs.
+    pub fn from_data_set(bytes: &[u8], ts_uid: &str) -> Result<Arc<Self>, SinkError> {
+        let bad = |detail: String| SinkError::BadOriginal { detail };
+        let ts_uid = dimse::trim_value(ts_uid);
+        let ts = transfer_syntax(ts_uid)
+            .ok_or_else(|| bad(format!("unknown transfer syntax {ts_uid}")))?;
+        let object = parse_data_set(bytes, ts).map_err(bad)?;
+        let text = |tag| {
+            object
+                .get(tag)
+                .and_then(|e: &dicom_object::mem::InMemElement| e.to_str().ok())
+                .map(|s| dimse::trim_value(&s).to_string())
+                .unwrap_or_default()
+        };
+        let (class, instance) = (text(tags::SOP_CLASS_UID), text(tags::SOP_INSTANCE_UID));
+        let meta = dicom_object::meta::FileMetaTableBuilder::new()
+            .transfer_syntax(ts_uid)
+            .media_storage_sop_class_uid(if class.is_empty() { "1.2.3" } else { &class })
+            .media_storage_sop_instance_uid(if instance.is_empty() {
+                "1.2.3"
+            } else {
+                &instance
+            })
+            .build()
+            .map_err(|e| bad(dimse::ErrorChain(&e).to_string()))?;
+        Self::from_object(object.with_exact_meta(meta))
+    }
+
     /// Reads and tracks a DICOM file.
     ///
     /// # Errors

@@ -446,7 +446,9 @@ fn serve(shared: &Shared, stream: TcpStream) {
     let counters = &shared.counters;
     let _ = stream.set_nodelay(true);
     if stream.set_read_timeout(Some(options.read_timeout)).is_err()
-        || stream.set_write_timeout(Some(options.write_timeout)).is_err()
+        || stream
+            .set_write_timeout(Some(options.write_timeout))
+            .is_err()
     {
         return;
     }
@@ -532,7 +534,9 @@ fn decide(pc: &PresentationContextProposed) -> ContextDecision {
         || dimse::is_storage_sop_class(abstract_syntax)
         || !dimse::is_standard_sop_class(abstract_syntax);
     if !acceptable {
-        return ContextDecision::Refuse(PresentationContextResultReason::AbstractSyntaxNotSupported);
+        return ContextDecision::Refuse(
+            PresentationContextResultReason::AbstractSyntaxNotSupported,
+        );
     }
     pc.transfer_syntaxes
         .iter()
@@ -605,8 +609,8 @@ fn run(shared: &Shared, association: &mut ScpAssociation) -> End {
             }
             _ => Status::UNRECOGNIZED_OPERATION,
         };
-        let arrival = (command.field == CommandField::CStoreRq && status == Status::SUCCESS)
-            .then(|| {
+        let arrival =
+            (command.field == CommandField::CStoreRq && status == Status::SUCCESS).then(|| {
                 let data = message.data.unwrap_or_default();
                 bump(&counters.stores);
                 counters
@@ -629,11 +633,11 @@ fn run(shared: &Shared, association: &mut ScpAssociation) -> End {
             Some(response) => dimse::send_message(association, pc_id, &response, None),
             None => Ok(()),
         };
-        if let Some(arrival) = arrival {
-            if shared.arrivals.send(arrival).is_err() {
-                // The comparators are gone (shutdown): nothing can record it.
-                shared.ledger.arrival_dropped();
-            }
+        if let Some(arrival) = arrival
+            && shared.arrivals.send(arrival).is_err()
+        {
+            // The comparators are gone (shutdown): nothing can record it.
+            shared.ledger.arrival_dropped();
         }
         match answered {
             Ok(()) => {}

@@ -21,7 +21,7 @@ fn peak_rate_is_sustained(mut report: TestReport, session: &'static Session) {
         .rate(Some(peak));
 
     let run = load::run(&mut report, &target, &plan);
-    load::verify_and_attach(&mut report, &target, &run);
+    let verified = load::verify_and_attach(&mut report, &target, &run);
 
     assert_eq!(
         run.metrics.counts.failed + run.metrics.counts.unknown,
@@ -41,4 +41,5 @@ fn peak_rate_is_sustained(mut report: TestReport, session: &'static Session) {
         p95 <= limit,
         "p95 latency {p95:.1} ms above MAX_P95_LATENCY_MS_SHORT {limit:.0} ms"
     );
+    load::assert_delivered(&verified);
 }

@@ -52,8 +52,8 @@ pub use feed::GeneratorReport;
 pub use files::{PreparedFiles, prepare_paths};
 pub use plan::{DEFAULT_MEMORY_BUDGET, LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
-pub use watch::{PlannedSend, SendWatch, WatchToken};
 pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
+pub use watch::{PlannedSend, SendWatch, WatchToken};
 
 use crate::contexts::Proposal;
 use crate::{DicomSender, SenderError};

@@ -214,6 +214,34 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The element the action changes.
+    pub fn target(&self) -> &Attribute {
+        match self {
+            Action::Set { tag, .. }
+            | Action::Copy { tag, .. }
+            | Action::Prepend { tag, .. }
+            | Action::Append { tag, .. }
+            | Action::Replace { tag, .. }
+            | Action::Remove { tag } => tag,
+        }
+    }
+}
+
+impl Route {
+    /// Every element the route's morphing rules may change: what a destination may
+    /// receive changed.
+    pub fn morphed_attributes(&self) -> Vec<&Attribute> {
+        let mut changed: Vec<&Attribute> = Vec::new();
+        for action in self.morphs.iter().flat_map(|m| &m.actions) {
+            if !changed.iter().any(|a| a.tag == action.target().tag) {
+                changed.push(action.target());
+            }
+        }
+        changed
+    }
+}
+
 /// Text with `${Keyword}` placeholders, resolved against the instance being morphed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {

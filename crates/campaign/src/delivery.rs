@@ -1,0 +1,328 @@
+//! Delivery truth for a campaign: the sink the router delivers to (`SINK_*`), the
+//! ledger every send of a load is shown to before it goes out, and what the report
+//! shows of what arrived.
+//!
+//! On the embedded target the simulator's route forwards to the sink; against a
+//! real router, the router must be told to deliver to `SINK_BIND`:`SINK_PORT` under
+//! `SINK_AE_TITLE` (README, "Verifying at the destination").
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use config::TestConfig;
+use report::{DifferenceRow, Figure, ProblemRow, SinkDelivery};
+use sender::{PlannedSend, PreparedInstance, SendOutcome, SendWatch, WatchToken};
+use simulator::Route;
+use simulator::rules::ForwardDestination;
+use sink::{
+    AllowedChange, AttributePath, DeliveryReport, ExpectedSend, Ledger, LedgerOptions, OriginalId,
+    OriginalSource, ProblemKind, RoutePolicy, SentInstance, Sink, SinkOptions, Substitution,
+    Ticket,
+};
+
+use crate::CampaignError;
+
+/// Differences listed in the report's table.
+const DIFFERENCES_SHOWN: usize = 20;
+
+/// Problems named in the report.
+const PROBLEMS_SHOWN: usize = 50;
+
+/// The sink of one load run, with its ledger.
+#[derive(Debug)]
+pub struct DeliverySink {
+    sink: Sink,
+    delivery_timeout: Duration,
+}
+
+impl DeliverySink {
+    /// Starts the sink `config.sink` describes; what the route may change is `policy`.
+    ///
+    /// # Errors
+    /// [`CampaignError::Sink`] when it cannot listen (port taken, say).
+    pub fn start(
+        config: &TestConfig,
+        route: &str,
+        policy: RoutePolicy,
+    ) -> Result<Self, CampaignError> {
+        let settings = &config.sink;
+        let network = &config.network;
+        let ledger = Ledger::new(LedgerOptions::new().route_policy(route, policy));
+        let options = SinkOptions::new()
+            .bind(SocketAddr::new(settings.bind, settings.port))
+            .ae_title(settings.ae_title.clone())
+            .artim_timeout(network.acse_timeout)
+            .read_timeout(network.dimse_timeout.max(network.network_timeout))
+            .write_timeout(network.network_timeout)
+            .max_pdu_length(network.max_pdu_length);
+        let sink = Sink::start(options, ledger).map_err(CampaignError::Sink)?;
+        Ok(DeliverySink {
+            sink,
+            delivery_timeout: settings.delivery_timeout,
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sink.local_addr()
+    }
+
+    /// The AE title it answers to.
+    pub fn ae_title(&self) -> &dimse::AeTitle {
+        self.sink.ae_title()
+    }
+
+    /// A watch showing every send of a run of `instances` to `route` to the ledger.
+    pub fn watch(&self, instances: &[Arc<PreparedInstance>], route: &str) -> Arc<LedgerWatch> {
+        let ledger = self.sink.ledger().clone();
+        let originals = instances
+            .iter()
+            .map(|instance| ledger.add_original(original_source(instance)))
+            .collect();
+        Arc::new(LedgerWatch {
+            ledger,
+            originals,
+            route: Arc::from(route),
+        })
+    }
+
+    /// Waits for what is still in transit (at most `DELIVERY_TIMEOUT` after the last
+    /// answer of the router) and reports.
+    pub fn settle(&self) -> DeliveryReport {
+        self.sink.ledger().settle(self.delivery_timeout)
+    }
+
+    /// What its listener saw.
+    pub fn stats(&self) -> sink::SinkStats {
+        self.sink.stats()
+    }
+}
+
+/// Where the sink reads the original of a prepared instance: its file, or (made in
+/// memory) its encoding.
+fn original_source(instance: &PreparedInstance) -> OriginalSource {
+    let sop_instance_uid = instance.sop_instance_uid().to_string();
+    if let Some(path) = instance.path() {
+        return OriginalSource::File {
+            path: path.to_path_buf(),
+            sop_instance_uid,
+        };
+    }
+    match instance.primary().map_err(|e| e.to_string()).and_then(|v| {
+        SentInstance::from_data_set(v.bytes(), v.transfer_syntax()).map_err(|e| e.to_string())
+    }) {
+        Ok(original) => OriginalSource::Loaded(original),
+        // Then every arrival of it is reported as not comparable, naming why.
+        Err(detail) => OriginalSource::File {
+            path: format!("(in memory: {detail})").into(),
+            sop_instance_uid,
+        },
+    }
+}
+
+/// Shows each send of a load run to the ledger: expected before it goes out, then
+/// answered.
+pub struct LedgerWatch {
+    ledger: Arc<Ledger>,
+    originals: Vec<OriginalId>,
+    route: Arc<str>,
+}
+
+impl std::fmt::Debug for LedgerWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerWatch")
+            .field("originals", &self.originals.len())
+            .field("route", &self.route)
+            .finish()
+    }
+}
+
+impl SendWatch for LedgerWatch {
+    fn before_send(&self, send: &PlannedSend<'_>) -> WatchToken {
+        let substitutions = send.uids.map_or_else(Vec::new, |uids| {
+            Substitution::fresh_uids(
+                uids.study.as_str(),
+                uids.series.as_str(),
+                uids.instance.as_str(),
+            )
+            .to_vec()
+        });
+        let expected = ExpectedSend {
+            original: self.originals[send.instance_index],
+            substitutions,
+            route: self.route.clone(),
+            trace: None,
+        };
+        // Matching by SOP Instance UID never lacks a key.
+        let ticket = self
+            .ledger
+            .expect(expected)
+            .map_or(u64::MAX, Ticket::to_raw);
+        WatchToken(ticket)
+    }
+
+    fn after_send(&self, token: WatchToken, outcome: &SendOutcome) {
+        let end: Instant = outcome.started + outcome.latency;
+        self.ledger
+            .answered(Ticket::from_raw(token.0), outcome.outcome, end);
+    }
+}
+
+/// What a route may change on the way, as the sink judges it: on the embedded
+/// target, every attribute its morphing rules touch; against a real router, nothing
+/// yet (per-route allowed changes from the expectations folder come later).
+pub fn route_policy(route: Option<&Route>) -> RoutePolicy {
+    let Some(route) = route else {
+        return RoutePolicy::default();
+    };
+    RoutePolicy::allowing(
+        route
+            .morphed_attributes()
+            .into_iter()
+            .map(|a| AllowedChange::any(AttributePath::top_level(a.tag))),
+    )
+}
+
+/// The simulator route `route` delivering to `sink` too (kept in its own store, so
+/// C-FIND still sees it).
+pub fn forward_to(route: &mut Route, sink: &DeliverySink) {
+    let addr = sink.local_addr();
+    route.delivery.forward = Some(ForwardDestination {
+        host: loopback_if_unspecified(addr).ip().to_string(),
+        port: addr.port(),
+        called_ae_title: sink.ae_title().as_str().to_string(),
+        calling_ae_title: route.called_ae_title.clone(),
+        max_attempts: Some(5),
+        retry_initial: Duration::from_millis(100),
+        retry_max: Duration::from_secs(2),
+        security: dimse::Security::default(),
+    });
+}
+
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// The report's view of the sink's verdict.
+pub fn sink_delivery(report: &DeliveryReport) -> SinkDelivery {
+    let c = &report.counts;
+    let row = |label: &str, value: u64| Figure {
+        label: label.to_string(),
+        value: value.to_string(),
+    };
+    let accounting = vec![
+        row("sent", c.sent),
+        row("refused by the router", c.refused),
+        row("delivered", c.delivered),
+        row("of which altered", c.altered),
+        row("of which corrupt", c.corrupt),
+        row("undelivered", c.undelivered),
+        row("of which outcome unknown", c.undelivered_outcome_unknown),
+        row("in transit", c.in_transit),
+        row("duplicated instances", c.duplicated_instances),
+        row("duplicate arrivals", c.duplicate_arrivals),
+        row("refused but delivered", c.refused_but_delivered),
+        row("arrived, never sent", c.unexpected),
+        row(
+            "arrived before the router answered",
+            c.arrived_before_response,
+        ),
+    ];
+    let differences = report
+        .first_differences(DIFFERENCES_SHOWN)
+        .into_iter()
+        .map(|(uid, d)| DifferenceRow {
+            sop_instance_uid: uid.to_string(),
+            attribute: match d.keyword {
+                Some(keyword) if d.path == keyword => format!("{keyword} {}", d.tag),
+                _ => format!("{} {}", d.path, d.tag),
+            },
+            kind: format!("{:?}", d.kind),
+            sent: d.sent.clone().unwrap_or_default(),
+            received: d.received.clone().unwrap_or_default(),
+        })
+        .collect();
+    let problems = report
+        .problems
+        .iter()
+        .filter(|p| !matches!(p.kind, ProblemKind::Altered { .. }))
+        .take(PROBLEMS_SHOWN)
+        .map(|p| ProblemRow {
+            sop_instance_uid: p.sop_instance_uid.clone(),
+            kind: p.kind.name().to_string(),
+            detail: problem_detail(&p.kind),
+        })
+        .collect();
+    SinkDelivery {
+        invariant: c.invariant(),
+        consistent: report.consistent,
+        clean: report.clean,
+        accounting,
+        transit: report.transit_ms,
+        transit_buckets: report.transit_histogram.buckets(),
+        differences,
+        problems,
+        problems_total: report.problems_total,
+    }
+}
+
+fn problem_detail(kind: &ProblemKind) -> String {
+    match kind {
+        ProblemKind::Undelivered {
+            sends,
+            outcome_unknown,
+        } => format!(
+            "{sends} send(s) never arrived{}",
+            if *outcome_unknown {
+                " (the router's answer was unknown)"
+            } else {
+                " (the router answered success)"
+            }
+        ),
+        ProblemKind::Duplicated { sends, arrivals } => {
+            format!("{arrivals} arrivals for {sends} send(s)")
+        }
+        ProblemKind::Corrupt { error } => error.clone(),
+        ProblemKind::RefusedButDelivered { arrivals } => {
+            format!("refused by the router, yet arrived {arrivals} time(s)")
+        }
+        ProblemKind::Unexpected { calling_ae_title } => {
+            format!("arrived from {calling_ae_title}, matching no send")
+        }
+        ProblemKind::TraceStripped => "the trace attribute was removed on the way".into(),
+        ProblemKind::Altered { differences } => format!("{} difference(s)", differences.len()),
+        _ => String::new(),
+    }
+}
+
+/// The short figures of the sink's verdict beside a load run.
+pub fn delivery_figures(report: &DeliveryReport) -> Vec<Figure> {
+    let c = &report.counts;
+    let mut figures = vec![Figure {
+        label: "at the sink".into(),
+        value: format!(
+            "{}; {} altered, {} duplicated, {} arrived never sent",
+            c.invariant(),
+            c.altered,
+            c.duplicated_instances,
+            c.unexpected
+        ),
+    }];
+    if let Some(t) = &report.transit_ms {
+        figures.push(Figure {
+            label: "transit to the sink (router's answer → arrival)".into(),
+            value: format!(
+                "p50 {:.1} ms · p95 {:.1} ms · p99 {:.1} ms · max {:.1} ms",
+                t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms
+            ),
+        });
+    }
+    figures
+}
