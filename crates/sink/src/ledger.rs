@@ -187,6 +187,9 @@ struct State {
     /// Instances the router took (success, warning or unknown) of which no copy has
     /// arrived yet: what a settled report waits for.
     awaiting_first: u64,
+    /// Matching by trace: the tracked sends of each SOP Instance UID (as sent), to
+    /// match an arrival whose trace the router stripped.
+    by_uid: HashMap<Arc<str>, Vec<u32>>,
     /// Arrivals handed over and not yet recorded.
     in_hand: u64,
     last_arrival: Option<Instant>,
@@ -244,9 +247,15 @@ impl Ledger {
     pub fn expect(&self, send: ExpectedSend) -> Result<Ticket, SinkError> {
         let mut state = self.state.lock();
         let original = &state.originals[send.original.0 as usize];
-        let key: Arc<str> = match &self.options.match_by {
+        let uid: Arc<str> = send
+            .substitutions
+            .iter()
+            .find(|s| s.tag == tags::SOP_INSTANCE_UID)
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| Arc::from(original.sop_instance_uid()));
+        let (key, by_trace) = match &self.options.match_by {
             MatchBy::Trace(trace) => match send.trace {
-                Some(value) => value,
+                Some(value) => (value, true),
                 None => {
                     return Err(SinkError::MissingTrace {
                         sop_instance_uid: original.sop_instance_uid().to_string(),
@@ -255,12 +264,7 @@ impl Ledger {
                     });
                 }
             },
-            _ => send
-                .substitutions
-                .iter()
-                .find(|s| s.tag == tags::SOP_INSTANCE_UID)
-                .map(|s| s.value.clone())
-                .unwrap_or_else(|| Arc::from(original.sop_instance_uid())),
+            _ => (uid.clone(), false),
         };
         let route = match state.routes.iter().position(|r| *r == send.route) {
             Some(i) => i as u16,
@@ -276,6 +280,9 @@ impl Ledger {
         }
         let index = state.tracked.len() as u32;
         state.by_key.insert(key, index);
+        if by_trace {
+            state.by_uid.entry(uid).or_default().push(index);
+        }
         state.tracked.push(Tracked {
             original: send.original,
             substitutions: send.substitutions.into_boxed_slice(),
@@ -366,7 +373,11 @@ impl Ledger {
         let (index, trace_stripped, skip) = match (&self.options.match_by, &parsed) {
             (MatchBy::Trace(trace), Ok(object)) => match trace.value_in(object) {
                 Some(value) => (self.index_of(&value), false, trace.tags_in(object)),
-                None => (self.index_of(&arrival.sop_instance_uid), true, Vec::new()),
+                None => (
+                    self.index_of_uid(&arrival.sop_instance_uid),
+                    true,
+                    Vec::new(),
+                ),
             },
             _ => (self.index_of(&arrival.sop_instance_uid), false, Vec::new()),
         };
@@ -413,6 +424,22 @@ impl Ledger {
     fn index_of(&self, key: &str) -> Option<u32> {
         let key = dimse::trim_value(key);
         self.state.lock().by_key.get(key).copied()
+    }
+
+    /// Matching by trace, for an arrival without one: the first tracked send of SOP
+    /// Instance UID `uid` still awaiting an arrival (or, all arrived, the first).
+    fn index_of_uid(&self, uid: &str) -> Option<u32> {
+        let uid = dimse::trim_value(uid);
+        let state = self.state.lock();
+        let candidates = state.by_uid.get(uid)?;
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| {
+                let t = &state.tracked[i as usize];
+                t.arrivals < t.stored + t.unknown + t.pending
+            })
+            .or_else(|| candidates.first().copied())
     }
 
     /// The original, substitutions and policy of tracked send `index`, reading the
@@ -721,4 +748,623 @@ enum Judged {
     Corrupt(String),
     OriginalUnreadable(String),
     Unmatched,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AllowedChange, AttributePath};
+    use crate::trace::TraceAttribute;
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::uids;
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+
+    const ROUTE: &str = "ROUTER_A";
+
+    /// A small CT-like instance with 2x2 16-bit pixels.
+    fn instance(uid: &str) -> InMemDicomObject {
+        let mut object = InMemDicomObject::new_empty();
+        object.put_str(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
+        object.put_str(tags::SOP_INSTANCE_UID, VR::UI, uid);
+        object.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "2.25.100");
+        object.put_str(tags::SERIES_INSTANCE_UID, VR::UI, "2.25.200");
+        object.put_str(tags::STUDY_DESCRIPTION, VR::LO, "HEAD");
+        object.put_str(tags::PATIENT_NAME, VR::PN, "Doe^Jane");
+        for (tag, value) in [
+            (tags::ROWS, 2u16),
+            (tags::COLUMNS, 2),
+            (tags::BITS_ALLOCATED, 16),
+            (tags::BITS_STORED, 12),
+            (tags::HIGH_BIT, 11),
+            (tags::PIXEL_REPRESENTATION, 0),
+            (tags::SAMPLES_PER_PIXEL, 1),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put_str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16([10u16, 20, 30, 40].into_iter().collect()),
+        ));
+        object
+    }
+
+    fn with_meta(object: InMemDicomObject, uid: &str) -> dicom_object::DefaultDicomObject {
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid(uid)
+            .build()
+            .unwrap();
+        object.with_exact_meta(meta)
+    }
+
+    fn loaded(uid: &str) -> OriginalSource {
+        OriginalSource::Loaded(SentInstance::from_object(with_meta(instance(uid), uid)).unwrap())
+    }
+
+    fn encoded(object: &InMemDicomObject) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        object
+            .write_dataset_with_ts(&mut bytes, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap();
+        bytes
+    }
+
+    fn arrival_of(sop_instance_uid: &str, data: Vec<u8>) -> Arrival {
+        Arrival {
+            at: Instant::now(),
+            calling_ae_title: ROUTE.into(),
+            sop_instance_uid: sop_instance_uid.into(),
+            transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+            data,
+        }
+    }
+
+    fn arrival(object: &InMemDicomObject) -> Arrival {
+        let uid = object
+            .get(tags::SOP_INSTANCE_UID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        arrival_of(&uid, encoded(object))
+    }
+
+    fn send(original: OriginalId) -> ExpectedSend {
+        ExpectedSend {
+            original,
+            substitutions: Vec::new(),
+            route: Arc::from(ROUTE),
+            trace: None,
+        }
+    }
+
+    /// Expects one send of `original` and answers it with `outcome`.
+    fn sent(ledger: &Ledger, original: OriginalId, outcome: Outcome) -> Ticket {
+        let ticket = ledger.expect(send(original)).unwrap();
+        ledger.answered(ticket, outcome, Instant::now());
+        ticket
+    }
+
+    fn assert_consistent(report: &DeliveryReport) {
+        assert!(report.consistent, "{}", report.counts.invariant());
+    }
+
+    const SHORT: Duration = Duration::from_millis(200);
+    /// A generous upper bound for waits that should end early.
+    const GENEROUS: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn every_send_delivered_once_unaltered_is_clean_and_timed() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let n = 5;
+        for i in 0..n {
+            let uid = format!("2.25.{}", 1000 + i);
+            let id = ledger.add_original(loaded(&uid));
+            sent(&ledger, id, Outcome::Success);
+            ledger.record(arrival(&instance(&uid)));
+        }
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert!(report.clean, "{report:?}");
+        assert_eq!(report.counts.sent, n);
+        assert_eq!(report.counts.delivered, n);
+        assert_eq!(report.transit_histogram.len(), n);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(ledger.tracked_instances(), n as usize);
+    }
+
+    #[test]
+    fn a_send_never_delivered_is_in_transit_then_undelivered_and_named() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.7"));
+        sent(&ledger, id, Outcome::Success);
+        let before = ledger.snapshot();
+        assert_consistent(&before);
+        assert_eq!(before.counts.in_transit, 1);
+        assert_eq!(before.counts.undelivered, 0);
+        assert!(!before.clean);
+
+        let report = ledger.settle(SHORT);
+        assert_consistent(&report);
+        assert_eq!(report.counts.undelivered, 1);
+        assert_eq!(report.counts.in_transit, 0);
+        assert_eq!(report.counts.undelivered_outcome_unknown, 0);
+        assert!(!report.clean);
+        let named = report.problems_named("undelivered");
+        assert_eq!(named.len(), 1, "{:?}", report.problems);
+        assert_eq!(named[0].sop_instance_uid, "2.25.7");
+        assert_eq!(named[0].route.as_deref(), Some(ROUTE));
+    }
+
+    #[test]
+    fn an_instance_delivered_twice_is_one_duplicated_instance_with_one_extra_arrival() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.8"));
+        sent(&ledger, id, Outcome::Success);
+        ledger.record(arrival(&instance("2.25.8")));
+        ledger.record(arrival(&instance("2.25.8")));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(report.counts.duplicated_instances, 1);
+        assert_eq!(report.counts.duplicate_arrivals, 1);
+        assert!(!report.clean);
+        let named = report.problems_named("duplicated");
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].sop_instance_uid, "2.25.8");
+        assert_eq!(
+            named[0].kind,
+            ProblemKind::Duplicated {
+                sends: 1,
+                arrivals: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_send_that_never_arrives_is_refused_and_clean() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.9"));
+        sent(&ledger, id, Outcome::Failure);
+        let started = Instant::now();
+        let report = ledger.settle(GENEROUS);
+        assert!(started.elapsed() < GENEROUS / 2, "nothing was outstanding");
+        assert_consistent(&report);
+        assert_eq!(report.counts.sent, 1);
+        assert_eq!(report.counts.refused, 1);
+        assert_eq!(report.counts.undelivered, 0);
+        assert!(report.clean, "{report:?}");
+    }
+
+    #[test]
+    fn a_refused_send_that_arrives_anyway_is_refused_but_delivered() {
+        for arrives_first in [false, true] {
+            let ledger = Ledger::new(LedgerOptions::new());
+            let id = ledger.add_original(loaded("2.25.10"));
+            let ticket = ledger.expect(send(id)).unwrap();
+            if arrives_first {
+                ledger.record(arrival(&instance("2.25.10")));
+            }
+            ledger.answered(ticket, Outcome::Failure, Instant::now());
+            if !arrives_first {
+                ledger.record(arrival(&instance("2.25.10")));
+            }
+            let report = ledger.settle(GENEROUS);
+            assert_consistent(&report);
+            assert_eq!(report.counts.refused, 1, "arrives first: {arrives_first}");
+            assert_eq!(report.counts.delivered, 0);
+            assert_eq!(report.counts.refused_but_delivered, 1);
+            assert_eq!(report.counts.duplicate_arrivals, 0);
+            assert!(!report.clean);
+            let named = report.problems_named("refused_but_delivered");
+            assert_eq!(named.len(), 1);
+            assert_eq!(named[0].sop_instance_uid, "2.25.10");
+        }
+    }
+
+    #[test]
+    fn an_arrival_with_a_changed_attribute_is_altered_with_the_tag_and_both_values() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.11"));
+        sent(&ledger, id, Outcome::Success);
+        let mut changed = instance("2.25.11");
+        changed.put_str(tags::STUDY_DESCRIPTION, VR::LO, "KNEE");
+        ledger.record(arrival(&changed));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(report.counts.altered, 1);
+        assert_eq!(report.counts.corrupt, 0);
+        assert!(!report.clean);
+        let differences = report.first_differences(10);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        let (uid, difference) = differences[0];
+        assert_eq!(uid, "2.25.11");
+        assert_eq!(difference.tag, "(0008,1030)");
+        assert_eq!(difference.keyword, Some("StudyDescription"));
+        assert_eq!(difference.sent.as_deref(), Some("HEAD"));
+        assert_eq!(difference.received.as_deref(), Some("KNEE"));
+    }
+
+    #[test]
+    fn a_change_the_route_policy_allows_is_no_difference_on_that_route_only() {
+        let policy = RoutePolicy::allowing([AllowedChange::to_value(
+            "StudyDescription".parse::<AttributePath>().unwrap(),
+            "KNEE",
+        )]);
+        let ledger = Ledger::new(LedgerOptions::new().route_policy(ROUTE, policy));
+        let allowed = ledger.add_original(loaded("2.25.12"));
+        sent(&ledger, allowed, Outcome::Success);
+        let other = ledger.add_original(loaded("2.25.13"));
+        let ticket = ledger
+            .expect(ExpectedSend {
+                route: Arc::from("OTHER_ROUTE"),
+                ..send(other)
+            })
+            .unwrap();
+        ledger.answered(ticket, Outcome::Success, Instant::now());
+        for uid in ["2.25.12", "2.25.13"] {
+            let mut changed = instance(uid);
+            changed.put_str(tags::STUDY_DESCRIPTION, VR::LO, "KNEE");
+            ledger.record(arrival(&changed));
+        }
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 2);
+        assert_eq!(report.counts.altered, 1, "{:?}", report.problems);
+        let altered = report.problems_named("altered");
+        assert_eq!(altered.len(), 1);
+        assert_eq!(altered[0].sop_instance_uid, "2.25.13");
+        assert_eq!(altered[0].route.as_deref(), Some("OTHER_ROUTE"));
+    }
+
+    #[test]
+    fn a_malformed_data_set_is_recorded_as_corrupt_with_its_parse_error() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let garbage_id = ledger.add_original(loaded("2.25.14"));
+        sent(&ledger, garbage_id, Outcome::Success);
+        let truncated_id = ledger.add_original(loaded("2.25.15"));
+        sent(&ledger, truncated_id, Outcome::Success);
+
+        let garbage: Vec<u8> = (0..512u32).map(|i| (i * 37 % 251) as u8).collect();
+        // Its first element declares a 2.6 GB value: refused before the parser
+        // allocates it.
+        ledger.record(arrival_of("2.25.14", garbage));
+        let mut truncated = encoded(&instance("2.25.15"));
+        truncated.truncate(truncated.len() - 5);
+        ledger.record(arrival_of("2.25.15", truncated));
+
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 2);
+        assert_eq!(report.counts.altered, 2);
+        assert_eq!(report.counts.corrupt, 2);
+        assert_eq!(report.counts.unexpected, 0);
+        let corrupt = report.problems_named("corrupt");
+        assert_eq!(corrupt.len(), 2, "{:?}", report.problems);
+        for problem in &corrupt {
+            let ProblemKind::Corrupt { error } = &problem.kind else {
+                unreachable!()
+            };
+            assert!(!error.is_empty(), "{problem:?}");
+        }
+        assert!(
+            matches!(&corrupt[0].kind, ProblemKind::Corrupt { error } if error.contains("declares")),
+            "{:?}",
+            corrupt[0]
+        );
+    }
+
+    #[test]
+    fn a_malformed_data_set_for_an_unknown_key_is_counted_unexpected() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        ledger.record(arrival_of("2.25.999", vec![0xff; 64]));
+        let mut truncated = encoded(&instance("2.25.998"));
+        // Cut inside the pixel data's value.
+        truncated.truncate(truncated.len() - 5);
+        ledger.record(arrival_of("2.25.998", truncated));
+        let mut unknown_syntax = arrival_of("2.25.997", encoded(&instance("2.25.997")));
+        unknown_syntax.transfer_syntax = "1.2.3.4.5.6".into();
+        ledger.record(unknown_syntax);
+        let report = ledger.settle(SHORT);
+        assert_consistent(&report);
+        assert_eq!(report.counts.unexpected, 3);
+        assert_eq!(report.counts.sent, 0);
+        assert_eq!(report.counts.corrupt, 0, "not a delivery of a send");
+        assert!(!report.clean);
+        let corrupt = report.problems_named("corrupt");
+        assert_eq!(corrupt.len(), 3, "{:?}", report.problems);
+        let uids: Vec<_> = corrupt
+            .iter()
+            .map(|p| p.sop_instance_uid.as_str())
+            .collect();
+        assert_eq!(uids, ["2.25.999", "2.25.998", "2.25.997"]);
+        assert!(
+            matches!(&corrupt[2].kind, ProblemKind::Corrupt { error } if error.contains("1.2.3.4.5.6")),
+            "{:?}",
+            corrupt[2]
+        );
+    }
+
+    #[test]
+    fn an_arrival_matching_no_send_is_unexpected_with_the_calling_ae_title() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let mut stray = arrival(&instance("2.25.16"));
+        stray.calling_ae_title = "STRANGER".into();
+        ledger.record(stray);
+        let report = ledger.settle(SHORT);
+        assert_consistent(&report);
+        assert_eq!(report.counts.unexpected, 1);
+        assert!(!report.clean);
+        let named = report.problems_named("unexpected");
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].sop_instance_uid, "2.25.16");
+        assert_eq!(
+            named[0].kind,
+            ProblemKind::Unexpected {
+                calling_ae_title: "STRANGER".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_router_forwarding_before_answering_is_delivered_and_not_outstanding() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.17"));
+        let ticket = ledger.expect(send(id)).unwrap();
+        ledger.record(arrival(&instance("2.25.17")));
+        ledger.answered(ticket, Outcome::Success, Instant::now());
+        let started = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let report = ledger.settle(timeout);
+        assert!(
+            started.elapsed() < timeout / 3,
+            "settle waited {:?} for a delivered send",
+            started.elapsed()
+        );
+        assert_consistent(&report);
+        assert!(report.clean, "{report:?}");
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(report.counts.arrived_before_response, 1);
+        assert!(
+            report.transit_histogram.is_empty(),
+            "transit not measurable"
+        );
+    }
+
+    #[test]
+    fn fresh_uid_sends_are_keyed_by_the_substituted_uid_and_compare_clean() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.18"));
+        for i in 0..3 {
+            let (study, series, sop) = (
+                format!("2.25.5{i}"),
+                format!("2.25.6{i}"),
+                format!("2.25.7{i}"),
+            );
+            let ticket = ledger
+                .expect(ExpectedSend {
+                    substitutions: Substitution::fresh_uids(&study, &series, &sop).to_vec(),
+                    ..send(id)
+                })
+                .unwrap();
+            ledger.answered(ticket, Outcome::Success, Instant::now());
+            let mut carried = instance("2.25.18");
+            carried.put_str(tags::STUDY_INSTANCE_UID, VR::UI, study.as_str());
+            carried.put_str(tags::SERIES_INSTANCE_UID, VR::UI, series.as_str());
+            carried.put_str(tags::SOP_INSTANCE_UID, VR::UI, sop.as_str());
+            ledger.record(arrival(&carried));
+        }
+        assert_eq!(ledger.tracked_instances(), 3);
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert!(report.clean, "{:?}", report.problems);
+        assert_eq!(report.counts.delivered, 3);
+
+        // The original, as is, is none of these sends.
+        ledger.record(arrival(&instance("2.25.18")));
+        let report = ledger.snapshot();
+        assert_eq!(report.counts.unexpected, 1);
+    }
+
+    #[test]
+    fn a_fresh_uid_send_never_delivered_is_named_by_both_uids() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.19"));
+        let ticket = ledger
+            .expect(ExpectedSend {
+                substitutions: Substitution::fresh_uids("2.25.81", "2.25.82", "2.25.83").to_vec(),
+                ..send(id)
+            })
+            .unwrap();
+        ledger.answered(ticket, Outcome::Unknown, Instant::now());
+        let report = ledger.settle(SHORT);
+        assert_consistent(&report);
+        assert_eq!(report.counts.undelivered, 1);
+        assert_eq!(report.counts.undelivered_outcome_unknown, 1);
+        let named = report.problems_named("undelivered");
+        assert_eq!(named[0].sop_instance_uid, "2.25.83");
+        assert_eq!(
+            named[0].original_sop_instance_uid.as_deref(),
+            Some("2.25.19")
+        );
+    }
+
+    #[test]
+    fn repeated_sends_of_one_instance_are_each_delivered_and_a_fourth_arrival_is_a_duplicate() {
+        for arrivals in [3u64, 4] {
+            let ledger = Ledger::new(LedgerOptions::new());
+            let id = ledger.add_original(loaded("2.25.20"));
+            for _ in 0..3 {
+                sent(&ledger, id, Outcome::Success);
+            }
+            for _ in 0..arrivals {
+                ledger.record(arrival(&instance("2.25.20")));
+            }
+            let report = ledger.settle(GENEROUS);
+            assert_consistent(&report);
+            assert_eq!(report.counts.sent, 3);
+            assert_eq!(report.counts.delivered, 3);
+            assert_eq!(report.counts.duplicate_arrivals, arrivals - 3);
+            assert_eq!(report.counts.duplicated_instances, u64::from(arrivals == 4));
+            assert_eq!(report.clean, arrivals == 3, "{:?}", report.problems);
+            assert_eq!(report.transit_histogram.len(), 3);
+        }
+    }
+
+    /// A file in the temporary directory, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn temp_path(name: &str) -> TempFile {
+        TempFile(std::env::temp_dir().join(format!(
+            "sink-ledger-{}-{name}-{:?}.dcm",
+            std::process::id(),
+            Instant::now()
+        )))
+    }
+
+    #[test]
+    fn an_original_from_a_file_is_read_when_its_arrival_needs_it() {
+        let file = temp_path("original");
+        with_meta(instance("2.25.21"), "2.25.21")
+            .write_to_file(&file.0)
+            .unwrap();
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(OriginalSource::File {
+            path: file.0.clone(),
+            sop_instance_uid: "2.25.21".into(),
+        });
+        sent(&ledger, id, Outcome::Success);
+        let mut changed = instance("2.25.21");
+        changed.put_str(tags::PATIENT_NAME, VR::PN, "Roe^Richard");
+        ledger.record(arrival(&changed));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(report.counts.altered, 1, "compared with the file");
+        let differences = report.first_differences(10);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert_eq!(differences[0].1.keyword, Some("PatientName"));
+    }
+
+    #[test]
+    fn an_original_file_that_is_missing_is_a_problem_not_a_panic() {
+        let file = temp_path("missing");
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(OriginalSource::File {
+            path: file.0.clone(),
+            sop_instance_uid: "2.25.22".into(),
+        });
+        sent(&ledger, id, Outcome::Success);
+        ledger.record(arrival(&instance("2.25.22")));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.delivered, 1);
+        assert!(!report.clean);
+        let named = report.problems_named("corrupt");
+        assert_eq!(named.len(), 1, "{:?}", report.problems);
+        assert_eq!(named[0].sop_instance_uid, "2.25.22");
+        let ProblemKind::Corrupt { error } = &named[0].kind else {
+            unreachable!()
+        };
+        assert!(error.contains("original could not be read"), "{error}");
+    }
+
+    fn trace_ledger() -> Arc<Ledger> {
+        Ledger::new(LedgerOptions::new().match_by(MatchBy::Trace(TraceAttribute::dicom_auto())))
+    }
+
+    #[test]
+    fn matching_by_trace_refuses_a_send_without_a_trace_value() {
+        let ledger = trace_ledger();
+        let id = ledger.add_original(loaded("2.25.23"));
+        let error = ledger.expect(send(id)).unwrap_err();
+        assert!(
+            matches!(&error, SinkError::MissingTrace { sop_instance_uid, route, .. }
+                if sop_instance_uid == "2.25.23" && route == ROUTE),
+            "{error:?}"
+        );
+        let report = ledger.snapshot();
+        assert_consistent(&report);
+        assert_eq!(report.counts.sent, 0, "an untracked send is not counted");
+    }
+
+    #[test]
+    fn matching_by_trace_finds_the_send_by_its_trace_and_compares_clean() {
+        let ledger = trace_ledger();
+        let id = ledger.add_original(loaded("2.25.24"));
+        let ticket = ledger
+            .expect(ExpectedSend {
+                trace: Some(Arc::from("run1-send-1")),
+                ..send(id)
+            })
+            .unwrap();
+        ledger.answered(ticket, Outcome::Success, Instant::now());
+        // A router that replaces UIDs: only the trace finds the send.
+        let mut carried = instance("2.25.24");
+        TraceAttribute::dicom_auto().write(&mut carried, "run1-send-1");
+        let mut replaced = arrival(&carried);
+        replaced.sop_instance_uid = "2.25.555".into();
+        ledger.record(replaced);
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert!(report.clean, "{:?}", report.problems);
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(report.counts.trace_stripped, 0);
+    }
+
+    #[test]
+    fn matching_by_trace_counts_a_stripped_trace_and_still_matches_by_sop_instance_uid() {
+        let ledger = trace_ledger();
+        let id = ledger.add_original(loaded("2.25.25"));
+        let ticket = ledger
+            .expect(ExpectedSend {
+                trace: Some(Arc::from("run1-send-2")),
+                ..send(id)
+            })
+            .unwrap();
+        ledger.answered(ticket, Outcome::Success, Instant::now());
+        ledger.record(arrival(&instance("2.25.25")));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.trace_stripped, 1);
+        assert_eq!(report.counts.delivered, 1, "{:?}", report.problems);
+        assert_eq!(report.counts.unexpected, 0);
+        assert_eq!(report.counts.undelivered, 0);
+        let named = report.problems_named("trace_stripped");
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].sop_instance_uid, "2.25.25");
+    }
+
+    #[test]
+    fn matching_by_trace_spreads_stripped_arrivals_of_one_uid_over_its_sends() {
+        let ledger = trace_ledger();
+        let id = ledger.add_original(loaded("2.25.26"));
+        for i in 0..2 {
+            let ticket = ledger
+                .expect(ExpectedSend {
+                    trace: Some(Arc::from(format!("run1-send-{i}"))),
+                    ..send(id)
+                })
+                .unwrap();
+            ledger.answered(ticket, Outcome::Success, Instant::now());
+        }
+        ledger.record(arrival(&instance("2.25.26")));
+        ledger.record(arrival(&instance("2.25.26")));
+        let report = ledger.settle(GENEROUS);
+        assert_consistent(&report);
+        assert_eq!(report.counts.trace_stripped, 2);
+        assert_eq!(report.counts.delivered, 2, "{:?}", report.problems);
+        assert_eq!(report.counts.duplicate_arrivals, 0);
+    }
 }

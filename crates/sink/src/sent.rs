@@ -180,6 +180,7 @@ pub(crate) fn parse_data_set(
     bytes: &[u8],
     ts: &TransferSyntax,
 ) -> Result<InMemDicomObject, String> {
+    check_lengths(bytes, ts)?;
     // A parser is third-party code fed with bytes from the network: a panic in it must
     // become a corrupt delivery, never a dead sink.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -190,4 +191,97 @@ pub(crate) fn parse_data_set(
         Ok(Err(e)) => Err(dimse::ErrorChain(&e).to_string()),
         Err(_) => Err("the data set parser panicked on these bytes".into()),
     }
+}
+
+/// Checks, before parsing, that no element declares a value longer than the bytes
+/// left: the parser allocates (and zero-fills) a value's declared length before it
+/// reads it, so 512 garbage bytes declaring 2.6 GB would cost that much memory and
+/// seconds of a comparator's time before failing. Walks element headers only,
+/// entering sequences and items; a deflated data set is left to the parser.
+fn check_lengths(bytes: &[u8], ts: &TransferSyntax) -> Result<(), String> {
+    use dicom_encoding::transfer_syntax::{Codec, Endianness};
+    if matches!(ts.codec(), Codec::Dataset(_)) {
+        return Ok(());
+    }
+    let explicit = ts.uid() != dicom_dictionary_std::uids::IMPLICIT_VR_LITTLE_ENDIAN;
+    let big = ts.endianness() == Endianness::Big;
+    let u16_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1]];
+        if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut at = 0usize;
+    // Past the end of the data: the parser reports truncated headers itself.
+    while at + 8 <= bytes.len() {
+        let tag = Tag(u16_at(at), u16_at(at + 2));
+        let (length, header, descend) = if tag.group() == 0xFFFE {
+            // Item and delimiters: no VR; an item's content is walked in place.
+            (u32_at(at + 4), 8, true)
+        } else if explicit {
+            let vr = [bytes[at + 4], bytes[at + 5]];
+            let short = matches!(
+                &vr,
+                b"AE"
+                    | b"AS"
+                    | b"AT"
+                    | b"CS"
+                    | b"DA"
+                    | b"DS"
+                    | b"DT"
+                    | b"FL"
+                    | b"FD"
+                    | b"IS"
+                    | b"LO"
+                    | b"LT"
+                    | b"PN"
+                    | b"SH"
+                    | b"SL"
+                    | b"SS"
+                    | b"ST"
+                    | b"TM"
+                    | b"UI"
+                    | b"UL"
+                    | b"US"
+            );
+            if short {
+                (u32::from(u16_at(at + 6)), 8, false)
+            } else if at + 12 <= bytes.len() {
+                (u32_at(at + 8), 12, &vr == b"SQ")
+            } else {
+                break;
+            }
+        } else {
+            use dicom_core::dictionary::DataDictionary;
+            let sequence = dicom_dictionary_std::StandardDataDictionary
+                .by_tag(tag)
+                .is_some_and(|e| e.vr.relaxed() == dicom_core::VR::SQ);
+            (u32_at(at + 4), 8, sequence)
+        };
+        at += header;
+        if length == u32::MAX || descend {
+            // Undefined length (sequence, encapsulated pixel data) or a sequence or
+            // item whose content follows: walk into it.
+            continue;
+        }
+        let left = bytes.len() - at;
+        if length as usize > left {
+            return Err(format!(
+                "element {tag} at byte {} declares {length} bytes of value, only {left} remain",
+                at - header
+            ));
+        }
+        at += length as usize;
+    }
+    Ok(())
 }
