@@ -8,6 +8,7 @@ mod anonymize_and_send;
 mod calling_aet_routing;
 mod data_selection_examples;
 mod data_validation;
+mod delivery_truth;
 mod failure_modes;
 #[cfg(feature = "load")]
 mod load_stability;
