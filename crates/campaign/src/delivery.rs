@@ -169,18 +169,18 @@ impl SendWatch for LedgerWatch {
     }
 }
 
-/// What a route may change on the way, as the sink judges it: on the embedded
-/// target, every attribute its morphing rules touch; against a real router, nothing
-/// yet (per-route allowed changes from the expectations folder come later).
+/// What a route may change on the way, as the sink judges it: every attribute the
+/// simulator route's checks fill or normalise and its morphing rules write (the
+/// embedded target, or a router mirroring its rules); for no route, nothing.
 pub fn route_policy(route: Option<&Route>) -> RoutePolicy {
     let Some(route) = route else {
         return RoutePolicy::default();
     };
     RoutePolicy::allowing(
         route
-            .morphed_attributes()
+            .changed_attributes()
             .into_iter()
-            .map(|a| AllowedChange::any(AttributePath::top_level(a.tag))),
+            .map(|tag| AllowedChange::any(AttributePath::top_level(tag))),
     )
 }
 

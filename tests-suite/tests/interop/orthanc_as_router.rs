@@ -579,3 +579,78 @@ fn duplicates_keep_the_first_copy_on_gi_and_the_last_on_oph_at_both_targets() {
         }
     }
 }
+
+/// The destination sink behind Orthanc as router: every instance a route accepts is
+/// compared, element by element, with what was sent. What Orthanc is allowed to change
+/// is exactly what the route's rules touch (the simulator's default rules, which
+/// router.lua mirrors: StudyDate filled, AccessionNumber normalised, the morphs'
+/// attributes): anything else it changes (its modify and store-straight rewrite the
+/// file) is reported as a difference and fails here, and so would an instance it lost
+/// or delivered twice.
+#[test]
+fn orthanc_delivers_to_the_sink_changing_only_what_its_routes_check_and_morph() {
+    use sink::{
+        ExpectedSend, Ledger, LedgerOptions, OriginalSource, SentInstance, Sink, SinkOptions,
+    };
+    require_peers();
+    let rules = simulator::Rules::default_rules();
+    let mut options = LedgerOptions::new();
+    for route in ["LB-HTM-GI", "LB-HTM-OPH", "LB-HTM-ORTHO"] {
+        options = options.route_policy(
+            route,
+            campaign::delivery::route_policy(rules.route_for(route)),
+        );
+    }
+    let ledger = Ledger::new(options);
+    let sink = Sink::start(
+        SinkOptions::new().read_timeout(Duration::from_secs(30)),
+        ledger.clone(),
+    )
+    .expect("the sink starts on loopback");
+    let router = Peer::orthanc(&OrthancOptions {
+        ae_title: "ROUTER".into(),
+        router_destination: Some((sink.ae_title().as_str().to_string(), sink.local_addr())),
+        ..OrthancOptions::default()
+    })
+    .unwrap();
+    let mut accepted = 0;
+    for case in CASES {
+        let obj = make(case);
+        let original = SentInstance::from_object(obj.clone()).expect("a trackable original");
+        let ticket = ledger
+            .expect(ExpectedSend {
+                original: ledger.add_original(OriginalSource::Loaded(original)),
+                substitutions: Vec::new(),
+                route: case.called_ae_title.into(),
+                trace: None,
+            })
+            .unwrap();
+        let outcome = match store(router.addr(), case.called_ae_title, &obj) {
+            Answer::Status(s) if s.class() == StatusClass::Success => {
+                accepted += 1;
+                sender::Outcome::Success
+            }
+            Answer::Status(s) if s.class() == StatusClass::Warning => sender::Outcome::Warning,
+            _ => sender::Outcome::Failure,
+        };
+        ledger.answered(ticket, outcome, Instant::now());
+    }
+    let report = ledger.settle(Duration::from_secs(30));
+    let c = &report.counts;
+    assert!(report.consistent, "{}", c.invariant());
+    assert_eq!(
+        c.delivered,
+        accepted,
+        "{}; router log:\n{}",
+        c.invariant(),
+        router.log()
+    );
+    assert_eq!(c.refused, CASES.len() as u64 - accepted);
+    assert!(
+        report.clean,
+        "Orthanc changed what no rule names, or lost or repeated an instance: {}; {:#?}",
+        campaign::checks::delivery_at_sink(&report).message,
+        report.problems
+    );
+    assert_eq!(sink.stats().stores, accepted);
+}

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use dicom_core::Tag;
 use dicom_object::InMemDicomObject;
 use dimse::{Attribute, Status};
 use regex::Regex;
@@ -228,14 +229,37 @@ impl Action {
     }
 }
 
+impl Validation {
+    /// The element the check may change instead of refusing the instance (a StudyDate
+    /// it fills, an AccessionNumber it normalises), if any.
+    pub fn fills(&self) -> Option<Tag> {
+        match self {
+            Validation::BlankStudyDate { fill_from, .. } if !fill_from.is_empty() => {
+                Some(dicom_dictionary_std::tags::STUDY_DATE)
+            }
+            Validation::AccessionNumber {
+                normalise: true, ..
+            } => Some(dicom_dictionary_std::tags::ACCESSION_NUMBER),
+            _ => None,
+        }
+    }
+}
+
 impl Route {
-    /// Every element the route's morphing rules may change: what a destination may
-    /// receive changed.
-    pub fn morphed_attributes(&self) -> Vec<&Attribute> {
-        let mut changed: Vec<&Attribute> = Vec::new();
-        for action in self.morphs.iter().flat_map(|m| &m.actions) {
-            if !changed.iter().any(|a| a.tag == action.target().tag) {
-                changed.push(action.target());
+    /// Every element the route may change on the way: what its checks fill or
+    /// normalise and what its morphing rules write. A destination may receive these
+    /// changed; nothing else.
+    pub fn changed_attributes(&self) -> Vec<Tag> {
+        let mut changed: Vec<Tag> = Vec::new();
+        let filled = self.validations.iter().filter_map(Validation::fills);
+        let morphed = self
+            .morphs
+            .iter()
+            .flat_map(|m| &m.actions)
+            .map(|a| a.target().tag);
+        for tag in filled.chain(morphed) {
+            if !changed.contains(&tag) {
+                changed.push(tag);
             }
         }
         changed
