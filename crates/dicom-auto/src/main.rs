@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod merge;
 mod run;
+mod sink;
 mod verify;
 
 /// Exit status when the command could not run (configuration, unreachable router,
@@ -32,7 +33,8 @@ const CHECKS_FAILED: u8 = 1;
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
                   dicom-auto tags --dry-run --new-uids --today dicom_samples/\n  \
-                  dicom-auto simulate --port 11112     # the embedded router on its own"
+                  dicom-auto simulate --port 11112     # the embedded router on its own\n  \
+                  dicom-auto sink --port 11113 --idle-exit 10   # a destination stand-in"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,6 +65,10 @@ enum Command {
     /// Run the embedded router on its own (real DICOM over TCP, routing by called AE
     /// title, tag morphing, validation, fault injection) until Ctrl-C.
     Simulate(simulator::cli::Args),
+    /// The destination sink on its own: a storage SCP standing in for the PACS the
+    /// router delivers to (SINK_BIND:SINK_PORT, SINK_AE_TITLE), counting what arrives,
+    /// repeated copies and data sets that do not parse.
+    Sink(sink::SinkArgs),
     /// Merge the metrics snapshots of several runs (or generator machines) exactly:
     /// counts and histograms are added, percentiles recomputed.
     Merge(merge::MergeArgs),
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
             sender::cli::run(action, &campaign::options::sender::cli_defaults(&config)?)
         }),
         Command::Merge(args) => merge::merge(&args),
+        Command::Sink(args) => sink::sink(&args),
         Command::Simulate(args) => simulator::cli::run(args),
         Command::Tags(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_update(&args))),
         Command::Anonymize(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_anonymize(&args))),

@@ -60,6 +60,12 @@ fn run_against_the_embedded_simulator_passes_and_writes_the_three_reports() {
         shown.contains("pass        every delivered study complete"),
         "{shown}"
     );
+    // The embedded router forwards to the sink (VERIFY_AT defaults to both there).
+    assert!(
+        shown.contains("pass        every instance the router took delivered to the sink once"),
+        "{shown}"
+    );
+    assert!(shown.contains("sink        transit to the sink"), "{shown}");
     for file in ["test_report.html", "test_report.json", "test_report.xml"] {
         assert!(dir.path().join(file).is_file(), "{file} missing: {shown}");
     }
@@ -374,4 +380,72 @@ fn tags_dry_run_previews_and_writes_nothing_and_anonymize_writes_a_copy() {
         before,
         "the input was modified"
     );
+}
+
+#[test]
+fn sink_stands_in_for_the_destination_counting_arrivals_and_repeated_copies() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sink.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicom-auto"))
+        .current_dir(dir.path())
+        .args([
+            "sink",
+            "--port",
+            "0",
+            "--idle-exit",
+            "1",
+            "--duration",
+            "60",
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let address = first
+        .split(" listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let sample = samples_dir().join("MRN3477855/ACC24739648/S01_OPV_explicit/IM0001.dcm");
+    // The same file twice: the second copy is a repeated SOP Instance UID.
+    for _ in 0..2 {
+        let store = dicom_auto(
+            dir.path(),
+            &[],
+            &[
+                "store",
+                host,
+                port,
+                sample.to_str().unwrap(),
+                "--aec",
+                "DICOM_AUTO_SINK",
+            ],
+        );
+        assert!(store.status.success(), "{}", text(&store));
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a repeated copy is a finding: {rest}"
+    );
+    assert!(
+        rest.contains(
+            "received    2 instances (1 copies of an instance already received, 0 not parseable)"
+        ),
+        "{rest}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["delivery"]["counts"]["observed"], 2);
+    assert_eq!(summary["listener"]["stores"], 2);
 }

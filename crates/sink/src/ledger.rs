@@ -107,6 +107,7 @@ pub struct LedgerOptions {
     match_by: MatchBy,
     default_policy: RoutePolicy,
     policies: HashMap<String, RoutePolicy>,
+    observe: bool,
 }
 
 impl LedgerOptions {
@@ -124,6 +125,15 @@ impl LedgerOptions {
     /// What routes without their own policy may change.
     pub fn default_policy(mut self, policy: RoutePolicy) -> Self {
         self.default_policy = policy;
+        self
+    }
+
+    /// A destination stand-in that tracks no sends: every arrival is counted as
+    /// observed (a copy of a SOP Instance UID already observed as a duplicate), and a
+    /// data set that does not parse is still a corrupt delivery. For a sink whose
+    /// sends come from a sender it does not see.
+    pub fn observe(mut self) -> Self {
+        self.observe = true;
         self
     }
 
@@ -199,6 +209,9 @@ struct State {
     problems: Vec<InstanceProblem>,
     problems_total: u64,
     unexpected: u64,
+    /// Observing: how many copies of each SOP Instance UID arrived.
+    observed: HashMap<Box<str>, u32>,
+    observed_corrupt: u64,
     trace_stripped: u64,
     arrived_before_response: u64,
 }
@@ -502,6 +515,17 @@ impl Ledger {
             push_problem(state, problem);
         }
         let Some(index) = verdict.index else {
+            if self.options.observe {
+                let uid = dimse::trim_value(&arrival.sop_instance_uid);
+                *state.observed.entry(uid.into()).or_default() += 1;
+                if let Judged::Corrupt(error) = verdict.outcome {
+                    state.observed_corrupt += 1;
+                    let problem =
+                        self.problem_of(state, None, &arrival, ProblemKind::Corrupt { error });
+                    push_problem(state, problem);
+                }
+                return;
+            }
             state.unexpected += 1;
             let kind = match verdict.outcome {
                 Judged::Corrupt(error) => ProblemKind::Corrupt { error },
@@ -614,6 +638,13 @@ impl Ledger {
         let state = self.state.lock();
         let mut counts = DeliveryCounts {
             unexpected: state.unexpected,
+            observed: state.observed.values().map(|&n| u64::from(n)).sum(),
+            observed_duplicates: state
+                .observed
+                .values()
+                .map(|&n| u64::from(n.saturating_sub(1)))
+                .sum(),
+            observed_corrupt: state.observed_corrupt,
             trace_stripped: state.trace_stripped,
             arrived_before_response: state.arrived_before_response,
             ..DeliveryCounts::default()
@@ -856,6 +887,32 @@ mod tests {
     const SHORT: Duration = Duration::from_millis(200);
     /// A generous upper bound for waits that should end early.
     const GENEROUS: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn an_observing_sink_counts_arrivals_duplicates_and_corrupt_ones_without_sends() {
+        let ledger = Ledger::new(LedgerOptions::new().observe());
+        ledger.record(arrival(&instance("2.25.1")));
+        ledger.record(arrival(&instance("2.25.2")));
+        ledger.record(arrival(&instance("2.25.2")));
+        ledger.record(arrival_of("2.25.3", vec![0xFF; 64]));
+        let report = ledger.settle(SHORT);
+        let c = &report.counts;
+        assert_consistent(&report);
+        assert_eq!(
+            (c.observed, c.observed_duplicates, c.observed_corrupt),
+            (4, 1, 1)
+        );
+        assert_eq!(
+            c.unexpected, 0,
+            "nothing was expected, so nothing is unexpected"
+        );
+        assert_eq!(report.problems_named("corrupt").len(), 1);
+        assert!(
+            !report.clean,
+            "a duplicate and a corrupt arrival are not clean"
+        );
+        assert_eq!(report.timeline.iter().map(|s| s.arrivals).sum::<u64>(), 4);
+    }
 
     #[test]
     fn every_send_delivered_once_unaltered_is_clean_and_timed() {

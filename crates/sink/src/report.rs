@@ -48,6 +48,13 @@ pub struct DeliveryCounts {
     pub refused_but_delivered: u64,
     /// Arrivals matching no send.
     pub unexpected: u64,
+    /// A sink that tracks no sends ([`LedgerOptions::observe`](crate::LedgerOptions::observe)):
+    /// arrivals, whatever they are.
+    pub observed: u64,
+    /// Of the observed, copies of a SOP Instance UID that had already arrived.
+    pub observed_duplicates: u64,
+    /// Of the observed, data sets that do not parse.
+    pub observed_corrupt: u64,
     /// Arrivals without the trace attribute (matched by SOP Instance UID instead, when
     /// that still found the send).
     pub trace_stripped: u64,
@@ -67,6 +74,8 @@ impl DeliveryCounts {
     pub fn is_clean(&self) -> bool {
         self.undelivered == 0
             && self.in_transit == 0
+            && self.observed_duplicates == 0
+            && self.observed_corrupt == 0
             && self.altered == 0
             && self.duplicate_arrivals == 0
             && self.refused_but_delivered == 0
