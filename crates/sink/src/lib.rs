@@ -19,8 +19,24 @@
 //!   included, values compared as DICOM values rather than bytes, pixel data after
 //!   decoding with a PSNR when samples differ), which yields [`Difference`]s.
 //!
-//! Not here yet: the storage SCP (listener), the ledger of sends with its per-instance
-//! accounting and transit times, and the `sink-bench` binary.
+//! Around them:
+//!
+//! - [`Ledger`]: every send is expected *before* it goes out ([`Ledger::expect`], then
+//!   [`Ledger::answered`] with the router's answer), so an arrival always finds its
+//!   send whichever comes first; [`Ledger::settle`] waits for what is in transit (up
+//!   to a delivery timeout) and gives the [`DeliveryReport`]: the accounting
+//!   ([`DeliveryCounts`], `sent = refused + delivered + undelivered + in transit`), the
+//!   exact transit times (router's answer to arrival) in an HDR histogram with a
+//!   per-second timeline, and the instances that went wrong, named
+//!   ([`InstanceProblem`]). Originals are shared by all their sends and read from
+//!   their files when an arrival needs them: a tracked send costs a few hundred bytes.
+//! - [`Sink`]: the storage SCP the router delivers to ([`SinkOptions`]): its own AE
+//!   title (others refused), every storage SOP class and private ones, any transfer
+//!   syntax dicom-rs reads, every wait bounded; it answers each C-STORE at once and
+//!   compares on its own threads, so it observes the router without steering it. A
+//!   data set that does not parse is a corrupt delivery, never a panic.
+//! - `sink-bench` (feature `bench`): matching and comparison throughput and memory per
+//!   tracked send.
 //!
 //! ```
 //! use sink::{AllowedChange, AttributePath, RoutePolicy, TraceAttribute};
