@@ -222,12 +222,18 @@ fn check_lengths(bytes: &[u8], ts: &TransferSyntax) -> Result<(), String> {
         }
     };
     let mut at = 0usize;
+    // Inside encapsulated pixel data: its items are fragments of compressed bytes, not
+    // data sets, and are skipped by their length until the sequence delimiter.
+    let mut in_fragments = false;
     // Past the end of the data: the parser reports truncated headers itself.
     while at + 8 <= bytes.len() {
         let tag = Tag(u16_at(at), u16_at(at + 2));
         let (length, header, descend) = if tag.group() == 0xFFFE {
-            // Item and delimiters: no VR; an item's content is walked in place.
-            (u32_at(at + 4), 8, true)
+            if tag.element() == 0xE0DD {
+                in_fragments = false;
+            }
+            // Item and delimiters: no VR; a data set item's content is walked in place.
+            (u32_at(at + 4), 8, !in_fragments)
         } else if explicit {
             let vr = [bytes[at + 4], bytes[at + 5]];
             let short = matches!(
@@ -269,6 +275,9 @@ fn check_lengths(bytes: &[u8], ts: &TransferSyntax) -> Result<(), String> {
             (u32_at(at + 4), 8, sequence)
         };
         at += header;
+        if tag == dicom_dictionary_std::tags::PIXEL_DATA && length == u32::MAX {
+            in_fragments = true;
+        }
         if length == u32::MAX || descend {
             // Undefined length (sequence, encapsulated pixel data) or a sequence or
             // item whose content follows: walk into it.
@@ -284,4 +293,37 @@ fn check_lengths(bytes: &[u8], ts: &TransferSyntax) -> Result<(), String> {
         at += length as usize;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use dicom_core::value::PixelFragmentSequence;
+    use dicom_core::{DataElement, VR};
+    use dicom_transfer_syntax_registry::entries::RLE_LOSSLESS;
+
+    use super::*;
+
+    #[test]
+    fn compressed_bytes_inside_a_fragment_are_not_read_as_elements() {
+        // A fragment whose bytes would read as an element declaring 2 GB of value.
+        let fragment = vec![
+            0, 0, 0, 0, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3, 4,
+        ];
+        let mut object = InMemDicomObject::new_empty();
+        object.put_str(tags::SOP_INSTANCE_UID, VR::UI, "2.25.7");
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PixelFragmentSequence::new(vec![], vec![fragment]),
+        ));
+        let mut bytes = Vec::new();
+        object
+            .write_dataset_with_ts(&mut bytes, &RLE_LOSSLESS.erased())
+            .unwrap();
+        let parsed = parse_data_set(&bytes, &RLE_LOSSLESS.erased()).unwrap();
+        assert!(parsed.get(tags::PIXEL_DATA).is_some());
+        // Cut inside the fragment: now a length overruns, and it is said.
+        let error = parse_data_set(&bytes[..bytes.len() - 12], &RLE_LOSSLESS.erased());
+        assert!(error.is_err(), "{error:?}");
+    }
 }

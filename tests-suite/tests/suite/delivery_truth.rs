@@ -9,13 +9,18 @@
 //! switched on from here.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use campaign::LoadTarget;
 use config::{TestConfig, UidStrategy, VerifyAt};
+use dicom_core::value::DataSetSequence;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_object::InMemDicomObject;
 use dimse::Attribute;
+use loader::synth::{Encoding, InstanceBuilder, Modality, SynthError};
 use rstest::rstest;
-use sender::LoadPlan;
+use sender::{LoadPlan, PreparedInstance};
 use simulator::{AttributeAlteration, FaultPlan, ResponseDelay, SilentFaultKind};
 use sink::{DeliveryReport, DifferenceKind, ProblemKind};
 use tests_suite::fixtures::*;
@@ -277,4 +282,74 @@ fn a_router_that_holds_instances_shows_it_in_the_transit_time(
         fastest >= HELD - Duration::from_millis(50),
         "fastest transit {fastest:?}, the router held each instance {HELD:?}"
     );
+}
+
+/// Every modality in every encoding the generator writes (native explicit and implicit
+/// VR, RLE, JPEG; multi-frame OCT and ultrasound), each with a private sequence and a
+/// private binary element, plus one in Explicit VR Big Endian.
+fn varied_instances() -> Vec<Arc<PreparedInstance>> {
+    let mut objects = Vec::new();
+    for modality in Modality::ALL {
+        for encoding in Encoding::ALL {
+            match InstanceBuilder::new(modality).encoding(encoding).build() {
+                Ok(object) => objects.push(object),
+                // JPEG Baseline is 8-bit only: a 16-bit CT cannot be written in it.
+                Err(SynthError::UnsupportedEncoding { .. }) => {}
+                Err(e) => panic!("{modality:?} {encoding:?}: {e}"),
+            }
+        }
+    }
+    let mut big_endian = InstanceBuilder::new(Modality::Ct).build().unwrap();
+    big_endian
+        .meta_mut()
+        .set_transfer_syntax(&dicom_transfer_syntax_registry::entries::EXPLICIT_VR_BIG_ENDIAN);
+    objects.push(big_endian);
+    objects
+        .into_iter()
+        .map(|mut object| {
+            let mut item = InMemDicomObject::new_empty();
+            item.put_str(Tag(0x0029, 0x0010), VR::LO, "ACME IMAGING");
+            item.put_str(Tag(0x0029, 0x1001), VR::LO, "inside a private item");
+            object.put_str(Tag(0x0029, 0x0010), VR::LO, "ACME IMAGING");
+            object.put(DataElement::new(
+                Tag(0x0029, 0x1010),
+                VR::SQ,
+                DataSetSequence::from(vec![item]),
+            ));
+            object.put(DataElement::new(
+                Tag(0x0029, 0x1020),
+                VR::OB,
+                PrimitiveValue::U8((0u8..=255).collect()),
+            ));
+            Arc::new(
+                PreparedInstance::from_object(&object, UidStrategy::Fresh)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+        .collect()
+}
+
+#[rstest]
+fn a_clean_router_shows_no_difference_over_varied_encodings_private_sequences_and_multi_frame(
+    mut report: TestReport,
+    session: &'static Session,
+) {
+    if skip_unless_embedded(&mut report, session) {
+        return;
+    }
+    let instances = varied_instances();
+    let count = instances.len() as u64;
+    let target = faulty_router(session, FaultPlan::default());
+    let at_sink = delivered(
+        &mut report,
+        &target,
+        &LoadPlan::new(instances).concurrency(2),
+    );
+    assert!(
+        at_sink.clean,
+        "{}",
+        campaign::checks::delivery_at_sink(&at_sink).message
+    );
+    assert_eq!(at_sink.counts.delivered, count);
+    assert_eq!(at_sink.counts.refused, 0);
 }
