@@ -169,6 +169,76 @@ impl SendWatch for LedgerWatch {
     }
 }
 
+/// The file in `EXPECTATIONS_DIR` that says what each route may change on the way.
+pub const DELIVERY_EXPECTATIONS: &str = "delivery.toml";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryExpectations {
+    #[serde(default)]
+    route: std::collections::BTreeMap<String, RoutePolicy>,
+}
+
+/// What the route called `called_ae_title` may change: from `EXPECTATIONS_DIR`'s
+/// [`DELIVERY_EXPECTATIONS`] when there is one (routes by their configured name,
+/// `REMOTE_AE_<NAME>`, or `DEFAULT` for `COMPASS_AE_TITLE`), else on the embedded
+/// target what its simulator route changes ([`route_policy`]), else nothing.
+///
+/// # Errors
+/// [`CampaignError::Expectations`] naming the file: unreadable, not TOML of that shape
+/// (with line and column), or naming a route the configuration does not have.
+pub fn policy_for(
+    config: &TestConfig,
+    called_ae_title: &str,
+) -> Result<RoutePolicy, CampaignError> {
+    if let Some(dir) = &config.integration.expectations_dir {
+        let path = dir.join(DELIVERY_EXPECTATIONS);
+        if path.is_file() {
+            let bad = |detail: String| CampaignError::Expectations {
+                path: path.clone(),
+                detail,
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+            let parsed: DeliveryExpectations =
+                toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            let mut found = RoutePolicy::default();
+            for (name, policy) in parsed.route {
+                let called = if name == "DEFAULT" {
+                    Some(config.endpoint.called_ae_title.as_str())
+                } else {
+                    config
+                        .routes
+                        .iter()
+                        .find(|r| r.name == name)
+                        .map(|r| r.called_ae_title.as_str())
+                };
+                match called {
+                    Some(called) if called == called_ae_title => found = policy,
+                    Some(_) => {}
+                    None => {
+                        return Err(bad(format!(
+                            "route {name} is not configured (no REMOTE_AE_{name}); known: {}",
+                            config
+                                .routes
+                                .iter()
+                                .map(|r| r.name.as_str())
+                                .chain(["DEFAULT"])
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                }
+            }
+            return Ok(found);
+        }
+    }
+    if config.endpoint.target.is_embedded() {
+        let rules = crate::embedded::embedded_rules(config);
+        return Ok(route_policy(rules.route_for(called_ae_title)));
+    }
+    Ok(RoutePolicy::default())
+}
+
 /// What a route may change on the way, as the sink judges it: every attribute the
 /// simulator route's checks fill or normalise and its morphing rules write (the
 /// embedded target, or a router mirroring its rules); for no route, nothing.
@@ -325,4 +395,79 @@ pub fn delivery_figures(report: &DeliveryReport) -> Vec<Figure> {
         });
     }
     figures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote_with(expectations: &str) -> (tempfile::TempDir, TestConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DELIVERY_EXPECTATIONS), expectations).unwrap();
+        let config = TestConfig::from_map([
+            ("COMPASS_HOST", "192.0.2.1".to_string()),
+            ("REMOTE_AE_HTM_GI", "LB-HTM-GI".to_string()),
+            ("LOCAL_AE_HTM_GI", "DICOM-AUTO".to_string()),
+            ("EXPECTATIONS_DIR", dir.path().display().to_string()),
+        ])
+        .unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn a_routes_allowed_changes_are_read_from_the_expectations_folder_by_route_name() {
+        let (_dir, config) = remote_with(
+            r#"
+[route.HTM_GI]
+allowed_changes = [
+  { attribute = "InstitutionalDepartmentName", expected = "Gastroenterology" },
+  { attribute = "PatientComments", expected_absent = true },
+  { attribute = "StationName" },
+]
+lossless_transfer_syntax_change = false
+"#,
+        );
+        let policy = policy_for(&config, "LB-HTM-GI").unwrap();
+        assert_eq!(policy.allowed_changes.len(), 3);
+        assert!(!policy.transfer_syntax.lossless_change_allowed);
+        // Another route of the router may change nothing.
+        assert_eq!(
+            policy_for(&config, "OTHER").unwrap(),
+            RoutePolicy::default()
+        );
+    }
+
+    #[test]
+    fn a_bad_expectations_file_is_named_with_what_is_wrong() {
+        let (_dir, config) = remote_with("[route.HTM_XX]\nallowed_changes = []\n");
+        let error = policy_for(&config, "LB-HTM-GI").unwrap_err().to_string();
+        assert!(error.contains("delivery.toml"), "{error}");
+        assert!(error.contains("route HTM_XX is not configured"), "{error}");
+        assert!(error.contains("HTM_GI"), "{error}");
+        let (_dir, config) = remote_with("[route.HTM_GI]\nallowed_change = []\n");
+        let error = policy_for(&config, "LB-HTM-GI").unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn without_a_file_the_embedded_route_may_change_what_its_rules_touch() {
+        let config = TestConfig::from_map(Vec::<(String, String)>::new()).unwrap();
+        let policy = policy_for(&config, "LB-HTM-GI").unwrap();
+        let touched: Vec<String> = policy
+            .allowed_changes
+            .iter()
+            .map(|c| c.attribute.to_string())
+            .collect();
+        for keyword in [
+            "StudyDate",
+            "AccessionNumber",
+            "InstitutionalDepartmentName",
+        ] {
+            assert!(
+                touched.iter().any(|t| t == keyword),
+                "{keyword}: {touched:?}"
+            );
+        }
+        assert!(!touched.iter().any(|t| t == "PatientID"), "{touched:?}");
+    }
 }

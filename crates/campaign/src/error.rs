@@ -19,6 +19,13 @@ pub enum CampaignError {
     #[error("cannot make the embedded router's TLS certificates: {0}")]
     EmbeddedPki(#[source] test_pki::PkiError),
     /// The embedded simulator could not start.
+    #[error("{}: {detail}", path.display())]
+    Expectations {
+        /// The expectations file (EXPECTATIONS_DIR).
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     #[error("cannot start the destination sink (SINK_BIND, SINK_PORT, SINK_AE_TITLE): {0}")]
     Sink(#[source] sink::SinkError),
     #[error("cannot start the embedded simulator: {0}")]

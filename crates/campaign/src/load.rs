@@ -10,9 +10,9 @@ use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedFiles, Stu
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
-use crate::delivery::{DeliverySink, forward_to, route_policy};
+use crate::delivery::{DeliverySink, forward_to, policy_for};
 use crate::embedded::start_simulator;
-use sink::{DeliveryReport, RoutePolicy};
+use sink::DeliveryReport;
 
 /// Where a load run sends: the configured router, or, on the embedded target, a
 /// simulator of its own in load mode (index entries only, so a long run holds memory
@@ -48,7 +48,7 @@ impl LoadTarget {
                 }));
             }
             let sink = uses_sink
-                .then(|| DeliverySink::start(config, route, RoutePolicy::default()))
+                .then(|| DeliverySink::start(config, route, policy_for(config, route)?))
                 .transpose()?;
             return Ok(LoadTarget {
                 config: config.clone(),
@@ -56,9 +56,8 @@ impl LoadTarget {
                 sink,
             });
         }
-        let rules = crate::embedded::embedded_rules(config);
         let sink = uses_sink
-            .then(|| DeliverySink::start(config, route, route_policy(rules.route_for(route))))
+            .then(|| DeliverySink::start(config, route, policy_for(config, route)?))
             .transpose()?;
         let concurrency = config.load.concurrency;
         let (handle, config) = start_simulator(config, |simulator| {

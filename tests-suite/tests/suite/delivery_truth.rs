@@ -353,3 +353,41 @@ fn a_clean_router_shows_no_difference_over_varied_encodings_private_sequences_an
     assert_eq!(at_sink.counts.delivered, count);
     assert_eq!(at_sink.counts.refused, 0);
 }
+
+#[rstest]
+fn the_shipped_delivery_expectations_allow_exactly_what_the_embedded_rules_change(
+    mut report: TestReport,
+    session: &'static Session,
+) {
+    if skip_unless_embedded(&mut report, session) {
+        return;
+    }
+    let built_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations");
+    let mut config = session.config.clone();
+    config.integration.expectations_dir = Some(built_in);
+    let rules = campaign::embedded::embedded_rules(&config);
+    assert!(
+        config.routes.len() >= 3,
+        "the embedded target has the three built-in routes: {:?}",
+        config.routes
+    );
+    let attributes = |policy: sink::RoutePolicy| -> BTreeSet<String> {
+        policy
+            .allowed_changes
+            .iter()
+            .map(|c| c.attribute.to_string())
+            .collect()
+    };
+    for route in &config.routes {
+        let called = route.called_ae_title.as_str();
+        let from_file =
+            campaign::delivery::policy_for(&config, called).unwrap_or_else(|e| panic!("{e}"));
+        let from_rules = campaign::delivery::route_policy(rules.route_for(called));
+        assert_eq!(
+            attributes(from_file),
+            attributes(from_rules),
+            "route {} ({called}): expectations/delivery.toml against the simulator's rules",
+            route.name
+        );
+    }
+}
