@@ -45,13 +45,20 @@ fn an_embedded_campaign_loads_verifies_and_writes_three_reports() {
     assert!(!verification.studies.is_empty());
     assert_eq!(
         campaign.checks.iter().map(|c| c.id).collect::<Vec<_>>(),
-        ["error_rate", "p95_latency", "delivery"]
+        ["error_rate", "p95_latency", "delivery", "delivery_at_sink"]
     );
+    // The embedded router forwarded every send to the sink (VERIFY_AT defaults to both).
+    let at_sink = campaign.delivery.as_ref().expect("the sink verified");
+    assert!(at_sink.clean && at_sink.consistent, "{at_sink:#?}");
+    assert_eq!(at_sink.counts.sent, counts.attempted);
+    assert_eq!(at_sink.counts.delivered, counts.attempted);
     let panel = campaign.report.tests[0]
         .load
         .as_ref()
         .expect("performance panel");
     assert_eq!(panel.transit.as_ref().unwrap().missing, 0);
+    let delivery = panel.delivery.as_ref().expect("the sink's panel");
+    assert!(delivery.clean, "{delivery:#?}");
     for file in ["test_report.html", "test_report.json", "test_report.xml"] {
         let text = std::fs::read_to_string(reports.path().join(file)).unwrap();
         assert!(text.contains("load_at_target_rate"), "{file}");
