@@ -233,7 +233,7 @@ pub fn policy_for(
         }
     }
     if config.endpoint.target.is_embedded() {
-        let rules = crate::embedded::embedded_rules(config);
+        let rules = crate::embedded::embedded_rules(config)?;
         return Ok(route_policy(rules.route_for(called_ae_title)));
     }
     Ok(RoutePolicy::default())

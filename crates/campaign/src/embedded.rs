@@ -10,12 +10,20 @@ use test_pki::TestPki;
 
 use crate::CampaignError;
 
-/// Rules for the embedded simulator: its default rules (the old suite's three routes),
-/// plus a plain store-only route for every called AE title the configuration uses that
-/// the rules lack (`COMPASS_AE_TITLE` when no route is selected, routes defined in
-/// `.env`), so a default run is never refused for a name the user never chose.
-pub fn embedded_rules(config: &TestConfig) -> Rules {
-    let mut rules = Rules::default_rules();
+/// Rules for the embedded simulator: `SIMULATOR_RULES` when set, else its default rules
+/// (the old suite's three routes), plus a plain store-only route for every called AE
+/// title the configuration uses that the rules lack (`COMPASS_AE_TITLE` when no route
+/// is selected, routes defined in `.env`), so a default run is never refused for a name
+/// the user never chose.
+///
+/// # Errors
+/// [`CampaignError::SimulatorRules`] when the `SIMULATOR_RULES` file is not valid (the
+/// message names the file and line).
+pub fn embedded_rules(config: &TestConfig) -> Result<Rules, CampaignError> {
+    let mut rules = match &config.integration.simulator_rules {
+        Some(path) => Rules::from_file(path).map_err(CampaignError::SimulatorRules)?,
+        None => Rules::default_rules(),
+    };
     let mut wanted: Vec<(String, String)> = config
         .routes
         .iter()
@@ -36,7 +44,7 @@ pub fn embedded_rules(config: &TestConfig) -> Rules {
             rules.routes.push(Route::store_only(name, called));
         }
     }
-    rules
+    Ok(rules)
 }
 
 /// Starts a simulator with [`embedded_rules`], adjusted by `adjust` (store mode,
@@ -54,7 +62,7 @@ pub fn start_simulator(
     config: &TestConfig,
     adjust: impl FnOnce(&mut SimulatorConfig),
 ) -> Result<(SimulatorHandle, TestConfig), CampaignError> {
-    let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(config));
+    let mut simulator_config = SimulatorConfig::with_rules(embedded_rules(config)?);
     let pki = match &config.security.tls {
         Some(tls) => {
             let pki = embedded_pki()?;

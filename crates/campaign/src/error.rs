@@ -28,6 +28,8 @@ pub enum CampaignError {
     },
     #[error("cannot start the destination sink (SINK_BIND, SINK_PORT, SINK_AE_TITLE): {0}")]
     Sink(#[source] sink::SinkError),
+    #[error("SIMULATOR_RULES: {0}")]
+    SimulatorRules(#[source] simulator::RulesError),
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(#[source] simulator::SimulatorError),
     /// The sample folder could not be read.

@@ -462,6 +462,14 @@ impl TestConfig {
                 .as_ref()
                 .map_or_else(|| "(built in)".to_owned(), |p| p.display().to_string()),
         );
+        add(
+            "integration",
+            "simulator_rules",
+            self.integration
+                .simulator_rules
+                .as_ref()
+                .map_or_else(|| "(default rules)".to_owned(), |p| p.display().to_string()),
+        );
         add("report", "dir", self.report.dir.display().to_string());
         add(
             "source",

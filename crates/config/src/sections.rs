@@ -475,6 +475,11 @@ pub struct IntegrationSettings {
     /// do, in place of the suite's built-in `tests-suite/expectations/`; `None` (unset)
     /// means the built-in ones. Resolved like `DICOM_ROOT_DIR` (see [`Dataset::resolve`]).
     pub expectations_dir: Option<PathBuf>,
+    /// `SIMULATOR_RULES`: a rules file (the simulator's TOML, `[faults]` included) for
+    /// the embedded simulator in place of its default rules: rehearse a router that
+    /// misbehaves (drops, duplicates, alters, delays) and see the run catch it. `None`:
+    /// the default rules. Resolved like `DICOM_ROOT_DIR`; must be a file.
+    pub simulator_rules: Option<PathBuf>,
 }
 
 impl IntegrationSettings {
@@ -502,6 +507,21 @@ impl IntegrationSettings {
                 } else {
                     Err(format!(
                         "a folder of expectation files ({} is not a folder)",
+                        resolved.display()
+                    ))
+                }
+            }),
+            simulator_rules: reader.value("SIMULATOR_RULES", |raw| {
+                let configured = parse::path(raw)?;
+                let Some(dirs) = dirs else {
+                    return Ok(configured);
+                };
+                let resolved = Dataset::resolve(&configured, dirs);
+                if resolved.is_file() {
+                    Ok(resolved)
+                } else {
+                    Err(format!(
+                        "a simulator rules file ({} is not a file)",
                         resolved.display()
                     ))
                 }
@@ -1170,6 +1190,28 @@ mod tests {
             assert!(
                 text.starts_with(&format!(
                     r#"EXPECTATIONS_DIR="{bad}": expected a folder of expectation files ("#
+                )),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn simulator_rules_name_a_file_found_like_the_dataset_or_the_error_says_so() {
+        let (root, dirs) = workspace_with_member();
+        assert_eq!(load(&[]).unwrap().integration.simulator_rules, None);
+        let file = root.path().join("dropping.toml");
+        fs::write(&file, "").unwrap();
+        let config =
+            TestConfig::from_map_in([("SIMULATOR_RULES", "dropping.toml")], &dirs).unwrap();
+        assert_eq!(config.integration.simulator_rules, Some(file));
+        for bad in ["nowhere.toml", root.path().to_str().unwrap()] {
+            let text = TestConfig::from_map_in([("SIMULATOR_RULES", bad)], &dirs)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.starts_with(&format!(
+                    r#"SIMULATOR_RULES="{bad}": expected a simulator rules file ("#
                 )),
                 "{text}"
             );

@@ -449,3 +449,42 @@ fn sink_stands_in_for_the_destination_counting_arrivals_and_repeated_copies() {
     assert_eq!(summary["delivery"]["counts"]["observed"], 2);
     assert_eq!(summary["listener"]["stores"], 2);
 }
+
+#[test]
+fn run_against_an_embedded_router_that_drops_instances_fails_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let default_rules =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../simulator/rules/default.toml");
+    let rules = dir.path().join("dropping.toml");
+    std::fs::write(
+        &rules,
+        std::fs::read_to_string(default_rules).unwrap()
+            + "\n[faults]\ndrop_forward_every_nth = 3\n",
+    )
+    .unwrap();
+    let output = dicom_auto(
+        dir.path(),
+        &[
+            ("DICOM_ROOT_DIR", samples_dir().display().to_string()),
+            ("REPORT_DIR", dir.path().display().to_string()),
+            ("TEST_DURATION_SECONDS", "2".into()),
+            ("PEAK_IMAGES_PER_SECOND", "10".into()),
+            ("SEND_UID_STRATEGY", "fresh".into()),
+            ("DELIVERY_TIMEOUT", "2".into()),
+            ("SIMULATOR_RULES", rules.display().to_string()),
+        ],
+        &["run", "--quiet"],
+    );
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("FAIL        every instance the router took delivered to the sink once"),
+        "{shown}"
+    );
+    assert!(shown.contains("e.g. undelivered 2.25."), "{shown}");
+    // C-FIND still finds the studies: the router kept what it dropped on the way.
+    assert!(
+        shown.contains("pass        every delivered study complete"),
+        "{shown}"
+    );
+}

@@ -365,7 +365,7 @@ fn the_shipped_delivery_expectations_allow_exactly_what_the_embedded_rules_chang
     let built_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations");
     let mut config = session.config.clone();
     config.integration.expectations_dir = Some(built_in);
-    let rules = campaign::embedded::embedded_rules(&config);
+    let rules = campaign::embedded::embedded_rules(&config).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         config.routes.len() >= 3,
         "the embedded target has the three built-in routes: {:?}",
