@@ -337,6 +337,16 @@ pub fn sink_delivery(report: &DeliveryReport) -> SinkDelivery {
         accounting,
         transit: report.transit_ms,
         transit_buckets: report.transit_histogram.buckets(),
+        timeline: report
+            .timeline
+            .iter()
+            .map(|s| report::ArrivalSecond {
+                second: s.second,
+                arrivals: s.arrivals,
+                mean_transit_ms: s.mean_transit_ms,
+                max_transit_ms: s.max_transit_ms,
+            })
+            .collect(),
         differences,
         problems,
         problems_total: report.problems_total,

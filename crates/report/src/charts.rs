@@ -252,6 +252,83 @@ pub fn throughput_timeline(timeline: &[TimelinePoint]) -> String {
     })
 }
 
+/// Arrivals at the destination sink per second, with the mean and longest transit of
+/// each second on the right axis.
+pub fn arrival_timeline(timeline: &[crate::model::ArrivalSecond]) -> String {
+    svg((560, 260), |root| {
+        if timeline.is_empty() {
+            root.draw(&Text::new("no arrivals", (240, 120), ("sans-serif", 14)))?;
+            return Ok(());
+        }
+        let last = timeline.iter().map(|p| p.second).max().unwrap_or(0) as i64 + 1;
+        let max_n = timeline
+            .iter()
+            .map(|p| p.arrivals)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let max_ms = timeline
+            .iter()
+            .filter_map(|p| p.max_transit_ms)
+            .fold(0.0, f64::max)
+            .max(0.001);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Arrivals at the sink (per second) and transit",
+                ("sans-serif", 14),
+            )
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .right_y_label_area_size(50)
+            .build_cartesian_2d(0..last, 0..(max_n + max_n / 10 + 1))?
+            .set_secondary_coord(0..last, 0.0..max_ms * 1.1);
+        chart
+            .configure_mesh()
+            .x_desc("second of run")
+            .y_desc("arrivals/s")
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        chart
+            .configure_secondary_axes()
+            .y_desc("transit (ms)")
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                timeline.iter().map(|p| (p.second as i64, p.arrivals)),
+                PASSED.stroke_width(2),
+            ))?
+            .label("arrivals")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], PASSED));
+        chart
+            .draw_secondary_series(LineSeries::new(
+                timeline
+                    .iter()
+                    .filter_map(|p| p.mean_transit_ms.map(|ms| (p.second as i64, ms))),
+                NEUTRAL.stroke_width(2),
+            ))?
+            .label("mean transit")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NEUTRAL));
+        chart
+            .draw_secondary_series(LineSeries::new(
+                timeline
+                    .iter()
+                    .filter_map(|p| p.max_transit_ms.map(|ms| (p.second as i64, ms))),
+                FAILED.stroke_width(1),
+            ))?
+            .label("longest transit")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], FAILED));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 10))
+            .draw()?;
+        Ok(())
+    })
+}
+
 /// Latency of each sampled send against its intended start time.
 pub fn latency_scatter(points: &[LatencyPoint]) -> String {
     svg((560, 260), |root| {

@@ -54,6 +54,7 @@ struct DeliveryView {
     invariant: String,
     accounting: Vec<Figure>,
     transit_svg: Option<String>,
+    timeline_svg: Option<String>,
     differences: Vec<crate::model::DifferenceRow>,
     problems: Vec<crate::model::ProblemRow>,
     problems_total: u64,
@@ -182,6 +183,8 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                             "Transit time (router's answer → arrival at the sink)",
                         )
                     }),
+                    timeline_svg: (!d.timeline.is_empty())
+                        .then(|| charts::arrival_timeline(&d.timeline)),
                     differences: d.differences.clone(),
                     problems: d.problems.clone(),
                     problems_total: d.problems_total,

@@ -128,12 +128,28 @@ pub struct SinkDelivery {
     pub transit: Option<LatencySummary>,
     /// Its histogram buckets, for the chart.
     pub transit_buckets: Vec<LatencyBucket>,
+    /// Arrivals per second with their transit.
+    #[serde(default)]
+    pub timeline: Vec<ArrivalSecond>,
     /// The first differences of altered instances.
     pub differences: Vec<DifferenceRow>,
     /// The first other problems (undelivered, duplicated, corrupt, unexpected...).
     pub problems: Vec<ProblemRow>,
     /// Problems in all.
     pub problems_total: u64,
+}
+
+/// One second of arrivals at the sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalSecond {
+    /// Seconds since the sink's ledger was made (about the start of the run).
+    pub second: u64,
+    /// Arrivals in this second.
+    pub arrivals: u64,
+    /// Mean transit of those with a measurable transit, milliseconds.
+    pub mean_transit_ms: Option<f64>,
+    /// Longest such transit, milliseconds.
+    pub max_transit_ms: Option<f64>,
 }
 
 /// One difference between what was sent and what arrived.

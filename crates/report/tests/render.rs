@@ -164,3 +164,51 @@ fn redacted_reports_carry_no_patient_name() {
         assert!(!text.contains("DOE^JANE") && !text.contains("DOE JANE") && !text.contains("JANE"));
     }
 }
+
+#[test]
+fn a_load_panel_shows_what_the_sink_received_with_the_instances_that_went_wrong() {
+    let mut run = sample_run();
+    let load = run.tests.iter_mut().find(|t| t.load.is_some()).unwrap();
+    load.load.as_mut().unwrap().delivery = Some(report::SinkDelivery {
+        invariant: "sent 10 = refused 0 + delivered 9 + undelivered 1 + in transit 0".into(),
+        consistent: true,
+        clean: false,
+        accounting: vec![report::Figure {
+            label: "undelivered".into(),
+            value: "1".into(),
+        }],
+        transit: None,
+        transit_buckets: Vec::new(),
+        timeline: vec![report::ArrivalSecond {
+            second: 0,
+            arrivals: 9,
+            mean_transit_ms: Some(12.5),
+            max_transit_ms: Some(40.0),
+        }],
+        differences: vec![report::DifferenceRow {
+            sop_instance_uid: "2.25.77".into(),
+            attribute: "InstitutionName (0008,0080)".into(),
+            kind: "Changed".into(),
+            sent: "HOSPITAL".into(),
+            received: "ALTERED".into(),
+        }],
+        problems: vec![report::ProblemRow {
+            sop_instance_uid: "2.25.99".into(),
+            kind: "undelivered".into(),
+            detail: "1 send(s) never arrived (the router answered success)".into(),
+        }],
+        problems_total: 2,
+    });
+    let html = render_html(&run).unwrap();
+    for shown in [
+        "At the destination sink: problems found",
+        "sent 10 = refused 0 + delivered 9 + undelivered 1 + in transit 0",
+        "Arrivals at the sink (per second) and transit",
+        "2.25.77",
+        "ALTERED",
+        "2.25.99",
+        "never arrived",
+    ] {
+        assert!(html.contains(shown), "{shown} missing");
+    }
+}
