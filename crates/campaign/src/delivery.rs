@@ -16,9 +16,9 @@ use sender::{PlannedSend, PreparedInstance, SendOutcome, SendWatch, WatchToken};
 use simulator::Route;
 use simulator::rules::ForwardDestination;
 use sink::{
-    AllowedChange, AttributePath, DeliveryReport, ExpectedSend, Ledger, LedgerOptions, OriginalId,
-    OriginalSource, ProblemKind, RoutePolicy, SentInstance, Sink, SinkOptions, Substitution,
-    Ticket,
+    AllowedChange, AttributePath, DeliveryReport, ExpectedSend, Ledger, LedgerOptions, MatchBy,
+    OriginalId, OriginalSource, ProblemKind, RoutePolicy, SentInstance, Sink, SinkOptions,
+    Substitution, Ticket, TraceAttribute,
 };
 
 use crate::CampaignError;
@@ -48,7 +48,11 @@ impl DeliverySink {
     ) -> Result<Self, CampaignError> {
         let settings = &config.sink;
         let network = &config.network;
-        let ledger = Ledger::new(LedgerOptions::new().route_policy(route, policy));
+        let mut options = LedgerOptions::new().route_policy(route, policy);
+        if settings.match_by == config::DeliveryMatch::Trace {
+            options = options.match_by(MatchBy::Trace(TraceAttribute::dicom_auto()));
+        }
+        let ledger = Ledger::new(options);
         let options = SinkOptions::new()
             .bind(SocketAddr::new(settings.bind, settings.port))
             .ae_title(settings.ae_title.clone())
@@ -97,6 +101,38 @@ impl DeliverySink {
     pub fn stats(&self) -> sink::SinkStats {
         self.sink.stats()
     }
+}
+
+/// `instances` carrying dicom-auto's trace element, for `DELIVERY_MATCH_BY=trace`.
+///
+/// # Errors
+/// [`CampaignError::Sender`] when UIDs are sent as they are (`SEND_UID_STRATEGY=asis`:
+/// the trace is each send's fresh SOP Instance UID) or an encoding cannot be made again.
+pub fn traced(
+    config: &TestConfig,
+    instances: Vec<Arc<PreparedInstance>>,
+) -> Result<Vec<Arc<PreparedInstance>>, CampaignError> {
+    if config.sending.uid_strategy != config::UidStrategy::Fresh {
+        return Err(CampaignError::from(sender::SenderError::InvalidOption {
+            name: "DELIVERY_MATCH_BY",
+            value: "trace".into(),
+            expected:
+                "SEND_UID_STRATEGY=fresh as well (the trace is each send's own SOP Instance UID)"
+                    .into(),
+        }));
+    }
+    instances
+        .into_iter()
+        .map(|instance| {
+            let owned = Arc::try_unwrap(instance).unwrap_or_else(|shared| {
+                unreachable!(
+                    "freshly prepared, not yet shared: {}",
+                    shared.sop_instance_uid()
+                )
+            });
+            owned.traced().map(Arc::new).map_err(CampaignError::from)
+        })
+        .collect()
 }
 
 /// Where the sink reads the original of a prepared instance: its file, or (made in
@@ -148,13 +184,19 @@ impl SendWatch for LedgerWatch {
             )
             .to_vec()
         });
+        // A traced send carries its own SOP Instance UID as the trace value.
+        let trace = send
+            .uids
+            .filter(|_| send.instance.is_traced())
+            .map(|uids| Arc::from(uids.instance.as_str()));
         let expected = ExpectedSend {
             original: self.originals[send.instance_index],
             substitutions,
             route: self.route.clone(),
-            trace: None,
+            trace,
         };
-        // Matching by SOP Instance UID never lacks a key.
+        // Never without a key: traced instances carry their trace, and matching by
+        // trace is only chosen for them (`traced`).
         let ticket = self
             .ledger
             .expect(expected)

@@ -161,14 +161,18 @@ pub fn describe_target(config: &TestConfig, simulator: Option<&SimulatorHandle>)
 }
 
 /// Every file of `paths` prepared for sending with the configured UID strategy
-/// (encoded once), with the files left out and why.
+/// (encoded once; carrying the trace element with `DELIVERY_MATCH_BY=trace`), with the
+/// files left out and why.
 ///
 /// # Errors
 /// [`CampaignError::Sender`] when the files cannot be read, [`CampaignError::NoSamples`]
 /// when none of them is sendable.
 pub fn prepare(config: &TestConfig, paths: &[PathBuf]) -> Result<PreparedFiles, CampaignError> {
-    let prepared =
+    let mut prepared =
         sender::prepare_paths(paths, config.sending.uid_strategy).map_err(CampaignError::from)?;
+    if config.sink.match_by == config::DeliveryMatch::Trace && config.sink.verify_at.uses_sink() {
+        prepared.instances = crate::delivery::traced(config, prepared.instances)?;
+    }
     if prepared.instances.is_empty() {
         return Err(CampaignError::NoSamples {
             root: config.dataset.root_dir.clone(),

@@ -93,8 +93,8 @@ pub use dimse::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use endpoint::{Endpoint, Route, RouteOrigin, Target};
 pub use error::ConfigError;
 pub use sections::{
-    CFindSettings, Dataset, IntegrationSettings, LoadProfile, NetworkSettings, ReportSettings,
-    SendSettings, SinkSettings, Thresholds, VerifyAt,
+    CFindSettings, Dataset, DeliveryMatch, IntegrationSettings, LoadProfile, NetworkSettings,
+    ReportSettings, SendSettings, SinkSettings, Thresholds, VerifyAt,
 };
 pub use security::{SecuritySettings, TlsSettings};
 pub use sender::{AssociationStrategy, UidStrategy};
@@ -384,6 +384,7 @@ impl TestConfig {
         add("cfind", "poll_interval_seconds", secs(c.poll_interval));
         let k = &self.sink;
         add("sink", "verify_at", k.verify_at.to_string());
+        add("sink", "match_by", k.match_by.as_str().to_owned());
         add("sink", "port", k.port.to_string());
         add("sink", "ae_title", k.ae_title.to_string());
         add("sink", "bind", k.bind.to_string());

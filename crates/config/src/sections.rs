@@ -153,6 +153,27 @@ impl fmt::Display for VerifyAt {
     }
 }
 
+/// How the sink matches an arrival to its send: `DELIVERY_MATCH_BY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMatch {
+    /// `sop-instance-uid`: by the SOP Instance UID sent (routers that keep UIDs).
+    SopInstanceUid,
+    /// `trace`: by dicom-auto's private trace element, which every send then carries
+    /// (routers that replace UIDs; needs `SEND_UID_STRATEGY=fresh`).
+    Trace,
+}
+
+impl DeliveryMatch {
+    /// The word `DELIVERY_MATCH_BY` takes for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMatch::SopInstanceUid => "sop-instance-uid",
+            DeliveryMatch::Trace => "trace",
+        }
+    }
+}
+
 /// The destination sink: a storage SCP the run starts, which the router delivers to, and
 /// where delivery is verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,6 +191,8 @@ pub struct SinkSettings {
     pub delivery_timeout: Duration,
     /// `VERIFY_AT`: where delivery is verified, by C-FIND, at the sink, or both.
     pub verify_at: VerifyAt,
+    /// `DELIVERY_MATCH_BY`: how an arrival is matched to its send.
+    pub match_by: DeliveryMatch,
 }
 
 impl SinkSettings {
@@ -199,6 +222,14 @@ impl SinkSettings {
                     ("cfind", VerifyAt::CFind),
                     ("sink", VerifyAt::Sink),
                     ("both", VerifyAt::Both),
+                ]),
+            ),
+            match_by: reader.value_or(
+                "DELIVERY_MATCH_BY",
+                DeliveryMatch::SopInstanceUid,
+                parse::one_of(&[
+                    ("sop-instance-uid", DeliveryMatch::SopInstanceUid),
+                    ("trace", DeliveryMatch::Trace),
                 ]),
             ),
         }

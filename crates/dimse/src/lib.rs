@@ -70,6 +70,7 @@ pub mod status;
 mod text;
 mod timeouts;
 pub mod tls;
+pub mod trace;
 mod uid;
 mod value;
 

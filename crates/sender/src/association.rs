@@ -202,7 +202,7 @@ impl Session {
             uids.map(|u| &u.instance),
         );
         // On the stack: no allocation per send.
-        let patch_set: [Patch<'_>; 3];
+        let patch_set: [Patch<'_>; 4];
         let patches: &[Patch<'_>] = match (variant.slots(), uids) {
             (Some(slots), Some(u)) => {
                 patch_set = [
@@ -218,8 +218,13 @@ impl Session {
                         offset: slots.instance,
                         bytes: u.instance.as_bytes(),
                     },
+                    // The trace carries the send's SOP Instance UID too.
+                    Patch {
+                        offset: slots.trace.unwrap_or(slots.instance),
+                        bytes: u.instance.as_bytes(),
+                    },
                 ];
-                &patch_set
+                &patch_set[..if slots.trace.is_some() { 4 } else { 3 }]
             }
             _ => &[],
         };

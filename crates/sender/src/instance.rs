@@ -44,12 +44,14 @@ enum Origin {
     Encoded,
 }
 
-/// Byte offsets of the three fresh-UID values in an encoded data set.
+/// Byte offsets of the three fresh-UID values in an encoded data set, and of the
+/// trace value (the send's SOP Instance UID again) when the instance is traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UidSlots {
     pub study: usize,
     pub series: usize,
     pub instance: usize,
+    pub trace: Option<usize>,
 }
 
 /// One encoding of an instance's data set.
@@ -126,6 +128,9 @@ pub struct PreparedInstance {
     series_instance_uid: Option<String>,
     patient_id: Option<String>,
     fresh_uids: bool,
+    /// Each send carries dicom-auto's trace element ([`dimse::trace`]) with its SOP
+    /// Instance UID, so a sink matches it through a router that replaces UIDs.
+    traced: bool,
     primary: Primary,
     /// Length of the primary encoding: exact once encoded, and for an inspected file
     /// as is; for an inspected file with fresh UIDs, its data set's length (the
@@ -195,7 +200,7 @@ impl PreparedInstance {
                 drop(bytes);
                 let identity = Identity::of(&object, &what)?;
                 let ts = fresh_uid_syntax(&meta_ts(&meta));
-                let variant = encode(&object, &ts, true, expected_len, &what)?;
+                let variant = encode(&object, &ts, true, false, expected_len, &what)?;
                 (identity, true, variant)
             }
         };
@@ -310,7 +315,14 @@ impl PreparedInstance {
                 .map_err(|e| file_error(ErrorChain(&e).to_string()))?;
             drop(bytes);
             let what = || path.display().to_string();
-            return encode(&object, transfer_syntax, true, self.primary_len, &what);
+            return encode(
+                &object,
+                transfer_syntax,
+                true,
+                self.traced,
+                self.primary_len,
+                &what,
+            );
         }
         // As is: the data set verbatim, in one read (no parse, no copy).
         file.seek(SeekFrom::Start(body_start))
@@ -351,7 +363,7 @@ impl PreparedInstance {
         let fresh = uids == UidStrategy::Fresh;
         let ts = meta_ts(object.meta());
         let ts = if fresh { fresh_uid_syntax(&ts) } else { ts };
-        let variant = encode(object, &ts, fresh, 0, &what)?;
+        let variant = encode(object, &ts, fresh, false, 0, &what)?;
         Ok(Self::assemble(
             Origin::Object(Arc::new(object.clone())),
             identity,
@@ -372,9 +384,9 @@ impl PreparedInstance {
         let variant = if decompress {
             let mut copy = object.clone();
             decode_pixel_data(&mut copy, &what)?;
-            encode(&copy, ts, false, 0, &what)?
+            encode(&copy, ts, false, false, 0, &what)?
         } else {
-            encode(object, ts, false, 0, &what)?
+            encode(object, ts, false, false, 0, &what)?
         };
         Ok(Self::assemble(
             Origin::Encoded,
@@ -398,6 +410,7 @@ impl PreparedInstance {
             series_instance_uid: identity.series_instance_uid,
             patient_id: identity.patient_id,
             fresh_uids,
+            traced: false,
             primary,
             others: RwLock::new(Vec::new()),
             commands: Default::default(),
@@ -445,6 +458,52 @@ impl PreparedInstance {
     /// Whether each send writes fresh UIDs into the data set.
     pub fn has_fresh_uids(&self) -> bool {
         self.fresh_uids
+    }
+
+    /// Each send also carries dicom-auto's trace element ([`dimse::trace`]: creator
+    /// `DICOM-AUTO TRACE`, (0099,xx01), LO) holding its SOP Instance UID, so that the
+    /// destination sink matches it to its send through a router that replaces UIDs.
+    ///
+    /// # Errors
+    /// [`SenderError::InvalidOption`] for an instance sent as it is (its bytes are the
+    /// file's, verbatim: there is nothing to trace it by but its own UID);
+    /// [`SenderError::Prepare`] when the encoding cannot be made again.
+    pub fn traced(mut self) -> Result<Self, SenderError> {
+        if !self.fresh_uids {
+            return Err(SenderError::InvalidOption {
+                name: "trace",
+                value: self.sop_instance_uid.clone(),
+                expected: "an instance prepared with fresh UIDs (the trace value is each send's own SOP Instance UID)".into(),
+            });
+        }
+        self.traced = true;
+        if let Primary::Resident(variant) = &self.primary {
+            let what = || format!("data set {}", self.sop_instance_uid);
+            let fail = |detail: String| SenderError::Prepare {
+                what: what(),
+                detail,
+            };
+            let ts = TransferSyntaxRegistry
+                .get(&variant.transfer_syntax)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "unknown transfer syntax {}",
+                        variant.transfer_syntax
+                    ))
+                })?;
+            let object = InMemDicomObject::read_dataset_with_ts(&variant.bytes[..], ts)
+                .map_err(|e| fail(ErrorChain(&e).to_string()))?;
+            let ts = variant.transfer_syntax.clone();
+            let traced = encode(&object, &ts, true, true, variant.bytes.len(), &what)?;
+            self.primary_len = traced.bytes.len();
+            self.primary = Primary::Resident(Arc::new(traced));
+        }
+        Ok(self)
+    }
+
+    /// Whether each send carries the trace element ([`traced`](Self::traced)).
+    pub fn is_traced(&self) -> bool {
+        self.traced
     }
 
     /// Size of the primary encoding in bytes (for an [inspected](Self::inspect) file
@@ -541,7 +600,15 @@ impl PreparedInstance {
         if is_encapsulated(&source_ts) && !is_encapsulated(ts) {
             decode_pixel_data(&mut object, &what).map_err(|e| e.to_string())?;
         }
-        encode(&object, ts, self.fresh_uids, self.primary_len, &what).map_err(|e| e.to_string())
+        encode(
+            &object,
+            ts,
+            self.fresh_uids,
+            self.traced,
+            self.primary_len,
+            &what,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The command set of a C-STORE-RQ for this instance, with the fields that change
@@ -634,9 +701,10 @@ pub(crate) fn is_encapsulated(ts: &str) -> bool {
 /// Encodes the data set of `object` in `ts`; with `fresh`, Study, Series and SOP
 /// Instance UIDs are placeholders whose offsets are recorded.
 fn encode(
-    object: &DefaultDicomObject,
+    object: &InMemDicomObject,
     ts: &str,
     fresh: bool,
+    traced: bool,
     expected_len: usize,
     what: &dyn Fn() -> String,
 ) -> Result<Variant, SenderError> {
@@ -666,9 +734,12 @@ fn encode(
     // large image while it is encoded.
     let mut bytes = Vec::with_capacity(expected_len.saturating_add(1024).max(64 * 1024));
     if fresh {
-        let mut data: InMemDicomObject = (**object).clone();
+        let mut data: InMemDicomObject = object.clone();
         for (tag, uid) in &placeholders {
             data.put_str(*tag, VR::UI, uid.as_str());
+        }
+        if traced {
+            dimse::trace::write(&mut data, placeholders[2].1.as_str());
         }
         data.write_dataset_with_ts(&mut bytes, syntax)
     } else {
@@ -683,10 +754,25 @@ fn encode(
                 ))
             })
         };
+        let (instance, trace) = if traced {
+            // The SOP Instance UID (0008,0018) comes first, the trace (0099,xx01) after.
+            match find_all(&bytes, placeholders[2].1.as_bytes())[..] {
+                [instance, trace] => (instance, Some(trace)),
+                _ => {
+                    return Err(fail(format!(
+                        "placeholder UID {} not found exactly twice (SOP Instance UID and trace) after encoding",
+                        placeholders[2].1
+                    )));
+                }
+            }
+        } else {
+            (find(&placeholders[2].1)?, None)
+        };
         Some(UidSlots {
             study: find(&placeholders[0].1)?,
             series: find(&placeholders[1].1)?,
-            instance: find(&placeholders[2].1)?,
+            instance,
+            trace,
         })
     } else {
         None
@@ -696,6 +782,20 @@ fn encode(
         bytes,
         slots,
     })
+}
+
+/// The offsets of every occurrence of `needle` in `haystack`.
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(rel) = haystack[from..].iter().position(|&b| b == needle[0]) {
+        let at = from + rel;
+        if haystack[at..].starts_with(needle) {
+            found.push(at);
+        }
+        from = at + 1;
+    }
+    found
 }
 
 /// The offset of the only occurrence of `needle` in `haystack`.
@@ -810,6 +910,44 @@ mod tests {
         )
         .encode();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_traced_instance_carries_its_send_uid_in_the_trace_element_at_a_patchable_slot() {
+        let object = loader::synth::InstanceBuilder::new(loader::synth::Modality::Ct)
+            .build()
+            .unwrap();
+        let plain = PreparedInstance::from_object(&object, UidStrategy::Fresh).unwrap();
+        assert!(!plain.is_traced());
+        let traced = plain.traced().unwrap();
+        assert!(traced.is_traced());
+        let variant = traced.primary().unwrap();
+        let slots = variant.slots().unwrap();
+        let trace = slots.trace.expect("a trace slot");
+        let placeholder = UidRoot::placeholder().uid(UidLevel::Instance, 0);
+        assert_eq!(
+            &variant.bytes()[trace..trace + FRESH_UID_LEN],
+            placeholder.as_bytes()
+        );
+        let ts = TransferSyntaxRegistry
+            .get(variant.transfer_syntax())
+            .unwrap();
+        let parsed = InMemDicomObject::read_dataset_with_ts(variant.bytes(), ts).unwrap();
+        let block = dimse::trace::private_block(
+            &parsed,
+            dimse::trace::GROUP,
+            dimse::trace::PRIVATE_CREATOR,
+        )
+        .expect("the trace creator");
+        let value = parsed
+            .get(Tag(dimse::trace::GROUP, (u16::from(block) << 8) | 0x01))
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(value, placeholder.as_str());
+        // As is, there is nothing to trace a send by but the file's own UID.
+        let as_is = PreparedInstance::from_object(&object, UidStrategy::AsIs).unwrap();
+        assert!(as_is.traced().is_err());
     }
 
     #[test]

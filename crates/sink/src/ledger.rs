@@ -386,10 +386,12 @@ impl Ledger {
         let (index, trace_stripped, skip) = match (&self.options.match_by, &parsed) {
             (MatchBy::Trace(trace), Ok(object)) => match trace.value_in(object) {
                 Some(value) => (self.index_of(&value), false, trace.tags_in(object)),
+                // What the router left of the trace block (its creator) is part of
+                // the stripping, reported as such, not a difference of its own.
                 None => (
                     self.index_of_uid(&arrival.sop_instance_uid),
                     true,
-                    Vec::new(),
+                    trace.tags_in(object),
                 ),
             },
             _ => (self.index_of(&arrival.sop_instance_uid), false, Vec::new()),

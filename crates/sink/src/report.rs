@@ -69,11 +69,12 @@ impl DeliveryCounts {
         self.sent == self.refused + self.delivered + self.undelivered + self.in_transit
     }
 
-    /// Whether nothing went wrong: every send the router took arrived once, unaltered,
-    /// and nothing else arrived.
+    /// Whether nothing went wrong: every send the router took arrived once, unaltered
+    /// (its trace kept, when matching by trace), and nothing else arrived.
     pub fn is_clean(&self) -> bool {
         self.undelivered == 0
             && self.in_transit == 0
+            && self.trace_stripped == 0
             && self.observed_duplicates == 0
             && self.observed_corrupt == 0
             && self.altered == 0

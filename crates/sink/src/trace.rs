@@ -1,22 +1,19 @@
 //! How an arrival is matched to the send that produced it: by SOP Instance UID, or by
 //! a trace attribute the sender writes into every instance ([`MatchBy`]).
 
-use std::borrow::Cow;
-
-use dicom_core::{PrimitiveValue, Tag, VR};
+use dicom_core::{Tag, VR};
 use dicom_object::InMemDicomObject;
 use serde::Serialize;
 
 /// The private creator of dicom-auto's trace block (default trace attribute).
-pub const TRACE_PRIVATE_CREATOR: &str = "DICOM-AUTO TRACE";
-/// The odd group of dicom-auto's trace block. No vendor in the DICOM conformance
-/// statements seen uses it, and a block is found by its creator anyway.
-pub const TRACE_GROUP: u16 = 0x0099;
+pub const TRACE_PRIVATE_CREATOR: &str = dimse::trace::PRIVATE_CREATOR;
+/// The odd group of dicom-auto's trace block.
+pub const TRACE_GROUP: u16 = dimse::trace::GROUP;
 /// The element, within the reserved block, that holds the trace value (LO).
-pub const TRACE_ELEMENT: u8 = 0x01;
+pub const TRACE_ELEMENT: u8 = dimse::trace::ELEMENT;
 /// The block the sender reserves for the trace creator when the group is free:
 /// creator at (0099,0010), value at (0099,1001).
-pub const TRACE_BLOCK: u8 = 0x10;
+pub const TRACE_BLOCK: u8 = dimse::trace::BLOCK;
 
 /// An attribute whose value identifies one send, written by the sender into every
 /// instance it sends, for routers that replace UIDs.
@@ -117,15 +114,7 @@ impl TraceAttribute {
                 creator,
                 element,
             } => {
-                let block = private_block(object, *group, creator).unwrap_or_else(|| {
-                    let free = (TRACE_BLOCK..=0xFF)
-                        .find(|b| object.get(Tag(*group, u16::from(*b))).is_none())
-                        .unwrap_or(0xFF);
-                    object.put_str(Tag(*group, u16::from(free)), VR::LO, creator.as_str());
-                    free
-                });
-                let tag = Tag(*group, (u16::from(block) << 8) | u16::from(*element));
-                object.put_str(tag, VR::LO, value);
+                dimse::trace::write_private(object, *group, creator, *element, value);
             }
         }
     }
@@ -151,22 +140,7 @@ fn tag_text<S: serde::Serializer>(tag: &Tag, serializer: S) -> Result<S::Ok, S::
     serializer.collect_str(&format_args!("({:04X},{:04X})", tag.group(), tag.element()))
 }
 
-/// The block number (0x10 to 0xFF) `creator` holds in `group`. Private creators are
-/// LO, but arrive as UN in Implicit VR when the dictionary does not know them.
-fn private_block(object: &InMemDicomObject, group: u16, creator: &str) -> Option<u8> {
-    (0x10u16..=0xFF).find_map(|element| {
-        let found = object.get(Tag(group, element))?;
-        let text = text_of(found.value().primitive()?);
-        (dimse::trim_value(&text) == creator).then_some(element as u8)
-    })
-}
-
-fn text_of(value: &PrimitiveValue) -> Cow<'_, str> {
-    match value {
-        PrimitiveValue::U8(bytes) => String::from_utf8_lossy(bytes),
-        other => other.to_str(),
-    }
-}
+use dimse::trace::{private_block, text_of};
 
 /// How arrivals are matched to sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -185,6 +159,7 @@ pub enum MatchBy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_core::PrimitiveValue;
 
     #[test]
     fn the_trace_is_found_by_its_creator_in_whatever_block_it_sits() {

@@ -391,3 +391,108 @@ fn the_shipped_delivery_expectations_allow_exactly_what_the_embedded_rules_chang
         );
     }
 }
+
+/// A route of the embedded router that gives every instance a new SOP Instance UID (as
+/// a router de-identifying on the way does), with `also` appended to its morphs.
+fn uid_replacing_router(
+    session: &'static Session,
+    dir: &std::path::Path,
+    also: &str,
+) -> (LoadTarget, TestConfig) {
+    let default_rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/simulator/rules/default.toml");
+    let rules = dir.join("reuid.toml");
+    let route = format!(
+        r#"
+[[route]]
+name = "REUID"
+called_ae_title = "LB-REUID"
+deliver_to = "store"
+
+[[route.morph]]
+name = "new SOP Instance UID"
+actions = [{{ append = "SOPInstanceUID", value = ".9" }}]
+{also}
+"#
+    );
+    std::fs::write(
+        &rules,
+        std::fs::read_to_string(default_rules).unwrap() + &route,
+    )
+    .unwrap();
+    let mut config: TestConfig = session.config.clone();
+    config.integration.simulator_rules = Some(rules);
+    config.endpoint.called_ae_title = dimse::AeTitle::new("LB-REUID").unwrap();
+    config.sending.uid_strategy = UidStrategy::Fresh;
+    config.sink.verify_at = VerifyAt::Sink;
+    config.sink.match_by = config::DeliveryMatch::Trace;
+    config.sink.delivery_timeout = DELIVERY_TIMEOUT;
+    let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
+    (target, config)
+}
+
+#[rstest]
+fn a_router_that_replaces_uids_is_still_matched_send_by_send_through_the_trace(
+    mut report: TestReport,
+    session: &'static Session,
+) {
+    if skip_unless_embedded(&mut report, session) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (target, config) = uid_replacing_router(session, dir.path(), "");
+    let prepared = campaign::load::prepare(&config, &session.samples.paths())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(prepared.instances.iter().all(|i| i.is_traced()));
+    let count = prepared.instances.len() as u64;
+    let plan = LoadPlan::new(prepared.instances).concurrency(2);
+    let run = load::run(&mut report, &target, &plan);
+    let at_sink = load::verify_and_attach(&mut report, &target, &run)
+        .at_sink
+        .expect("the target has a sink");
+    assert!(
+        at_sink.clean && at_sink.consistent,
+        "{}",
+        campaign::checks::delivery_at_sink(&at_sink).message
+    );
+    assert_eq!(at_sink.counts.delivered, count);
+    assert_eq!(at_sink.counts.trace_stripped, 0);
+    // The router did replace them: the first send's UID is not in its store, its
+    // replacement is.
+    let root: sender::UidRoot = run.uid_root.as_deref().unwrap().parse().unwrap();
+    let first = root.uid(sender::UidLevel::Instance, 0);
+    let router = target.simulator.as_ref().unwrap();
+    assert!(!router.contains_instance(first.as_str()));
+    assert!(router.contains_instance(&format!("{}.9", first.as_str())));
+}
+
+#[rstest]
+fn a_router_that_replaces_uids_and_strips_the_trace_is_reported(
+    mut report: TestReport,
+    session: &'static Session,
+) {
+    if skip_unless_embedded(&mut report, session) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let strip = r#"
+[[route.morph]]
+name = "strip private elements"
+actions = [{ remove = "(0099,1001)" }]
+"#;
+    let (target, config) = uid_replacing_router(session, dir.path(), strip);
+    let prepared = campaign::load::prepare(&config, &session.samples.paths())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let count = prepared.instances.len() as u64;
+    let at_sink = delivered(
+        &mut report,
+        &target,
+        &LoadPlan::new(prepared.instances).concurrency(2),
+    );
+    // Neither the trace nor the new UID finds a send: every send is undelivered, every
+    // arrival unexpected, and each stripped trace is said.
+    assert_eq!(at_sink.counts.trace_stripped, count);
+    assert_eq!(at_sink.counts.undelivered, count);
+    assert_eq!(at_sink.counts.unexpected, count);
+    assert!(!campaign::checks::delivery_at_sink(&at_sink).passed);
+}

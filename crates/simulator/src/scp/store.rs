@@ -194,6 +194,12 @@ pub(super) fn process_store(
             rejection.comment,
         );
     }
+    // A morph may give the instance a new UID (a de-identifying route): the router
+    // stores and forwards what it made, under the UID it now carries, so the forwarded
+    // C-STORE's command names the same instance as its data set.
+    let sop_instance_uid = text(&obj, tags::SOP_INSTANCE_UID)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(sop_instance_uid);
     // One allocation for the object header; the elements are not copied.
     let dataset = Arc::new(obj);
     let mut outcome = None;
