@@ -47,20 +47,12 @@ impl DeliverySink {
         policy: RoutePolicy,
     ) -> Result<Self, CampaignError> {
         let settings = &config.sink;
-        let network = &config.network;
         let mut options = LedgerOptions::new().route_policy(route, policy);
         if settings.match_by == config::DeliveryMatch::Trace {
             options = options.match_by(MatchBy::Trace(TraceAttribute::dicom_auto()));
         }
         let ledger = Ledger::new(options);
-        let options = SinkOptions::new()
-            .bind(SocketAddr::new(settings.bind, settings.port))
-            .ae_title(settings.ae_title.clone())
-            .artim_timeout(network.acse_timeout)
-            .read_timeout(network.dimse_timeout.max(network.network_timeout))
-            .write_timeout(network.network_timeout)
-            .max_pdu_length(network.max_pdu_length);
-        let sink = Sink::start(options, ledger).map_err(CampaignError::Sink)?;
+        let sink = Sink::start(sink_options(config), ledger).map_err(CampaignError::Sink)?;
         Ok(DeliverySink {
             sink,
             delivery_timeout: settings.delivery_timeout,
@@ -133,6 +125,19 @@ pub fn traced(
             owned.traced().map(Arc::new).map_err(CampaignError::from)
         })
         .collect()
+}
+
+/// The sink's options from the configuration: `SINK_BIND`:`SINK_PORT`, `SINK_AE_TITLE`,
+/// and the network timeouts and PDU length every association of the run has.
+pub fn sink_options(config: &TestConfig) -> SinkOptions {
+    let (settings, network) = (&config.sink, &config.network);
+    SinkOptions::new()
+        .bind(SocketAddr::new(settings.bind, settings.port))
+        .ae_title(settings.ae_title.clone())
+        .artim_timeout(network.acse_timeout)
+        .read_timeout(network.dimse_timeout.max(network.network_timeout))
+        .write_timeout(network.network_timeout)
+        .max_pdu_length(network.max_pdu_length)
 }
 
 /// Where the sink reads the original of a prepared instance: its file, or (made in

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use sink::{Ledger, LedgerOptions, Sink, SinkOptions};
+use sink::{Ledger, LedgerOptions, Sink};
 
 use crate::{CHECKS_FAILED, configuration};
 
@@ -61,7 +61,6 @@ pub fn sink(args: &SinkArgs) -> anyhow::Result<ExitCode> {
     let duration = seconds(args.duration, "--duration")?;
     let idle_exit = seconds(args.idle_exit, "--idle-exit")?;
     let settings = &config.sink;
-    let network = &config.network;
     let bind = SocketAddr::new(
         args.bind.unwrap_or(settings.bind),
         args.port.unwrap_or(settings.port),
@@ -69,13 +68,9 @@ pub fn sink(args: &SinkArgs) -> anyhow::Result<ExitCode> {
     let ae_title = args.ae_title.clone().unwrap_or(settings.ae_title.clone());
     let ledger = Ledger::new(LedgerOptions::new().observe());
     let sink = Sink::start(
-        SinkOptions::new()
+        campaign::delivery::sink_options(&config)
             .bind(bind)
-            .ae_title(ae_title)
-            .artim_timeout(network.acse_timeout)
-            .read_timeout(network.dimse_timeout.max(network.network_timeout))
-            .write_timeout(network.network_timeout)
-            .max_pdu_length(network.max_pdu_length),
+            .ae_title(ae_title),
         ledger.clone(),
     )
     .context("starting the sink")?;
