@@ -41,7 +41,15 @@ pub enum CommandField {
     CEchoRsp,
     /// C-CANCEL-RQ
     CCancelRq,
-    /// Any other code (N-services, or garbage from a broken peer).
+    /// N-EVENT-REPORT-RQ
+    NEventReportRq,
+    /// N-EVENT-REPORT-RSP
+    NEventReportRsp,
+    /// N-ACTION-RQ
+    NActionRq,
+    /// N-ACTION-RSP
+    NActionRsp,
+    /// Any other code (the other N-services, or garbage from a broken peer).
     Other(u16),
 }
 
@@ -60,6 +68,10 @@ impl CommandField {
             CommandField::CEchoRq => 0x0030,
             CommandField::CEchoRsp => 0x8030,
             CommandField::CCancelRq => 0x0FFF,
+            CommandField::NEventReportRq => 0x0100,
+            CommandField::NEventReportRsp => 0x8100,
+            CommandField::NActionRq => 0x0130,
+            CommandField::NActionRsp => 0x8130,
             CommandField::Other(code) => code,
         }
     }
@@ -78,6 +90,10 @@ impl CommandField {
             0x0030 => CommandField::CEchoRq,
             0x8030 => CommandField::CEchoRsp,
             0x0FFF => CommandField::CCancelRq,
+            0x0100 => CommandField::NEventReportRq,
+            0x8100 => CommandField::NEventReportRsp,
+            0x0130 => CommandField::NActionRq,
+            0x8130 => CommandField::NActionRsp,
             other => CommandField::Other(other),
         }
     }
@@ -102,6 +118,10 @@ impl fmt::Display for CommandField {
             CommandField::CEchoRq => "C-ECHO-RQ",
             CommandField::CEchoRsp => "C-ECHO-RSP",
             CommandField::CCancelRq => "C-CANCEL-RQ",
+            CommandField::NEventReportRq => "N-EVENT-REPORT-RQ",
+            CommandField::NEventReportRsp => "N-EVENT-REPORT-RSP",
+            CommandField::NActionRq => "N-ACTION-RQ",
+            CommandField::NActionRsp => "N-ACTION-RSP",
             CommandField::Other(code) => return write!(f, "command {code:04X}"),
         };
         f.write_str(name)
@@ -170,6 +190,58 @@ pub struct Command {
     pub move_originator_message_id: Option<u16>,
     /// (0000,0902) ErrorComment: why a request failed, in the SCP's words
     pub error_comment: Option<String>,
+    /// (0000,1020) to (0000,1023): the sub-operation counts of a C-MOVE or C-GET
+    /// response
+    pub sub_operations: SubOperations,
+    /// (0000,1008) ActionTypeID of an N-ACTION
+    pub action_type_id: Option<u16>,
+    /// (0000,1002) EventTypeID of an N-EVENT-REPORT
+    pub event_type_id: Option<u16>,
+}
+
+/// The sub-operation counts a C-MOVE or C-GET response carries (PS3.7 9.1.3, 9.1.4):
+/// each is optional on the wire (a final response may leave out `remaining`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SubOperations {
+    /// (0000,1020) NumberOfRemainingSuboperations
+    pub remaining: Option<u16>,
+    /// (0000,1021) NumberOfCompletedSuboperations
+    pub completed: Option<u16>,
+    /// (0000,1022) NumberOfFailedSuboperations
+    pub failed: Option<u16>,
+    /// (0000,1023) NumberOfWarningSuboperations
+    pub warning: Option<u16>,
+}
+
+impl SubOperations {
+    /// All four counts present.
+    pub fn counts(remaining: u16, completed: u16, failed: u16, warning: u16) -> Self {
+        SubOperations {
+            remaining: Some(remaining),
+            completed: Some(completed),
+            failed: Some(failed),
+            warning: Some(warning),
+        }
+    }
+
+    /// Whether the response carries no count at all.
+    pub fn is_empty(&self) -> bool {
+        *self == SubOperations::default()
+    }
+}
+
+impl fmt::Display for SubOperations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |n: Option<u16>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "remaining {}, completed {}, failed {}, warning {}",
+            show(self.remaining),
+            show(self.completed),
+            show(self.failed),
+            show(self.warning)
+        )
+    }
 }
 
 impl Command {
@@ -187,6 +259,9 @@ impl Command {
             move_originator_ae_title: None,
             move_originator_message_id: None,
             error_comment: None,
+            sub_operations: SubOperations::default(),
+            action_type_id: None,
+            event_type_id: None,
         }
     }
 
@@ -231,6 +306,90 @@ impl Command {
         }
     }
 
+    /// C-MOVE-RQ: the SCP stores what the identifier (which follows) names to the AE
+    /// title `move_destination`, on an association of its own.
+    pub fn c_move_rq(
+        message_id: u16,
+        sop_class_uid: impl Into<String>,
+        move_destination: impl Into<String>,
+        priority: Priority,
+    ) -> Self {
+        Command {
+            sop_class_uid: Some(sop_class_uid.into()),
+            message_id: Some(message_id),
+            priority: Some(priority),
+            has_data_set: true,
+            move_destination: Some(move_destination.into()),
+            ..Command::empty(CommandField::CMoveRq)
+        }
+    }
+
+    /// C-GET-RQ: the SCP sends what the identifier (which follows) names back as
+    /// C-STORE sub-operations on this association.
+    pub fn c_get_rq(message_id: u16, sop_class_uid: impl Into<String>, priority: Priority) -> Self {
+        Command {
+            sop_class_uid: Some(sop_class_uid.into()),
+            message_id: Some(message_id),
+            priority: Some(priority),
+            has_data_set: true,
+            ..Command::empty(CommandField::CGetRq)
+        }
+    }
+
+    /// A C-STORE-RQ sent as a sub-operation of a C-MOVE: it names the AE title and
+    /// message ID of the C-MOVE-RQ it serves.
+    pub fn moved_by(mut self, originator_ae_title: impl Into<String>, message_id: u16) -> Self {
+        self.move_originator_ae_title = Some(originator_ae_title.into());
+        self.move_originator_message_id = Some(message_id);
+        self
+    }
+
+    /// N-ACTION-RQ of `action_type_id` on the SOP instance `sop_instance_uid` of
+    /// `sop_class_uid` (sent as the Requested SOP Class and Instance); the action
+    /// information follows when `has_data_set`.
+    pub fn n_action_rq(
+        message_id: u16,
+        sop_class_uid: impl Into<String>,
+        sop_instance_uid: impl Into<String>,
+        action_type_id: u16,
+        has_data_set: bool,
+    ) -> Self {
+        Command {
+            sop_class_uid: Some(sop_class_uid.into()),
+            message_id: Some(message_id),
+            sop_instance_uid: Some(sop_instance_uid.into()),
+            action_type_id: Some(action_type_id),
+            has_data_set,
+            ..Command::empty(CommandField::NActionRq)
+        }
+    }
+
+    /// N-EVENT-REPORT-RQ of `event_type_id` about the SOP instance
+    /// `sop_instance_uid` of `sop_class_uid`; the event information follows when
+    /// `has_data_set`.
+    pub fn n_event_report_rq(
+        message_id: u16,
+        sop_class_uid: impl Into<String>,
+        sop_instance_uid: impl Into<String>,
+        event_type_id: u16,
+        has_data_set: bool,
+    ) -> Self {
+        Command {
+            sop_class_uid: Some(sop_class_uid.into()),
+            message_id: Some(message_id),
+            sop_instance_uid: Some(sop_instance_uid.into()),
+            event_type_id: Some(event_type_id),
+            has_data_set,
+            ..Command::empty(CommandField::NEventReportRq)
+        }
+    }
+
+    /// Sets the sub-operation counts (C-MOVE and C-GET responses).
+    pub fn with_sub_operations(mut self, counts: SubOperations) -> Self {
+        self.sub_operations = counts;
+        self
+    }
+
     /// C-CANCEL-RQ for an outstanding C-FIND (or C-GET/C-MOVE).
     pub fn c_cancel_rq(message_id_being_responded_to: u16) -> Self {
         Command {
@@ -240,7 +399,11 @@ impl Command {
     }
 
     /// The response to `request` with `status`. C-FIND pending responses carry an
-    /// identifier (`has_data_set = true`); every other response carries none.
+    /// identifier (`has_data_set = true`), as may C-MOVE and C-GET failures (the
+    /// failed SOP instance UID list) and N-service responses.
+    ///
+    /// C-STORE and N-service responses name the affected SOP instance; N-ACTION and
+    /// N-EVENT-REPORT responses echo the action or event type.
     ///
     /// Returns `None` when `request` is not a request that has a response (a response,
     /// or a C-CANCEL-RQ).
@@ -251,6 +414,8 @@ impl Command {
             CommandField::CGetRq => CommandField::CGetRsp,
             CommandField::CMoveRq => CommandField::CMoveRsp,
             CommandField::CEchoRq => CommandField::CEchoRsp,
+            CommandField::NActionRq => CommandField::NActionRsp,
+            CommandField::NEventReportRq => CommandField::NEventReportRsp,
             _ => return None,
         };
         Some(Command {
@@ -259,7 +424,17 @@ impl Command {
             has_data_set,
             status: Some(status),
             sop_instance_uid: match field {
-                CommandField::CStoreRsp => request.sop_instance_uid.clone(),
+                CommandField::CStoreRsp
+                | CommandField::NActionRsp
+                | CommandField::NEventReportRsp => request.sop_instance_uid.clone(),
+                _ => None,
+            },
+            action_type_id: match field {
+                CommandField::NActionRsp => request.action_type_id,
+                _ => None,
+            },
+            event_type_id: match field {
+                CommandField::NEventReportRsp => request.event_type_id,
                 _ => None,
             },
             ..Command::empty(field)
@@ -282,9 +457,18 @@ impl Command {
         let mut push_str = |tag: Tag, vr: VR, value: &str| {
             elements.push(DataElement::new(tag, vr, PrimitiveValue::from(value)));
         };
+        // An N-ACTION-RQ names the instance it acts on as the *Requested* SOP class
+        // and instance (PS3.7 10.1.4.1); every other message as the Affected ones.
+        let (class_tag, instance_tag) = match self.field {
+            CommandField::NActionRq => (
+                tags::REQUESTED_SOP_CLASS_UID,
+                tags::REQUESTED_SOP_INSTANCE_UID,
+            ),
+            _ => (tags::AFFECTED_SOP_CLASS_UID, tags::AFFECTED_SOP_INSTANCE_UID),
+        };
         if let Some(uid) = &self.sop_class_uid {
             // A C-CANCEL-RQ has none; every other request names its SOP class here.
-            push_str(tags::AFFECTED_SOP_CLASS_UID, VR::UI, uid);
+            push_str(class_tag, VR::UI, uid);
         }
         if let Some(dest) = &self.move_destination {
             push_str(tags::MOVE_DESTINATION, VR::AE, dest);
@@ -293,7 +477,7 @@ impl Command {
             push_str(tags::ERROR_COMMENT, VR::LO, comment);
         }
         if let Some(uid) = &self.sop_instance_uid {
-            push_str(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, uid);
+            push_str(instance_tag, VR::UI, uid);
         }
         if let Some(ae) = &self.move_originator_ae_title {
             push_str(tags::MOVE_ORIGINATOR_APPLICATION_ENTITY_TITLE, VR::AE, ae);
@@ -321,6 +505,23 @@ impl Command {
         );
         if let Some(status) = self.status {
             push_us(tags::STATUS, status.code());
+        }
+        if let Some(id) = self.event_type_id {
+            push_us(tags::EVENT_TYPE_ID, id);
+        }
+        if let Some(id) = self.action_type_id {
+            push_us(tags::ACTION_TYPE_ID, id);
+        }
+        let counts = &self.sub_operations;
+        for (tag, count) in [
+            (tags::NUMBER_OF_REMAINING_SUBOPERATIONS, counts.remaining),
+            (tags::NUMBER_OF_COMPLETED_SUBOPERATIONS, counts.completed),
+            (tags::NUMBER_OF_FAILED_SUBOPERATIONS, counts.failed),
+            (tags::NUMBER_OF_WARNING_SUBOPERATIONS, counts.warning),
+        ] {
+            if let Some(count) = count {
+                push_us(tag, count);
+            }
         }
         if let Some(id) = self.move_originator_message_id {
             push_us(tags::MOVE_ORIGINATOR_MESSAGE_ID, id);
@@ -369,6 +570,14 @@ impl Command {
             move_originator_ae_title: text(tags::MOVE_ORIGINATOR_APPLICATION_ENTITY_TITLE),
             move_originator_message_id: us(tags::MOVE_ORIGINATOR_MESSAGE_ID)?,
             error_comment: text(tags::ERROR_COMMENT),
+            sub_operations: SubOperations {
+                remaining: us(tags::NUMBER_OF_REMAINING_SUBOPERATIONS)?,
+                completed: us(tags::NUMBER_OF_COMPLETED_SUBOPERATIONS)?,
+                failed: us(tags::NUMBER_OF_FAILED_SUBOPERATIONS)?,
+                warning: us(tags::NUMBER_OF_WARNING_SUBOPERATIONS)?,
+            },
+            action_type_id: us(tags::ACTION_TYPE_ID)?,
+            event_type_id: us(tags::EVENT_TYPE_ID)?,
         })
     }
 }
@@ -464,6 +673,92 @@ mod tests {
             Command::decode(&bytes),
             Err(CommandError::MissingCommandField)
         );
+    }
+
+    #[test]
+    fn move_request_and_its_counted_response_round_trip() {
+        let rq = Command::c_move_rq(
+            4,
+            uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_MOVE,
+            "SINK",
+            Priority::Medium,
+        );
+        let back = Command::decode(&rq.encode()).unwrap();
+        assert_eq!(back, rq);
+        assert_eq!(back.move_destination.as_deref(), Some("SINK"));
+        let rsp = Command::response_to(&rq, Status(0xFF00), false)
+            .unwrap()
+            .with_sub_operations(SubOperations::counts(3, 5, 1, 0));
+        let back = Command::decode(&rsp.encode()).unwrap();
+        assert_eq!(back.field, CommandField::CMoveRsp);
+        assert_eq!(back.sub_operations, SubOperations::counts(3, 5, 1, 0));
+        assert_eq!(
+            back.sub_operations.to_string(),
+            "remaining 3, completed 5, failed 1, warning 0"
+        );
+        // A final response may leave out the remaining count.
+        let last = Command::response_to(&rq, Status::SUCCESS, false)
+            .unwrap()
+            .with_sub_operations(SubOperations {
+                remaining: None,
+                ..SubOperations::counts(0, 9, 0, 0)
+            });
+        let back = Command::decode(&last.encode()).unwrap();
+        assert_eq!(back.sub_operations.remaining, None);
+        assert_eq!(back.sub_operations.completed, Some(9));
+    }
+
+    #[test]
+    fn a_store_sub_operation_names_the_move_it_serves() {
+        let rq = Command::c_store_rq(11, uids::CT_IMAGE_STORAGE, "1.2.3", Priority::Medium)
+            .moved_by("DICOM_AUTO", 4);
+        let back = Command::decode(&rq.encode()).unwrap();
+        assert_eq!(back.move_originator_ae_title.as_deref(), Some("DICOM_AUTO"));
+        assert_eq!(back.move_originator_message_id, Some(4));
+    }
+
+    #[test]
+    fn n_action_uses_the_requested_uids_and_its_response_the_affected_ones() {
+        let rq = Command::n_action_rq(
+            2,
+            uids::STORAGE_COMMITMENT_PUSH_MODEL,
+            uids::STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE,
+            1,
+            true,
+        );
+        let bytes = rq.encode();
+        let obj =
+            InMemDicomObject::read_dataset_with_ts(&bytes[..], &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                .unwrap();
+        assert!(obj.get(tags::REQUESTED_SOP_CLASS_UID).is_some());
+        assert!(obj.get(tags::REQUESTED_SOP_INSTANCE_UID).is_some());
+        assert!(obj.get(tags::AFFECTED_SOP_CLASS_UID).is_none());
+        let back = Command::decode(&bytes).unwrap();
+        assert_eq!(back, rq);
+        let rsp = Command::response_to(&rq, Status::SUCCESS, false).unwrap();
+        let back = Command::decode(&rsp.encode()).unwrap();
+        assert_eq!(back.field, CommandField::NActionRsp);
+        assert_eq!(back.action_type_id, Some(1));
+        assert_eq!(
+            back.sop_instance_uid.as_deref(),
+            Some(uids::STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE)
+        );
+    }
+
+    #[test]
+    fn an_event_report_round_trips_with_its_type() {
+        let rq = Command::n_event_report_rq(
+            7,
+            uids::STORAGE_COMMITMENT_PUSH_MODEL,
+            uids::STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE,
+            2,
+            true,
+        );
+        let back = Command::decode(&rq.encode()).unwrap();
+        assert_eq!(back, rq);
+        let rsp = Command::response_to(&rq, Status::SUCCESS, false).unwrap();
+        assert_eq!(rsp.field, CommandField::NEventReportRsp);
+        assert_eq!(rsp.event_type_id, Some(2));
     }
 
     #[test]

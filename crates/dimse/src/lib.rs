@@ -7,8 +7,10 @@
 //! - [`status`]: DIMSE status codes and their classes (success, warning, failure,
 //!   cancel, pending): the one status table of the workspace.
 //! - [`command`]: typed command sets ([`Command`]) with constructors for the
-//!   C-ECHO, C-STORE, C-FIND and C-CANCEL messages and their responses, encoded in
-//!   Implicit VR Little Endian as PS3.7 requires.
+//!   C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET and C-CANCEL messages, the N-ACTION and
+//!   N-EVENT-REPORT of Storage Commitment, and their responses (with the
+//!   sub-operation counts of a retrieve, [`SubOperations`]), encoded in Implicit VR
+//!   Little Endian as PS3.7 requires.
 //! - [`message`]: reassembly of a command and its data set from P-DATA PDVs
 //!   ([`MessageReader`]), and sending messages fragmented to the peer's maximum
 //!   PDU length ([`send_message`]), with errors that say whether the peer timed out,
@@ -17,7 +19,8 @@
 //! On top of them sits the one SCU association of the workspace ([`scu`]:
 //! [`ScuOptions`] and [`ScuAssociation`]), every wait bounded ([`Timeouts`]) and
 //! TCP_NODELAY on, with the vocabulary both sides share: AE titles ([`AeTitle`]),
-//! peer addresses ([`PeerAddress`]), the Query/Retrieve models and levels ([`qr`]),
+//! peer addresses ([`PeerAddress`]), the Query/Retrieve models, services and levels
+//! ([`qr`]), SCP/SCU role selection for a C-GET ([`ScuOptions::offer_scp_role`]),
 //! padding rules ([`trim_value`]) and error display ([`ErrorChain`]).
 //! Association rejections are named in words by [`describe_rejection`].
 //!
@@ -76,7 +79,7 @@ mod value;
 
 pub use ae_title::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use attribute::{Attribute, AttributeError};
-pub use command::{Command, CommandError, CommandField, Priority};
+pub use command::{Command, CommandError, CommandField, Priority, SubOperations};
 pub use identity::{IdentityKind, IdentityKindError, IdentitySummary, UserIdentity};
 pub use message::{
     DimseError, Incoming, Message, MessageReader, Patch, PduChannel, max_pdv_payload, pdu_name,

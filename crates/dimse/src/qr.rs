@@ -59,6 +59,67 @@ impl InformationModel {
     }
 }
 
+/// The services of a Query/Retrieve information model, each its own SOP class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QrService {
+    /// C-FIND: query.
+    Find,
+    /// C-MOVE: the SCP stores the matches to a third AE title.
+    Move,
+    /// C-GET: the SCP sends the matches back on the requesting association.
+    Get,
+}
+
+impl QrService {
+    /// The DIMSE operation's name: `C-FIND`, `C-MOVE` or `C-GET`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QrService::Find => "C-FIND",
+            QrService::Move => "C-MOVE",
+            QrService::Get => "C-GET",
+        }
+    }
+}
+
+impl fmt::Display for QrService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl InformationModel {
+    /// The SOP class UID of the model's `service`.
+    pub fn service_sop_class_uid(self, service: QrService) -> &'static str {
+        match (self, service) {
+            (model, QrService::Find) => model.sop_class_uid(),
+            (InformationModel::StudyRoot, QrService::Move) => {
+                uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_MOVE
+            }
+            (InformationModel::PatientRoot, QrService::Move) => {
+                uids::PATIENT_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_MOVE
+            }
+            (InformationModel::StudyRoot, QrService::Get) => {
+                uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_GET
+            }
+            (InformationModel::PatientRoot, QrService::Get) => {
+                uids::PATIENT_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_GET
+            }
+        }
+    }
+
+    /// The model and service whose SOP class is `uid` (padding ignored), if any.
+    pub fn service_of(uid: &str) -> Option<(InformationModel, QrService)> {
+        let uid = crate::trim_value(uid);
+        Self::DEFAULT_PREFERENCE.into_iter().find_map(|model| {
+            [QrService::Find, QrService::Move, QrService::Get]
+                .into_iter()
+                .find(|&service| model.service_sop_class_uid(service) == uid)
+                .map(|service| (model, service))
+        })
+    }
+}
+
 impl fmt::Display for InformationModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -201,6 +262,26 @@ mod tests {
             assert_eq!(InformationModel::from_sop_class_uid(&padded), Some(model));
         }
         assert_eq!(InformationModel::from_sop_class_uid("1.2.3"), None);
+    }
+
+    #[test]
+    fn every_service_of_every_model_has_its_own_sop_class() {
+        let mut seen = std::collections::HashSet::new();
+        for model in InformationModel::DEFAULT_PREFERENCE {
+            for service in [QrService::Find, QrService::Move, QrService::Get] {
+                let uid = model.service_sop_class_uid(service);
+                assert!(seen.insert(uid), "{uid} used twice");
+                assert_eq!(
+                    InformationModel::service_of(&format!("{uid}\0")),
+                    Some((model, service))
+                );
+            }
+        }
+        assert_eq!(
+            InformationModel::service_of(uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_GET),
+            Some((InformationModel::StudyRoot, QrService::Get))
+        );
+        assert_eq!(InformationModel::service_of(uids::CT_IMAGE_STORAGE), None);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use dicom_ul::association::client::TlsStream;
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
     AssociationRJServiceUserReason, AssociationRJSource, PDataValueType,
-    PresentationContextNegotiated,
+    PresentationContextNegotiated, UserVariableItem,
 };
 use dicom_ul::{ClientAssociation, ClientAssociationOptions, Pdu};
 
@@ -73,6 +73,8 @@ pub struct ScuOptions {
     timeouts: Timeouts,
     max_pdu_length: u32,
     contexts: Vec<(String, Vec<String>)>,
+    /// SOP classes for which we offer the SCP role as well as the SCU one.
+    scp_roles: Vec<String>,
     socket: SocketTuning,
     security: Security,
 }
@@ -113,6 +115,7 @@ impl ScuOptions {
             timeouts: Timeouts::DEFAULT,
             max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
             contexts: Vec::new(),
+            scp_roles: Vec::new(),
             socket: SocketTuning::default(),
             security: Security::default(),
         }
@@ -201,6 +204,23 @@ impl ScuOptions {
         self.propose(uids::VERIFICATION, [uids::IMPLICIT_VR_LITTLE_ENDIAN])
     }
 
+    /// Offers the SCP role (as well as the SCU one) for `sop_class_uid`, in an SCP/SCU
+    /// Role Selection item: what a C-GET SCU does for every storage SOP class it
+    /// wants the C-STORE sub-operations of. The peer's answer is
+    /// [`ScuAssociation::peer_accepted_scp_role`].
+    pub fn offer_scp_role(mut self, sop_class_uid: impl Into<String>) -> Self {
+        let uid = sop_class_uid.into();
+        if !self.scp_roles.contains(&uid) {
+            self.scp_roles.push(uid);
+        }
+        self
+    }
+
+    /// The SOP classes we offer the SCP role for.
+    pub fn offered_scp_roles(&self) -> &[String] {
+        &self.scp_roles
+    }
+
     /// The peer's address.
     pub fn peer_address(&self) -> &PeerAddress {
         &self.peer
@@ -283,6 +303,9 @@ impl ScuOptions {
                 Cow::Borrowed(abstract_syntax.as_str()),
                 syntaxes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
             );
+        }
+        for sop_class in &self.scp_roles {
+            ul = ul.with_role_selection(Cow::Borrowed(sop_class.as_str()), true, true);
         }
         if let Some(identity) = &self.security.identity {
             ul = with_identity(ul, identity);
@@ -641,6 +664,16 @@ impl ScuAssociation {
             .find(|pc| crate::trim_value(&pc.abstract_syntax) == abstract_syntax)
     }
 
+    /// Whether the peer accepted that we act as SCP for `sop_class_uid` (PS3.7
+    /// D.3.3.4: its A-ASSOCIATE-AC answers our role selection item with the SCP role
+    /// set). Without it a C-GET's C-STORE sub-operations for that class cannot come.
+    pub fn peer_accepted_scp_role(&self, sop_class_uid: &str) -> bool {
+        self.link.user_variables().iter().any(|item| {
+            matches!(item, UserVariableItem::ScuScpRoleSelectionSubItem(uid, roles)
+                if crate::trim_value(uid) == sop_class_uid && roles.scp)
+        })
+    }
+
     /// The peer's maximum PDU length (what our PDUs are cut to).
     pub fn peer_max_pdu_length(&self) -> u32 {
         self.link.peer_max_pdu_length()
@@ -800,6 +833,13 @@ impl Link {
         match self {
             Link::Plain(_) => None,
             Link::Tls(a) => Some(TlsSession::of(&a.inner_stream().conn)),
+        }
+    }
+
+    fn user_variables(&self) -> &[UserVariableItem] {
+        match self {
+            Link::Plain(a) => a.user_variables(),
+            Link::Tls(a) => a.user_variables(),
         }
     }
 

@@ -7,7 +7,7 @@ use dicom_ul::Pdu;
 use dicom_ul::pdu::{
     AssociationAC, AssociationRQ, MAXIMUM_PDU_SIZE, PresentationContextNegotiated,
     PresentationContextProposed, PresentationContextResult, PresentationContextResultReason,
-    UserVariableItem,
+    RequestorRoles, UserVariableItem,
 };
 
 use super::association::ScpAssociation;
@@ -25,6 +25,7 @@ pub struct AcceptOptions {
     implementation_class_uid: String,
     implementation_version_name: Option<String>,
     identity_response: Option<Vec<u8>>,
+    grant_requested_roles: bool,
 }
 
 impl Default for AcceptOptions {
@@ -47,6 +48,7 @@ impl AcceptOptions {
             implementation_version_name: Some(format!("DICOM-AUTO-{}", env!("CARGO_PKG_VERSION")))
                 .map(|name| name.chars().take(16).collect()),
             identity_response: None,
+            grant_requested_roles: false,
         }
     }
 
@@ -67,6 +69,16 @@ impl AcceptOptions {
     /// leaves the item out).
     pub fn implementation_version_name(mut self, name: Option<String>) -> Self {
         self.implementation_version_name = name;
+        self
+    }
+
+    /// Grants the roles the requestor asks for in its SCP/SCU Role Selection items,
+    /// for every SOP class whose presentation context is accepted: a C-GET SCU then
+    /// takes the C-STORE sub-operations as SCP, and a Storage Commitment SCP opening
+    /// an association to send its N-EVENT-REPORT acts as SCP. Without it no role item
+    /// is answered, which leaves the default roles (the requestor is SCU only).
+    pub fn grant_requested_roles(mut self) -> Self {
+        self.grant_requested_roles = true;
         self
     }
 
@@ -138,6 +150,32 @@ pub fn accept(
     if let Some(name) = &options.implementation_version_name {
         user_variables.push(UserVariableItem::ImplementationVersionName(name.clone()));
     }
+    let granted_roles: Vec<(String, RequestorRoles)> = if options.grant_requested_roles {
+        request
+            .user_variables
+            .iter()
+            .filter_map(|item| match item {
+                UserVariableItem::ScuScpRoleSelectionSubItem(uid, roles) => {
+                    let uid = trim_uid(uid);
+                    contexts
+                        .iter()
+                        .any(|pc| {
+                            pc.reason == PresentationContextResultReason::Acceptance
+                                && pc.abstract_syntax == uid
+                        })
+                        .then(|| (uid.to_string(), *roles))
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    user_variables.extend(
+        granted_roles
+            .iter()
+            .map(|(uid, roles)| UserVariableItem::ScuScpRoleSelectionSubItem(uid.clone(), *roles)),
+    );
     if let (Some(response), Some(identity)) = (&options.identity_response, &identity)
         && identity.positive_response_requested()
     {
@@ -180,6 +218,11 @@ pub fn accept(
         trim_ae(&request.calling_ae_title),
         trim_ae(&request.called_ae_title),
         identity,
+        granted_roles
+            .into_iter()
+            .filter(|(_, roles)| roles.scp)
+            .map(|(uid, _)| uid)
+            .collect(),
     ))
 }
 

@@ -35,6 +35,7 @@ pub struct ScpAssociation {
     called_ae_title: String,
     user_identity: Option<UserIdentity>,
     tls_session: Option<TlsSession>,
+    requestor_scp_roles: Vec<String>,
 }
 
 impl ScpAssociation {
@@ -46,6 +47,7 @@ impl ScpAssociation {
         calling_ae_title: String,
         called_ae_title: String,
         user_identity: Option<UserIdentity>,
+        requestor_scp_roles: Vec<String>,
     ) -> Self {
         let tls_session = stream.tls_session();
         ScpAssociation {
@@ -58,6 +60,7 @@ impl ScpAssociation {
             called_ae_title,
             user_identity,
             tls_session,
+            requestor_scp_roles,
         }
     }
 
@@ -71,6 +74,13 @@ impl ScpAssociation {
         self.presentation_contexts
             .iter()
             .find(|pc| pc.id == id && pc.reason == PresentationContextResultReason::Acceptance)
+    }
+
+    /// Whether the requestor was granted the SCP role for `sop_class_uid` (see
+    /// [`AcceptOptions::grant_requested_roles`](super::AcceptOptions::grant_requested_roles)):
+    /// a C-GET's C-STORE sub-operations for that class may go to it.
+    pub fn requestor_is_scp(&self, sop_class_uid: &str) -> bool {
+        self.requestor_scp_roles.iter().any(|uid| uid == sop_class_uid)
     }
 
     /// The requestor's AE title (trimmed).

@@ -414,3 +414,65 @@ fn garbage_first_bytes_are_typed_errors() {
         assert!(start.elapsed() < Duration::from_secs(2));
     }
 }
+
+#[test]
+fn requested_scp_roles_are_granted_only_for_accepted_contexts_and_only_when_asked() {
+    for grant in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut stream = ScpStream::Plain(tcp);
+            let request = read_associate_request(&mut stream, Instant::now() + DEADLINE).unwrap();
+            let mut options = AcceptOptions::new();
+            if grant {
+                options = options.grant_requested_roles();
+            }
+            let mut association = accept(stream, &request, &options, |pc| {
+                if pc.abstract_syntax.trim_end_matches('\0') == uids::MR_IMAGE_STORAGE {
+                    ContextDecision::Refuse(
+                        PresentationContextResultReason::AbstractSyntaxNotSupported,
+                    )
+                } else {
+                    ContextDecision::Accept {
+                        transfer_syntax: pc.transfer_syntaxes[0].clone(),
+                    }
+                }
+            })
+            .unwrap();
+            let roles = (
+                association.requestor_is_scp(uids::CT_IMAGE_STORAGE),
+                association.requestor_is_scp(uids::MR_IMAGE_STORAGE),
+            );
+            let mut reader = MessageReader::new();
+            while let Ok(Incoming::Message(_)) = reader.receive(&mut association) {}
+            let _ = crate::PduChannel::send_pdu(&mut association, &Pdu::ReleaseRP);
+            roles
+        });
+        let options = crate::ScuOptions::new(
+            crate::PeerAddress::new("127.0.0.1", addr.port()),
+            "TEST-SCU".parse().unwrap(),
+            "TEST-SCP".parse().unwrap(),
+        )
+        .propose_verification()
+        .propose(
+            uids::CT_IMAGE_STORAGE,
+            [uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string()],
+        )
+        .propose(
+            uids::MR_IMAGE_STORAGE,
+            [uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string()],
+        )
+        .offer_scp_role(uids::CT_IMAGE_STORAGE)
+        .offer_scp_role(uids::MR_IMAGE_STORAGE);
+        let association = options.establish().unwrap();
+        assert_eq!(
+            association.peer_accepted_scp_role(uids::CT_IMAGE_STORAGE),
+            grant
+        );
+        assert!(!association.peer_accepted_scp_role(uids::MR_IMAGE_STORAGE));
+        association.release().unwrap();
+        assert_eq!(server.join().unwrap(), (grant, false));
+    }
+}
