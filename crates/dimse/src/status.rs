@@ -97,6 +97,17 @@ impl Status {
         }
     }
 
+    /// C-MOVE/C-GET: refused, out of resources, unable to calculate the number of
+    /// matches.
+    pub const UNABLE_TO_CALCULATE_MATCHES: Status = Status(0xA701);
+    /// C-MOVE/C-GET: refused, out of resources, unable to perform the sub-operations.
+    pub const UNABLE_TO_PERFORM_SUB_OPERATIONS: Status = Status(0xA702);
+    /// C-MOVE: refused, the move destination is unknown to the SCP.
+    pub const MOVE_DESTINATION_UNKNOWN: Status = Status(0xA801);
+    /// C-MOVE/C-GET final status: sub-operations complete, one or more failed or
+    /// warned (the code of C-STORE's coercion warning, another meaning here).
+    pub const SUB_OPERATIONS_FAILED_OR_WARNED: Status = Status(0xB000);
+
     /// `A7xx`: refused, out of resources. The peer may accept the same request later.
     pub fn is_out_of_resources(self) -> bool {
         self.0 & 0xFF00 == 0xA700
@@ -142,6 +153,7 @@ impl Status {
             0x0211 => "unrecognized operation",
             0x0212 => "mistyped argument",
             0x0213 => "resource limitation",
+            0xA801 => "refused: move destination unknown",
             0xFE00 => "cancelled",
             0xFF00 => "pending",
             0xFF01 => "pending: optional keys not supported",
@@ -153,6 +165,31 @@ impl Status {
             _ if self.is_cannot_understand() => "error: cannot understand",
             code if code & 0xF000 == 0xB000 => "warning",
             _ => "unrecognized status code",
+        }
+    }
+}
+
+impl Status {
+    /// What the code means in a response of `field`: the standard gives some codes a
+    /// meaning of their own per service (0xB000 is a coercion warning for C-STORE,
+    /// "sub-operations complete, one or more failures or warnings" for C-MOVE and
+    /// C-GET; 0xA900 an identifier that does not match the SOP class for a query).
+    pub fn meaning_for(self, field: crate::CommandField) -> &'static str {
+        use crate::CommandField::{CFindRsp, CGetRsp, CMoveRsp};
+        match (field, self.0) {
+            (CMoveRsp | CGetRsp, 0xB000) => {
+                "warning: sub-operations complete, one or more failures or warnings"
+            }
+            (CMoveRsp | CGetRsp, 0xA701) => {
+                "refused: out of resources, unable to calculate number of matches"
+            }
+            (CMoveRsp | CGetRsp, 0xA702) => {
+                "refused: out of resources, unable to perform sub-operations"
+            }
+            (CMoveRsp | CGetRsp | CFindRsp, code) if code & 0xFF00 == 0xA900 => {
+                "error: identifier does not match SOP class"
+            }
+            _ => self.meaning(),
         }
     }
 }
@@ -173,6 +210,31 @@ impl fmt::Display for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrieve_statuses_have_their_retrieve_meaning() {
+        use crate::CommandField;
+        assert_eq!(
+            Status::MOVE_DESTINATION_UNKNOWN.meaning(),
+            "refused: move destination unknown"
+        );
+        assert_eq!(
+            Status::MOVE_DESTINATION_UNKNOWN.class(),
+            StatusClass::Failure
+        );
+        assert_eq!(
+            Status(0xB000).meaning_for(CommandField::CMoveRsp),
+            "warning: sub-operations complete, one or more failures or warnings"
+        );
+        assert_eq!(
+            Status(0xB000).meaning_for(CommandField::CStoreRsp),
+            "warning: coercion of data elements"
+        );
+        assert_eq!(
+            Status(0xA900).meaning_for(CommandField::CGetRsp),
+            "error: identifier does not match SOP class"
+        );
+    }
 
     #[test]
     fn store_warnings_are_warnings() {
