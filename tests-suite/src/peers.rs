@@ -129,6 +129,10 @@ impl StorescpOptions {
 pub struct DcmqrscpOptions {
     /// Its AE title, the only called AE title it answers.
     pub ae_title: String,
+    /// The C-MOVE destinations it knows, (AE title, address), put in its HostTable
+    /// (`--move-destination AE=HOST:PORT`; IPv4 only). Any peer may move there; a move
+    /// to another AE title is refused with 0xA801. C-GET needs none.
+    pub move_destinations: Vec<(String, SocketAddr)>,
     /// Files and folders stored into it once it is up (decoded to uncompressed first:
     /// dcmqrscp takes nothing else).
     pub load: Vec<PathBuf>,
@@ -138,6 +142,7 @@ impl Default for DcmqrscpOptions {
     fn default() -> Self {
         DcmqrscpOptions {
             ae_title: "QRSCP".into(),
+            move_destinations: Vec::new(),
             load: Vec::new(),
         }
     }
@@ -153,6 +158,12 @@ pub struct OrthancOptions {
     /// Act as the router under test (`scripts/peers/orthanc/router.lua`), forwarding
     /// to this destination: (AE title, address).
     pub router_destination: Option<(String, SocketAddr)>,
+    /// The modalities it knows, (AE title, address), in its `DicomModalities`
+    /// (`--modality AE=HOST:PORT`), each allowed every service: C-MOVE destinations (a
+    /// move to another AE title fails with 0xC000), and the AE titles whose Storage
+    /// Commitment requests it accepts (it sends the N-EVENT-REPORT later, on a new
+    /// association to that address, proposing the Push Model with itself as SCP).
+    pub modalities: Vec<(String, SocketAddr)>,
     /// Files and folders stored into it once it is up, in their own transfer syntaxes.
     pub load: Vec<PathBuf>,
 }
@@ -163,6 +174,7 @@ impl Default for OrthancOptions {
             ae_title: "ORTHANC".into(),
             overwrite: false,
             router_destination: None,
+            modalities: Vec::new(),
             load: Vec::new(),
         }
     }
@@ -238,6 +250,10 @@ impl Peer {
     /// Starts DCMTK dcmqrscp on a free port and stores `options.load` into it.
     pub fn dcmqrscp(options: &DcmqrscpOptions) -> anyhow::Result<Peer> {
         let mut args = vec!["--aet".to_string(), options.ae_title.clone()];
+        for (ae_title, addr) in &options.move_destinations {
+            args.push("--move-destination".into());
+            args.push(format!("{ae_title}={addr}"));
+        }
         args.extend(options.load.iter().map(|p| p.display().to_string()));
         Peer::start(PeerKind::Dcmqrscp, &args)
     }
@@ -251,6 +267,10 @@ impl Peer {
         if let Some((ae_title, addr)) = &options.router_destination {
             args.push("--router".into());
             args.push(format!("{ae_title}@{}:{}", addr.ip(), addr.port()));
+        }
+        for (ae_title, addr) in &options.modalities {
+            args.push("--modality".into());
+            args.push(format!("{ae_title}={}:{}", addr.ip(), addr.port()));
         }
         args.extend(options.load.iter().map(|p| p.display().to_string()));
         Peer::start(PeerKind::Orthanc, &args)
