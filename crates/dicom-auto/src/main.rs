@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod merge;
+mod retrieve;
 mod run;
 mod sink;
 mod verify;
@@ -32,6 +33,7 @@ const CHECKS_FAILED: u8 = 1;
                   dicom-auto verify load.json          # is all of it at the destination?\n  \
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
+                  dicom-auto retrieve --get --study 2.25.123 --out back/   # get it back\n  \
                   dicom-auto tags --dry-run --new-uids --today dicom_samples/\n  \
                   dicom-auto simulate --port 11112     # the embedded router on its own\n  \
                   dicom-auto sink --port 11113 --idle-exit 10   # a destination stand-in"
@@ -69,6 +71,11 @@ enum Command {
     /// router delivers to (SINK_BIND:SINK_PORT, SINK_AE_TITLE), counting what arrives,
     /// repeated copies and data sets that do not parse.
     Sink(sink::SinkArgs),
+    /// Get studies back from the destination archive (CFIND_HOST/PORT/AE_TITLE) by
+    /// C-MOVE (--move-to AE) or C-GET (--get), and check that everything came back:
+    /// sub-operation counts, failed instances, anomalies; with --load, against what
+    /// a load sent.
+    Retrieve(retrieve::RetrieveArgs),
     /// Merge the metrics snapshots of several runs (or generator machines) exactly:
     /// counts and histograms are added, percentiles recomputed.
     Merge(merge::MergeArgs),
@@ -102,6 +109,7 @@ fn main() -> ExitCode {
         }),
         Command::Merge(args) => merge::merge(&args),
         Command::Sink(args) => sink::sink(&args),
+        Command::Retrieve(args) => retrieve::retrieve(&args),
         Command::Simulate(args) => simulator::cli::run(args),
         Command::Tags(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_update(&args))),
         Command::Anonymize(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_anonymize(&args))),

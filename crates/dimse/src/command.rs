@@ -201,7 +201,7 @@ pub struct Command {
 
 /// The sub-operation counts a C-MOVE or C-GET response carries (PS3.7 9.1.3, 9.1.4):
 /// each is optional on the wire (a final response may leave out `remaining`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct SubOperations {
     /// (0000,1020) NumberOfRemainingSuboperations
     pub remaining: Option<u16>,
@@ -464,7 +464,10 @@ impl Command {
                 tags::REQUESTED_SOP_CLASS_UID,
                 tags::REQUESTED_SOP_INSTANCE_UID,
             ),
-            _ => (tags::AFFECTED_SOP_CLASS_UID, tags::AFFECTED_SOP_INSTANCE_UID),
+            _ => (
+                tags::AFFECTED_SOP_CLASS_UID,
+                tags::AFFECTED_SOP_INSTANCE_UID,
+            ),
         };
         if let Some(uid) = &self.sop_class_uid {
             // A C-CANCEL-RQ has none; every other request names its SOP class here.

@@ -87,7 +87,7 @@ pub use message::{
     write_fragments_patched,
 };
 pub use peer::{PeerAddress, PeerAddressError};
-pub use qr::{InformationModel, QueryLevel};
+pub use qr::{InformationModel, QrService, QueryLevel};
 pub use scu::{
     AssociateError, DEFAULT_MAX_PDU_LENGTH, Response, ScuAssociation, ScuOptions, Security,
 };

@@ -806,6 +806,15 @@ impl ScuAssociation {
         self.link.release()
     }
 
+    /// Answers the peer's A-RELEASE-RQ (an [`Incoming::ReleaseRequested`]) with an
+    /// A-RELEASE-RP; the association is over afterwards.
+    ///
+    /// # Errors
+    /// The answer could not be sent.
+    pub fn confirm_release(&mut self) -> Result<(), DimseError> {
+        self.link.send_pdu(&Pdu::ReleaseRP)
+    }
+
     /// Aborts the association (A-ABORT) and closes the connection.
     pub fn abort(self) {
         self.link.abort();

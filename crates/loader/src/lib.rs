@@ -67,6 +67,7 @@ mod error;
 mod info;
 mod load;
 mod magic;
+mod part10;
 mod scan;
 #[cfg(feature = "codecs")]
 pub mod synth;
@@ -81,4 +82,5 @@ pub use info::{
 };
 pub use load::{LoadOptions, SEQUENCE_DELIMITER, ends_with_sequence_delimiter, load_dataset};
 pub use magic::{Head, MAGIC, MAGIC_OFFSET, MIN_DICOM_LEN, read_head};
+pub use part10::part10_bytes;
 pub use scan::{Scan, SkipReason, Skipped, check_magic, find_dicom_files};

@@ -218,6 +218,8 @@ pub fn accept(
         trim_ae(&request.calling_ae_title),
         trim_ae(&request.called_ae_title),
         identity,
+    )
+    .with_requestor_scp_roles(
         granted_roles
             .into_iter()
             .filter(|(_, roles)| roles.scp)

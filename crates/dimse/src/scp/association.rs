@@ -47,7 +47,6 @@ impl ScpAssociation {
         calling_ae_title: String,
         called_ae_title: String,
         user_identity: Option<UserIdentity>,
-        requestor_scp_roles: Vec<String>,
     ) -> Self {
         let tls_session = stream.tls_session();
         ScpAssociation {
@@ -60,7 +59,7 @@ impl ScpAssociation {
             called_ae_title,
             user_identity,
             tls_session,
-            requestor_scp_roles,
+            requestor_scp_roles: Vec::new(),
         }
     }
 
@@ -76,11 +75,19 @@ impl ScpAssociation {
             .find(|pc| pc.id == id && pc.reason == PresentationContextResultReason::Acceptance)
     }
 
+    /// The SOP classes for which the requestor was granted the SCP role.
+    pub(super) fn with_requestor_scp_roles(mut self, sop_classes: Vec<String>) -> Self {
+        self.requestor_scp_roles = sop_classes;
+        self
+    }
+
     /// Whether the requestor was granted the SCP role for `sop_class_uid` (see
     /// [`AcceptOptions::grant_requested_roles`](super::AcceptOptions::grant_requested_roles)):
     /// a C-GET's C-STORE sub-operations for that class may go to it.
     pub fn requestor_is_scp(&self, sop_class_uid: &str) -> bool {
-        self.requestor_scp_roles.iter().any(|uid| uid == sop_class_uid)
+        self.requestor_scp_roles
+            .iter()
+            .any(|uid| uid == sop_class_uid)
     }
 
     /// The requestor's AE title (trimmed).
