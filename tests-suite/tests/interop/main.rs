@@ -12,5 +12,6 @@ mod cfind_against_archives;
 mod common;
 mod dcmtk_clients_against_simulator;
 mod orthanc_as_router;
+mod retrieve_from_archives;
 mod sender_against_peers;
 mod tls_against_dcmtk;
