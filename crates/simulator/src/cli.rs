@@ -3,7 +3,7 @@
 //! flags without defining them twice.
 //!
 //! ```text
-//! cargo run -p simulator -- [--rules FILE] [--port N] [--bind ADDR] [--load-mode]
+//! cargo run -p simulator -- [--rules FILE] [--port N] [--bind ADDR] [--load-mode] [--spool DIR]
 //!     [--tls-port N --tls-cert PEM --tls-key PEM [--tls-client-ca PEM
 //!     [--tls-require-client-cert]] [--tls-versions 1.2,1.3]]
 //! ```
@@ -37,6 +37,10 @@ pub struct Args {
     /// Keep only index entries, not data sets (for long load runs).
     #[arg(long)]
     pub load_mode: bool,
+    /// Write each stored instance to this folder as a DICOM file and serve C-MOVE
+    /// and C-GET from there (memory stays bounded in load mode).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
     /// Accept uncompressed transfer syntaxes only (senders must transcode).
     #[arg(long)]
     pub uncompressed_only: bool,
@@ -112,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         max_associations: args.max_associations,
         tls: args.tls_listener(),
+        spool_dir: args.spool.clone(),
         ..SimulatorConfig::with_rules(rules)
     };
     let handle = Simulator::start(config).context("cannot start the simulator")?;
@@ -140,7 +145,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(q) = &handle.rules().settings.query_ae_title {
-        println!("  query AE {q} (C-ECHO, C-FIND)");
+        println!("  query AE {q} (C-ECHO, C-FIND, C-MOVE, C-GET)");
+    }
+    for d in &handle.rules().move_destinations {
+        println!("  move destination {} at {}:{}", d.ae_title, d.host, d.port);
+    }
+    if let Some(dir) = &args.spool {
+        println!("  spool {}", dir.display());
     }
     println!("Ctrl-C stops it (the store is in memory: nothing to save).");
     // Ctrl-C's default action ends the process; the OS closes the sockets.
@@ -162,6 +173,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.finds.requests,
             s.forwarding.queued()
         );
+        let r = &s.retrieves;
+        if r.move_requests + r.get_requests > 0 {
+            println!(
+                "  retrieves: {} C-MOVE, {} C-GET; sub-operations {} completed, {} failed, {} warning; {} cancelled, {} unknown destinations",
+                r.move_requests,
+                r.get_requests,
+                r.sub_operations_completed,
+                r.sub_operations_failed,
+                r.sub_operations_warning,
+                r.cancelled,
+                r.unknown_destinations
+            );
+        }
         if handle.tls_addr().is_some() || s.tls.clients_on_plain_port > 0 {
             println!(
                 "  TLS: {} associations, {} failed handshakes {:?}, {} TLS clients on the plain port",

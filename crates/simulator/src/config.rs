@@ -1,6 +1,7 @@
 //! How a simulator instance runs: where it listens, which rules, what it accepts.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dimse::tls::{TlsError, TlsServerOptions};
@@ -67,13 +68,19 @@ pub struct SimulatorConfig {
     pub write_timeout: Duration,
     /// Largest data set accepted in one C-STORE.
     pub max_data_set_len: usize,
-    /// Timeout of forwarding associations: negotiation, each response and each
-    /// write wait this long; the TCP connect at most 5 s of it (a destination that
+    /// Timeout of forwarding associations and of the C-STORE sub-operations of
+    /// C-MOVE and C-GET: negotiation, each response and each write wait this long; the TCP connect at most 5 s of it (a destination that
     /// is down fails the attempt fast and the retry backoff paces the queue).
     pub forward_timeout: Duration,
     /// A second listener speaking DICOM over TLS (PS3.15 Annex B), with the same
     /// routes; `None`: plain DICOM only.
     pub tls: Option<TlsListener>,
+    /// A folder where each stored instance is written as a DICOM file (atomically)
+    /// and read back for C-MOVE and C-GET; the store then keeps the file's path
+    /// instead of the data set, in either mode. `None`: full mode keeps data sets in
+    /// memory, load mode keeps none (its instances cannot be retrieved). Created
+    /// when missing; the files are left there when the simulator stops.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// The TLS listener of a simulator: where it listens and its certificate, key and
@@ -128,6 +135,7 @@ impl Default for SimulatorConfig {
             max_data_set_len: 1 << 30,
             forward_timeout: Duration::from_secs(30),
             tls: None,
+            spool_dir: None,
         }
     }
 }

@@ -134,6 +134,17 @@ pub struct FaultPlan {
     /// Hold each instance in the forwarder this long after it is queued (the C-STORE
     /// response is not delayed).
     pub forward_delay: Option<ResponseDelay>,
+    /// C-MOVE and C-GET answered with pending responses whose counts never change
+    /// (every ~200 ms), no sub-operation ever made, until a C-CANCEL (then `FE00`)
+    /// or the end of the association.
+    pub retrieve_pending_forever: bool,
+    /// Each C-MOVE and C-GET also sends one generated instance the identifier did
+    /// not ask for (a new SOP Instance UID in the first match's series), counted in
+    /// the sub-operations.
+    pub retrieve_extra_instance: bool,
+    /// The Nth, 2Nth... sub-operation of each C-MOVE and C-GET is not made and is
+    /// reported failed (counted per retrieve).
+    pub retrieve_fail_every_nth: Option<u64>,
     /// Seed for random delays and fractions, so a run can be replayed.
     pub seed: u64,
 }
@@ -160,6 +171,9 @@ impl FaultPlan {
             corrupt_pixels_every_nth,
             alter_attribute,
             forward_delay,
+            retrieve_pending_forever,
+            retrieve_extra_instance,
+            retrieve_fail_every_nth,
             seed: _,
         } = self;
         response_delay.is_none()
@@ -180,6 +194,9 @@ impl FaultPlan {
             && corrupt_pixels_every_nth.is_none()
             && alter_attribute.is_none()
             && forward_delay.is_none()
+            && !retrieve_pending_forever
+            && !retrieve_extra_instance
+            && retrieve_fail_every_nth.is_none()
     }
 }
 
@@ -325,6 +342,16 @@ impl FaultState {
         self.plan.read().withheld_find_models.clone()
     }
 
+    /// The C-MOVE/C-GET faults, read once per retrieve.
+    pub(crate) fn retrieve_faults(&self) -> RetrieveFaults {
+        let plan = self.plan.read();
+        RetrieveFaults {
+            pending_forever: plan.retrieve_pending_forever,
+            extra_instance: plan.retrieve_extra_instance,
+            fail_every_nth: plan.retrieve_fail_every_nth.filter(|&n| n > 0),
+        }
+    }
+
     /// The C-FIND faults, read once per query so that a plan replaced during a
     /// query does not change it half way.
     pub(crate) fn find_faults(&self) -> FindFaults {
@@ -346,6 +373,14 @@ pub(crate) struct ForwardFaults {
     pub(crate) corrupt_pixels: bool,
     pub(crate) alter: Option<AttributeAlteration>,
     pub(crate) delay: Option<Duration>,
+}
+
+/// The C-MOVE/C-GET part of a [`FaultPlan`], as one retrieve sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RetrieveFaults {
+    pub(crate) pending_forever: bool,
+    pub(crate) extra_instance: bool,
+    pub(crate) fail_every_nth: Option<u64>,
 }
 
 /// The C-FIND part of a [`FaultPlan`], as one query sees it.
@@ -455,6 +490,18 @@ mod tests {
             },
             FaultPlan {
                 forward_delay: Some(ResponseDelay::Fixed(Duration::from_millis(1))),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                retrieve_pending_forever: true,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                retrieve_extra_instance: true,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                retrieve_fail_every_nth: Some(2),
                 ..FaultPlan::default()
             },
         ];

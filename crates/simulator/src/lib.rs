@@ -67,6 +67,7 @@ mod query;
 pub mod rules;
 mod scp;
 pub mod scu;
+mod spool;
 mod stats;
 mod store;
 mod values;
@@ -87,11 +88,11 @@ pub use faults::{
     AttributeAlteration, FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection,
 };
 pub use forward::{FailedForward, SilentFault, SilentFaultKind};
-pub use rules::{Route, Rules};
+pub use rules::{MoveDestination, Route, Rules};
 pub use scp::ReceivedFind;
 pub use stats::{
-    AssociationStats, FindStats, ForwardStats, IdentityStats, RejectionReason, RouteStats,
-    SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
+    AssociationStats, FindStats, ForwardStats, IdentityStats, RejectionReason, RetrieveStats,
+    RouteStats, SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
 };
 pub use store::StoreMode;
 
@@ -110,6 +111,18 @@ impl Simulator {
     /// thread per forwarding route, and returns at once.
     pub fn start(config: SimulatorConfig) -> Result<SimulatorHandle, SimulatorError> {
         config.check()?;
+        let spool = match &config.spool_dir {
+            Some(dir) => {
+                Some(
+                    spool::Spool::open(dir).map_err(|e| SimulatorError::InvalidSetting {
+                        name: "spool_dir",
+                        value: dir.display().to_string(),
+                        reason: format!("cannot create the folder: {e}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let (listener, addr) = bind(config.bind)?;
         let tls = match &config.tls {
             Some(tls) => {
@@ -172,6 +185,7 @@ impl Simulator {
             failed_forwards,
             silent_faults,
             received_finds: Mutex::new(VecDeque::new()),
+            spool,
             next_connection_id: AtomicU64::new(0),
         });
         let spawn_accept = |name: &str, listener: TcpListener, tls| {

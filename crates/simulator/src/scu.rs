@@ -170,8 +170,26 @@ impl StoreScu {
         sop_instance_uid: &str,
         data_set: &[u8],
     ) -> Result<StoreResponse, ScuError> {
+        self.store_for(context_id, sop_class_uid, sop_instance_uid, data_set, None)
+    }
+
+    /// [`store`](Self::store) as a C-STORE sub-operation of a C-MOVE when
+    /// `move_originator` is given: the request names the C-MOVE's requestor AE
+    /// title and message ID (MoveOriginatorApplicationEntityTitle/MessageID).
+    pub fn store_for(
+        &mut self,
+        context_id: u8,
+        sop_class_uid: &str,
+        sop_instance_uid: &str,
+        data_set: &[u8],
+        move_originator: Option<(&str, u16)>,
+    ) -> Result<StoreResponse, ScuError> {
         let id = self.association.next_message_id();
-        let rq = dimse::Command::c_store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
+        let mut rq =
+            dimse::Command::c_store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
+        if let Some((ae_title, message_id)) = move_originator {
+            rq = rq.moved_by(ae_title, message_id);
+        }
         let response = self
             .association
             .send(context_id, &rq, Some(data_set))

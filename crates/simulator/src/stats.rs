@@ -1,5 +1,5 @@
 //! Counters the handle reports: associations, stores by status and by route,
-//! C-FIND, forwarding.
+//! C-FIND, C-MOVE/C-GET, forwarding.
 
 use std::collections::BTreeMap;
 
@@ -214,6 +214,35 @@ pub struct FindStats {
     pub stalled: u64,
 }
 
+/// C-MOVE and C-GET counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetrieveStats {
+    /// C-MOVE requests.
+    pub move_requests: u64,
+    /// C-GET requests.
+    pub get_requests: u64,
+    /// C-STORE sub-operations answered with success.
+    pub sub_operations_completed: u64,
+    /// Sub-operations that failed (refused by the destination, no context, data
+    /// set not kept, unreachable destination, `retrieve_fail_every_nth`).
+    pub sub_operations_failed: u64,
+    /// Sub-operations answered with a warning status.
+    pub sub_operations_warning: u64,
+    /// Retrieves ended by C-CANCEL (answered FE00).
+    pub cancelled: u64,
+    /// C-MOVEs naming a destination the rules do not know (answered A801).
+    pub unknown_destinations: u64,
+    /// Retrieves refused for a bad identifier (A900, C000).
+    pub failed: u64,
+    /// Retrieves answered by the `retrieve_pending_forever` fault.
+    pub pending_forever_by_fault: u64,
+    /// Instances sent that no identifier asked for (`retrieve_extra_instance`).
+    pub extra_instances_by_fault: u64,
+    /// Sub-operations reported failed by `retrieve_fail_every_nth`.
+    pub failed_by_fault: u64,
+}
+
 /// TLS counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -296,6 +325,8 @@ pub struct SimulatorStats {
     pub forwarding: ForwardStats,
     /// C-FIND.
     pub finds: FindStats,
+    /// C-MOVE and C-GET.
+    pub retrieves: RetrieveStats,
     /// C-ECHO requests answered.
     pub echoes: u64,
     /// TLS: associations, sessions, failed handshakes, TLS clients on the plain port.
@@ -316,6 +347,7 @@ pub struct SimulatorStats {
 pub(crate) struct Counters {
     pub(crate) associations: AssociationStats,
     pub(crate) finds: FindStats,
+    pub(crate) retrieves: RetrieveStats,
     pub(crate) echoes: u64,
     pub(crate) tls: TlsStats,
     pub(crate) identities: IdentityStats,
@@ -376,6 +408,7 @@ impl Counters {
         let mut out = SimulatorStats {
             associations: self.associations.clone(),
             finds: self.finds.clone(),
+            retrieves: self.retrieves.clone(),
             echoes: self.echoes,
             tls: self.tls.clone(),
             identities: self.identities.clone(),

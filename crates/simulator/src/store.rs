@@ -64,7 +64,12 @@ pub(crate) struct InstanceRecord {
     pub(crate) sop_class_uid: Arc<str>,
     pub(crate) instance_number: Option<Box<str>>,
     pub(crate) route: u16,
+    /// The transfer syntax it arrived in (interned): what C-MOVE and C-GET send it in
+    /// when the destination accepts it.
+    pub(crate) transfer_syntax_uid: Arc<str>,
     pub(crate) dataset: Option<Arc<InMemDicomObject>>,
+    /// Where the spool keeps it (then `dataset` is `None`).
+    pub(crate) spooled: Option<Arc<std::path::Path>>,
 }
 
 impl InstanceRecord {
@@ -162,6 +167,8 @@ pub(crate) struct Arrival<'a> {
     pub(crate) shared: Option<Arc<InMemDicomObject>>,
     pub(crate) sop_instance_uid: &'a str,
     pub(crate) sop_class_uid: &'a str,
+    pub(crate) transfer_syntax_uid: &'a str,
+    pub(crate) spooled: Option<Arc<std::path::Path>>,
     pub(crate) route: u16,
     pub(crate) duplicate: DuplicateAction,
     pub(crate) stable_study_time: Duration,
@@ -190,6 +197,7 @@ pub(crate) struct ImageStore {
     /// SeriesInstanceUID across studies. Rare, so kept apart from `series_index`.
     series_elsewhere: HashMap<Arc<str>, Vec<(u32, u32)>>,
     instance_index: HashMap<Arc<str>, Position>,
+    /// Interned SOP class and transfer syntax UIDs.
     sop_classes: HashSet<Arc<str>>,
     /// Set once a stored UID is multi-valued or padded: C-FIND matching splits and
     /// trims stored values, so such a study would match a UID its index key does not
@@ -287,13 +295,23 @@ impl ImageStore {
                 c
             }
         };
+        let transfer_syntax_uid = match self.sop_classes.get(arrival.transfer_syntax_uid) {
+            Some(ts) => ts.clone(),
+            None => {
+                let ts: Arc<str> = Arc::from(arrival.transfer_syntax_uid);
+                self.sop_classes.insert(ts.clone());
+                ts
+            }
+        };
         let uid: Arc<str> = Arc::from(arrival.sop_instance_uid);
         series.instances.push(InstanceRecord {
             uid: uid.clone(),
             sop_class_uid,
             instance_number: text(obj, tags::INSTANCE_NUMBER).map(String::into_boxed_str),
             route: arrival.route,
+            transfer_syntax_uid,
             dataset: arrival.shared,
+            spooled: arrival.spooled,
         });
         let instance_idx = (series.instances.len() - 1) as u32;
         self.instance_index
@@ -305,6 +323,10 @@ impl ImageStore {
         let list = &mut self.studies[study as usize].series[series as usize].instances;
         let removed = list.remove(instance as usize);
         self.instance_index.remove(&removed.uid);
+        if let Some(path) = &removed.spooled {
+            // The overwritten copy's file; a failure leaves a stray file, no more.
+            let _ = std::fs::remove_file(path);
+        }
         // Later instances of the series moved down by one.
         for (i, record) in list.iter().enumerate().skip(instance as usize) {
             if let Some(loc) = self.instance_index.get_mut(&record.uid) {
@@ -385,6 +407,8 @@ mod tests {
             shared: None,
             sop_instance_uid: sop,
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.7",
+            transfer_syntax_uid: "1.2.840.10008.1.2.1",
+            spooled: None,
             route: 0,
             duplicate,
             stable_study_time: Duration::ZERO,

@@ -329,6 +329,8 @@ mod tests {
             shared: None,
             sop_instance_uid,
             sop_class_uid: "1.2.3",
+            transfer_syntax_uid: "1.2.840.10008.1.2.1",
+            spooled: None,
             route: 0,
             duplicate,
             stable_study_time,

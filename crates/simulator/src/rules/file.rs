@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::*;
-use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, Rules, Settings};
+use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, MoveDestination, Rules, Settings};
 use super::{IdentityPolicy, IdentityUser};
 use crate::error::RulesError;
 use crate::faults::{
@@ -67,6 +67,16 @@ struct RawRules {
     faults: Option<Spanned<RawFaults>>,
     #[serde(default, rename = "route")]
     routes: Vec<Spanned<RawRoute>>,
+    #[serde(default, rename = "move_destination")]
+    move_destinations: Vec<Spanned<RawMoveDestination>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMoveDestination {
+    ae_title: Spanned<String>,
+    host: String,
+    port: Spanned<u16>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +112,11 @@ struct RawFaults {
     corrupt_pixels_every_nth: Option<Spanned<u64>>,
     alter_attribute: Option<Spanned<RawAlteration>>,
     forward_delay_ms: Option<RawDelay>,
+    #[serde(default)]
+    retrieve_pending_forever: bool,
+    #[serde(default)]
+    retrieve_extra_instance: bool,
+    retrieve_fail_every_nth: Option<Spanned<u64>>,
     #[serde(default)]
     seed: u64,
 }
@@ -379,6 +394,29 @@ impl Loader<'_> {
             }
             routes.push(route);
         }
+        let mut move_destinations: Vec<MoveDestination> = Vec::new();
+        for spanned in raw.move_destinations {
+            let span = spanned.span();
+            let raw = spanned.into_inner();
+            let ae_title = self.ae_title(&raw.ae_title, "move_destination ae_title")?;
+            if move_destinations.iter().any(|d| d.ae_title == ae_title) {
+                return Err(self.error(
+                    &span,
+                    format!("move_destination ae_title \"{ae_title}\" is used twice"),
+                ));
+            }
+            if raw.host.trim().is_empty() {
+                return Err(self.error(&span, "move_destination host is empty"));
+            }
+            if *raw.port.get_ref() == 0 {
+                return Err(self.error(&raw.port.span(), "move_destination port = 0"));
+            }
+            move_destinations.push(MoveDestination {
+                ae_title,
+                host: raw.host,
+                port: raw.port.into_inner(),
+            });
+        }
         Ok(Rules {
             settings: Settings {
                 query_ae_title,
@@ -386,6 +424,7 @@ impl Loader<'_> {
             },
             faults,
             routes,
+            move_destinations,
         })
     }
 
@@ -510,6 +549,12 @@ impl Loader<'_> {
                 .map(|a| self.alteration(a))
                 .transpose()?,
             forward_delay,
+            retrieve_pending_forever: raw.retrieve_pending_forever,
+            retrieve_extra_instance: raw.retrieve_extra_instance,
+            retrieve_fail_every_nth: every_nth(
+                &raw.retrieve_fail_every_nth,
+                "retrieve_fail_every_nth",
+            )?,
             seed: raw.seed,
         })
     }

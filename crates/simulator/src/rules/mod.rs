@@ -41,6 +41,21 @@ pub struct Rules {
     pub faults: FaultPlan,
     /// The routes, in file order.
     pub routes: Vec<Route>,
+    /// The AE titles a C-MOVE may name as its destination (`[[move_destination]]`).
+    pub move_destinations: Vec<MoveDestination>,
+}
+
+/// A C-MOVE destination: the AE title a C-MOVE-RQ names (MoveDestination,
+/// (0000,0600)) and where that AE listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveDestination {
+    /// The AE title, as C-MOVE requests name it (also the called AE title of the
+    /// association the simulator opens to it).
+    pub ae_title: String,
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
 }
 
 /// Settings that apply to every route.
@@ -54,6 +69,13 @@ pub struct Settings {
 }
 
 impl Rules {
+    /// The C-MOVE destination with this AE title.
+    pub fn move_destination(&self, ae_title: &str) -> Option<&MoveDestination> {
+        self.move_destinations
+            .iter()
+            .find(|d| d.ae_title == ae_title)
+    }
+
     /// The route whose called AE title is `called_ae_title`.
     pub fn route_for(&self, called_ae_title: &str) -> Option<&Route> {
         self.routes

@@ -7,6 +7,7 @@
 
 mod find;
 mod negotiation;
+mod retrieve;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -33,10 +34,11 @@ use crate::stats::{Counters, RejectionReason};
 use crate::store::ImageStore;
 use dicom_object::InMemDicomObject;
 use dimse::InformationModel;
+use dimse::qr::QrService;
 
 pub use self::find::ReceivedFind;
 use self::find::{RECEIVED_FINDS_KEPT, handle_find};
-use self::negotiation::{decide, is_find_model, refuse};
+use self::negotiation::{decide, is_query_retrieve, refuse};
 use self::store::handle_store;
 
 /// State shared by the accept loop, the association threads and the handle.
@@ -59,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) silent_faults: Arc<Mutex<Vec<SilentFault>>>,
     /// The latest C-FIND requests (at most `RECEIVED_FINDS_KEPT`), oldest first.
     pub(crate) received_finds: Mutex<VecDeque<ReceivedFind>>,
+    /// Where stored instances are written, when `config.spool_dir` is set.
+    pub(crate) spool: Option<crate::spool::Spool>,
     /// Connection IDs (for `connections`), unique over both listeners.
     pub(crate) next_connection_id: AtomicU64,
 }
@@ -242,7 +246,11 @@ fn negotiate_and_run(shared: &Shared, mut stream: ScpStream, deadline: Instant) 
         return;
     }
     let withheld_models = shared.faults.withheld_find_models();
-    let mut options = AcceptOptions::new().max_pdu_length(config.max_pdu_length);
+    // A C-GET SCU takes the C-STORE sub-operations as SCP: grant the roles asked.
+    let get_association = negotiation::proposes_get(&rq.presentation_contexts);
+    let mut options = AcceptOptions::new()
+        .max_pdu_length(config.max_pdu_length)
+        .grant_requested_roles();
     if identity_accepted {
         // The user-name kinds answer with an empty server response; nothing is
         // issued for a token either (PS3.7 D.3.3.7.2 lets it be empty).
@@ -250,7 +258,7 @@ fn negotiate_and_run(shared: &Shared, mut stream: ScpStream, deadline: Instant) 
     }
     let tls_session = stream.tls_session();
     let accepted = dimse::scp::accept(stream, &rq, &options, |pc| {
-        decide(config, target, &withheld_models, pc)
+        decide(config, target, &withheld_models, get_association, pc)
     });
     let mut association = match accepted {
         Ok(a) => a,
@@ -405,7 +413,7 @@ fn handle_message(
                 )?;
                 return Ok(Flow::Continue);
             };
-            if abstract_syntax == uids::VERIFICATION || is_find_model(&abstract_syntax) {
+            if abstract_syntax == uids::VERIFICATION || is_query_retrieve(&abstract_syntax) {
                 respond(
                     shared,
                     association,
@@ -441,6 +449,36 @@ fn handle_message(
             };
             handle_find(shared, association, reader, &message, model, &ts_uid)?;
             Ok(Flow::Continue)
+        }
+        CommandField::CMoveRq | CommandField::CGetRq => {
+            let expected = if command.field == CommandField::CMoveRq {
+                QrService::Move
+            } else {
+                QrService::Get
+            };
+            match InformationModel::service_of(&abstract_syntax) {
+                Some((model, service)) if service == expected => retrieve::handle_retrieve(
+                    shared,
+                    association,
+                    reader,
+                    &message,
+                    model,
+                    service,
+                    &ts_uid,
+                ),
+                _ => {
+                    respond(
+                        shared,
+                        association,
+                        pc_id,
+                        command,
+                        Status::SOP_CLASS_NOT_SUPPORTED,
+                        Some("retrieve on a context of another SOP class"),
+                        None,
+                    )?;
+                    Ok(Flow::Continue)
+                }
+            }
         }
         // No operation is outstanding between requests: nothing to cancel.
         CommandField::CCancelRq => Ok(Flow::Continue),

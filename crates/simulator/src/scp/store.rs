@@ -210,16 +210,41 @@ pub(super) fn process_store(
             DuplicatePolicy::Reject(_) => DuplicateAction::Refuse,
         };
         let view: &InMemDicomObject = &dataset;
-        let stored_copy = (config.store_mode == StoreMode::Full).then(|| dataset.clone());
+        let spooled = match &shared.spool {
+            Some(spool) => match spool.write(view, &sop_class_uid, &sop_instance_uid, ts_uid) {
+                Ok(path) => Some(path),
+                Err(comment) => {
+                    return StoreResult::failed(
+                        StoreOutcome::Unreadable,
+                        Status::OUT_OF_RESOURCES,
+                        comment,
+                    );
+                }
+            },
+            None => None,
+        };
+        let stored_copy =
+            (config.store_mode == StoreMode::Full && spooled.is_none()).then(|| dataset.clone());
         let inserted = shared.store.write().insert(Arrival {
             dataset: view,
             shared: stored_copy,
             sop_instance_uid: &sop_instance_uid,
             sop_class_uid: &sop_class_uid,
+            transfer_syntax_uid: ts_uid,
+            spooled: spooled.clone(),
             route: route_index as u16,
             duplicate,
             stable_study_time: route.stable_study_time,
         });
+        if let Some(path) = &spooled
+            && !matches!(
+                inserted,
+                Ok(InsertOutcome::Stored | InsertOutcome::Overwritten)
+            )
+        {
+            // Not kept: the file is nobody's.
+            let _ = std::fs::remove_file(path);
+        }
         outcome = Some(match inserted {
             Ok(InsertOutcome::Stored) => StoreOutcome::Stored,
             Ok(InsertOutcome::Overwritten) => StoreOutcome::Overwritten,
