@@ -12,9 +12,14 @@
 //!   transiently (service provider, reason 2). A route may require a user
 //!   identity ([`rules::IdentityPolicy`]: users and passcodes, tokens): without an
 //!   acceptable one the association is refused (permanent, service user, reason 1).
-//! - **Services.** C-ECHO; C-STORE of every storage SOP class; C-FIND (Study Root
-//!   and Patient Root, PATIENT/STUDY/SERIES/IMAGE) with C-CANCEL, answered on every
-//!   route's AE title and on an optional query-only AE title.
+//! - **Services.** C-ECHO; C-STORE of every storage SOP class; C-FIND, C-MOVE and
+//!   C-GET (Study Root and Patient Root, PATIENT/STUDY/SERIES/IMAGE) with C-CANCEL,
+//!   answered on every route's AE title and on an optional query-only AE title.
+//!   C-MOVE sends to the rules' [`MoveDestination`]s, C-GET on the requesting
+//!   association (SCP role granted); both report pending counts, `B000`/`A702`
+//!   with the failed SOP instance list, `A801` for an unknown destination. The
+//!   instances come from the store (full mode) or from a spool folder
+//!   ([`SimulatorConfig::spool_dir`], which load mode needs to be retrievable).
 //! - **Rules per route** ([`rules`]): validation (blank or invalid StudyDate,
 //!   AccessionNumber format...) that refuses with a configurable status, morphing
 //!   (set, copy, prepend, append, regex replace, remove under conditions), a
@@ -29,7 +34,8 @@
 //!   model, no instance counts, the final status inside the last identifier),
 //!   and the silent faults of a bad router on forwarding (dropped, duplicated,
 //!   corrupted, altered or delayed instances, listed by
-//!   [`SimulatorHandle::silent_faults`]).
+//!   [`SimulatorHandle::silent_faults`]), and bad-day retrieves (pending forever,
+//!   an extra instance, every Nth sub-operation failed).
 //! - **Statistics** ([`SimulatorStats`]), the stored studies and the C-FIND requests
 //!   received ([`SimulatorHandle::received_finds`]), on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred

@@ -71,12 +71,25 @@ fn c_move(
     identifier: &InMemDicomObject,
     cancel_after: Option<usize>,
 ) -> Vec<Reply> {
-    let options = options("LB-QUERY", "MOVER")
-        .with_presentation_context(MOVE, vec![uids::EXPLICIT_VR_LITTLE_ENDIAN]);
-    let mut client = connect_with(addr, options).unwrap();
-    let pc = client.context(MOVE).expect("C-MOVE accepted");
     let rq = Command::c_move_rq(7, MOVE, destination, Priority::Medium);
-    dimse::send_message(&mut client.association, pc, &rq, Some(&encode(identifier))).unwrap();
+    exchange(addr, MOVE, &rq, identifier, cancel_after)
+}
+
+/// Sends a C-MOVE or C-GET request on a context of `sop_class` (the association
+/// proposes Secondary Capture storage without role selection: a C-GET's
+/// sub-operations then have nowhere to go).
+fn exchange(
+    addr: SocketAddr,
+    sop_class: &str,
+    rq: &Command,
+    identifier: &InMemDicomObject,
+    cancel_after: Option<usize>,
+) -> Vec<Reply> {
+    let options = options("LB-QUERY", "MOVER")
+        .with_presentation_context(sop_class, vec![uids::EXPLICIT_VR_LITTLE_ENDIAN]);
+    let mut client = connect_with(addr, options).unwrap();
+    let pc = client.context(sop_class).expect("retrieve accepted");
+    dimse::send_message(&mut client.association, pc, rq, Some(&encode(identifier))).unwrap();
     let mut replies = Vec::new();
     loop {
         let Incoming::Message(m) = client.reader.receive(&mut client.association).unwrap() else {
@@ -485,4 +498,54 @@ fn dcmtk_getscu_gets_a_series_on_its_own_association() {
         log.contains("SubOperationsCompleteOneOrMoreFailures"),
         "{log}"
     );
+}
+
+#[test]
+fn a_c_get_without_the_scp_role_fails_every_sub_operation() {
+    let sim = start(SimulatorConfig::with_rules(rules(&[])), 2);
+    let get = uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_GET;
+    let rq = Command::c_get_rq(7, get, Priority::Medium);
+    let replies = exchange(sim.addr(), get, &rq, &study_level(), None);
+    let last = replies.last().unwrap();
+    assert_eq!(last.status, Status(0xA702));
+    assert_eq!(last.counts.failed, Some(2));
+    assert_eq!(last.failed_uids, ["1.2.826.0.9.7.1.1", "1.2.826.0.9.7.1.2"]);
+    assert_eq!(sim.stats().retrieves.get_requests, 1);
+}
+
+#[test]
+fn a_patient_root_c_move_takes_a_patient_and_refuses_patient_level_in_study_root() {
+    let dest = destination();
+    let sim = start(
+        SimulatorConfig::with_rules(rules(&[("LB-DEST", dest.addr().port())])),
+        2,
+    );
+    let patient_move = uids::PATIENT_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_MOVE;
+    let rq = Command::c_move_rq(7, patient_move, "LB-DEST", Priority::Medium);
+    let by_patient = query("PATIENT", &[(tags::PATIENT_ID, VR::LO, "PID001")]);
+    let last = exchange(sim.addr(), patient_move, &rq, &by_patient, None)
+        .pop()
+        .unwrap();
+    assert_eq!(last.status, Status::SUCCESS);
+    assert_eq!(last.counts.completed, Some(2));
+    let last = c_move(sim.addr(), "LB-DEST", &by_patient, None)
+        .pop()
+        .unwrap();
+    assert_eq!(last.status, Status(0xA900));
+}
+
+#[test]
+fn a_c_get_under_pending_forever_ends_with_its_cancel() {
+    let sim = start(SimulatorConfig::with_rules(rules(&[])), 1);
+    sim.set_faults(FaultPlan {
+        retrieve_pending_forever: true,
+        ..FaultPlan::default()
+    });
+    let get = uids::STUDY_ROOT_QUERY_RETRIEVE_INFORMATION_MODEL_GET;
+    let rq = Command::c_get_rq(7, get, Priority::Medium);
+    let replies = exchange(sim.addr(), get, &rq, &study_level(), Some(2));
+    let last = replies.last().unwrap();
+    assert_eq!(last.status, Status::CANCEL);
+    assert_eq!(last.counts, SubOperations::counts(1, 0, 0, 0));
+    assert_eq!(sim.stats().retrieves.pending_forever_by_fault, 1);
 }

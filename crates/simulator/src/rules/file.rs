@@ -456,7 +456,7 @@ impl Loader<'_> {
         match *value.get_ref() {
             0 => Err(self.error(
                 &value.span(),
-                format!("{key} = 0: must be at least 1 (every Nth forwarded instance)"),
+                format!("{key} = 0: must be at least 1 (every Nth one)"),
             )),
             n => Ok(n),
         }
@@ -1147,5 +1147,36 @@ mod tests {
             err.contains("worklist") && err.contains("study_root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn move_destinations_and_retrieve_faults_load_and_mistakes_are_named() {
+        let toml = "[[move_destination]]\nae_title = \"VIEWER\"\nhost = \"127.0.0.1\"\nport = 11113\n\n[faults]\nretrieve_pending_forever = true\nretrieve_extra_instance = true\nretrieve_fail_every_nth = 3\n";
+        let rules = Rules::from_toml_str(toml, "m.toml").unwrap();
+        assert_eq!(
+            rules.move_destination("VIEWER"),
+            Some(&MoveDestination {
+                ae_title: "VIEWER".into(),
+                host: "127.0.0.1".into(),
+                port: 11113
+            })
+        );
+        assert!(rules.move_destination("OTHER").is_none());
+        assert!(rules.faults.retrieve_pending_forever && rules.faults.retrieve_extra_instance);
+        assert_eq!(rules.faults.retrieve_fail_every_nth, Some(3));
+        let twice = "[[move_destination]]\nae_title = \"A\"\nhost = \"h\"\nport = 1\n[[move_destination]]\nae_title = \"A\"\nhost = \"h\"\nport = 2\n";
+        let err = error_of(twice);
+        assert!(err.starts_with("Bad rules file: test.toml:5: "), "{err}");
+        assert!(err.contains("used twice"), "{err}");
+        let long = error_of(
+            "[[move_destination]]\nae_title = \"THIS-AE-TITLE-IS-TOO-LONG\"\nhost = \"h\"\nport = 1\n",
+        );
+        assert!(long.contains("test.toml:2"), "{long}");
+        let zero = error_of("[faults]\nretrieve_fail_every_nth = 0\n");
+        assert!(zero.contains("retrieve_fail_every_nth = 0"), "{zero}");
+        let unknown = error_of(
+            "[[move_destination]]\nae_title = \"A\"\nhost = \"h\"\nport = 1\ntls = true\n",
+        );
+        assert!(unknown.contains("tls"), "{unknown}");
     }
 }

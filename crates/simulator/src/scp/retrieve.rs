@@ -31,6 +31,9 @@ const MOVE_DESTINATION_UNKNOWN: Status = Status(0xA801);
 const UNABLE_TO_PERFORM_SUB_OPERATIONS: Status = Status(0xA702);
 /// Warning: sub-operations complete, one or more failures or warnings.
 const SUB_OPERATIONS_WITH_FAILURES: Status = Status(0xB000);
+/// Why an instance of a simulator in load mode without a spool cannot be sent
+/// (an ErrorComment: at most 64 characters).
+const NOT_KEPT: &str = "load mode without a spool (--spool): data set not kept";
 /// How often `retrieve_pending_forever` repeats its pending response.
 const PENDING_FOREVER_EVERY: Duration = Duration::from_millis(200);
 
@@ -72,6 +75,8 @@ struct Tally {
     failed: usize,
     warning: usize,
     failed_uids: Vec<Arc<str>>,
+    /// Why the first failed sub-operation failed.
+    first_error: Option<String>,
 }
 
 impl Tally {
@@ -356,9 +361,7 @@ fn encode(item: &Item, ts_uid: &str) -> Result<Vec<u8>, String> {
             &read
         }
         Source::NotKept => {
-            return Err(
-                "not kept: the simulator runs in load mode without a spool (--spool DIR)".into(),
-            );
+            return Err(NOT_KEPT.into());
         }
     };
     let mut bytes = Vec::new();
@@ -371,14 +374,15 @@ fn encode(item: &Item, ts_uid: &str) -> Result<Vec<u8>, String> {
 enum Outcome {
     Completed,
     Warning,
-    Failed,
+    /// With the reason, for the final response's ErrorComment.
+    Failed(String),
 }
 
 fn classify(status: Status) -> Outcome {
     match status.code() {
         0x0000 => Outcome::Completed,
         0x0001 | 0xB000..=0xBFFF => Outcome::Warning,
-        _ => Outcome::Failed,
+        code => Outcome::Failed(format!("a C-STORE sub-operation was answered {code:04X}")),
     }
 }
 
@@ -542,7 +546,7 @@ pub(super) fn handle_retrieve(
             .is_some_and(|every| ((n + 1) as u64).is_multiple_of(every))
         {
             shared.counters.lock().retrieves.failed_by_fault += 1;
-            Outcome::Failed
+            Outcome::Failed("failed by retrieve_fail_every_nth (fault injection)".into())
         } else {
             match &mut target {
                 Destination::Move(scu) => move_one(scu, item, (&originator, retrieve_id)),
@@ -565,13 +569,16 @@ pub(super) fn handle_retrieve(
             match outcome {
                 Outcome::Completed => c.retrieves.sub_operations_completed += 1,
                 Outcome::Warning => c.retrieves.sub_operations_warning += 1,
-                Outcome::Failed => c.retrieves.sub_operations_failed += 1,
+                Outcome::Failed(_) => c.retrieves.sub_operations_failed += 1,
             }
         }
         match outcome {
             Outcome::Completed => tally.completed += 1,
             Outcome::Warning => tally.warning += 1,
-            Outcome::Failed => tally.fail(&item.sop_instance_uid),
+            Outcome::Failed(why) => {
+                tally.fail(&item.sop_instance_uid);
+                tally.first_error.get_or_insert(why);
+            }
         }
         if tally.attempted() < tally.total && !cancelled {
             send_response(
@@ -649,16 +656,20 @@ fn move_contexts(items: &[Item]) -> Vec<(String, Vec<String>)> {
 /// every later sub-operation.
 fn move_one(scu: &mut Option<Box<StoreScu>>, item: &Item, originator: (&str, u16)) -> Outcome {
     let Some(association) = scu else {
-        return Outcome::Failed;
+        return Outcome::Failed("the move destination's association was lost".into());
     };
     let stored = &*item.transfer_syntax_uid;
     let Ok((pc_id, ts)) = association.context_for(&item.sop_class_uid, stored, |offered| {
         can_send_in(stored, offered)
     }) else {
-        return Outcome::Failed;
+        return Outcome::Failed(format!(
+            "destination accepted no context for {}",
+            item.sop_class_uid
+        ));
     };
-    let Ok(bytes) = encode(item, &ts) else {
-        return Outcome::Failed;
+    let bytes = match encode(item, &ts) {
+        Ok(bytes) => bytes,
+        Err(why) => return Outcome::Failed(why),
     };
     match association.store_for(
         pc_id,
@@ -668,11 +679,11 @@ fn move_one(scu: &mut Option<Box<StoreScu>>, item: &Item, originator: (&str, u16
         Some(originator),
     ) {
         Ok(response) => classify(response.status),
-        Err(_) => {
+        Err(e) => {
             if let Some(broken) = scu.take() {
                 broken.abort();
             }
-            Outcome::Failed
+            Outcome::Failed(format!("move destination: {e}"))
         }
     }
 }
@@ -708,10 +719,15 @@ fn get_one(
             .cloned()
     };
     let Some((pc_id, ts)) = context else {
-        return Ok((Outcome::Failed, false));
+        let why = format!(
+            "no storage context with SCP role for {}",
+            item.sop_class_uid
+        );
+        return Ok((Outcome::Failed(why), false));
     };
-    let Ok(bytes) = encode(item, &ts) else {
-        return Ok((Outcome::Failed, false));
+    let bytes = match encode(item, &ts) {
+        Ok(bytes) => bytes,
+        Err(why) => return Ok((Outcome::Failed(why), false)),
     };
     let id = *next_message_id;
     *next_message_id = next_message_id.wrapping_add(1).max(1);
@@ -883,6 +899,7 @@ fn finish(
         Some(bytes)
     };
     let counts = tally.counts(status == Status::CANCEL);
+    let comment = comment.or(tally.first_error.as_deref());
     send_response(
         shared,
         association,
@@ -971,6 +988,7 @@ mod tests {
             failed,
             warning,
             failed_uids: Vec::new(),
+            first_error: None,
         };
         assert_eq!(tally(0, 0, 0).final_status(), Status::SUCCESS);
         assert_eq!(tally(3, 0, 0).final_status(), Status::SUCCESS);
