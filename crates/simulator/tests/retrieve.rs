@@ -141,9 +141,10 @@ fn a_c_move_sends_every_match_with_pending_counts_then_success() {
     );
     let replies = c_move(sim.addr(), "LB-DEST", &study_level(), None);
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.code()).collect();
-    assert_eq!(statuses, [0xFF00, 0xFF00, 0x0000]);
+    assert_eq!(statuses, [0xFF00, 0xFF00, 0xFF00, 0x0000]);
     assert_eq!(replies[0].counts, SubOperations::counts(2, 1, 0, 0));
     assert_eq!(replies[1].counts, SubOperations::counts(1, 2, 0, 0));
+    assert_eq!(replies[2].counts, SubOperations::counts(0, 3, 0, 0));
     let last = replies.last().unwrap();
     assert_eq!(last.counts.completed, Some(3));
     assert_eq!(last.counts.remaining, None);
@@ -164,9 +165,9 @@ fn a_c_move_sends_every_match_with_pending_counts_then_success() {
         ],
     );
     let replies = c_move(sim.addr(), "LB-DEST", &image, None);
-    assert_eq!(replies.len(), 1);
-    assert_eq!(replies[0].status, Status::SUCCESS);
-    assert_eq!(replies[0].counts.completed, Some(1));
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[1].status, Status::SUCCESS);
+    assert_eq!(replies[1].counts.completed, Some(1));
 }
 
 #[test]

@@ -580,7 +580,8 @@ pub(super) fn handle_retrieve(
                 tally.first_error.get_or_insert(why);
             }
         }
-        if tally.attempted() < tally.total && !cancelled {
+        // After each sub-operation, the last one too (remaining 0), then the final.
+        if !cancelled {
             send_response(
                 shared,
                 association,
