@@ -93,8 +93,9 @@ pub use dimse::{AE_TITLE_MAX_LEN, AeTitle, AeTitleError};
 pub use endpoint::{Endpoint, Route, RouteOrigin, Target};
 pub use error::ConfigError;
 pub use sections::{
-    CFindSettings, Dataset, DeliveryMatch, IntegrationSettings, LoadProfile, NetworkSettings,
-    ReportSettings, SendSettings, SinkSettings, Thresholds, VerifyAt,
+    CFindSettings, CommitSettings, Dataset, DeliveryMatch, IntegrationSettings, LoadProfile,
+    NetworkSettings, ReportSettings, RetrieveMethod, RetrieveSettings, SendSettings, SinkSettings,
+    Thresholds, VerifyAt,
 };
 pub use security::{SecuritySettings, TlsSettings};
 pub use sender::{AssociationStrategy, UidStrategy};
@@ -145,10 +146,16 @@ pub mod defaults {
     pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
     /// `VERIFY_AT` on the embedded target: by C-FIND and at the sink, which the
     /// embedded router forwards to.
-    pub const VERIFY_AT_EMBEDDED: VerifyAt = VerifyAt::Both;
+    pub const VERIFY_AT_EMBEDDED: VerifyAt = VerifyAt::BOTH;
     /// `VERIFY_AT` against a real router: by C-FIND (the sink needs the router told to
     /// forward to it).
-    pub const VERIFY_AT_REMOTE: VerifyAt = VerifyAt::CFind;
+    pub const VERIFY_AT_REMOTE: VerifyAt = VerifyAt::CFIND;
+    /// `RETRIEVE_AE_TITLE`: our C-MOVE destination (16 characters).
+    pub const RETRIEVE_AE_TITLE: &str = "DICOM_AUTO_RETRV";
+    /// `RETRIEVE_TIMEOUT`: one study's retrieve.
+    pub const RETRIEVE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `COMMIT_TIMEOUT`: the archive's Storage Commitment report.
+    pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
     /// `PEAK_IMAGES_PER_SECOND`.
     pub const PEAK_IMAGES_PER_SECOND: f64 = 50.0;
     /// `LOAD_MULTIPLIER`.
@@ -204,6 +211,10 @@ pub struct TestConfig {
     pub cfind: CFindSettings,
     /// The destination sink, and where delivery is verified (`VERIFY_AT`).
     pub sink: SinkSettings,
+    /// Retrieval from the destination archive (`VERIFY_AT=retrieve`).
+    pub retrieve: RetrieveSettings,
+    /// Storage Commitment by the destination archive (`VERIFY_AT=commit`).
+    pub commit: CommitSettings,
     /// Rates, concurrency and duration of load runs.
     pub load: LoadProfile,
     /// Pass/fail limits.
@@ -280,6 +291,8 @@ impl TestConfig {
         let (endpoint, routes) = endpoint::read(&mut reader);
         let cfind = CFindSettings::read(&mut reader, &endpoint);
         let sink = SinkSettings::read(&mut reader, &endpoint.target);
+        let retrieve = RetrieveSettings::read(&mut reader);
+        let commit = CommitSettings::read(&mut reader);
         let load = LoadProfile::read(&mut reader);
         let thresholds = Thresholds::read(&mut reader);
         let dataset = Dataset::read(&mut reader, dirs);
@@ -294,6 +307,8 @@ impl TestConfig {
             routes,
             cfind,
             sink,
+            retrieve,
+            commit,
             load,
             thresholds,
             dataset,
@@ -389,6 +404,14 @@ impl TestConfig {
         add("sink", "ae_title", k.ae_title.to_string());
         add("sink", "bind", k.bind.to_string());
         add("sink", "delivery_timeout_seconds", secs(k.delivery_timeout));
+        let r = &self.retrieve;
+        add("retrieve", "method", r.method.as_str().to_owned());
+        add("retrieve", "ae_title", r.ae_title.to_string());
+        add("retrieve", "port", r.port.to_string());
+        add("retrieve", "studies", r.studies.to_string());
+        add("retrieve", "timeout_seconds", secs(r.timeout));
+        add("commit", "port", self.commit.port.to_string());
+        add("commit", "timeout_seconds", secs(self.commit.timeout));
         let l = &self.load;
         add(
             "load",

@@ -114,42 +114,130 @@ impl CFindSettings {
     }
 }
 
-/// Where delivery is verified: `VERIFY_AT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerifyAt {
-    /// `cfind`: query the destination by C-FIND ([`CFindSettings`]), today's behaviour.
-    CFind,
+/// Where a run verifies delivery (`VERIFY_AT`): any of C-FIND, the destination sink,
+/// retrieval from the destination archive, and its Storage Commitment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerifyAt {
+    /// `cfind`: query the destination by C-FIND ([`CFindSettings`]).
+    pub cfind: bool,
     /// `sink`: count what reaches the destination sink ([`SinkSettings`]) the run starts.
-    Sink,
-    /// `both`: the sink, and C-FIND as well.
-    Both,
+    pub sink: bool,
+    /// `retrieve`: get the delivered studies back from the destination archive (the
+    /// C-FIND peer) by C-GET or C-MOVE ([`RetrieveSettings`]) and compare every
+    /// instance with its send.
+    pub retrieve: bool,
+    /// `commit`: ask the destination archive for Storage Commitment of every delivered
+    /// instance ([`CommitSettings`]).
+    pub commit: bool,
 }
 
 impl VerifyAt {
-    /// The word `VERIFY_AT` takes for this value: `cfind`, `sink` or `both`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyAt::CFind => "cfind",
-            VerifyAt::Sink => "sink",
-            VerifyAt::Both => "both",
+    /// By C-FIND only.
+    pub const CFIND: VerifyAt = VerifyAt {
+        cfind: true,
+        sink: false,
+        retrieve: false,
+        commit: false,
+    };
+    /// At the sink only.
+    pub const SINK: VerifyAt = VerifyAt {
+        cfind: false,
+        sink: true,
+        retrieve: false,
+        commit: false,
+    };
+    /// `both`: at the sink and by C-FIND.
+    pub const BOTH: VerifyAt = VerifyAt {
+        cfind: true,
+        sink: true,
+        retrieve: false,
+        commit: false,
+    };
+
+    /// The words `VERIFY_AT` takes, each alone or in a comma-separated list.
+    pub const WORDS: [&'static str; 5] = ["cfind", "sink", "retrieve", "commit", "both"];
+
+    /// Reads `cfind`, `sink`, `retrieve`, `commit` or `both` (= `cfind,sink`), alone
+    /// or as a list separated by commas, `+` or spaces, in any case.
+    ///
+    /// # Errors
+    /// What is expected, for the configuration's error message.
+    pub fn parse(raw: &str) -> Result<VerifyAt, String> {
+        let mut at = VerifyAt {
+            cfind: false,
+            sink: false,
+            retrieve: false,
+            commit: false,
+        };
+        let expected = || {
+            "cfind, sink, retrieve, commit or both (= cfind,sink), or a comma-separated list of them"
+                .to_string()
+        };
+        let mut any = false;
+        for word in raw
+            .split([',', '+', ' '])
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
+            any = true;
+            match word.to_ascii_lowercase().as_str() {
+                "cfind" => at.cfind = true,
+                "sink" => at.sink = true,
+                "retrieve" => at.retrieve = true,
+                "commit" => at.commit = true,
+                "both" => {
+                    at.cfind = true;
+                    at.sink = true;
+                }
+                _ => return Err(expected()),
+            }
         }
+        if any { Ok(at) } else { Err(expected()) }
     }
 
-    /// Whether delivery is verified by C-FIND (`cfind` or `both`).
+    /// Whether delivery is verified by C-FIND.
     pub fn uses_cfind(self) -> bool {
-        matches!(self, VerifyAt::CFind | VerifyAt::Both)
+        self.cfind
     }
 
-    /// Whether delivery is verified at the destination sink (`sink` or `both`).
+    /// Whether delivery is verified at the destination sink.
     pub fn uses_sink(self) -> bool {
-        matches!(self, VerifyAt::Sink | VerifyAt::Both)
+        self.sink
+    }
+
+    /// Whether delivered studies are retrieved from the destination archive.
+    pub fn uses_retrieve(self) -> bool {
+        self.retrieve
+    }
+
+    /// Whether the destination archive is asked for Storage Commitment.
+    pub fn uses_commit(self) -> bool {
+        self.commit
     }
 }
 
 impl fmt::Display for VerifyAt {
+    /// `both` for C-FIND and the sink alone (the historical word), else the list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        if *self == VerifyAt::BOTH {
+            return f.write_str("both");
+        }
+        let words: Vec<&str> = [
+            (self.cfind, "cfind"),
+            (self.sink, "sink"),
+            (self.retrieve, "retrieve"),
+            (self.commit, "commit"),
+        ]
+        .into_iter()
+        .filter_map(|(on, word)| on.then_some(word))
+        .collect();
+        f.write_str(&words.join(","))
+    }
+}
+
+impl Serialize for VerifyAt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -189,7 +277,8 @@ pub struct SinkSettings {
     /// still counts as in transit; after that it is undelivered.
     #[serde(rename = "delivery_timeout_seconds", serialize_with = "seconds")]
     pub delivery_timeout: Duration,
-    /// `VERIFY_AT`: where delivery is verified, by C-FIND, at the sink, or both.
+    /// `VERIFY_AT`: where delivery is verified: by C-FIND, at the sink, by retrieval,
+    /// by Storage Commitment, or several of them.
     pub verify_at: VerifyAt,
     /// `DELIVERY_MATCH_BY`: how an arrival is matched to its send.
     pub match_by: DeliveryMatch,
@@ -215,15 +304,7 @@ impl SinkSettings {
                 defaults::DELIVERY_TIMEOUT,
                 parse::seconds_positive,
             ),
-            verify_at: reader.value_or(
-                "VERIFY_AT",
-                default_verify_at,
-                parse::one_of(&[
-                    ("cfind", VerifyAt::CFind),
-                    ("sink", VerifyAt::Sink),
-                    ("both", VerifyAt::Both),
-                ]),
-            ),
+            verify_at: reader.value_or("VERIFY_AT", default_verify_at, VerifyAt::parse),
             match_by: reader.value_or(
                 "DELIVERY_MATCH_BY",
                 DeliveryMatch::SopInstanceUid,
@@ -231,6 +312,98 @@ impl SinkSettings {
                     ("sop-instance-uid", DeliveryMatch::SopInstanceUid),
                     ("trace", DeliveryMatch::Trace),
                 ]),
+            ),
+        }
+    }
+}
+
+/// How delivered studies are retrieved from the destination archive
+/// (`VERIFY_AT=retrieve`). The archive is the C-FIND peer ([`CFindSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetrieveSettings {
+    /// `RETRIEVE_METHOD`: `get` (C-GET, the instances come back on our association)
+    /// or `move` (C-MOVE to our `RETRIEVE_AE_TITLE`, which the archive must know).
+    pub method: RetrieveMethod,
+    /// `RETRIEVE_AE_TITLE`: our C-MOVE destination's AE title.
+    pub ae_title: AeTitle,
+    /// `RETRIEVE_PORT`: the port our C-MOVE destination listens on (at `SINK_BIND`);
+    /// 0 picks a free one, which only the embedded archive can be told.
+    pub port: u16,
+    /// `RETRIEVE_STUDIES`: how many of the delivered studies are retrieved, spread
+    /// evenly over the run; 0 retrieves every one.
+    pub studies: u64,
+    /// `RETRIEVE_TIMEOUT`: the longest one study's retrieve may take before it is
+    /// cancelled.
+    #[serde(rename = "timeout_seconds", serialize_with = "seconds")]
+    pub timeout: Duration,
+}
+
+/// `RETRIEVE_METHOD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrieveMethod {
+    /// C-GET.
+    Get,
+    /// C-MOVE.
+    Move,
+}
+
+impl RetrieveMethod {
+    /// The word `RETRIEVE_METHOD` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrieveMethod::Get => "get",
+            RetrieveMethod::Move => "move",
+        }
+    }
+}
+
+impl RetrieveSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            method: reader.value_or(
+                "RETRIEVE_METHOD",
+                RetrieveMethod::Get,
+                parse::one_of(&[("get", RetrieveMethod::Get), ("move", RetrieveMethod::Move)]),
+            ),
+            ae_title: reader
+                .value("RETRIEVE_AE_TITLE", parse::ae_title)
+                .unwrap_or_else(|| {
+                    AeTitle::new(defaults::RETRIEVE_AE_TITLE)
+                        .expect("the default is a valid AE title")
+                }),
+            port: reader.value_or("RETRIEVE_PORT", 0, parse::port_or_any),
+            studies: reader.value_or("RETRIEVE_STUDIES", 0, parse::whole_number_at_least(0)),
+            timeout: reader.value_or(
+                "RETRIEVE_TIMEOUT",
+                defaults::RETRIEVE_TIMEOUT,
+                parse::seconds_positive,
+            ),
+        }
+    }
+}
+
+/// How the destination archive is asked for Storage Commitment (`VERIFY_AT=commit`).
+/// The archive is the C-FIND peer; it sends its report to our `LOCAL_AE_TITLE`, on
+/// the N-ACTION's association or on one it opens to `SINK_BIND`:`COMMIT_PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitSettings {
+    /// `COMMIT_PORT`: where we listen for the archive's N-EVENT-REPORT; 0 picks a
+    /// free one, which only the embedded archive can be told.
+    pub port: u16,
+    /// `COMMIT_TIMEOUT`: how long the archive has to report.
+    #[serde(rename = "timeout_seconds", serialize_with = "seconds")]
+    pub timeout: Duration,
+}
+
+impl CommitSettings {
+    pub(crate) fn read(reader: &mut Reader<'_>) -> Self {
+        Self {
+            port: reader.value_or("COMMIT_PORT", 0, parse::port_or_any),
+            timeout: reader.value_or(
+                "COMMIT_TIMEOUT",
+                defaults::COMMIT_TIMEOUT,
+                parse::seconds_positive,
             ),
         }
     }
@@ -608,7 +781,8 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use crate::{
-        AssociationStrategy, BaseDirs, ConfigError, Dataset, TestConfig, UidStrategy, VerifyAt,
+        AssociationStrategy, BaseDirs, ConfigError, Dataset, RetrieveMethod, TestConfig,
+        UidStrategy, VerifyAt,
     };
 
     fn load(vars: &[(&str, &str)]) -> Result<TestConfig, ConfigError> {
@@ -733,12 +907,12 @@ mod tests {
         assert_eq!(sink.ae_title.as_str(), "DICOM_AUTO_SINK");
         assert_eq!(sink.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(sink.delivery_timeout, Duration::from_secs(30));
-        assert_eq!(sink.verify_at, VerifyAt::Both);
+        assert_eq!(sink.verify_at, VerifyAt::BOTH);
         let remote = load(&[REMOTE]).unwrap().sink;
-        assert_eq!(remote.verify_at, VerifyAt::CFind);
+        assert_eq!(remote.verify_at, VerifyAt::CFIND);
         assert_eq!(
             super::SinkSettings {
-                verify_at: VerifyAt::Both,
+                verify_at: VerifyAt::BOTH,
                 ..remote
             },
             sink
@@ -770,7 +944,7 @@ mod tests {
         assert_eq!(sink.ae_title.as_str(), "PACS-SINK");
         assert_eq!(sink.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(sink.delivery_timeout, Duration::from_millis(2500));
-        assert_eq!(sink.verify_at, VerifyAt::Both);
+        assert_eq!(sink.verify_at, VerifyAt::BOTH);
 
         let sink = |name: &str, raw: &str| load(&[(name, raw)]).unwrap().sink;
         assert_eq!(sink("SINK_PORT", "0").port, 0);
@@ -792,26 +966,69 @@ mod tests {
             Duration::from_secs(120)
         );
         for (raw, verify_at) in [
-            ("cfind", VerifyAt::CFind),
-            ("CFind", VerifyAt::CFind),
-            ("sink", VerifyAt::Sink),
-            (" SINK ", VerifyAt::Sink),
-            ("both", VerifyAt::Both),
-            ("Both", VerifyAt::Both),
+            ("cfind", VerifyAt::CFIND),
+            ("CFind", VerifyAt::CFIND),
+            ("sink", VerifyAt::SINK),
+            (" SINK ", VerifyAt::SINK),
+            ("both", VerifyAt::BOTH),
+            ("Both", VerifyAt::BOTH),
+            ("sink,cfind", VerifyAt::BOTH),
+            (
+                "sink, retrieve",
+                VerifyAt {
+                    retrieve: true,
+                    ..VerifyAt::SINK
+                },
+            ),
+            (
+                "both+commit",
+                VerifyAt {
+                    commit: true,
+                    ..VerifyAt::BOTH
+                },
+            ),
         ] {
             assert_eq!(sink("VERIFY_AT", raw).verify_at, verify_at, "{raw}");
         }
     }
 
     #[test]
+    fn retrieve_and_commit_settings_have_defaults_and_name_bad_values() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.retrieve.method, RetrieveMethod::Get);
+        assert_eq!(config.retrieve.ae_title.as_str(), "DICOM_AUTO_RETRV");
+        assert_eq!(config.retrieve.studies, 0);
+        assert_eq!(config.retrieve.timeout, Duration::from_secs(300));
+        assert_eq!(config.commit.timeout, Duration::from_secs(60));
+        let config = load(&[
+            ("RETRIEVE_METHOD", "Move"),
+            ("RETRIEVE_PORT", "11120"),
+            ("RETRIEVE_STUDIES", "5"),
+            ("COMMIT_PORT", "11121"),
+        ])
+        .unwrap();
+        assert_eq!(config.retrieve.method, RetrieveMethod::Move);
+        assert_eq!(config.retrieve.port, 11120);
+        assert_eq!(config.retrieve.studies, 5);
+        assert_eq!(config.commit.port, 11121);
+        assert_eq!(
+            error_text(&[("RETRIEVE_METHOD", "fetch")]),
+            "RETRIEVE_METHOD=\"fetch\": expected one of get, move"
+        );
+        assert!(error_text(&[("VERIFY_AT", "sink,pacs")]).starts_with(
+            "VERIFY_AT=\"sink,pacs\": expected cfind, sink, retrieve, commit or both"
+        ));
+        assert!(error_text(&[("VERIFY_AT", " , ")]).starts_with("VERIFY_AT="));
+    }
+
+    #[test]
     fn verify_at_says_which_checks_run() {
-        assert!(VerifyAt::CFind.uses_cfind() && !VerifyAt::CFind.uses_sink());
-        assert!(!VerifyAt::Sink.uses_cfind() && VerifyAt::Sink.uses_sink());
-        assert!(VerifyAt::Both.uses_cfind() && VerifyAt::Both.uses_sink());
-        for verify_at in [VerifyAt::CFind, VerifyAt::Sink, VerifyAt::Both] {
-            let config = load(&[("VERIFY_AT", verify_at.as_str())]).unwrap();
+        assert!(VerifyAt::CFIND.uses_cfind() && !VerifyAt::CFIND.uses_sink());
+        assert!(!VerifyAt::SINK.uses_cfind() && VerifyAt::SINK.uses_sink());
+        assert!(VerifyAt::BOTH.uses_cfind() && VerifyAt::BOTH.uses_sink());
+        for verify_at in [VerifyAt::CFIND, VerifyAt::SINK, VerifyAt::BOTH] {
+            let config = load(&[("VERIFY_AT", &verify_at.to_string())]).unwrap();
             assert_eq!(config.sink.verify_at, verify_at);
-            assert_eq!(verify_at.to_string(), verify_at.as_str());
         }
     }
 
@@ -851,7 +1068,9 @@ mod tests {
         for bad in ["c-find", "router", "none"] {
             assert_eq!(
                 error_text(&[("VERIFY_AT", bad)]),
-                format!("VERIFY_AT={bad:?}: expected one of cfind, sink, both")
+                format!(
+                    "VERIFY_AT={bad:?}: expected cfind, sink, retrieve, commit or both (= cfind,sink), or a comma-separated list of them"
+                )
             );
         }
     }

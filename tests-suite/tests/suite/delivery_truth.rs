@@ -34,7 +34,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// An embedded target whose route forwards to a sink of its own, with `faults` on.
 fn faulty_router(session: &'static Session, faults: FaultPlan) -> LoadTarget {
     let mut config: TestConfig = session.config.clone();
-    config.sink.verify_at = VerifyAt::Sink;
+    config.sink.verify_at = VerifyAt::SINK;
     config.sink.delivery_timeout = DELIVERY_TIMEOUT;
     let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
     target
@@ -424,7 +424,7 @@ actions = [{{ append = "SOPInstanceUID", value = ".9" }}]
     config.integration.simulator_rules = Some(rules);
     config.endpoint.called_ae_title = dimse::AeTitle::new("LB-REUID").unwrap();
     config.sending.uid_strategy = UidStrategy::Fresh;
-    config.sink.verify_at = VerifyAt::Sink;
+    config.sink.verify_at = VerifyAt::SINK;
     config.sink.match_by = config::DeliveryMatch::Trace;
     config.sink.delivery_timeout = DELIVERY_TIMEOUT;
     let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));

@@ -35,6 +35,7 @@ pub fn simulator(faults: FaultPlan) -> SimulatorHandle {
     let rules = Rules {
         settings: Default::default(),
         faults,
+        move_destinations: Vec::new(),
         routes: vec![
             Route::store_only("TEST", CALLED_AE_TITLE),
             Route::store_only("DEFAULT", DEFAULT_CALLED_AE_TITLE),
