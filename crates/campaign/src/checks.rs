@@ -83,10 +83,38 @@ pub fn judge(
 /// else arrived; the accounting adds up. Names the first instances that went wrong.
 pub fn delivery_at_sink(report: &DeliveryReport) -> Check {
     let c = &report.counts;
-    let examples: Vec<String> = report
+    let examples = problem_examples(report, 5);
+    let passed = report.consistent && report.clean;
+    Check {
+        id: "delivery_at_sink",
+        name: "every instance the router took delivered to the sink once, unaltered",
+        passed,
+        message: if passed {
+            format!(
+                "{}; nothing altered, duplicated or unexpected",
+                c.invariant()
+            )
+        } else {
+            format!(
+                "{}; {} altered, {} undelivered, {} duplicated, {} refused but delivered, {} arrived never sent; e.g. {}",
+                c.invariant(),
+                c.altered,
+                c.undelivered,
+                c.duplicated_instances,
+                c.refused_but_delivered,
+                c.unexpected,
+                examples.join("; ")
+            )
+        },
+    }
+}
+
+/// The first `n` instances that went wrong, each in words with what was wrong.
+pub fn problem_examples(report: &DeliveryReport, n: usize) -> Vec<String> {
+    report
         .problems
         .iter()
-        .take(5)
+        .take(n)
         .map(|p| {
             let detail = match &p.kind {
                 ProblemKind::Altered { differences } => differences
@@ -119,25 +147,52 @@ pub fn delivery_at_sink(report: &DeliveryReport) -> Check {
                 }
             )
         })
+        .collect()
+}
+
+/// Every retrieved study came back from the archive whole: the retrieve complete
+/// (final success, nothing failed, not cancelled, no anomaly) and every instance of
+/// it matched to its send, unaltered, nothing else.
+pub fn retrieval_at_archive(report: &crate::retrieval::RetrievalReport) -> Check {
+    let passed = report.is_clean();
+    let c = &report.delivery.counts;
+    let not_whole: Vec<String> = report
+        .studies
+        .iter()
+        .filter(|s| !s.is_whole())
+        .take(3)
+        .map(|s| {
+            let why = match (&s.outcome, &s.error) {
+                (_, Some(error)) => error.clone(),
+                (Some(outcome), None) => outcome.summary(),
+                (None, None) => String::new(),
+            };
+            format!("{}: {why}", s.study_instance_uid)
+        })
         .collect();
-    let passed = report.consistent && report.clean;
     Check {
-        id: "delivery_at_sink",
-        name: "every instance the router took delivered to the sink once, unaltered",
+        id: "retrieval_at_archive",
+        name: "every retrieved study came back from the archive whole, as sent",
         passed,
         message: if passed {
             format!(
-                "{}; nothing altered, duplicated or unexpected",
+                "{} of {} delivered studies retrieved by {} from {}; {}; nothing altered or unexpected",
+                report.studies.len(),
+                report.studies_delivered,
+                report.method,
+                report.peer,
                 c.invariant()
             )
         } else {
+            let mut examples = not_whole;
+            examples.extend(problem_examples(&report.delivery, 5));
             format!(
-                "{}; {} altered, {} undelivered, {} duplicated, {} refused but delivered, {} arrived never sent; e.g. {}",
+                "{} of {} retrieved studies came back whole; {}; {} never retrieved, {} altered, {} unexpected; e.g. {}",
+                report.studies.iter().filter(|s| s.is_whole()).count(),
+                report.studies.len(),
                 c.invariant(),
-                c.altered,
                 c.undelivered,
-                c.duplicated_instances,
-                c.refused_but_delivered,
+                c.altered,
                 c.unexpected,
                 examples.join("; ")
             )

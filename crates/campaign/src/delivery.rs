@@ -69,18 +69,9 @@ impl DeliverySink {
         self.sink.ae_title()
     }
 
-    /// A watch showing every send of a run of `instances` to `route` to the ledger.
-    pub fn watch(&self, instances: &[Arc<PreparedInstance>], route: &str) -> Arc<LedgerWatch> {
-        let ledger = self.sink.ledger().clone();
-        let originals = instances
-            .iter()
-            .map(|instance| ledger.add_original(original_source(instance)))
-            .collect();
-        Arc::new(LedgerWatch {
-            ledger,
-            originals,
-            route: Arc::from(route),
-        })
+    /// Its ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        self.sink.ledger()
     }
 
     /// Waits for what is still in transit (at most `DELIVERY_TIMEOUT` after the last
@@ -148,6 +139,7 @@ fn original_source(instance: &PreparedInstance) -> OriginalSource {
         return OriginalSource::File {
             path: path.to_path_buf(),
             sop_instance_uid,
+            study_instance_uid: instance.study_instance_uid().map(str::to_string),
         };
     }
     match instance.primary().map_err(|e| e.to_string()).and_then(|v| {
@@ -158,22 +150,50 @@ fn original_source(instance: &PreparedInstance) -> OriginalSource {
         Err(detail) => OriginalSource::File {
             path: format!("(in memory: {detail})").into(),
             sop_instance_uid,
+            study_instance_uid: instance.study_instance_uid().map(str::to_string),
         },
     }
 }
 
-/// Shows each send of a load run to the ledger: expected before it goes out, then
-/// answered.
+/// Shows each send of a load run to one or two ledgers (the sink's, and the
+/// retrieval's): expected before it goes out, then answered.
 pub struct LedgerWatch {
-    ledger: Arc<Ledger>,
-    originals: Vec<OriginalId>,
+    ledgers: Vec<(Arc<Ledger>, Vec<OriginalId>)>,
     route: Arc<str>,
+}
+
+/// A ledger's ticket is 32 bits: a send's token carries the first ledger's in its low
+/// half and the second's in its high half; all ones is "no ticket".
+const NO_TICKET: u64 = u32::MAX as u64;
+
+impl LedgerWatch {
+    /// A watch showing every send of a run of `instances` to `route` to each of
+    /// `ledgers` (at most two).
+    ///
+    /// # Panics
+    /// With more than two ledgers (a send's token holds two tickets).
+    pub fn new(ledgers: &[&Arc<Ledger>], instances: &[Arc<PreparedInstance>], route: &str) -> Self {
+        assert!(ledgers.len() <= 2, "a send's token holds two tickets");
+        LedgerWatch {
+            ledgers: ledgers
+                .iter()
+                .map(|&ledger| {
+                    let originals = instances
+                        .iter()
+                        .map(|instance| ledger.add_original(original_source(instance)))
+                        .collect();
+                    (ledger.clone(), originals)
+                })
+                .collect(),
+            route: Arc::from(route),
+        }
+    }
 }
 
 impl std::fmt::Debug for LedgerWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LedgerWatch")
-            .field("originals", &self.originals.len())
+            .field("ledgers", &self.ledgers.len())
             .field("route", &self.route)
             .finish()
     }
@@ -194,25 +214,29 @@ impl SendWatch for LedgerWatch {
             .uids
             .filter(|_| send.instance.is_traced())
             .map(|uids| Arc::from(uids.instance.as_str()));
-        let expected = ExpectedSend {
-            original: self.originals[send.instance_index],
-            substitutions,
-            route: self.route.clone(),
-            trace,
-        };
-        // Never without a key: traced instances carry their trace, and matching by
-        // trace is only chosen for them (`traced`).
-        let ticket = self
-            .ledger
-            .expect(expected)
-            .map_or(u64::MAX, Ticket::to_raw);
-        WatchToken(ticket)
+        let mut token = NO_TICKET | (NO_TICKET << 32);
+        for (i, (ledger, originals)) in self.ledgers.iter().enumerate() {
+            let expected = ExpectedSend {
+                original: originals[send.instance_index],
+                substitutions: substitutions.clone(),
+                route: self.route.clone(),
+                trace: trace.clone(),
+            };
+            // Never without a key: traced instances carry their trace, and matching
+            // by trace is only chosen for them (`traced`).
+            let ticket = ledger.expect(expected).map_or(NO_TICKET, Ticket::to_raw);
+            let shift = 32 * i as u32;
+            token = (token & !(NO_TICKET << shift)) | ((ticket & NO_TICKET) << shift);
+        }
+        WatchToken(token)
     }
 
     fn after_send(&self, token: WatchToken, outcome: &SendOutcome) {
         let end: Instant = outcome.started + outcome.latency;
-        self.ledger
-            .answered(Ticket::from_raw(token.0), outcome.outcome, end);
+        for (i, (ledger, _)) in self.ledgers.iter().enumerate() {
+            let ticket = (token.0 >> (32 * i as u32)) & NO_TICKET;
+            ledger.answered(Ticket::from_raw(ticket), outcome.outcome, end);
+        }
     }
 }
 

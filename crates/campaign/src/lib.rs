@@ -12,7 +12,8 @@
 //!    simulator when no `COMPASS_HOST` is set ([`LoadTarget`], [`load::run_load`]);
 //! 3. **verify**: find every delivered study at the destination by C-FIND
 //!    ([`load::verify`]), and account for and compare every instance that reached the
-//!    destination sink ([`delivery`]; `VERIFY_AT`);
+//!    destination sink ([`delivery`]; `VERIFY_AT`), retrieve the delivered studies
+//!    from the destination archive and judge every instance again ([`retrieval`]);
 //! 4. **judge and report**: check the thresholds ([`checks::judge`]) and write the
 //!    three reports ([`run()`]).
 //!
@@ -29,6 +30,7 @@ pub mod embedded;
 mod error;
 pub mod load;
 pub mod options;
+pub mod retrieval;
 mod run;
 mod samples;
 

@@ -10,8 +10,9 @@ use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedFiles, Stu
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
-use crate::delivery::{DeliverySink, forward_to, policy_for};
+use crate::delivery::{DeliverySink, LedgerWatch, forward_to, policy_for};
 use crate::embedded::start_simulator;
+use crate::retrieval::{RetrievalCheck, RetrievalReport};
 use sink::DeliveryReport;
 
 /// Where a load run sends: the configured router, or, on the embedded target, a
@@ -26,6 +27,13 @@ pub struct LoadTarget {
     /// The destination sink, when `VERIFY_AT` verifies there (on the embedded target
     /// the simulator's route forwards to it).
     pub sink: Option<DeliverySink>,
+    /// Retrieval from the destination archive, when `VERIFY_AT` says `retrieve` (on
+    /// the embedded target the simulator is the archive: it keeps every instance in
+    /// a spool folder and moves to the check's destination).
+    pub retrieval: Option<RetrievalCheck>,
+    /// The embedded simulator's spool folder, kept for as long as the target (its
+    /// drop removes it, after the simulator has stopped).
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl LoadTarget {
@@ -47,21 +55,69 @@ impl LoadTarget {
                     ),
                 }));
             }
+            if config.sink.verify_at.uses_retrieve()
+                && config.retrieve.method == config::RetrieveMethod::Move
+                && config.retrieve.port == 0
+            {
+                return Err(CampaignError::Sink(sink::SinkError::InvalidOption {
+                    name: "RETRIEVE_PORT",
+                    value: "0".into(),
+                    expected: "the fixed port the archive moves to (RETRIEVE_METHOD=move: the archive must know RETRIEVE_AE_TITLE at this address)".into(),
+                }));
+            }
             let sink = uses_sink
                 .then(|| DeliverySink::start(config, route, policy_for(config, route)?))
+                .transpose()?;
+            let retrieval = config
+                .sink
+                .verify_at
+                .uses_retrieve()
+                .then(|| RetrievalCheck::start(config, route, policy_for(config, route)?))
                 .transpose()?;
             return Ok(LoadTarget {
                 config: config.clone(),
                 simulator: None,
                 sink,
+                retrieval,
+                _spool: None,
             });
         }
         let sink = uses_sink
             .then(|| DeliverySink::start(config, route, policy_for(config, route)?))
             .transpose()?;
+        let retrieval = config
+            .sink
+            .verify_at
+            .uses_retrieve()
+            .then(|| RetrievalCheck::start(config, route, policy_for(config, route)?))
+            .transpose()?;
+        let spool = retrieval
+            .is_some()
+            .then(|| {
+                tempfile::Builder::new()
+                    .prefix("dicom-auto-spool-")
+                    .tempdir()
+                    .map_err(|e| CampaignError::Samples {
+                        root: std::env::temp_dir(),
+                        detail: format!("cannot make the embedded archive's spool folder: {e}"),
+                    })
+            })
+            .transpose()?;
         let concurrency = config.load.concurrency;
         let (handle, config) = start_simulator(config, |simulator| {
             simulator.store_mode = StoreMode::Load;
+            simulator.spool_dir = spool.as_ref().map(|dir| dir.path().to_path_buf());
+            if let Some((ae_title, addr)) = retrieval.as_ref().and_then(RetrievalCheck::destination)
+            {
+                simulator
+                    .rules
+                    .move_destinations
+                    .push(simulator::rules::MoveDestination {
+                        ae_title: ae_title.to_string(),
+                        host: addr.ip().to_string(),
+                        port: addr.port(),
+                    });
+            }
             simulator.max_associations = simulator.max_associations.max(concurrency * 2);
             if let Some(sink) = &sink
                 && let Some(route) = simulator
@@ -77,21 +133,55 @@ impl LoadTarget {
             config,
             simulator: Some(handle),
             sink,
+            retrieval,
+            _spool: spool,
         })
     }
 
-    /// `plan`, with every send shown to the sink's ledger when the target has one.
+    /// `plan`, with every send shown to the sink's ledger and the retrieval's, when
+    /// the target has them.
     pub fn watched(&self, plan: LoadPlan) -> LoadPlan {
-        match &self.sink {
-            Some(sink) => {
-                let watch = sink.watch(
-                    plan.instances(),
-                    self.config.endpoint.called_ae_title.as_str(),
-                );
-                plan.watch_sends(watch)
-            }
-            None => plan,
+        let ledgers: Vec<&std::sync::Arc<sink::Ledger>> = self
+            .sink
+            .iter()
+            .map(DeliverySink::ledger)
+            .chain(self.retrieval.iter().map(RetrievalCheck::ledger))
+            .collect();
+        if ledgers.is_empty() {
+            return plan;
         }
+        let watch = LedgerWatch::new(
+            &ledgers,
+            plan.instances(),
+            self.config.endpoint.called_ae_title.as_str(),
+        );
+        plan.watch_sends(std::sync::Arc::new(watch))
+    }
+
+    /// Retrieves the studies `load` delivered to from the destination archive and
+    /// judges what comes back, when `VERIFY_AT` says `retrieve` and something was
+    /// delivered. Call it once the delivery has settled.
+    ///
+    /// # Errors
+    /// As [`RetrievalCheck::verify`].
+    pub fn verify_retrieval(
+        &self,
+        load: &LoadReport,
+        plan: &LoadPlan,
+    ) -> Result<Option<RetrievalReport>, CampaignError> {
+        let Some(retrieval) = &self.retrieval else {
+            return Ok(None);
+        };
+        if load.studies.iter().all(|s| s.counts.delivered() == 0) {
+            return Ok(None);
+        }
+        let classes = plan
+            .instances()
+            .iter()
+            .map(|i| i.sop_class_uid().to_string());
+        retrieval
+            .verify(&self.config, &load.studies, classes)
+            .map(Some)
     }
 
     /// The sink's verdict once what is in transit has arrived (or `DELIVERY_TIMEOUT`
@@ -250,6 +340,7 @@ pub fn load_result(
 ) -> LoadResult {
     LoadResult {
         delivery: delivery.map(crate::delivery::sink_delivery),
+        retrieval: None,
         metrics: load.metrics.clone(),
         transit: verification.map(|v| TransitTimes {
             verified: v.count(Delivery::Complete) as u64,

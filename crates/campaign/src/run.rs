@@ -12,6 +12,7 @@ use sink::DeliveryReport;
 
 use crate::checks::{Check, judge};
 use crate::load::{self, LoadTarget};
+use crate::retrieval::RetrievalReport;
 use crate::{CampaignError, Samples};
 
 /// What a campaign did and found.
@@ -25,6 +26,8 @@ pub struct CampaignRun {
     pub verification: Option<VerificationReport>,
     /// What the destination sink received, when `VERIFY_AT` verified there.
     pub delivery: Option<DeliveryReport>,
+    /// What came back from the destination archive, when `VERIFY_AT` retrieved.
+    pub retrieval: Option<RetrievalReport>,
     /// The judged requirements.
     pub checks: Vec<Check>,
     /// Files of `DICOM_ROOT_DIR` left out (not DICOM, truncated, lacking UIDs...), each
@@ -46,8 +49,8 @@ impl CampaignRun {
 /// Runs a campaign from `config`: scans `DICOM_ROOT_DIR`, checks that the router
 /// answers, loads it at `PEAK_IMAGES_PER_SECOND` x `LOAD_MULTIPLIER` for
 /// `TEST_DURATION_SECONDS` (the embedded simulator when no `COMPASS_HOST` is set),
-/// verifies every delivered study by C-FIND and every instance at the destination
-/// sink (as `VERIFY_AT` says), judges the thresholds, and writes
+/// verifies every delivered study by C-FIND, every instance at the destination sink,
+/// and what the destination archive gives back (as `VERIFY_AT` says), judges the thresholds, and writes
 /// `test_report.html`, `.json` and `.xml` into `REPORT_DIR`.
 ///
 /// # Errors
@@ -73,13 +76,15 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
-    let checks = judge(
+    let retrieval = target.verify_retrieval(&load_report, &plan)?;
+    let mut checks = judge(
         &load_report,
         verification.as_ref(),
         delivery.as_ref(),
         &target.config.thresholds,
         target.config.thresholds.max_p95_latency,
     );
+    checks.extend(retrieval.as_ref().map(crate::checks::retrieval_at_archive));
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let mut load_record = TestRecord::new(
@@ -93,11 +98,14 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         label: "sample files skipped".into(),
         value: skipped.len().to_string(),
     });
-    load_record.load = Some(load::load_result(
-        &load_report,
-        verification.as_ref(),
-        delivery.as_ref(),
-    ));
+    load_record.figures.extend(
+        retrieval
+            .iter()
+            .flat_map(crate::retrieval::retrieval_figures),
+    );
+    let mut result = load::load_result(&load_report, verification.as_ref(), delivery.as_ref());
+    result.retrieval = retrieval.as_ref().map(crate::retrieval::archive_retrieval);
+    load_record.load = Some(result);
     if let Some(failures) = crate::checks::failures(&checks) {
         load_record.outcome = TestOutcome::Failed;
         load_record.message = Some(failures);
@@ -139,6 +147,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         load: load_report,
         verification,
         delivery,
+        retrieval,
         checks,
         skipped,
         report,

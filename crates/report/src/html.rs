@@ -46,6 +46,17 @@ struct Panel {
     transit_svg: Option<String>,
     errors: Vec<metrics::ErrorCount>,
     delivery: Option<DeliveryView>,
+    retrieval: Option<RetrievalView>,
+}
+
+/// The archive's part of a load panel: what a retrieve brought back.
+struct RetrievalView {
+    verdict: &'static str,
+    method: String,
+    peer: String,
+    studies_delivered: u64,
+    studies: Vec<crate::model::StudyRetrievalRow>,
+    judged: DeliveryView,
 }
 
 /// The sink's part of a load panel.
@@ -58,6 +69,28 @@ struct DeliveryView {
     differences: Vec<crate::model::DifferenceRow>,
     problems: Vec<crate::model::ProblemRow>,
     problems_total: u64,
+}
+
+/// The view of one judged set of arrivals; `transit_title` names the transit chart
+/// (none for a retrieve, whose transit from the router's answer means nothing).
+fn delivery_view(d: &crate::model::SinkDelivery, transit_title: Option<&str>) -> DeliveryView {
+    DeliveryView {
+        verdict: match (d.consistent, d.clean) {
+            (false, _) => "accounting broken",
+            (true, true) => "everything arrived once, unaltered",
+            (true, false) => "problems found",
+        },
+        invariant: d.invariant.clone(),
+        accounting: d.accounting.clone(),
+        transit_svg: transit_title
+            .filter(|_| !d.transit_buckets.is_empty())
+            .map(|title| charts::latency_histogram(&d.transit_buckets, title)),
+        timeline_svg: (transit_title.is_some() && !d.timeline.is_empty())
+            .then(|| charts::arrival_timeline(&d.timeline)),
+        differences: d.differences.clone(),
+        problems: d.problems.clone(),
+        problems_total: d.problems_total,
+    }
 }
 
 /// Renders the report as one HTML page.
@@ -159,6 +192,18 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                     "Transit time (last send → visible by C-FIND)",
                 )
             });
+            let retrieval = load.retrieval.as_ref().map(|r| RetrievalView {
+                verdict: match (r.judged.consistent, r.clean) {
+                    (false, _) => "accounting broken",
+                    (true, true) => "every study came back whole, as sent",
+                    (true, false) => "problems found",
+                },
+                method: r.method.clone(),
+                peer: r.peer.clone(),
+                studies_delivered: r.studies_delivered,
+                studies: r.studies.clone(),
+                judged: delivery_view(&r.judged, None),
+            });
             let delivery = load.delivery.as_ref().map(|d| {
                 if let Some(t) = &d.transit {
                     figures.push((
@@ -169,26 +214,10 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                         ),
                     ));
                 }
-                DeliveryView {
-                    verdict: match (d.consistent, d.clean) {
-                        (false, _) => "accounting broken",
-                        (true, true) => "everything arrived once, unaltered",
-                        (true, false) => "problems found",
-                    },
-                    invariant: d.invariant.clone(),
-                    accounting: d.accounting.clone(),
-                    transit_svg: (!d.transit_buckets.is_empty()).then(|| {
-                        charts::latency_histogram(
-                            &d.transit_buckets,
-                            "Transit time (router's answer → arrival at the sink)",
-                        )
-                    }),
-                    timeline_svg: (!d.timeline.is_empty())
-                        .then(|| charts::arrival_timeline(&d.timeline)),
-                    differences: d.differences.clone(),
-                    problems: d.problems.clone(),
-                    problems_total: d.problems_total,
-                }
+                delivery_view(
+                    d,
+                    Some("Transit time (router's answer → arrival at the sink)"),
+                )
             });
             let figures = figures
                 .into_iter()
@@ -207,6 +236,7 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 transit_svg,
                 errors: m.errors.clone(),
                 delivery,
+                retrieval,
             }
         })
         .collect();

@@ -110,6 +110,49 @@ pub struct LoadResult {
     /// What the destination sink received, when the run verified there.
     #[serde(default)]
     pub delivery: Option<SinkDelivery>,
+    /// What came back from the destination archive, when the run retrieved from it.
+    #[serde(default)]
+    pub retrieval: Option<ArchiveRetrieval>,
+}
+
+/// What a retrieve of a run's studies from the destination archive brought back,
+/// each instance judged against its send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveRetrieval {
+    /// `C-GET`, or `C-MOVE to AE`.
+    pub method: String,
+    /// The archive, `CALLED@host:port`.
+    pub peer: String,
+    /// Whether every retrieved study came back whole, as sent.
+    pub clean: bool,
+    /// Studies the run delivered to.
+    pub studies_delivered: u64,
+    /// One row per retrieved study.
+    pub studies: Vec<StudyRetrievalRow>,
+    /// The instances of the retrieved studies, judged: accounting, differences,
+    /// problems (delivered means retrieved).
+    pub judged: SinkDelivery,
+}
+
+/// One study's retrieve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRetrievalRow {
+    /// The study, as sent.
+    pub study_instance_uid: String,
+    /// Sends to it the router took.
+    pub sent: u64,
+    /// Instances that came back matched to their sends.
+    pub retrieved: u64,
+    /// The archive's account: final status and sub-operation counts.
+    pub archive_says: String,
+    /// Instances altered, unexpected or repeated.
+    pub differences: u64,
+    /// Seconds the retrieve took.
+    pub seconds: Option<f64>,
+    /// Whether it came back whole.
+    pub whole: bool,
+    /// What else happened (cancelled, anomalies, an error).
+    pub note: String,
 }
 
 /// What the destination sink received of a run: every send accounted for, the exact

@@ -47,6 +47,7 @@ fn sample_run() -> RunReport {
         metrics: metrics.snapshot().unwrap(),
         transit: None,
         delivery: None,
+        retrieval: None,
     });
     let mut failed = TestRecord::new(
         "routing_transformations::opv_gpa_gets_visual_fields_description",

@@ -105,10 +105,12 @@ pub const STORAGE_TRANSFER_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.2", // Explicit VR Big Endian (retired, still sent by old archives)
 ];
 
-/// At most this many storage classes in one C-GET association: with the Q/R and
-/// Verification contexts they stay within the 128 presentation contexts PS3.8
-/// allows.
+/// At most this many storage classes in one C-GET association: with the Q/R
+/// contexts they stay within the 128 presentation contexts PS3.8 allows.
 pub const MAX_STORAGE_SOP_CLASSES: usize = 120;
+
+/// Presentation contexts one association may propose (PS3.8 9.3.2.2: odd IDs 1-255).
+const MAX_CONTEXTS: usize = 128;
 
 /// How a retrieve is run: the association, the models tried, and the limits that
 /// end it with a C-CANCEL.
@@ -237,16 +239,98 @@ impl RetrieveOptions {
             scu = scu.propose(model.service_sop_class_uid(method.service()), ts.clone());
         }
         if *method == Method::Get {
-            for class in self
+            let classes: Vec<&String> = self
                 .storage_sop_classes
                 .iter()
                 .take(MAX_STORAGE_SOP_CLASSES)
-            {
+                .collect();
+            for (class, syntaxes) in storage_contexts(
+                &classes,
+                &self.storage_transfer_syntaxes,
+                MAX_CONTEXTS - self.models.len(),
+            ) {
                 scu = scu
-                    .propose(class.clone(), self.storage_transfer_syntaxes.clone())
+                    .propose(class.clone(), syntaxes)
                     .offer_scp_role(class.clone());
             }
         }
         scu
+    }
+}
+
+/// Whether `uid` is a native (uncompressed) transfer syntax.
+fn is_native(uid: &str) -> bool {
+    matches!(
+        uid,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN | uids::IMPLICIT_VR_LITTLE_ENDIAN | "1.2.840.10008.1.2.2"
+    )
+}
+
+/// The storage contexts of a C-GET within `budget` contexts. An SCP accepts one
+/// transfer syntax per context and can only send an instance in a syntax it was
+/// accepted in, so an archive holding compressed instances needs a context for their
+/// syntax: each class gets a context of the native syntaxes, then, as the budget
+/// allows, one context per compressed syntax (the archive sends each instance as it
+/// holds it), else one context listing every compressed syntax.
+fn storage_contexts(
+    classes: &[&String],
+    syntaxes: &[String],
+    budget: usize,
+) -> Vec<(String, Vec<String>)> {
+    let native: Vec<String> = syntaxes.iter().filter(|s| is_native(s)).cloned().collect();
+    let compressed: Vec<String> = syntaxes.iter().filter(|s| !is_native(s)).cloned().collect();
+    let native_contexts = usize::from(!native.is_empty());
+    let per_syntax = classes.len() * (native_contexts + compressed.len());
+    let grouped = classes.len() * (native_contexts + usize::from(!compressed.is_empty()));
+    let mut contexts = Vec::new();
+    for class in classes {
+        if !native.is_empty() {
+            contexts.push(((*class).clone(), native.clone()));
+        }
+        if compressed.is_empty() {
+            continue;
+        }
+        if per_syntax <= budget {
+            contexts.extend(
+                compressed
+                    .iter()
+                    .map(|ts| ((*class).clone(), vec![ts.clone()])),
+            );
+        } else if grouped <= budget {
+            contexts.push(((*class).clone(), compressed.clone()));
+        }
+    }
+    contexts.truncate(budget);
+    contexts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_class_gets_a_native_context_and_its_compressed_syntaxes_as_the_budget_allows() {
+        let syntaxes = owned(STORAGE_TRANSFER_SYNTAXES);
+        let few = owned(&[uids::CT_IMAGE_STORAGE, uids::MR_IMAGE_STORAGE]);
+        let few: Vec<&String> = few.iter().collect();
+        let contexts = storage_contexts(&few, &syntaxes, 126);
+        // The 3 native syntaxes in one context, each of the 8 compressed ones alone.
+        assert_eq!(contexts.len(), 18);
+        assert_eq!(contexts[0].1.len(), 3);
+        assert!(contexts[1..9].iter().all(|(_, ts)| ts.len() == 1));
+        let many = owned(COMMON_STORAGE_SOP_CLASSES);
+        let many: Vec<&String> = many.iter().collect();
+        let contexts = storage_contexts(&many, &syntaxes, 126);
+        // 40 classes: a native and a compressed context each.
+        assert_eq!(contexts.len(), 2 * many.len());
+        // Too many for two each: the native ones only, never over the budget.
+        let contexts = storage_contexts(&many, &syntaxes, 50);
+        assert_eq!(contexts.len(), many.len());
+        assert!(contexts.iter().all(|(_, ts)| ts.len() == 3));
+        assert_eq!(storage_contexts(&many, &syntaxes, 30).len(), 30);
     }
 }

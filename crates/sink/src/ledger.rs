@@ -55,6 +55,9 @@ pub enum OriginalSource {
         path: PathBuf,
         /// Its SOP Instance UID, as the sender read it.
         sop_instance_uid: String,
+        /// Its Study Instance UID, as the sender read it (what
+        /// [`Ledger::retain_studies`] selects by for a send made as it is).
+        study_instance_uid: Option<String>,
     },
 }
 
@@ -65,6 +68,19 @@ impl OriginalSource {
             OriginalSource::File {
                 sop_instance_uid, ..
             } => sop_instance_uid,
+        }
+    }
+
+    fn study_instance_uid(&self) -> Option<String> {
+        match self {
+            OriginalSource::Loaded(instance) => instance
+                .data_set()
+                .get(tags::STUDY_INSTANCE_UID)
+                .and_then(|e| e.to_str().ok())
+                .map(|uid| dimse::trim_value(&uid).to_string()),
+            OriginalSource::File {
+                study_instance_uid, ..
+            } => study_instance_uid.clone(),
         }
     }
 }
@@ -605,6 +621,82 @@ impl Ledger {
     /// The accounting now: sends not yet arrived count as in transit.
     pub fn snapshot(&self) -> DeliveryReport {
         self.report(false)
+    }
+
+    /// Keeps only the sends to the studies `keep` accepts (by the Study Instance UID
+    /// each was sent with: its fresh one, else its file's), forgetting the others:
+    /// what a retrieve of some of a run's studies is judged on. Call it once the run
+    /// has ended and before the arrivals to judge begin; an arrival of a forgotten send
+    /// is then unexpected. Returns how many distinct instances are kept.
+    pub fn retain_studies(&self, keep: impl Fn(Option<&str>) -> bool) -> usize {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let study_of_original: Vec<Option<String>> = state
+            .originals
+            .iter()
+            .map(OriginalSource::study_instance_uid)
+            .collect();
+        let tracked = std::mem::take(&mut state.tracked);
+        let old_keys: Vec<(Arc<str>, u32)> = state.by_key.drain().collect();
+        let old_uids: Vec<(Arc<str>, Vec<u32>)> = state.by_uid.drain().collect();
+        let mut new_index = vec![None; tracked.len()];
+        for (index, send) in tracked.into_iter().enumerate() {
+            let study = send
+                .substitutions
+                .iter()
+                .find(|s| s.tag == tags::STUDY_INSTANCE_UID)
+                .map(|s| s.value.to_string())
+                .or_else(|| study_of_original[send.original.0 as usize].clone());
+            if keep(study.as_deref()) {
+                new_index[index] = Some(state.tracked.len() as u32);
+                state.tracked.push(send);
+            }
+        }
+        for (key, index) in old_keys {
+            if let Some(new) = new_index[index as usize] {
+                state.by_key.insert(key, new);
+            }
+        }
+        for (uid, indices) in old_uids {
+            let kept: Vec<u32> = indices
+                .into_iter()
+                .filter_map(|i| new_index[i as usize])
+                .collect();
+            if !kept.is_empty() {
+                state.by_uid.insert(uid, kept);
+            }
+        }
+        state.awaiting_first = state
+            .tracked
+            .iter()
+            .filter(|t| t.stored + t.unknown + t.pending > 0 && t.arrivals == 0)
+            .count() as u64;
+        state.tracked.len()
+    }
+
+    /// Reports once every arrival handed over has been judged (waiting at most
+    /// `wait` for the comparisons in progress), without waiting for what has not
+    /// arrived: that is undelivered. For arrivals that are over, such as a finished
+    /// retrieve's.
+    pub fn finish(&self, wait: Duration) -> DeliveryReport {
+        self.wait_for_judgements(wait);
+        self.report(true)
+    }
+
+    /// The accounting once every arrival handed over has been judged (waiting at most
+    /// `wait`); what has not arrived is still in transit. Taken between two
+    /// retrieves, it says what the first brought back.
+    pub fn judged(&self, wait: Duration) -> DeliveryReport {
+        self.wait_for_judgements(wait);
+        self.report(false)
+    }
+
+    fn wait_for_judgements(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.state.lock();
+        while state.in_hand > 0 && Instant::now() < until {
+            self.changed.wait_until(&mut state, until);
+        }
     }
 
     /// Waits until every send the router took has arrived and the sink has been quiet
@@ -1231,6 +1323,56 @@ mod tests {
     }
 
     #[test]
+    fn retaining_some_studies_judges_only_their_sends_and_finish_does_not_wait_for_the_rest() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let id = ledger.add_original(loaded("2.25.18"));
+        // Three fresh-UID sends into two studies, and the file as it is (study 2.25.100).
+        let sends = [
+            ("2.25.51", "2.25.61", "2.25.71"),
+            ("2.25.51", "2.25.61", "2.25.72"),
+            ("2.25.52", "2.25.62", "2.25.73"),
+        ];
+        for (study, series, sop) in sends {
+            let ticket = ledger
+                .expect(ExpectedSend {
+                    substitutions: Substitution::fresh_uids(study, series, sop).to_vec(),
+                    ..send(id)
+                })
+                .unwrap();
+            ledger.answered(ticket, Outcome::Success, Instant::now());
+        }
+        sent(&ledger, id, Outcome::Success);
+        assert_eq!(
+            ledger.retain_studies(|study| matches!(study, Some("2.25.51" | "2.25.100"))),
+            3
+        );
+        let mut back = instance("2.25.18");
+        back.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "2.25.51");
+        back.put_str(tags::SERIES_INSTANCE_UID, VR::UI, "2.25.61");
+        back.put_str(tags::SOP_INSTANCE_UID, VR::UI, "2.25.71");
+        ledger.record(arrival(&back));
+        // A forgotten send's instance is unexpected now.
+        back.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "2.25.52");
+        back.put_str(tags::SERIES_INSTANCE_UID, VR::UI, "2.25.62");
+        back.put_str(tags::SOP_INSTANCE_UID, VR::UI, "2.25.73");
+        ledger.record(arrival(&back));
+        let started = Instant::now();
+        let report = ledger.finish(GENEROUS);
+        assert!(
+            started.elapsed() < SHORT,
+            "finish waits for nothing missing"
+        );
+        assert_consistent(&report);
+        assert_eq!(report.counts.sent, 3);
+        assert_eq!(report.counts.delivered, 1);
+        assert_eq!(
+            report.counts.undelivered, 2,
+            "2.25.72 and the file as it is"
+        );
+        assert_eq!(report.counts.unexpected, 1);
+    }
+
+    #[test]
     fn a_fresh_uid_send_never_delivered_is_named_by_both_uids() {
         let ledger = Ledger::new(LedgerOptions::new());
         let id = ledger.add_original(loaded("2.25.19"));
@@ -1302,6 +1444,7 @@ mod tests {
         let id = ledger.add_original(OriginalSource::File {
             path: file.0.clone(),
             sop_instance_uid: "2.25.21".into(),
+            study_instance_uid: None,
         });
         sent(&ledger, id, Outcome::Success);
         let mut changed = instance("2.25.21");
@@ -1323,6 +1466,7 @@ mod tests {
         let id = ledger.add_original(OriginalSource::File {
             path: file.0.clone(),
             sop_instance_uid: "2.25.22".into(),
+            study_instance_uid: None,
         });
         sent(&ledger, id, Outcome::Success);
         ledger.record(arrival(&instance("2.25.22")));
