@@ -49,12 +49,15 @@ pub struct Verified {
     pub cfind: Option<VerificationReport>,
     /// What the destination sink received, when the target has a sink.
     pub at_sink: Option<DeliveryReport>,
+    /// What came back from the destination archive, when the target retrieves.
+    pub retrieved: Option<campaign::retrieval::RetrievalReport>,
 }
 
 /// Waits for what the destination sink still expects and takes its verdict, verifies
 /// by C-FIND every study the run delivered to (with fresh UIDs: every instance; with
-/// files sent as they are: each study's visibility), and attaches the metrics,
-/// transit times and the sink's accounting to the report.
+/// files sent as they are: each study's visibility), retrieves them from the archive
+/// when `VERIFY_AT` says so, and attaches the metrics, transit times, the sink's
+/// accounting and the retrieval to the report.
 pub fn verify_and_attach(
     report: &mut TestReport,
     target: &LoadTarget,
@@ -77,19 +80,27 @@ pub fn verify_and_attach(
             ),
         );
     }
-    report.attach_load(campaign::load::load_result(
-        load,
-        verification.as_ref(),
-        at_sink.as_ref(),
-    ));
+    let retrieved = target
+        .verify_retrieval(load)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut result = campaign::load::load_result(load, verification.as_ref(), at_sink.as_ref());
+    if let Some(retrieval) = &retrieved {
+        for figure in campaign::retrieval::retrieval_figures(retrieval) {
+            report.figure(figure.label, figure.value);
+        }
+        result.retrieval = Some(campaign::retrieval::archive_retrieval(retrieval));
+    }
+    report.attach_load(result);
     Verified {
         cfind: verification,
         at_sink,
+        retrieved,
     }
 }
 
 /// Asserts that what was verified arrived: every study complete by C-FIND, every
-/// instance at the sink once and unaltered (naming the first that were not).
+/// instance at the sink once and unaltered, every retrieved study whole (naming the
+/// first that were not).
 pub fn assert_delivered(verified: &Verified) {
     let mut checks = Vec::new();
     checks.extend(verified.cfind.as_ref().map(campaign::checks::delivery));
@@ -98,6 +109,12 @@ pub fn assert_delivered(verified: &Verified) {
             .at_sink
             .as_ref()
             .map(campaign::checks::delivery_at_sink),
+    );
+    checks.extend(
+        verified
+            .retrieved
+            .as_ref()
+            .map(campaign::checks::retrieval_at_archive),
     );
     assert_passed(&checks);
 }

@@ -147,6 +147,13 @@ impl LoadTarget {
             .map(DeliverySink::ledger)
             .chain(self.retrieval.iter().map(RetrievalCheck::ledger))
             .collect();
+        if let Some(retrieval) = &self.retrieval {
+            retrieval.sends_sop_classes(
+                plan.instances()
+                    .iter()
+                    .map(|i| i.sop_class_uid().to_string()),
+            );
+        }
         if ledgers.is_empty() {
             return plan;
         }
@@ -160,14 +167,14 @@ impl LoadTarget {
 
     /// Retrieves the studies `load` delivered to from the destination archive and
     /// judges what comes back, when `VERIFY_AT` says `retrieve` and something was
-    /// delivered. Call it once the delivery has settled.
+    /// delivered. Call it once the delivery has settled, for a plan that was
+    /// [`watched`](Self::watched).
     ///
     /// # Errors
     /// As [`RetrievalCheck::verify`].
     pub fn verify_retrieval(
         &self,
         load: &LoadReport,
-        plan: &LoadPlan,
     ) -> Result<Option<RetrievalReport>, CampaignError> {
         let Some(retrieval) = &self.retrieval else {
             return Ok(None);
@@ -175,13 +182,7 @@ impl LoadTarget {
         if load.studies.iter().all(|s| s.counts.delivered() == 0) {
             return Ok(None);
         }
-        let classes = plan
-            .instances()
-            .iter()
-            .map(|i| i.sop_class_uid().to_string());
-        retrieval
-            .verify(&self.config, &load.studies, classes)
-            .map(Some)
+        retrieval.verify(&self.config, &load.studies).map(Some)
     }
 
     /// The sink's verdict once what is in transit has arrived (or `DELIVERY_TIMEOUT`

@@ -40,6 +40,8 @@ const JUDGING_WAIT: Duration = Duration::from_secs(30);
 pub struct RetrievalCheck {
     ledger: Arc<Ledger>,
     destination: Option<Sink>,
+    /// The SOP classes of what the run sends: what a C-GET proposes.
+    sop_classes: parking_lot::Mutex<Vec<String>>,
 }
 
 impl RetrievalCheck {
@@ -74,7 +76,19 @@ impl RetrievalCheck {
         Ok(RetrievalCheck {
             ledger,
             destination,
+            sop_classes: parking_lot::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Notes the SOP classes the run sends (a C-GET can only bring back the classes
+    /// it proposes).
+    pub fn sends_sop_classes(&self, classes: impl IntoIterator<Item = String>) {
+        let mut known = self.sop_classes.lock();
+        for class in classes {
+            if !known.contains(&class) {
+                known.push(class);
+            }
+        }
     }
 
     /// The ledger every send of the run must be shown to.
@@ -90,8 +104,9 @@ impl RetrievalCheck {
     }
 
     /// Retrieves the studies of `studies` the run delivered to (`RETRIEVE_STUDIES` of
-    /// them, or all) from the archive (`CFIND_*`), proposing `sop_classes` for a
-    /// C-GET, and judges what came back.
+    /// them, or all) from the archive (`CFIND_*`), proposing for a C-GET the classes
+    /// the run sent ([`sends_sop_classes`](Self::sends_sop_classes); the common ones
+    /// when none was noted), and judges what came back.
     ///
     /// # Errors
     /// [`CampaignError::Tls`] when the configuration's TLS files cannot be used. A
@@ -100,7 +115,6 @@ impl RetrievalCheck {
         &self,
         config: &TestConfig,
         studies: &[StudyRecord],
-        sop_classes: impl IntoIterator<Item = String>,
     ) -> Result<RetrievalReport, CampaignError> {
         let started = Instant::now();
         let delivered: Vec<&StudyRecord> = studies
@@ -114,9 +128,12 @@ impl RetrievalCheck {
             .collect();
         self.ledger
             .retain_studies(|study| study.is_some_and(|uid| keep.contains(uid)));
-        let options = crate::options::retrieve::retrieve_options(config)?
-            .deadline(Some(config.retrieve.timeout))
-            .storage_sop_classes(sop_classes);
+        let mut options = crate::options::retrieve::retrieve_options(config)?
+            .deadline(Some(config.retrieve.timeout));
+        let classes = self.sop_classes.lock().clone();
+        if !classes.is_empty() {
+            options = options.storage_sop_classes(classes);
+        }
         let peer = options.scu().peer();
         let method = match (&self.destination, config.retrieve.method) {
             (Some(sink), _) => Method::Move {
@@ -333,22 +350,6 @@ impl RetrievalReport {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sample;
-
-    #[test]
-    fn a_sample_of_studies_spreads_over_the_run_from_first_to_last() {
-        let studies: Vec<u32> = (0..10).collect();
-        assert_eq!(sample(&studies, 0), studies, "0 retrieves every study");
-        assert_eq!(sample(&studies, 25), studies);
-        assert_eq!(sample(&studies, 1), vec![0]);
-        assert_eq!(sample(&studies, 2), vec![0, 9]);
-        assert_eq!(sample(&studies, 4), vec![0, 3, 6, 9]);
-        assert!(sample::<u32>(&[], 3).is_empty());
-    }
-}
-
 /// The report's view of a retrieval: one row per study, and the judged instances.
 pub fn archive_retrieval(report: &RetrievalReport) -> report::ArchiveRetrieval {
     report::ArchiveRetrieval {
@@ -440,4 +441,20 @@ pub fn retrieval_figures(report: &RetrievalReport) -> Vec<report::Figure> {
             value: format!("{longest:.2} s"),
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn a_sample_of_studies_spreads_over_the_run_from_first_to_last() {
+        let studies: Vec<u32> = (0..10).collect();
+        assert_eq!(sample(&studies, 0), studies, "0 retrieves every study");
+        assert_eq!(sample(&studies, 25), studies);
+        assert_eq!(sample(&studies, 1), vec![0]);
+        assert_eq!(sample(&studies, 2), vec![0, 9]);
+        assert_eq!(sample(&studies, 4), vec![0, 3, 6, 9]);
+        assert!(sample::<u32>(&[], 3).is_empty());
+    }
 }

@@ -76,7 +76,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
-    let retrieval = target.verify_retrieval(&load_report, &plan)?;
+    let retrieval = target.verify_retrieval(&load_report)?;
     let mut checks = judge(
         &load_report,
         verification.as_ref(),

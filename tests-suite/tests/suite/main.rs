@@ -12,6 +12,7 @@ mod delivery_truth;
 mod failure_modes;
 #[cfg(feature = "load")]
 mod load_stability;
+mod retrieval_truth;
 #[cfg(feature = "load")]
 mod routing_throughput;
 mod routing_transformations;
