@@ -150,6 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for d in &handle.rules().move_destinations {
         println!("  move destination {} at {}:{}", d.ae_title, d.host, d.port);
     }
+    let settings = &handle.rules().settings;
+    println!(
+        "  storage commitment reports: {:?}, after {} ms",
+        settings.commitment_report,
+        settings.commitment_report_delay.as_millis()
+    );
     if let Some(dir) = &args.spool {
         println!("  spool {}", dir.display());
     }
@@ -185,6 +191,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 r.cancelled,
                 r.unknown_destinations
             );
+        }
+        let c = &s.commitments;
+        if c.requests > 0 {
+            println!(
+                "  storage commitment: {} requests ({} refused); reports {} same / {} new association, {} unanswered, {} refused, {} undeliverable; instances {} committed, {} failed; faults: {} never reported, {} failed, {} unknown transaction",
+                c.requests,
+                c.refused,
+                c.reports_same_association,
+                c.reports_new_association,
+                c.reports_unanswered,
+                c.reports_refused,
+                c.undeliverable_reports,
+                c.instances_committed,
+                c.instances_failed,
+                c.never_reported_by_fault,
+                c.failed_by_fault,
+                c.unknown_transaction_by_fault
+            );
+            if let Some(why) = &c.last_undeliverable {
+                println!("    last undeliverable report: {why}");
+            }
         }
         if handle.tls_addr().is_some() || s.tls.clients_on_plain_port > 0 {
             println!(

@@ -145,6 +145,15 @@ pub struct FaultPlan {
     /// The Nth, 2Nth... sub-operation of each C-MOVE and C-GET is not made and is
     /// reported failed (counted per retrieve).
     pub retrieve_fail_every_nth: Option<u64>,
+    /// Storage Commitment: answer the N-ACTION with success and never send the
+    /// N-EVENT-REPORT.
+    pub commitment_never_report: bool,
+    /// Storage Commitment: the Nth, 2Nth... referenced instance of each request is
+    /// reported failed (0x0110 processing failure) even when it is stored.
+    pub commitment_fail_every_nth: Option<u64>,
+    /// Storage Commitment: the N-EVENT-REPORT carries a transaction UID other than
+    /// the request's.
+    pub commitment_unknown_transaction: bool,
     /// Seed for random delays and fractions, so a run can be replayed.
     pub seed: u64,
 }
@@ -174,6 +183,9 @@ impl FaultPlan {
             retrieve_pending_forever,
             retrieve_extra_instance,
             retrieve_fail_every_nth,
+            commitment_never_report,
+            commitment_fail_every_nth,
+            commitment_unknown_transaction,
             seed: _,
         } = self;
         response_delay.is_none()
@@ -197,6 +209,9 @@ impl FaultPlan {
             && !retrieve_pending_forever
             && !retrieve_extra_instance
             && retrieve_fail_every_nth.is_none()
+            && !commitment_never_report
+            && commitment_fail_every_nth.is_none()
+            && !commitment_unknown_transaction
     }
 }
 
@@ -352,6 +367,16 @@ impl FaultState {
         }
     }
 
+    /// The Storage Commitment faults, read once per request.
+    pub(crate) fn commitment_faults(&self) -> CommitmentFaults {
+        let plan = self.plan.read();
+        CommitmentFaults {
+            never_report: plan.commitment_never_report,
+            fail_every_nth: plan.commitment_fail_every_nth.filter(|&n| n > 0),
+            unknown_transaction: plan.commitment_unknown_transaction,
+        }
+    }
+
     /// The C-FIND faults, read once per query so that a plan replaced during a
     /// query does not change it half way.
     pub(crate) fn find_faults(&self) -> FindFaults {
@@ -381,6 +406,14 @@ pub(crate) struct RetrieveFaults {
     pub(crate) pending_forever: bool,
     pub(crate) extra_instance: bool,
     pub(crate) fail_every_nth: Option<u64>,
+}
+
+/// The Storage Commitment part of a [`FaultPlan`], as one request sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CommitmentFaults {
+    pub(crate) never_report: bool,
+    pub(crate) fail_every_nth: Option<u64>,
+    pub(crate) unknown_transaction: bool,
 }
 
 /// The C-FIND part of a [`FaultPlan`], as one query sees it.
@@ -502,6 +535,18 @@ mod tests {
             },
             FaultPlan {
                 retrieve_fail_every_nth: Some(2),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                commitment_never_report: true,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                commitment_fail_every_nth: Some(2),
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                commitment_unknown_transaction: true,
                 ..FaultPlan::default()
             },
         ];

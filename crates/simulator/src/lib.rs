@@ -94,11 +94,11 @@ pub use faults::{
     AttributeAlteration, FaultPlan, FindRefusal, ResponseDelay, StatusOverride, StoreSelection,
 };
 pub use forward::{FailedForward, SilentFault, SilentFaultKind};
-pub use rules::{MoveDestination, Route, Rules};
+pub use rules::{CommitmentReport, MoveDestination, Route, Rules};
 pub use scp::ReceivedFind;
 pub use stats::{
-    AssociationStats, FindStats, ForwardStats, IdentityStats, RejectionReason, RetrieveStats,
-    RouteStats, SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
+    AssociationStats, CommitmentStats, FindStats, ForwardStats, IdentityStats, RejectionReason,
+    RetrieveStats, RouteStats, SimulatorStats, StoreStats, TlsStats, tls_failure_kind,
 };
 pub use store::StoreMode;
 

@@ -1,5 +1,5 @@
 //! Counters the handle reports: associations, stores by status and by route,
-//! C-FIND, C-MOVE/C-GET, forwarding.
+//! C-FIND, C-MOVE/C-GET, Storage Commitment, forwarding.
 
 use std::collections::BTreeMap;
 
@@ -243,6 +243,43 @@ pub struct RetrieveStats {
     pub failed_by_fault: u64,
 }
 
+/// Storage Commitment counters (Push Model, PS3.4 Annex J).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitmentStats {
+    /// N-ACTION-RQs received on a Storage Commitment context.
+    pub requests: u64,
+    /// Of those, refused with a failure status (no data set, no Transaction UID,
+    /// wrong instance, unknown action type...): no report follows.
+    pub refused: u64,
+    /// N-EVENT-REPORT-RQs sent on the N-ACTION's association.
+    pub reports_same_association: u64,
+    /// N-EVENT-REPORT-RQs sent on an association the simulator opened to the
+    /// requestor.
+    pub reports_new_association: u64,
+    /// Reports the requestor answered with a status other than success.
+    pub reports_refused: u64,
+    /// Reports sent that got no N-EVENT-REPORT-RSP within the wait (or whose
+    /// association was lost first).
+    pub reports_unanswered: u64,
+    /// Reports that could not be sent: the requestor's AE title is not in
+    /// `[[move_destination]]`, or it could not be reached or accepted no Push
+    /// Model context.
+    pub undeliverable_reports: u64,
+    /// Why the latest undeliverable report could not be sent.
+    pub last_undeliverable: Option<String>,
+    /// Referenced instances reported committed.
+    pub instances_committed: u64,
+    /// Referenced instances reported failed (faults included).
+    pub instances_failed: u64,
+    /// Requests answered with success and never reported (`commitment_never_report`).
+    pub never_reported_by_fault: u64,
+    /// Instances reported failed by `commitment_fail_every_nth`.
+    pub failed_by_fault: u64,
+    /// Reports sent with another transaction UID (`commitment_unknown_transaction`).
+    pub unknown_transaction_by_fault: u64,
+}
+
 /// TLS counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -327,6 +364,8 @@ pub struct SimulatorStats {
     pub finds: FindStats,
     /// C-MOVE and C-GET.
     pub retrieves: RetrieveStats,
+    /// Storage Commitment.
+    pub commitments: CommitmentStats,
     /// C-ECHO requests answered.
     pub echoes: u64,
     /// TLS: associations, sessions, failed handshakes, TLS clients on the plain port.
@@ -348,6 +387,7 @@ pub(crate) struct Counters {
     pub(crate) associations: AssociationStats,
     pub(crate) finds: FindStats,
     pub(crate) retrieves: RetrieveStats,
+    pub(crate) commitments: CommitmentStats,
     pub(crate) echoes: u64,
     pub(crate) tls: TlsStats,
     pub(crate) identities: IdentityStats,
@@ -409,6 +449,7 @@ impl Counters {
             associations: self.associations.clone(),
             finds: self.finds.clone(),
             retrieves: self.retrieves.clone(),
+            commitments: self.commitments.clone(),
             echoes: self.echoes,
             tls: self.tls.clone(),
             identities: self.identities.clone(),

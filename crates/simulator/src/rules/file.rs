@@ -11,7 +11,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::*;
-use super::{DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, MoveDestination, Rules, Settings};
+use super::{
+    CommitmentReport, DEFAULT_REJECT_STATUS, DEFAULT_RULES_TOML, MoveDestination, Rules, Settings,
+};
 use super::{IdentityPolicy, IdentityUser};
 use crate::error::RulesError;
 use crate::faults::{
@@ -85,6 +87,9 @@ struct RawSettings {
     query_ae_title: Option<Spanned<String>>,
     #[serde(default)]
     person_name_case_insensitive: bool,
+    commitment_report: Option<Spanned<String>>,
+    #[serde(default)]
+    commitment_report_delay_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +122,11 @@ struct RawFaults {
     #[serde(default)]
     retrieve_extra_instance: bool,
     retrieve_fail_every_nth: Option<Spanned<u64>>,
+    #[serde(default)]
+    commitment_never_report: bool,
+    commitment_fail_every_nth: Option<Spanned<u64>>,
+    #[serde(default)]
+    commitment_unknown_transaction: bool,
     #[serde(default)]
     seed: u64,
 }
@@ -365,6 +375,19 @@ impl Loader<'_> {
             Some(ae) => Some(self.ae_title(ae, "query_ae_title")?),
             None => None,
         };
+        let commitment_report = match &raw.settings.commitment_report {
+            None => CommitmentReport::SameAssociation,
+            Some(value) => match value.get_ref().as_str() {
+                "same-association" => CommitmentReport::SameAssociation,
+                "new-association" => CommitmentReport::NewAssociation,
+                other => {
+                    return Err(self.error(
+                        &value.span(),
+                        format!("commitment_report = \"{other}\": expected \"same-association\" or \"new-association\""),
+                    ));
+                }
+            },
+        };
         let faults = match raw.faults {
             Some(f) => self.faults(f)?,
             None => FaultPlan::default(),
@@ -421,6 +444,10 @@ impl Loader<'_> {
             settings: Settings {
                 query_ae_title,
                 person_name_case_insensitive: raw.settings.person_name_case_insensitive,
+                commitment_report,
+                commitment_report_delay: Duration::from_millis(
+                    raw.settings.commitment_report_delay_ms,
+                ),
             },
             faults,
             routes,
@@ -555,6 +582,12 @@ impl Loader<'_> {
                 &raw.retrieve_fail_every_nth,
                 "retrieve_fail_every_nth",
             )?,
+            commitment_never_report: raw.commitment_never_report,
+            commitment_fail_every_nth: every_nth(
+                &raw.commitment_fail_every_nth,
+                "commitment_fail_every_nth",
+            )?,
+            commitment_unknown_transaction: raw.commitment_unknown_transaction,
             seed: raw.seed,
         })
     }
@@ -1178,5 +1211,33 @@ mod tests {
             "[[move_destination]]\nae_title = \"A\"\nhost = \"h\"\nport = 1\ntls = true\n",
         );
         assert!(unknown.contains("tls"), "{unknown}");
+    }
+
+    #[test]
+    fn commitment_settings_and_faults_load_and_mistakes_are_named() {
+        let rules = Rules::from_toml_str("", "empty.toml").unwrap();
+        assert_eq!(
+            rules.settings.commitment_report,
+            CommitmentReport::SameAssociation
+        );
+        assert_eq!(rules.settings.commitment_report_delay, Duration::ZERO);
+        let toml = "[settings]\ncommitment_report = \"new-association\"\ncommitment_report_delay_ms = 250\n\n[faults]\ncommitment_never_report = true\ncommitment_fail_every_nth = 2\ncommitment_unknown_transaction = true\n";
+        let rules = Rules::from_toml_str(toml, "c.toml").unwrap();
+        assert_eq!(
+            rules.settings.commitment_report,
+            CommitmentReport::NewAssociation
+        );
+        assert_eq!(
+            rules.settings.commitment_report_delay,
+            Duration::from_millis(250)
+        );
+        assert!(rules.faults.commitment_never_report);
+        assert!(rules.faults.commitment_unknown_transaction);
+        assert_eq!(rules.faults.commitment_fail_every_nth, Some(2));
+        let bad = error_of("[settings]\ncommitment_report = \"later\"\n");
+        assert!(bad.starts_with("Bad rules file: test.toml:2: "), "{bad}");
+        assert!(bad.contains("new-association"), "{bad}");
+        let zero = error_of("[faults]\ncommitment_fail_every_nth = 0\n");
+        assert!(zero.contains("commitment_fail_every_nth = 0"), "{zero}");
     }
 }

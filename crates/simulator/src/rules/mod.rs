@@ -14,6 +14,8 @@ mod file;
 mod identity;
 pub mod model;
 
+use std::time::Duration;
+
 use dicom_core::Tag;
 use dimse::Status;
 
@@ -66,6 +68,24 @@ pub struct Settings {
     /// Match person names (PN) ignoring case in C-FIND. The standard leaves this to
     /// the SCP; DCMTK and Orthanc differ, so it is a choice.
     pub person_name_case_insensitive: bool,
+    /// Where the Storage Commitment N-EVENT-REPORT goes (`commitment_report`).
+    pub commitment_report: CommitmentReport,
+    /// How long after the N-ACTION-RSP the report is sent
+    /// (`commitment_report_delay_ms`, default 0).
+    pub commitment_report_delay: Duration,
+}
+
+/// Where the simulator sends the N-EVENT-REPORT of a Storage Commitment request
+/// (PS3.4 J.3.3): the rules' `[settings] commitment_report`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitmentReport {
+    /// `"same-association"` (default): on the N-ACTION's association, after the
+    /// N-ACTION-RSP.
+    #[default]
+    SameAssociation,
+    /// `"new-association"`: on an association the simulator opens to the
+    /// requestor's AE title, looked up in `[[move_destination]]`.
+    NewAssociation,
 }
 
 impl Rules {

@@ -1,10 +1,13 @@
 //! The SCP: association negotiation by called AE title, and the DIMSE services
-//! (C-ECHO, C-STORE, C-FIND with C-CANCEL) on one thread per association.
+//! (C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET with C-CANCEL, Storage Commitment)
+//! on one thread per association.
 //!
 //! This module runs an association from its first byte to its end and dispatches
 //! each request; admission (routing and refusing by AE title, presentation
-//! contexts) is in `negotiation`, the services in `store` and `find`.
+//! contexts) is in `negotiation`, the services in `store`, `find`, `retrieve` and
+//! `commitment`.
 
+mod commitment;
 mod find;
 mod negotiation;
 mod retrieve;
@@ -480,8 +483,25 @@ fn handle_message(
                 }
             }
         }
+        CommandField::NActionRq => {
+            if dimse::trim_value(&abstract_syntax) != uids::STORAGE_COMMITMENT_PUSH_MODEL {
+                respond(
+                    shared,
+                    association,
+                    pc_id,
+                    command,
+                    Status::SOP_CLASS_NOT_SUPPORTED,
+                    Some("N-ACTION on a context other than Storage Commitment"),
+                    None,
+                )?;
+                return Ok(Flow::Continue);
+            }
+            commitment::handle_action(shared, association, reader, &message, &ts_uid)
+        }
         // No operation is outstanding between requests: nothing to cancel.
         CommandField::CCancelRq => Ok(Flow::Continue),
+        // The answer to a Storage Commitment report whose wait timed out.
+        CommandField::NEventReportRsp => Ok(Flow::Continue),
         field if !field.is_response() => {
             respond(
                 shared,

@@ -84,7 +84,8 @@ pub(super) fn proposes_get(contexts: &[PresentationContextProposed]) -> bool {
     })
 }
 
-/// Whether a proposed abstract syntax is accepted: Verification always, the FIND
+/// Whether a proposed abstract syntax is accepted: Verification and the Storage
+/// Commitment Push Model always, the FIND
 /// models unless a fault withholds them, MOVE and GET of both models, storage on
 /// routes (and on any association that proposes C-GET, for its sub-operations).
 pub(super) fn abstract_syntax_allowed(
@@ -94,7 +95,7 @@ pub(super) fn abstract_syntax_allowed(
     withheld_models: &[InformationModel],
     get_association: bool,
 ) -> bool {
-    if uid == uids::VERIFICATION {
+    if uid == uids::VERIFICATION || uid == uids::STORAGE_COMMITMENT_PUSH_MODEL {
         return true;
     }
     if let Some(model) = InformationModel::from_sop_class_uid(uid) {
@@ -140,6 +141,25 @@ pub(super) fn decide(
                 && (target == Target::QueryOnly || policy_allows(&config.transfer_syntaxes, ts))
         })
         .collect();
+    if uid == uids::STORAGE_COMMITMENT_PUSH_MODEL {
+        // Explicit or Implicit VR Little Endian, in the requestor's order, whatever
+        // the receive policy (it is about instances, not commitment requests).
+        return pc
+            .transfer_syntaxes
+            .iter()
+            .map(|ts| trim_uid(ts))
+            .find(|ts| {
+                *ts == uids::EXPLICIT_VR_LITTLE_ENDIAN || *ts == uids::IMPLICIT_VR_LITTLE_ENDIAN
+            })
+            .map_or(
+                ContextDecision::Refuse(
+                    PresentationContextResultReason::TransferSyntaxesNotSupported,
+                ),
+                |ts| ContextDecision::Accept {
+                    transfer_syntax: ts.to_string(),
+                },
+            );
+    }
     let storage = uid != uids::VERIFICATION && !is_query_retrieve(uid);
     let chosen = if get_association && storage {
         [
@@ -269,5 +289,33 @@ mod tests {
         );
         assert!(proposes_get(&[get, ct]));
         assert!(!proposes_get(&[jpeg]));
+    }
+
+    #[test]
+    fn storage_commitment_is_accepted_everywhere_in_little_endian_only() {
+        let config = SimulatorConfig {
+            transfer_syntaxes: TransferSyntaxPolicy::Only(vec![uids::JPEG_BASELINE8_BIT.into()]),
+            ..SimulatorConfig::default()
+        };
+        let pc = proposed(
+            uids::STORAGE_COMMITMENT_PUSH_MODEL,
+            &[uids::JPEG_BASELINE8_BIT, uids::IMPLICIT_VR_LITTLE_ENDIAN],
+        );
+        for target in [Target::QueryOnly, Target::Route(0)] {
+            assert_eq!(
+                decide(&config, target, &[], false, &pc),
+                ContextDecision::Accept {
+                    transfer_syntax: uids::IMPLICIT_VR_LITTLE_ENDIAN.into()
+                }
+            );
+        }
+        let jpeg = proposed(
+            uids::STORAGE_COMMITMENT_PUSH_MODEL,
+            &[uids::JPEG_BASELINE8_BIT],
+        );
+        assert_eq!(
+            decide(&config, Target::Route(0), &[], false, &jpeg),
+            ContextDecision::Refuse(PresentationContextResultReason::TransferSyntaxesNotSupported)
+        );
     }
 }
