@@ -20,6 +20,12 @@
 //!   with the failed SOP instance list, `A801` for an unknown destination. The
 //!   instances come from the store (full mode) or from a spool folder
 //!   ([`SimulatorConfig::spool_dir`], which load mode needs to be retrievable).
+//! - **Storage Commitment** (Push Model, PS3.4 Annex J) on the same AE titles: the
+//!   N-ACTION is checked (failure statuses `0110`, `0112`, `0115`, `0118`, `0123`)
+//!   and answered at once, then an N-EVENT-REPORT (event type 1 or 2, failure
+//!   reasons `0112` not stored, `0119` another SOP class) goes on the same
+//!   association or, with [`CommitmentReport::NewAssociation`], on one opened to
+//!   the requestor's [`MoveDestination`]; counted in [`CommitmentStats`].
 //! - **Rules per route** ([`rules`]): validation (blank or invalid StudyDate,
 //!   AccessionNumber format...) that refuses with a configurable status, morphing
 //!   (set, copy, prepend, append, regex replace, remove under conditions), a
@@ -34,8 +40,9 @@
 //!   model, no instance counts, the final status inside the last identifier),
 //!   and the silent faults of a bad router on forwarding (dropped, duplicated,
 //!   corrupted, altered or delayed instances, listed by
-//!   [`SimulatorHandle::silent_faults`]), and bad-day retrieves (pending forever,
-//!   an extra instance, every Nth sub-operation failed).
+//!   [`SimulatorHandle::silent_faults`]), bad-day retrieves (pending forever,
+//!   an extra instance, every Nth sub-operation failed) and commitments (never
+//!   reported, every Nth instance failed, an unknown transaction UID).
 //! - **Statistics** ([`SimulatorStats`]), the stored studies and the C-FIND requests
 //!   received ([`SimulatorHandle::received_finds`]), on the handle.
 //! - **Load mode** ([`StoreMode::Load`]) keeps only index entries (a few hundred
