@@ -51,6 +51,8 @@ pub struct Verified {
     pub at_sink: Option<DeliveryReport>,
     /// What came back from the destination archive, when the target retrieves.
     pub retrieved: Option<campaign::retrieval::RetrievalReport>,
+    /// What the destination archive committed, when the target asks it to.
+    pub committed: Option<campaign::commitment::CommitmentReport>,
 }
 
 /// Waits for what the destination sink still expects and takes its verdict, verifies
@@ -80,6 +82,7 @@ pub fn verify_and_attach(
             ),
         );
     }
+    let committed = target.verify_commitment(load);
     let retrieved = target
         .verify_retrieval(load)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -90,17 +93,24 @@ pub fn verify_and_attach(
         }
         result.retrieval = Some(campaign::retrieval::archive_retrieval(retrieval));
     }
+    if let Some(commitment) = &committed {
+        for figure in campaign::commitment::commitment_figures(commitment) {
+            report.figure(figure.label, figure.value);
+        }
+        result.commitment = Some(campaign::commitment::archive_commitment(commitment));
+    }
     report.attach_load(result);
     Verified {
         cfind: verification,
         at_sink,
         retrieved,
+        committed,
     }
 }
 
 /// Asserts that what was verified arrived: every study complete by C-FIND, every
-/// instance at the sink once and unaltered, every retrieved study whole (naming the
-/// first that were not).
+/// instance at the sink once and unaltered, every retrieved study whole, every
+/// instance committed (naming the first that were not).
 pub fn assert_delivered(verified: &Verified) {
     let mut checks = Vec::new();
     checks.extend(verified.cfind.as_ref().map(campaign::checks::delivery));
@@ -115,6 +125,12 @@ pub fn assert_delivered(verified: &Verified) {
             .retrieved
             .as_ref()
             .map(campaign::checks::retrieval_at_archive),
+    );
+    checks.extend(
+        verified
+            .committed
+            .as_ref()
+            .map(campaign::checks::commitment_at_archive),
     );
     assert_passed(&checks);
 }

@@ -241,3 +241,64 @@ pub fn failures(checks: &[Check]) -> Option<String> {
         .collect();
     (!failed.is_empty()).then(|| failed.join("\n"))
 }
+
+/// The destination archive committed, by Storage Commitment, every instance the
+/// router took: each study's report came within `COMMIT_TIMEOUT`, naming every
+/// instance committed, nothing failed, unanswered or never asked for, and no report
+/// came for a transaction nobody asked about.
+pub fn commitment_at_archive(report: &crate::commitment::CommitmentReport) -> Check {
+    let passed = report.is_clean();
+    let committed_studies = report.studies.iter().filter(|s| s.is_committed()).count();
+    Check {
+        id: "commitment_at_archive",
+        name: "the archive committed every instance the router took",
+        passed,
+        message: if passed {
+            format!(
+                "{} of {} instances committed by {} in {} studies, reports at {}",
+                report.committed(),
+                report.requested(),
+                report.peer,
+                report.studies.len(),
+                report.listener
+            )
+        } else if report.studies.is_empty() {
+            format!(
+                "nothing to commit: no instance the router took could be named ({} without a SOP Class UID)",
+                report.instances_without_class
+            )
+        } else {
+            let mut examples: Vec<String> = report
+                .studies
+                .iter()
+                .filter(|s| !s.is_committed())
+                .take(3)
+                .map(|s| format!("{}: {}", s.study_instance_uid, s.summary()))
+                .collect();
+            if report.unknown_reports > 0 {
+                examples.push(format!(
+                    "{} report(s) for a transaction nobody asked about, e.g. {}",
+                    report.unknown_reports,
+                    report.unknown_transactions.join(", ")
+                ));
+            }
+            if report.malformed_reports > 0 {
+                examples.push(format!("{} unreadable report(s)", report.malformed_reports));
+            }
+            if report.instances_without_class > 0 {
+                examples.push(format!(
+                    "{} instance(s) without a SOP Class UID could not be asked",
+                    report.instances_without_class
+                ));
+            }
+            format!(
+                "{} of {} studies committed, {} of {} instances; {}",
+                committed_studies,
+                report.studies.len(),
+                report.committed(),
+                report.requested(),
+                examples.join("; ")
+            )
+        },
+    }
+}

@@ -138,6 +138,7 @@ fn original_source(instance: &PreparedInstance) -> OriginalSource {
     if let Some(path) = instance.path() {
         return OriginalSource::File {
             path: path.to_path_buf(),
+            sop_class_uid: instance.sop_class_uid().to_string(),
             sop_instance_uid,
             study_instance_uid: instance.study_instance_uid().map(str::to_string),
         };
@@ -149,6 +150,7 @@ fn original_source(instance: &PreparedInstance) -> OriginalSource {
         // Then every arrival of it is reported as not comparable, naming why.
         Err(detail) => OriginalSource::File {
             path: format!("(in memory: {detail})").into(),
+            sop_class_uid: instance.sop_class_uid().to_string(),
             sop_instance_uid,
             study_instance_uid: instance.study_instance_uid().map(str::to_string),
         },

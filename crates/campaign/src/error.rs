@@ -28,6 +28,10 @@ pub enum CampaignError {
     },
     #[error("cannot start the destination sink (SINK_BIND, SINK_PORT, SINK_AE_TITLE): {0}")]
     Sink(#[source] sink::SinkError),
+    #[error(
+        "cannot start the Storage Commitment report listener (SINK_BIND, COMMIT_PORT, LOCAL_AE_TITLE, COMMIT_TIMEOUT): {0}"
+    )]
+    Commitment(#[source] commitment::CommitmentError),
     #[error("SIMULATOR_RULES: {0}")]
     SimulatorRules(#[source] simulator::RulesError),
     #[error("cannot start the embedded simulator: {0}")]

@@ -13,7 +13,8 @@
 //! 3. **verify**: find every delivered study at the destination by C-FIND
 //!    ([`load::verify`]), and account for and compare every instance that reached the
 //!    destination sink ([`delivery`]; `VERIFY_AT`), retrieve the delivered studies
-//!    from the destination archive and judge every instance again ([`retrieval`]);
+//!    from the destination archive and judge every instance again ([`retrieval`]),
+//!    and ask the archive to commit every instance the router took ([`commitment`]);
 //! 4. **judge and report**: check the thresholds ([`checks::judge`]) and write the
 //!    three reports ([`run()`]).
 //!
@@ -25,6 +26,7 @@
 //! ```
 
 pub mod checks;
+pub mod commitment;
 pub mod delivery;
 pub mod embedded;
 mod error;

@@ -10,6 +10,7 @@ use sender::{DicomSender, LoadObserver, LoadPlan, LoadReport, PreparedFiles, Stu
 use simulator::{SimulatorHandle, StoreMode};
 
 use crate::CampaignError;
+use crate::commitment::{CommitmentCheck, CommitmentReport};
 use crate::delivery::{DeliverySink, LedgerWatch, forward_to, policy_for};
 use crate::embedded::start_simulator;
 use crate::retrieval::{RetrievalCheck, RetrievalReport};
@@ -31,6 +32,10 @@ pub struct LoadTarget {
     /// the embedded target the simulator is the archive: it keeps every instance in
     /// a spool folder and moves to the check's destination).
     pub retrieval: Option<RetrievalCheck>,
+    /// Storage Commitment with the destination archive, when `VERIFY_AT` says
+    /// `commit` (on the embedded target the simulator reports on a new association to
+    /// the check's listener).
+    pub commitment: Option<CommitmentCheck>,
     /// The embedded simulator's spool folder, kept for as long as the target (its
     /// drop removes it, after the simulator has stopped).
     _spool: Option<tempfile::TempDir>,
@@ -65,6 +70,13 @@ impl LoadTarget {
                     expected: "the fixed port the archive moves to (RETRIEVE_METHOD=move: the archive must know RETRIEVE_AE_TITLE at this address)".into(),
                 }));
             }
+            if config.sink.verify_at.uses_commit() && config.commit.port == 0 {
+                return Err(CampaignError::Sink(sink::SinkError::InvalidOption {
+                    name: "COMMIT_PORT",
+                    value: "0".into(),
+                    expected: "the fixed port the archive sends its Storage Commitment reports to (VERIFY_AT=commit: the archive must know LOCAL_AE_TITLE at this address)".into(),
+                }));
+            }
             let sink = uses_sink
                 .then(|| DeliverySink::start(config, route, policy_for(config, route)?))
                 .transpose()?;
@@ -74,11 +86,13 @@ impl LoadTarget {
                 .uses_retrieve()
                 .then(|| RetrievalCheck::start(config, route, policy_for(config, route)?))
                 .transpose()?;
+            let commitment = start_commitment(config, sink.is_none() && retrieval.is_none())?;
             return Ok(LoadTarget {
                 config: config.clone(),
                 simulator: None,
                 sink,
                 retrieval,
+                commitment,
                 _spool: None,
             });
         }
@@ -91,6 +105,7 @@ impl LoadTarget {
             .uses_retrieve()
             .then(|| RetrievalCheck::start(config, route, policy_for(config, route)?))
             .transpose()?;
+        let commitment = start_commitment(config, sink.is_none() && retrieval.is_none())?;
         let spool = retrieval
             .is_some()
             .then(|| {
@@ -118,6 +133,20 @@ impl LoadTarget {
                         port: addr.port(),
                     });
             }
+            if let Some(check) = &commitment {
+                // Reports on an association of their own, as most archives send them.
+                let (ae_title, addr) = check.listener();
+                simulator.rules.settings.commitment_report =
+                    simulator::CommitmentReport::NewAssociation;
+                simulator
+                    .rules
+                    .move_destinations
+                    .push(simulator::rules::MoveDestination {
+                        ae_title: ae_title.to_string(),
+                        host: addr.ip().to_string(),
+                        port: addr.port(),
+                    });
+            }
             simulator.max_associations = simulator.max_associations.max(concurrency * 2);
             if let Some(sink) = &sink
                 && let Some(route) = simulator
@@ -134,6 +163,7 @@ impl LoadTarget {
             simulator: Some(handle),
             sink,
             retrieval,
+            commitment,
             _spool: spool,
         })
     }
@@ -146,6 +176,11 @@ impl LoadTarget {
             .iter()
             .map(DeliverySink::ledger)
             .chain(self.retrieval.iter().map(RetrievalCheck::ledger))
+            .chain(
+                self.commitment
+                    .iter()
+                    .filter_map(CommitmentCheck::own_ledger),
+            )
             .collect();
         if let Some(retrieval) = &self.retrieval {
             retrieval.sends_sop_classes(
@@ -183,6 +218,22 @@ impl LoadTarget {
             return Ok(None);
         }
         retrieval.verify(&self.config, &load.studies).map(Some)
+    }
+
+    /// Asks the destination archive to commit every instance `load` had the router
+    /// take, when `VERIFY_AT` says `commit` and something was taken. Call it once the
+    /// delivery has settled and before [`verify_retrieval`](Self::verify_retrieval),
+    /// for a plan that was [`watched`](Self::watched).
+    pub fn verify_commitment(&self, load: &LoadReport) -> Option<CommitmentReport> {
+        let check = self.commitment.as_ref()?;
+        if load.studies.iter().all(|s| s.counts.delivered() == 0) {
+            return None;
+        }
+        let sends = check
+            .own_ledger()
+            .or_else(|| self.sink.as_ref().map(DeliverySink::ledger))
+            .or_else(|| self.retrieval.as_ref().map(RetrievalCheck::ledger))?;
+        Some(check.verify(sends))
     }
 
     /// The sink's verdict once what is in transit has arrived (or `DELIVERY_TIMEOUT`
@@ -240,6 +291,20 @@ impl LoadTarget {
             }),
         }
     }
+}
+
+/// The commitment check of `config`, when `VERIFY_AT` says `commit`, with a ledger of
+/// its own when `own_ledger`.
+fn start_commitment(
+    config: &TestConfig,
+    own_ledger: bool,
+) -> Result<Option<CommitmentCheck>, CampaignError> {
+    config
+        .sink
+        .verify_at
+        .uses_commit()
+        .then(|| CommitmentCheck::start(config, own_ledger))
+        .transpose()
 }
 
 /// The router under test in words, as reports name it: `embedded simulator at
@@ -342,6 +407,7 @@ pub fn load_result(
     LoadResult {
         delivery: delivery.map(crate::delivery::sink_delivery),
         retrieval: None,
+        commitment: None,
         metrics: load.metrics.clone(),
         transit: verification.map(|v| TransitTimes {
             verified: v.count(Delivery::Complete) as u64,

@@ -11,6 +11,7 @@ use sender::{LoadObserver, LoadReport};
 use sink::DeliveryReport;
 
 use crate::checks::{Check, judge};
+use crate::commitment::CommitmentReport;
 use crate::load::{self, LoadTarget};
 use crate::retrieval::RetrievalReport;
 use crate::{CampaignError, Samples};
@@ -28,6 +29,8 @@ pub struct CampaignRun {
     pub delivery: Option<DeliveryReport>,
     /// What came back from the destination archive, when `VERIFY_AT` retrieved.
     pub retrieval: Option<RetrievalReport>,
+    /// What the destination archive committed, when `VERIFY_AT` asked it to.
+    pub commitment: Option<CommitmentReport>,
     /// The judged requirements.
     pub checks: Vec<Check>,
     /// Files of `DICOM_ROOT_DIR` left out (not DICOM, truncated, lacking UIDs...), each
@@ -76,6 +79,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
+    let commitment = target.verify_commitment(&load_report);
     let retrieval = target.verify_retrieval(&load_report)?;
     let mut checks = judge(
         &load_report,
@@ -83,6 +87,11 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         delivery.as_ref(),
         &target.config.thresholds,
         target.config.thresholds.max_p95_latency,
+    );
+    checks.extend(
+        commitment
+            .as_ref()
+            .map(crate::checks::commitment_at_archive),
     );
     checks.extend(retrieval.as_ref().map(crate::checks::retrieval_at_archive));
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -99,12 +108,20 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         value: skipped.len().to_string(),
     });
     load_record.figures.extend(
+        commitment
+            .iter()
+            .flat_map(crate::commitment::commitment_figures),
+    );
+    load_record.figures.extend(
         retrieval
             .iter()
             .flat_map(crate::retrieval::retrieval_figures),
     );
     let mut result = load::load_result(&load_report, verification.as_ref(), delivery.as_ref());
     result.retrieval = retrieval.as_ref().map(crate::retrieval::archive_retrieval);
+    result.commitment = commitment
+        .as_ref()
+        .map(crate::commitment::archive_commitment);
     load_record.load = Some(result);
     if let Some(failures) = crate::checks::failures(&checks) {
         load_record.outcome = TestOutcome::Failed;
@@ -148,6 +165,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         verification,
         delivery,
         retrieval,
+        commitment,
         checks,
         skipped,
         report,

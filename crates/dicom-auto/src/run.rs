@@ -78,6 +78,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             println!("sink        {}: {}", figure.label, figure.value);
         }
     }
+    if let Some(commitment) = &run.commitment {
+        for figure in campaign::commitment::commitment_figures(commitment) {
+            println!("archive     {}: {}", figure.label, figure.value);
+        }
+    }
     if let Some(retrieval) = &run.retrieval {
         for figure in campaign::retrieval::retrieval_figures(retrieval) {
             println!("archive     {}: {}", figure.label, figure.value);

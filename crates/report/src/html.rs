@@ -47,6 +47,13 @@ struct Panel {
     errors: Vec<metrics::ErrorCount>,
     delivery: Option<DeliveryView>,
     retrieval: Option<RetrievalView>,
+    commitment: Option<CommitmentView>,
+}
+
+/// The archive's part of a load panel: what it committed to keep.
+struct CommitmentView {
+    verdict: &'static str,
+    commitment: crate::model::ArchiveCommitment,
 }
 
 /// The archive's part of a load panel: what a retrieve brought back.
@@ -204,6 +211,14 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 studies: r.studies.clone(),
                 judged: delivery_view(&r.judged, None),
             });
+            let commitment = load.commitment.as_ref().map(|c| CommitmentView {
+                verdict: if c.clean {
+                    "every instance committed"
+                } else {
+                    "not everything committed"
+                },
+                commitment: c.clone(),
+            });
             let delivery = load.delivery.as_ref().map(|d| {
                 if let Some(t) = &d.transit {
                     figures.push((
@@ -237,6 +252,7 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 errors: m.errors.clone(),
                 delivery,
                 retrieval,
+                commitment,
             }
         })
         .collect();

@@ -113,6 +113,56 @@ pub struct LoadResult {
     /// What came back from the destination archive, when the run retrieved from it.
     #[serde(default)]
     pub retrieval: Option<ArchiveRetrieval>,
+    /// What the destination archive committed to keep, when the run asked it to.
+    #[serde(default)]
+    pub commitment: Option<ArchiveCommitment>,
+}
+
+/// What the destination archive answered when asked, by Storage Commitment, to take
+/// responsibility for every instance the router took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveCommitment {
+    /// The archive, `CALLED@host:port`.
+    pub peer: String,
+    /// Where its reports were awaited, `AE@host:port`.
+    pub listener: String,
+    /// Whether it committed everything, every report in time and readable.
+    pub clean: bool,
+    /// Instances named in the requests.
+    pub requested: u64,
+    /// Instances reported committed.
+    pub committed: u64,
+    /// Reports for transactions nobody asked about.
+    pub unknown_reports: u64,
+    /// Reports that could not be read.
+    pub malformed_reports: u64,
+    /// Instances taken that could not be named (no SOP Class UID).
+    pub instances_without_class: u64,
+    /// One row per study.
+    pub studies: Vec<StudyCommitmentRow>,
+}
+
+/// One study's commitment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyCommitmentRow {
+    /// The study, as sent.
+    pub study_instance_uid: String,
+    /// Instances named in its request.
+    pub requested: u64,
+    /// Reported committed.
+    pub committed: u64,
+    /// Reported failed.
+    pub failed: u64,
+    /// Asked and not accounted for (unanswered, or no report).
+    pub unaccounted: u64,
+    /// How the report came, or `-`.
+    pub report_via: String,
+    /// Seconds from the request to the report.
+    pub seconds: Option<f64>,
+    /// Whether everything asked was committed in time.
+    pub committed_all: bool,
+    /// What else happened (failure reasons, a timeout, an error).
+    pub note: String,
 }
 
 /// What a retrieve of a run's studies from the destination archive brought back,

@@ -48,6 +48,7 @@ fn sample_run() -> RunReport {
         transit: None,
         delivery: None,
         retrieval: None,
+        commitment: None,
     });
     let mut failed = TestRecord::new(
         "routing_transformations::opv_gpa_gets_visual_fields_description",

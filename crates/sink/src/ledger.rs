@@ -53,6 +53,8 @@ pub enum OriginalSource {
     File {
         /// The file.
         path: PathBuf,
+        /// Its SOP Class UID, as the sender read it.
+        sop_class_uid: String,
         /// Its SOP Instance UID, as the sender read it.
         sop_instance_uid: String,
         /// Its Study Instance UID, as the sender read it (what
@@ -68,6 +70,17 @@ impl OriginalSource {
             OriginalSource::File {
                 sop_instance_uid, ..
             } => sop_instance_uid,
+        }
+    }
+
+    fn sop_class_uid(&self) -> Option<String> {
+        match self {
+            OriginalSource::Loaded(instance) => instance
+                .data_set()
+                .get(tags::SOP_CLASS_UID)
+                .and_then(|e| e.to_str().ok())
+                .map(|uid| dimse::trim_value(&uid).to_string()),
+            OriginalSource::File { sop_class_uid, .. } => Some(sop_class_uid.clone()),
         }
     }
 
@@ -173,6 +186,18 @@ pub struct Arrival {
     pub transfer_syntax: String,
     /// The data set, encoded.
     pub data: Vec<u8>,
+}
+
+/// An instance the router took (a send answered with success or warning), as it was
+/// sent: what a Storage Commitment request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenSend {
+    /// Its SOP Class UID (`None` when its original has none).
+    pub sop_class_uid: Option<String>,
+    /// Its SOP Instance UID as sent (the fresh one, else the file's).
+    pub sop_instance_uid: String,
+    /// Its Study Instance UID as sent (the fresh one, else the file's).
+    pub study_instance_uid: Option<String>,
 }
 
 #[derive(Debug)]
@@ -672,6 +697,33 @@ impl Ledger {
             .filter(|t| t.stored + t.unknown + t.pending > 0 && t.arrivals == 0)
             .count() as u64;
         state.tracked.len()
+    }
+
+    /// Every instance the router took (success or warning; once however often it was
+    /// sent), in the order first sent, with the UIDs it was sent with.
+    pub fn taken_sends(&self) -> Vec<TakenSend> {
+        let state = self.state.lock();
+        state
+            .tracked
+            .iter()
+            .filter(|t| t.stored > 0)
+            .map(|t| {
+                let original = &state.originals[t.original.0 as usize];
+                let substituted = |tag| {
+                    t.substitutions
+                        .iter()
+                        .find(|s| s.tag == tag)
+                        .map(|s| s.value.to_string())
+                };
+                TakenSend {
+                    sop_class_uid: original.sop_class_uid(),
+                    sop_instance_uid: substituted(tags::SOP_INSTANCE_UID)
+                        .unwrap_or_else(|| original.sop_instance_uid().to_string()),
+                    study_instance_uid: substituted(tags::STUDY_INSTANCE_UID)
+                        .or_else(|| original.study_instance_uid()),
+                }
+            })
+            .collect()
     }
 
     /// Reports once every arrival handed over has been judged (waiting at most
@@ -1373,6 +1425,43 @@ mod tests {
     }
 
     #[test]
+    fn the_sends_taken_are_listed_once_with_the_uids_sent_and_the_refused_left_out() {
+        let ledger = Ledger::new(LedgerOptions::new());
+        let as_is = ledger.add_original(loaded("2.25.30"));
+        let fresh = ledger.add_original(loaded("2.25.31"));
+        let refused = ledger.add_original(loaded("2.25.32"));
+        sent(&ledger, as_is, Outcome::Success);
+        sent(&ledger, as_is, Outcome::Warning);
+        let ticket = ledger
+            .expect(ExpectedSend {
+                substitutions: Substitution::fresh_uids("2.25.91", "2.25.92", "2.25.93").to_vec(),
+                ..send(fresh)
+            })
+            .unwrap();
+        ledger.answered(ticket, Outcome::Success, Instant::now());
+        sent(&ledger, refused, Outcome::Failure);
+        let unknown = ledger.add_original(loaded("2.25.33"));
+        sent(&ledger, unknown, Outcome::Unknown);
+        let taken = ledger.taken_sends();
+        let ct = Some(uids::CT_IMAGE_STORAGE.to_string());
+        assert_eq!(
+            taken,
+            vec![
+                TakenSend {
+                    sop_class_uid: ct.clone(),
+                    sop_instance_uid: "2.25.30".into(),
+                    study_instance_uid: Some("2.25.100".into()),
+                },
+                TakenSend {
+                    sop_class_uid: ct,
+                    sop_instance_uid: "2.25.93".into(),
+                    study_instance_uid: Some("2.25.91".into()),
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn a_fresh_uid_send_never_delivered_is_named_by_both_uids() {
         let ledger = Ledger::new(LedgerOptions::new());
         let id = ledger.add_original(loaded("2.25.19"));
@@ -1443,6 +1532,7 @@ mod tests {
         let ledger = Ledger::new(LedgerOptions::new());
         let id = ledger.add_original(OriginalSource::File {
             path: file.0.clone(),
+            sop_class_uid: uids::CT_IMAGE_STORAGE.into(),
             sop_instance_uid: "2.25.21".into(),
             study_instance_uid: None,
         });
@@ -1465,6 +1555,7 @@ mod tests {
         let ledger = Ledger::new(LedgerOptions::new());
         let id = ledger.add_original(OriginalSource::File {
             path: file.0.clone(),
+            sop_class_uid: uids::CT_IMAGE_STORAGE.into(),
             sop_instance_uid: "2.25.22".into(),
             study_instance_uid: None,
         });

@@ -67,7 +67,8 @@ mod values;
 pub use compare::{Difference, DifferenceKind, compare_delivery};
 pub use error::{PathError, SinkError};
 pub use ledger::{
-    Arrival, ExpectedSend, Ledger, LedgerOptions, OriginalId, OriginalSource, QUIET_PERIOD, Ticket,
+    Arrival, ExpectedSend, Ledger, LedgerOptions, OriginalId, OriginalSource, QUIET_PERIOD,
+    TakenSend, Ticket,
 };
 pub use pixels::Geometry;
 pub use policy::{

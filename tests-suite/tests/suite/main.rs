@@ -6,6 +6,7 @@
 
 mod anonymize_and_send;
 mod calling_aet_routing;
+mod commitment_truth;
 mod data_selection_examples;
 mod data_validation;
 mod delivery_truth;

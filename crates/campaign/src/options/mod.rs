@@ -2,6 +2,7 @@
 //! type, so a variable's meaning is decided in one place.
 
 pub mod cfind;
+pub mod commitment;
 pub mod retrieve;
 pub mod security;
 pub mod sender;

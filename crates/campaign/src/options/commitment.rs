@@ -1,0 +1,67 @@
+//! The configuration's archive and listener settings as [`CommitmentOptions`].
+
+use std::net::SocketAddr;
+
+use commitment::{CommitmentOptions, ListenerOptions};
+use config::TestConfig;
+use dimse::ScuOptions;
+
+use crate::CampaignError;
+
+/// Storage Commitment with the archive C-FIND verifies against (`CFIND_HOST`/
+/// `CFIND_PORT`/`CFIND_AE_TITLE`), asked under our `LOCAL_AE_TITLE`, the report
+/// awaited `COMMIT_TIMEOUT` on a listener at `SINK_BIND`:`COMMIT_PORT` under the same
+/// AE title (the archive reports to the AE title that asked), with the `DICOM_*`
+/// timeouts and PDU size and the TLS and identity settings of every association. The
+/// N-ACTION's association is released once answered: the report comes to the
+/// listener, as most archives send it.
+///
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
+pub fn commitment_options(config: &TestConfig) -> Result<CommitmentOptions, CampaignError> {
+    let (cfind, network) = (&config.cfind, &config.network);
+    let scu = ScuOptions::new(
+        cfind.peer_address(),
+        cfind.calling_ae_title.clone(),
+        cfind.called_ae_title.clone(),
+    )
+    .timeouts(network.timeouts())
+    .max_pdu_length(network.max_pdu_length)
+    .quick_ack(network.quick_ack)
+    .security(super::security(config)?);
+    let listener = ListenerOptions::new()
+        .bind(SocketAddr::new(config.sink.bind, config.commit.port))
+        .ae_title(cfind.calling_ae_title.clone())
+        .artim_timeout(network.acse_timeout)
+        .read_timeout(network.dimse_timeout.max(network.network_timeout))
+        .write_timeout(network.network_timeout)
+        .max_pdu_length(network.max_pdu_length);
+    Ok(CommitmentOptions::new(scu)
+        .report_timeout(config.commit.timeout)
+        .keep_association_open(false)
+        .listen(listener))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_archive_the_listener_and_the_report_timeout_come_from_the_configuration() {
+        let config = TestConfig::from_map([
+            ("COMPASS_HOST", "10.1.2.3"),
+            ("CFIND_PORT", "4242"),
+            ("CFIND_AE_TITLE", "PACS"),
+            ("LOCAL_AE_TITLE", "QA-SCU"),
+            ("COMMIT_TIMEOUT", "9"),
+            ("COMMIT_PORT", "11199"),
+        ])
+        .unwrap();
+        let options = commitment_options(&config).unwrap();
+        assert_eq!(options.scu().peer(), "PACS@10.1.2.3:4242");
+        assert_eq!(options.scu().calling_ae_title().as_str(), "QA-SCU");
+        assert_eq!(options.current_report_timeout(), Duration::from_secs(9));
+    }
+}
