@@ -9,6 +9,7 @@
 //! them: they are opt-in, never silently passed.
 
 mod cfind_against_archives;
+mod commitment_with_orthanc;
 mod common;
 mod dcmtk_clients_against_simulator;
 mod orthanc_as_router;
