@@ -82,7 +82,9 @@ pub fn verify_and_attach(
             ),
         );
     }
-    let committed = target.verify_commitment(load);
+    let committed = target
+        .verify_commitment(load)
+        .unwrap_or_else(|e| panic!("{e}"));
     let retrieved = target
         .verify_retrieval(load)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use commitment::{
     CommitmentError, CommitmentOutcome, CommitmentRequest, Committer, ReferencedInstance,
+    ReportListener,
 };
 use config::TestConfig;
 use dimse::AeTitle;
@@ -40,23 +41,22 @@ const PARALLEL_COMMITMENTS: usize = 4;
 /// sends) the ledger of what the router took.
 #[derive(Debug)]
 pub struct CommitmentCheck {
-    committer: Committer,
+    listener: Arc<ReportListener>,
     own_ledger: Option<Arc<Ledger>>,
 }
 
 impl CommitmentCheck {
-    /// Starts the report listener ([`commitment_options`](crate::options::commitment::commitment_options));
+    /// Starts the report listener ([`listener_options`](crate::options::commitment::listener_options));
     /// with `own_ledger`, the check keeps a ledger of the sends itself (the run has
     /// neither a sink nor a retrieval to share one).
     ///
     /// # Errors
-    /// [`CampaignError::Commitment`] when the listener cannot listen there;
-    /// [`CampaignError::Tls`] for TLS files that cannot be used.
+    /// [`CampaignError::Commitment`] when the listener cannot listen there.
     pub fn start(config: &TestConfig, own_ledger: bool) -> Result<Self, CampaignError> {
-        let options = crate::options::commitment::commitment_options(config)?;
-        let committer = Committer::new(options).map_err(CampaignError::Commitment)?;
+        let listener = ReportListener::start(crate::options::commitment::listener_options(config))
+            .map_err(CampaignError::Commitment)?;
         Ok(CommitmentCheck {
-            committer,
+            listener: Arc::new(listener),
             own_ledger: own_ledger.then(|| Ledger::new(LedgerOptions::new())),
         })
     }
@@ -69,15 +69,12 @@ impl CommitmentCheck {
 
     /// The AE title and address the archive must send its reports to.
     pub fn listener(&self) -> (&AeTitle, SocketAddr) {
-        let listener = self
-            .committer
-            .listener()
-            .expect("the committer is always made with a listener");
-        (listener.ae_title(), listener.local_addr())
+        (self.listener.ae_title(), self.listener.local_addr())
     }
 
     /// Asks the archive to commit every instance the router took, per study, and
-    /// waits for each report (`COMMIT_TIMEOUT`, several studies at once). `sends` is
+    /// waits for each report (`COMMIT_TIMEOUT`, several studies at once), asking the
+    /// C-FIND peer of `config` (the target's, pointed at the router). `sends` is
     /// the ledger the run's sends were shown to (the check's own one when it has
     /// it). Call it before [`RetrievalCheck::verify`](crate::retrieval::RetrievalCheck::verify),
     /// which forgets the studies it does not retrieve.
@@ -85,8 +82,18 @@ impl CommitmentCheck {
     /// An archive that cannot be reached, or that does not accept Storage
     /// Commitment, ends the check there: the studies left are reported not
     /// attempted.
-    pub fn verify(&self, sends: &Ledger) -> CommitmentReport {
+    ///
+    /// # Errors
+    /// [`CampaignError::Tls`] for TLS files that cannot be used.
+    pub fn verify(
+        &self,
+        config: &TestConfig,
+        sends: &Ledger,
+    ) -> Result<CommitmentReport, CampaignError> {
         let started = Instant::now();
+        let options = crate::options::commitment::commitment_options(config)?;
+        let committer = Committer::with_listener(options, self.listener.clone())
+            .map_err(CampaignError::Commitment)?;
         let mut without_class = 0u64;
         let mut order: Vec<String> = Vec::new();
         let mut by_study: HashMap<String, Vec<ReferencedInstance>> = HashMap::new();
@@ -111,16 +118,12 @@ impl CommitmentCheck {
                 (study, instances)
             })
             .collect();
-        let rows = self.commit_all(&studies);
-        let listener = self
-            .committer
-            .listener()
-            .expect("the committer is always made with a listener");
-        let unknown = listener.unknown_reports();
-        let malformed = listener.malformed_reports();
+        let rows = commit_all(&committer, &studies);
+        let unknown = self.listener.unknown_reports();
+        let malformed = self.listener.malformed_reports();
         let (ae_title, addr) = self.listener();
-        CommitmentReport {
-            peer: self.committer.options().scu().peer(),
+        Ok(CommitmentReport {
+            peer: committer.options().scu().peer(),
             listener: format!("{ae_title}@{addr}"),
             studies: rows,
             instances_without_class: without_class,
@@ -131,57 +134,61 @@ impl CommitmentCheck {
                 .map(|r| r.transaction_uid.clone())
                 .collect(),
             malformed_reports: malformed.len(),
-            report_timeout: self.committer.options().current_report_timeout(),
+            report_timeout: committer.options().current_report_timeout(),
             elapsed: started.elapsed(),
-        }
+        })
     }
+}
 
-    fn commit_all(&self, studies: &[(String, Vec<ReferencedInstance>)]) -> Vec<StudyCommitment> {
-        let next = AtomicUsize::new(0);
-        let stop: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
-        let stopped = AtomicBool::new(false);
-        let slots: Vec<parking_lot::Mutex<Option<StudyCommitment>>> = (0..studies.len())
-            .map(|_| parking_lot::Mutex::new(None))
-            .collect();
-        std::thread::scope(|scope| {
-            for _ in 0..PARALLEL_COMMITMENTS.min(studies.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((study, instances)) = studies.get(i) else {
-                            return;
-                        };
-                        let row = if stopped.load(Ordering::Acquire) {
-                            let why = stop.lock().clone().unwrap_or_default();
-                            StudyCommitment::failed(
-                                study,
-                                instances.len(),
-                                format!("not attempted: {why}"),
-                            )
-                        } else {
-                            let request = CommitmentRequest::new(instances.iter().cloned());
-                            match self.committer.commit(&request) {
-                                Ok(outcome) => StudyCommitment::of(study, outcome),
-                                Err(error) => {
-                                    let text = dimse::ErrorChain(&error).to_string();
-                                    if stops_every_commitment(&error) {
-                                        stop.lock().get_or_insert_with(|| text.clone());
-                                        stopped.store(true, Ordering::Release);
-                                    }
-                                    StudyCommitment::failed(study, instances.len(), text)
+/// Runs one commitment per study, [`PARALLEL_COMMITMENTS`] at a time, in run order.
+fn commit_all(
+    committer: &Committer,
+    studies: &[(String, Vec<ReferencedInstance>)],
+) -> Vec<StudyCommitment> {
+    let next = AtomicUsize::new(0);
+    let stop: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
+    let stopped = AtomicBool::new(false);
+    let slots: Vec<parking_lot::Mutex<Option<StudyCommitment>>> = (0..studies.len())
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_COMMITMENTS.min(studies.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((study, instances)) = studies.get(i) else {
+                        return;
+                    };
+                    let row = if stopped.load(Ordering::Acquire) {
+                        let why = stop.lock().clone().unwrap_or_default();
+                        StudyCommitment::failed(
+                            study,
+                            instances.len(),
+                            format!("not attempted: {why}"),
+                        )
+                    } else {
+                        let request = CommitmentRequest::new(instances.iter().cloned());
+                        match committer.commit(&request) {
+                            Ok(outcome) => StudyCommitment::of(study, outcome),
+                            Err(error) => {
+                                let text = dimse::ErrorChain(&error).to_string();
+                                if stops_every_commitment(&error) {
+                                    stop.lock().get_or_insert_with(|| text.clone());
+                                    stopped.store(true, Ordering::Release);
                                 }
+                                StudyCommitment::failed(study, instances.len(), text)
                             }
-                        };
-                        *slots[i].lock() = Some(row);
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .filter_map(parking_lot::Mutex::into_inner)
-            .collect()
-    }
+                        }
+                    };
+                    *slots[i].lock() = Some(row);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(parking_lot::Mutex::into_inner)
+        .collect()
 }
 
 /// Whether an error will repeat for every study (the archive unreachable, refusing

@@ -224,16 +224,25 @@ impl LoadTarget {
     /// take, when `VERIFY_AT` says `commit` and something was taken. Call it once the
     /// delivery has settled and before [`verify_retrieval`](Self::verify_retrieval),
     /// for a plan that was [`watched`](Self::watched).
-    pub fn verify_commitment(&self, load: &LoadReport) -> Option<CommitmentReport> {
-        let check = self.commitment.as_ref()?;
+    ///
+    /// # Errors
+    /// As [`CommitmentCheck::verify`].
+    pub fn verify_commitment(
+        &self,
+        load: &LoadReport,
+    ) -> Result<Option<CommitmentReport>, CampaignError> {
+        let Some(check) = &self.commitment else {
+            return Ok(None);
+        };
         if load.studies.iter().all(|s| s.counts.delivered() == 0) {
-            return None;
+            return Ok(None);
         }
         let sends = check
             .own_ledger()
             .or_else(|| self.sink.as_ref().map(DeliverySink::ledger))
-            .or_else(|| self.retrieval.as_ref().map(RetrievalCheck::ledger))?;
-        Some(check.verify(sends))
+            .or_else(|| self.retrieval.as_ref().map(RetrievalCheck::ledger))
+            .expect("a commitment check without a ledger of its own shares another");
+        check.verify(&self.config, sends).map(Some)
     }
 
     /// The sink's verdict once what is in transit has arrived (or `DELIVERY_TIMEOUT`

@@ -79,7 +79,7 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
-    let commitment = target.verify_commitment(&load_report);
+    let commitment = target.verify_commitment(&load_report)?;
     let retrieval = target.verify_retrieval(&load_report)?;
     let mut checks = judge(
         &load_report,

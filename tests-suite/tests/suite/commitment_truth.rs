@@ -100,7 +100,12 @@ fn every_instance_the_router_took_is_committed_on_an_association_the_archive_ope
         );
         let commitment = committed(&mut report, &target, &each_sample_once(session, uids));
         let check = campaign::checks::commitment_at_archive(&commitment);
-        assert!(check.passed, "{verify_at}, {uids:?}: {}", check.message);
+        let stats = target.simulator.as_ref().map(|s| s.stats().commitments);
+        assert!(
+            check.passed,
+            "{verify_at}, {uids:?}: {} {stats:?}",
+            check.message
+        );
         let samples = session.samples.infos.len();
         if uids == UidStrategy::Fresh {
             assert_eq!(commitment.requested(), samples, "every send named once");

@@ -14,7 +14,7 @@ use crate::CampaignError;
 /// AE title (the archive reports to the AE title that asked), with the `DICOM_*`
 /// timeouts and PDU size and the TLS and identity settings of every association. The
 /// N-ACTION's association is released once answered: the report comes to the
-/// listener, as most archives send it.
+/// listener ([`listener_options`]), as most archives send it.
 ///
 /// # Errors
 /// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
@@ -29,17 +29,23 @@ pub fn commitment_options(config: &TestConfig) -> Result<CommitmentOptions, Camp
     .max_pdu_length(network.max_pdu_length)
     .quick_ack(network.quick_ack)
     .security(super::security(config)?);
-    let listener = ListenerOptions::new()
+    Ok(CommitmentOptions::new(scu)
+        .report_timeout(config.commit.timeout)
+        .keep_association_open(false))
+}
+
+/// The report listener: `SINK_BIND`:`COMMIT_PORT`, called as our `LOCAL_AE_TITLE`,
+/// the `DICOM_*` timeouts and PDU size (plain TCP: an archive that reports over TLS
+/// is not supported yet).
+pub fn listener_options(config: &TestConfig) -> ListenerOptions {
+    let network = &config.network;
+    ListenerOptions::new()
         .bind(SocketAddr::new(config.sink.bind, config.commit.port))
-        .ae_title(cfind.calling_ae_title.clone())
+        .ae_title(config.cfind.calling_ae_title.clone())
         .artim_timeout(network.acse_timeout)
         .read_timeout(network.dimse_timeout.max(network.network_timeout))
         .write_timeout(network.network_timeout)
-        .max_pdu_length(network.max_pdu_length);
-    Ok(CommitmentOptions::new(scu)
-        .report_timeout(config.commit.timeout)
-        .keep_association_open(false)
-        .listen(listener))
+        .max_pdu_length(network.max_pdu_length)
 }
 
 #[cfg(test)]
@@ -63,5 +69,7 @@ mod tests {
         assert_eq!(options.scu().peer(), "PACS@10.1.2.3:4242");
         assert_eq!(options.scu().calling_ae_title().as_str(), "QA-SCU");
         assert_eq!(options.current_report_timeout(), Duration::from_secs(9));
+        let listener = commitment::ReportListener::start(listener_options(&config)).unwrap();
+        assert_eq!(listener.ae_title().as_str(), "QA-SCU");
     }
 }
