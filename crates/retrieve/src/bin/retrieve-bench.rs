@@ -21,8 +21,8 @@
 //! From each, each study is retrieved whole, best of `--runs`:
 //!
 //! - ours by C-GET into [`retrieve::Discard`] (nothing kept) beside
-//!   `getscu --ignore` (received, not stored), both announcing a 64 KiB maximum PDU
-//!   (ours by default; `getscu -pdu 65536`, its default being 16 KiB);
+//!   `getscu --ignore` (received, not stored), both announcing the same maximum PDU,
+//!   `--get-pdu` (default 64 KiB, ours by default; getscu's own default is 16 KiB);
 //! - ours by C-MOVE beside `movescu`, both to the same destination: DCMTK
 //!   `storescp -v --ignore` (spawned here; `-v` logs one line per C-STORE, which is
 //!   how arrivals are counted).
@@ -78,6 +78,10 @@ struct Args {
     /// A short run: 200 small, 5 large, 1 run each (overrides the three above).
     #[arg(long)]
     quick: bool,
+    /// The maximum PDU both C-GET SCUs announce (ours: `ScuOptions::max_pdu_length`,
+    /// getscu: `-pdu`); DCMTK allows 4096..131072.
+    #[arg(long, default_value_t = dimse::DEFAULT_MAX_PDU_LENGTH)]
+    get_pdu: u32,
     /// Skip the dcmqrscp archive.
     #[arg(long)]
     without_dcmqrscp: bool,
@@ -88,8 +92,6 @@ const SIM_QUERY_AE: &str = "LB-QUERY";
 const QRSCP_AE: &str = "QRSCP";
 const DEST_AE: &str = "STORESCP";
 const OUR_AE: &str = "RBENCH";
-/// The maximum PDU both C-GET SCUs announce (ours by default).
-const GET_PDU: u32 = dimse::DEFAULT_MAX_PDU_LENGTH;
 
 fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -196,8 +198,8 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
         vm_hwm_kib() >> 10
     );
     println!(
-        "each figure: best of {} run(s); ratio = ours / DCMTK images/s (> 1: ours faster)",
-        args.runs
+        "each figure: best of {} run(s); C-GET max PDU {} (both); ratio = ours / DCMTK images/s (> 1: ours faster)",
+        args.runs, args.get_pdu
     );
 
     let mut summary = String::new();
@@ -207,7 +209,7 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
         sim_port,
         SIM_QUERY_AE,
         &[&small, &large],
-        args.runs,
+        args,
         &mut summary,
     )?;
     if let Some(q) = &qrscp {
@@ -217,7 +219,7 @@ fn bench(args: &Args, dir: &Path) -> Result<()> {
             q.port,
             QRSCP_AE,
             &[&small, &large],
-            args.runs,
+            args,
             &mut summary,
         )?;
     }
@@ -244,18 +246,21 @@ fn section(
     port: u16,
     called: &str,
     studies: &[&StudySet],
-    runs: usize,
+    args: &Args,
     summary: &mut String,
 ) -> Result<()> {
+    let (runs, get_pdu) = (args.runs, args.get_pdu);
     println!("\n== archive: {name}, 127.0.0.1:{port} ({called}) ==");
     for study in studies {
-        let get_ours = best(runs, || ours(port, called, study, Method::Get))?;
-        let get_dcmtk = best(runs, || getscu(port, called, study))?;
+        let get_ours = best(runs, || ours(port, called, study, Method::Get, get_pdu))?;
+        let get_dcmtk = best(runs, || getscu(port, called, study, get_pdu))?;
         let move_method = Method::Move {
             destination: DEST_AE.parse()?,
         };
         let move_ours = best(runs, || {
-            dest.counting(study, || ours(port, called, study, move_method.clone()))
+            dest.counting(study, || {
+                ours(port, called, study, move_method.clone(), get_pdu)
+            })
         })?;
         let move_dcmtk = best(runs, || {
             dest.counting(study, || movescu(port, called, study))
@@ -364,12 +369,13 @@ fn best(runs: usize, mut run: impl FnMut() -> Result<Run>) -> Result<Best> {
 }
 
 /// Our retrieve of the whole study: connect, retrieve, release.
-fn ours(port: u16, called: &str, study: &StudySet, method: Method) -> Result<Run> {
+fn ours(port: u16, called: &str, study: &StudySet, method: Method, pdu: u32) -> Result<Run> {
     let scu = ScuOptions::new(
         PeerAddress::new("127.0.0.1", port),
         OUR_AE.parse()?,
         called.parse()?,
-    );
+    )
+    .max_pdu_length(pdu);
     let options = RetrieveOptions::new(scu).stall_timeout(Duration::from_secs(60));
     let is_get = method == Method::Get;
     let started = Instant::now();
@@ -393,8 +399,8 @@ fn judge_ours(outcome: &RetrieveOutcome, study: &StudySet, is_get: bool, wall: D
 }
 
 /// DCMTK getscu, receiving without storing (`--ignore`).
-fn getscu(port: u16, called: &str, study: &StudySet) -> Result<Run> {
-    let pdu = GET_PDU.to_string();
+fn getscu(port: u16, called: &str, study: &StudySet, pdu: u32) -> Result<Run> {
+    let pdu = pdu.to_string();
     dcmtk(
         "getscu",
         &[
