@@ -118,7 +118,7 @@ impl CommitmentCheck {
                 (study, instances)
             })
             .collect();
-        let rows = commit_all(&committer, &studies);
+        let rows = commit_studies(&committer, &studies);
         let unknown = self.listener.unknown_reports();
         let malformed = self.listener.malformed_reports();
         let (ae_title, addr) = self.listener();
@@ -140,8 +140,11 @@ impl CommitmentCheck {
     }
 }
 
-/// Runs one commitment per study, [`PARALLEL_COMMITMENTS`] at a time, in run order.
-fn commit_all(
+/// Runs one commitment per study (its instances named in one request), a few at a
+/// time, and returns them in the order given. An archive that cannot be reached, or
+/// that does not accept Storage Commitment, ends it there: the studies left are
+/// reported not attempted.
+pub fn commit_studies(
     committer: &Committer,
     studies: &[(String, Vec<ReferencedInstance>)],
 ) -> Vec<StudyCommitment> {

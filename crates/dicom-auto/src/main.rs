@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod archive;
+mod commit;
 mod merge;
 mod retrieve;
 mod run;
+mod sent_load;
 mod sink;
 mod verify;
 
@@ -34,6 +37,7 @@ const CHECKS_FAILED: u8 = 1;
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
                   dicom-auto retrieve --get --study 2.25.123 --out back/   # get it back\n  \
+                  dicom-auto commit --study 2.25.123 --listen-port 11114   # does the archive keep it?\n  \
                   dicom-auto tags --dry-run --new-uids --today dicom_samples/\n  \
                   dicom-auto simulate --port 11112     # the embedded router on its own\n  \
                   dicom-auto sink --port 11113 --idle-exit 10   # a destination stand-in"
@@ -76,6 +80,10 @@ enum Command {
     /// sub-operation counts, failed instances, anomalies; with --load, against what
     /// a load sent.
     Retrieve(retrieve::RetrieveArgs),
+    /// Ask the destination archive (the C-FIND peer) to commit instances by Storage
+    /// Commitment: of DICOM files, of a --study as it lists them, or of every study
+    /// of a load's --load JSON; the report awaited at SINK_BIND:COMMIT_PORT.
+    Commit(commit::CommitArgs),
     /// Merge the metrics snapshots of several runs (or generator machines) exactly:
     /// counts and histograms are added, percentiles recomputed.
     Merge(merge::MergeArgs),
@@ -110,6 +118,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => merge::merge(&args),
         Command::Sink(args) => sink::sink(&args),
         Command::Retrieve(args) => retrieve::retrieve(&args),
+        Command::Commit(args) => commit::commit(&args),
         Command::Simulate(args) => simulator::cli::run(args),
         Command::Tags(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_update(&args))),
         Command::Anonymize(args) => Ok(tagutil::cli::exit_code(tagutil::cli::run_anonymize(&args))),

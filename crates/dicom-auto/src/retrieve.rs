@@ -17,10 +17,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use retrieve::{
     Method, Progress, ReceivedInstance, Receiver, RetrieveOutcome, RetrieveRequest, Retriever,
 };
-use sender::StudyRecord;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sink::{Ledger, LedgerOptions, Sink};
 
+use crate::sent_load::SentLoad;
 use crate::{CHECKS_FAILED, configuration};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,15 +72,8 @@ pub struct RetrieveArgs {
     /// The information model, else Study Root then Patient Root.
     #[arg(long, value_enum)]
     model: Option<Model>,
-    /// The archive's host (default CFIND_HOST).
-    #[arg(long)]
-    host: Option<String>,
-    /// The archive's port (default CFIND_PORT).
-    #[arg(long)]
-    port: Option<u16>,
-    /// The archive's AE title (default CFIND_AE_TITLE).
-    #[arg(long, value_name = "AE")]
-    called: Option<dimse::AeTitle>,
+    #[command(flatten)]
+    archive: crate::archive::ArchiveArgs,
     /// Cancel when nothing moves for this many seconds (default DICOM_DIMSE_TIMEOUT).
     #[arg(long, value_name = "SECONDS")]
     stall: Option<f64>,
@@ -97,13 +90,6 @@ pub struct RetrieveArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-}
-
-/// What retrieve reads of a load's JSON.
-#[derive(Debug, Deserialize)]
-struct SentLoad {
-    studies: Vec<StudyRecord>,
-    uid_root: Option<String>,
 }
 
 /// One retrieve, as `--json` writes it.
@@ -135,19 +121,10 @@ fn requests(args: &RetrieveArgs) -> Result<Vec<(RetrieveRequest, Option<u64>)>> 
         None => request,
     };
     if let Some(path) = &args.load {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let load: SentLoad = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{}: not the JSON of a load run (write one with `dicom-auto load ... --json FILE`)",
-                path.display()
-            )
-        })?;
-        let counted = load.uid_root.is_some();
+        let load = SentLoad::read(path)?;
+        let counted = load.counts_instances();
         return Ok(load
-            .studies
-            .iter()
-            .filter(|s| s.counts.delivered() > 0)
+            .delivered()
             .map(|s| {
                 let mut request = RetrieveRequest::study(s.study_instance_uid.clone());
                 if let Some(id) = s.patient_id.clone().or_else(|| args.patient_id.clone()) {
@@ -255,15 +232,7 @@ fn write_instance(dir: &std::path::Path, instance: &ReceivedInstance) -> Result<
 pub fn retrieve(args: &RetrieveArgs) -> Result<ExitCode> {
     let mut config = configuration()?;
     let requests = requests(args)?;
-    if let Some(host) = &args.host {
-        config.cfind.host = host.clone();
-    }
-    if let Some(port) = args.port {
-        config.cfind.port = port;
-    }
-    if let Some(called) = &args.called {
-        config.cfind.called_ae_title = called.clone();
-    }
+    args.archive.apply(&mut config);
     let mut options = campaign::options::retrieve::retrieve_options(&config)?;
     if let Some(stall) = seconds(args.stall, "--stall")? {
         options = options.stall_timeout(stall);

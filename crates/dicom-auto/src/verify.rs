@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use cfind::Delivery;
 use clap::Args;
-use sender::{StudyRecord, UidStrategy};
-use serde::Deserialize;
+use sender::UidStrategy;
 
 use crate::CHECKS_FAILED;
+use crate::sent_load::SentLoad;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -22,25 +22,10 @@ pub struct VerifyArgs {
     json: Option<PathBuf>,
 }
 
-/// What verify reads of a load's JSON.
-#[derive(Debug, Deserialize)]
-struct SentLoad {
-    studies: Vec<StudyRecord>,
-    /// Set when the run made fresh UIDs: then every instance can be counted.
-    uid_root: Option<String>,
-}
-
 pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let config = crate::configuration()?;
-    let text = std::fs::read_to_string(&args.load)
-        .with_context(|| format!("reading {}", args.load.display()))?;
-    let load: SentLoad = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: not the JSON of a load run (write one with `dicom-auto load ... --json FILE`)",
-            args.load.display()
-        )
-    })?;
-    let uids = if load.uid_root.is_some() {
+    let load = SentLoad::read(&args.load)?;
+    let uids = if load.counts_instances() {
         UidStrategy::Fresh
     } else {
         UidStrategy::AsIs

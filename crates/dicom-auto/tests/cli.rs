@@ -257,20 +257,19 @@ fn router_vars(simulator: &simulator::SimulatorHandle) -> Vec<(&'static str, Str
     ]
 }
 
-#[test]
-fn verify_finds_every_study_a_load_delivered_and_misses_are_a_failure() {
-    let router = store_all_simulator();
-    let dir = tempfile::tempdir().unwrap();
-    let load_json = dir.path().join("load.json");
+/// Sends `count` sample instances with fresh UIDs to `router` and returns the load's
+/// JSON, written into `dir`.
+fn load_with_fresh_uids(dir: &Path, router: &simulator::SimulatorHandle, count: u32) -> PathBuf {
+    let load_json = dir.join("load.json");
     let samples = samples_dir().display().to_string();
     let output = dicom_auto(
-        dir.path(),
-        &router_vars(&router),
+        dir,
+        &router_vars(router),
         &[
             "load",
             &samples,
             "--count",
-            "46",
+            &count.to_string(),
             "--reuid",
             "--quiet",
             "--json",
@@ -278,6 +277,14 @@ fn verify_finds_every_study_a_load_delivered_and_misses_are_a_failure() {
         ],
     );
     assert!(output.status.success(), "{}", text(&output));
+    load_json
+}
+
+#[test]
+fn verify_finds_every_study_a_load_delivered_and_misses_are_a_failure() {
+    let router = store_all_simulator();
+    let dir = tempfile::tempdir().unwrap();
+    let load_json = load_with_fresh_uids(dir.path(), &router, 46);
 
     let verification_json = dir.path().join("verification.json");
     let output = dicom_auto(
@@ -487,4 +494,66 @@ fn run_against_an_embedded_router_that_drops_instances_fails_naming_them() {
         shown.contains("pass        every delivered study complete"),
         "{shown}"
     );
+}
+
+#[test]
+fn commit_holds_the_archive_to_its_report_for_a_load_and_names_what_it_does_not_hold() {
+    let router = store_all_simulator();
+    let dir = tempfile::tempdir().unwrap();
+    let load_json = load_with_fresh_uids(dir.path(), &router, 23);
+    let samples = samples_dir().display().to_string();
+
+    // The simulator reports on the N-ACTION's association by default.
+    let commitments_json = dir.path().join("commitments.json");
+    let output = dicom_auto(
+        dir.path(),
+        &router_vars(&router),
+        &[
+            "commit",
+            "--load",
+            load_json.to_str().unwrap(),
+            "--listen-port",
+            "0",
+            "--keep-open",
+            "--timeout",
+            "10",
+            "--json",
+            commitments_json.to_str().unwrap(),
+        ],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(!shown.contains("FAIL"), "{shown}");
+    let commitments: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&commitments_json).unwrap()).unwrap();
+    let studies = commitments.as_array().unwrap();
+    assert!(!studies.is_empty());
+    let requested: u64 = studies
+        .iter()
+        .map(|s| s["requested"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        requested, 23,
+        "every instance sent, listed and asked: {commitments}"
+    );
+    assert!(studies.iter().all(|s| s["sent"] == s["requested"]));
+
+    // The files themselves were sent with fresh UIDs: the archive holds none of them.
+    let output = dicom_auto(
+        dir.path(),
+        &router_vars(&router),
+        &[
+            "commit",
+            &samples,
+            "--listen-port",
+            "0",
+            "--keep-open",
+            "--timeout",
+            "10",
+        ],
+    );
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL"), "{shown}");
+    assert!(shown.contains("0112 (no such object instance)"), "{shown}");
 }
