@@ -138,7 +138,7 @@ pub(crate) fn judge(
     {
         // PS3.7 10.1.1.1.8: "no such event type".
         return Err((
-            dimse::Status(0x0113),
+            dimse::Status::NO_SUCH_EVENT_TYPE,
             format!("event type {t} is neither 1 nor 2"),
         ));
     }

@@ -74,8 +74,25 @@ impl Status {
     pub const PROCESSING_FAILURE: Status = Status(0x0110);
     /// `0111`: duplicate SOP instance.
     pub const DUPLICATE_SOP_INSTANCE: Status = Status(0x0111);
+    /// `0112`: no such SOP instance (an N-service on an instance the SCP does not
+    /// have; as a Storage Commitment failure reason, no such object instance).
+    pub const NO_SUCH_SOP_INSTANCE: Status = Status(0x0112);
+    /// `0113`: no such event type (an N-EVENT-REPORT's Event Type ID).
+    pub const NO_SUCH_EVENT_TYPE: Status = Status(0x0113);
+    /// `0115`: invalid argument value (an N-ACTION's action information).
+    pub const INVALID_ARGUMENT_VALUE: Status = Status(0x0115);
+    /// `0118`: no such SOP class.
+    pub const NO_SUCH_SOP_CLASS: Status = Status(0x0118);
+    /// `0119`: class-instance conflict.
+    pub const CLASS_INSTANCE_CONFLICT: Status = Status(0x0119);
     /// `0122`: SOP class not supported.
     pub const SOP_CLASS_NOT_SUPPORTED: Status = Status(0x0122);
+    /// `0123`: no such action (an N-ACTION's Action Type ID).
+    pub const NO_SUCH_ACTION: Status = Status(0x0123);
+    /// `0131`: duplicate transaction UID (a Storage Commitment failure reason).
+    pub const DUPLICATE_TRANSACTION_UID: Status = Status(0x0131);
+    /// `0213`: resource limitation.
+    pub const RESOURCE_LIMITATION: Status = Status(0x0213);
     /// `0211`: unrecognized operation.
     pub const UNRECOGNIZED_OPERATION: Status = Status(0x0211);
 
@@ -139,6 +156,7 @@ impl Status {
             0x0110 => "processing failure",
             0x0111 => "duplicate SOP instance",
             0x0112 => "no such SOP instance",
+            0x0113 => "no such event type",
             0x0115 => "invalid argument value",
             0x0116 => "attribute value out of range",
             0x0117 => "invalid object instance",
@@ -149,6 +167,7 @@ impl Status {
             0x0122 => "SOP class not supported",
             0x0123 => "no such action",
             0x0124 => "refused: not authorized",
+            0x0131 => "duplicate transaction UID",
             0x0210 => "duplicate invocation",
             0x0211 => "unrecognized operation",
             0x0212 => "mistyped argument",

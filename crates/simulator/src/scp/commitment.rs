@@ -36,21 +36,10 @@ const EVENT_ALL_COMMITTED: u16 = 1;
 /// Event Type ID: storage commitment request complete, failures exist.
 const EVENT_FAILURES_EXIST: u16 = 2;
 
-/// N-ACTION failure: no such SOP instance (PS3.7 10.1.4.1.10).
-const NO_SUCH_SOP_INSTANCE: Status = Status(0x0112);
-/// N-ACTION failure: invalid argument value.
-const INVALID_ARGUMENT_VALUE: Status = Status(0x0115);
-/// N-ACTION failure: no such SOP class.
-const NO_SUCH_SOP_CLASS: Status = Status(0x0118);
-/// N-ACTION failure: no such action.
-const NO_SUCH_ACTION: Status = Status(0x0123);
-
-/// Failure Reason (0008,1197): processing failure (PS3.4 J.3.3.1).
-const REASON_PROCESSING_FAILURE: u16 = 0x0110;
-/// Failure Reason: no such object instance.
-const REASON_NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
-/// Failure Reason: class-instance conflict.
-const REASON_CLASS_INSTANCE_CONFLICT: u16 = 0x0119;
+// Failure Reasons (0008,1197) of a report (PS3.4 J.3.3.1): status codes.
+const REASON_PROCESSING_FAILURE: u16 = Status::PROCESSING_FAILURE.0;
+const REASON_NO_SUCH_OBJECT_INSTANCE: u16 = Status::NO_SUCH_SOP_INSTANCE.0;
+const REASON_CLASS_INSTANCE_CONFLICT: u16 = Status::CLASS_INSTANCE_CONFLICT.0;
 
 /// Message IDs of the N-EVENT-REPORT-RQs the simulator sends on the requestor's
 /// own associations (never 0).
@@ -98,16 +87,16 @@ fn parse(
         Some(ACTION_REQUEST_COMMITMENT) => {}
         Some(other) => {
             return Err((
-                NO_SUCH_ACTION,
+                Status::NO_SUCH_ACTION,
                 format!("action type {other}: only 1 (request commitment)"),
             ));
         }
-        None => return Err((NO_SUCH_ACTION, "Action Type ID missing".into())),
+        None => return Err((Status::NO_SUCH_ACTION, "Action Type ID missing".into())),
     }
     let class = command.sop_class_uid.as_deref().map(dimse::trim_value);
     if class != Some(uids::STORAGE_COMMITMENT_PUSH_MODEL) {
         return Err((
-            NO_SUCH_SOP_CLASS,
+            Status::NO_SUCH_SOP_CLASS,
             format!(
                 "requested SOP class {} is not the Push Model",
                 class.unwrap_or("(none)")
@@ -117,7 +106,7 @@ fn parse(
     let instance = command.sop_instance_uid.as_deref().map(dimse::trim_value);
     if instance != Some(uids::STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE) {
         return Err((
-            NO_SUCH_SOP_INSTANCE,
+            Status::NO_SUCH_SOP_INSTANCE,
             format!(
                 "requested instance {} is not 1.2.840.10008.1.20.1.1",
                 instance.unwrap_or("(none)")
@@ -145,7 +134,7 @@ fn parse(
     let transaction_uid = text(&obj, tags::TRANSACTION_UID).unwrap_or_default();
     if transaction_uid.is_empty() {
         return Err((
-            INVALID_ARGUMENT_VALUE,
+            Status::INVALID_ARGUMENT_VALUE,
             "Transaction UID (0008,1195) missing or empty".into(),
         ));
     }
@@ -155,7 +144,7 @@ fn parse(
         .unwrap_or_default();
     if items.is_empty() {
         return Err((
-            INVALID_ARGUMENT_VALUE,
+            Status::INVALID_ARGUMENT_VALUE,
             "Referenced SOP Sequence (0008,1199) missing or empty".into(),
         ));
     }
@@ -167,7 +156,7 @@ fn parse(
             uid(tags::REFERENCED_SOP_INSTANCE_UID),
         ) else {
             return Err((
-                INVALID_ARGUMENT_VALUE,
+                Status::INVALID_ARGUMENT_VALUE,
                 format!(
                     "Referenced SOP item {}: class or instance UID missing",
                     n + 1
@@ -682,13 +671,13 @@ mod tests {
         command.action_type_id = Some(2);
         assert_eq!(
             parse(&command, data.as_deref(), EXPLICIT).unwrap_err().0,
-            NO_SUCH_ACTION
+            Status::NO_SUCH_ACTION
         );
         let (mut command, data) = action(Some(&info));
         command.sop_instance_uid = Some("1.2.3.4".into());
         assert_eq!(
             parse(&command, data.as_deref(), EXPLICIT).unwrap_err().0,
-            NO_SUCH_SOP_INSTANCE
+            Status::NO_SUCH_SOP_INSTANCE
         );
         let (command, _) = action(None);
         assert_eq!(
@@ -703,19 +692,19 @@ mod tests {
         let no_transaction = information(None, &[(uids::CT_IMAGE_STORAGE, "1.2.3")]);
         let (command, data) = action(Some(&no_transaction));
         let (status, comment) = parse(&command, data.as_deref(), EXPLICIT).unwrap_err();
-        assert_eq!(status, INVALID_ARGUMENT_VALUE);
+        assert_eq!(status, Status::INVALID_ARGUMENT_VALUE);
         assert!(comment.contains("Transaction UID"), "{comment}");
         let no_class = information(Some("2.25.9"), &[("", "1.2.3")]);
         let (command, data) = action(Some(&no_class));
         assert_eq!(
             parse(&command, data.as_deref(), EXPLICIT).unwrap_err().0,
-            INVALID_ARGUMENT_VALUE
+            Status::INVALID_ARGUMENT_VALUE
         );
         let empty = information(Some("2.25.9"), &[]);
         let (command, data) = action(Some(&empty));
         assert_eq!(
             parse(&command, data.as_deref(), EXPLICIT).unwrap_err().0,
-            INVALID_ARGUMENT_VALUE
+            Status::INVALID_ARGUMENT_VALUE
         );
     }
 
