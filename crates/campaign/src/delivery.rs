@@ -332,7 +332,7 @@ pub fn route_policy(route: Option<&Route>) -> RoutePolicy {
 pub fn forward_to(route: &mut Route, sink: &DeliverySink) {
     let addr = sink.local_addr();
     route.delivery.forward = Some(ForwardDestination {
-        host: loopback_if_unspecified(addr).ip().to_string(),
+        host: dimse::socket::reachable_address(addr).ip().to_string(),
         port: addr.port(),
         called_ae_title: sink.ae_title().as_str().to_string(),
         calling_ae_title: route.called_ae_title.clone(),
@@ -341,16 +341,6 @@ pub fn forward_to(route: &mut Route, sink: &DeliverySink) {
         retry_max: Duration::from_secs(2),
         security: dimse::Security::default(),
     });
-}
-
-fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
 }
 
 /// The report's view of the sink's verdict.

@@ -129,7 +129,7 @@ impl LoadTarget {
                     .move_destinations
                     .push(simulator::rules::MoveDestination {
                         ae_title: ae_title.to_string(),
-                        host: addr.ip().to_string(),
+                        host: dimse::socket::reachable_address(addr).ip().to_string(),
                         port: addr.port(),
                     });
             }
@@ -143,7 +143,7 @@ impl LoadTarget {
                     .move_destinations
                     .push(simulator::rules::MoveDestination {
                         ae_title: ae_title.to_string(),
-                        host: addr.ip().to_string(),
+                        host: dimse::socket::reachable_address(addr).ip().to_string(),
                         port: addr.port(),
                     });
             }

@@ -3,7 +3,7 @@
 //! each report goes to the commitment waiting for its transaction UID.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -14,8 +14,7 @@ use dicom_dictionary_std::uids;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use dicom_ul::Pdu;
 use dicom_ul::pdu::{
-    AbortRQServiceProviderReason, AbortRQSource, AssociationRJ, AssociationRJResult,
-    AssociationRJServiceUserReason, AssociationRJSource, PresentationContextProposed,
+    AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
     PresentationContextResultReason,
 };
 use dimse::scp::{AcceptOptions, ContextDecision, ScpAssociation, ScpError, ScpStream};
@@ -231,7 +230,10 @@ impl ReportListener {
         };
         self.shared.shutdown.store(true, Ordering::Release);
         // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &dimse::socket::reachable_address(self.local_addr),
+            Duration::from_secs(1),
+        );
         let _ = acceptor.join();
         for (_, stream) in self.shared.connections.lock().drain() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -287,17 +289,6 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         self.shared.waiting.lock().remove(&self.transaction_uid);
     }
-}
-
-/// Where to connect to wake a listener bound to `bound` (an unspecified address is
-/// reached on loopback).
-fn wake_address(bound: SocketAddr) -> SocketAddr {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, bound.port())
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
@@ -383,12 +374,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
         refuse(shared);
         return dimse::scp::reject(
             stream,
-            AssociationRJ {
-                result: AssociationRJResult::Permanent,
-                source: AssociationRJSource::ServiceUser(
-                    AssociationRJServiceUserReason::CalledAETitleNotRecognized,
-                ),
-            },
+            dimse::scp::Refusal::CalledAeTitleNotRecognized.rejection(),
         );
     }
     // The SCP sends the N-EVENT-REPORT, so it asks (usually) for the SCP role of

@@ -19,7 +19,19 @@
 //! such option and re-arming does nothing.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+
+/// The address a client on this machine connects to for a listener bound to
+/// `bound`: an unspecified address (`0.0.0.0`, `::`) is reached on loopback. What
+/// wakes a blocking `accept`, and what a local peer is told to call back.
+pub fn reachable_address(bound: SocketAddr) -> SocketAddr {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
+}
 
 /// What is set on an association's socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

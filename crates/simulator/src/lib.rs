@@ -86,7 +86,7 @@ mod store;
 mod values;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -221,8 +221,10 @@ impl Simulator {
                     Ok(thread) => (Some(tls_addr), Some(thread)),
                     Err(error) => {
                         // Stop the plain listener started above.
-                        let _ =
-                            TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(2));
+                        let _ = TcpStream::connect_timeout(
+                            &dimse::socket::reachable_address(addr),
+                            Duration::from_secs(2),
+                        );
                         let _ = accept_thread.join();
                         return Err(error);
                     }
@@ -246,16 +248,6 @@ fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SimulatorError> {
     let listener = TcpListener::bind(addr).map_err(error)?;
     let local = listener.local_addr().map_err(error)?;
     Ok((listener, local))
-}
-
-/// Where to connect to wake a blocking accept() on a listener bound to `addr`.
-fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
 }
 
 fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
@@ -562,7 +554,11 @@ impl SimulatorHandle {
             .into_iter()
             .chain(self.tls_addr.zip(Some(self.tls_accept_thread.take())));
         for (addr, thread) in listeners {
-            let woke = TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(2)).is_ok();
+            let woke = TcpStream::connect_timeout(
+                &dimse::socket::reachable_address(addr),
+                Duration::from_secs(2),
+            )
+            .is_ok();
             if let Some(thread) = thread
                 && woke
             {

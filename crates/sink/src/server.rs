@@ -18,9 +18,8 @@ use dicom_dictionary_std::uids;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use dicom_ul::Pdu;
 use dicom_ul::pdu::{
-    AbortRQServiceProviderReason, AbortRQSource, AssociationRJ, AssociationRJResult,
-    AssociationRJServiceProviderPresentationReason, AssociationRJServiceUserReason,
-    AssociationRJSource, PresentationContextProposed, PresentationContextResultReason,
+    AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
+    PresentationContextResultReason,
 };
 use dimse::scp::{AcceptOptions, ContextDecision, ScpAssociation, ScpError, ScpStream};
 use dimse::tls::TlsServerOptions;
@@ -355,7 +354,10 @@ impl Sink {
         };
         self.shared.shutdown.store(true, Ordering::Release);
         // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &dimse::socket::reachable_address(self.local_addr),
+            Duration::from_secs(1),
+        );
         let _ = acceptor.join();
         for (_, stream) in self.shared.connections.lock().drain() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -381,17 +383,6 @@ impl Drop for Sink {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Where to connect to wake a listener bound to `bound` (an unspecified address is
-/// reached on loopback).
-fn wake_address(bound: SocketAddr) -> SocketAddr {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, bound.port())
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
@@ -484,12 +475,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
         bump(&counters.refused_called);
         dimse::scp::reject(
             stream,
-            AssociationRJ {
-                result: AssociationRJResult::Permanent,
-                source: AssociationRJSource::ServiceUser(
-                    AssociationRJServiceUserReason::CalledAETitleNotRecognized,
-                ),
-            },
+            dimse::scp::Refusal::CalledAeTitleNotRecognized.rejection(),
         );
         return;
     }
@@ -497,15 +483,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
     let _slot = ActiveSlot(&shared.active);
     if open > options.max_associations {
         bump(&counters.refused_too_many);
-        dimse::scp::reject(
-            stream,
-            AssociationRJ {
-                result: AssociationRJResult::Transient,
-                source: AssociationRJSource::ServiceProviderPresentation(
-                    AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
-                ),
-            },
-        );
+        dimse::scp::reject(stream, dimse::scp::Refusal::LocalLimitExceeded.rejection());
         return;
     }
     let accept = AcceptOptions::new().max_pdu_length(options.max_pdu_length);

@@ -49,3 +49,57 @@ pub fn linger_until_peer_closes(stream: &mut ScpStream) {
         }
     }
 }
+
+/// Why an SCP refuses an association it could read: each stands for the
+/// A-ASSOCIATE-RJ ([`Refusal::rejection`]) PS3.8 gives that reason. (A request that
+/// is not a DICOM association request at all gets
+/// [`standard_refusal`](super::standard_refusal)'s.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The called AE title is not one this SCP answers to: permanent, service user.
+    CalledAeTitleNotRecognized,
+    /// The calling AE title is not one this SCP accepts: permanent, service user.
+    CallingAeTitleNotRecognized,
+    /// Busy for now: transient, service provider (presentation), temporary congestion.
+    TemporaryCongestion,
+    /// Over the SCP's limit of simultaneous associations: transient, service provider
+    /// (presentation), local limit exceeded.
+    LocalLimitExceeded,
+    /// A user identity the SCP does not accept: permanent, service provider (ACSE),
+    /// no reason given (how the standard's user identity negotiation and pynetdicom
+    /// describe an authorisation failure).
+    NotAuthorized,
+}
+
+impl Refusal {
+    /// The A-ASSOCIATE-RJ that says so.
+    pub fn rejection(self) -> AssociationRJ {
+        use dicom_ul::pdu::{
+            AssociationRJResult::{Permanent, Transient},
+            AssociationRJServiceProviderASCEReason as AsceReason,
+            AssociationRJServiceProviderPresentationReason as PresentationReason,
+            AssociationRJServiceUserReason as UserReason,
+            AssociationRJSource::{ServiceProviderASCE, ServiceProviderPresentation, ServiceUser},
+        };
+        let (result, source) = match self {
+            Refusal::CalledAeTitleNotRecognized => (
+                Permanent,
+                ServiceUser(UserReason::CalledAETitleNotRecognized),
+            ),
+            Refusal::CallingAeTitleNotRecognized => (
+                Permanent,
+                ServiceUser(UserReason::CallingAETitleNotRecognized),
+            ),
+            Refusal::TemporaryCongestion => (
+                Transient,
+                ServiceProviderPresentation(PresentationReason::TemporaryCongestion),
+            ),
+            Refusal::LocalLimitExceeded => (
+                Transient,
+                ServiceProviderPresentation(PresentationReason::LocalLimitExceeded),
+            ),
+            Refusal::NotAuthorized => (Permanent, ServiceProviderASCE(AsceReason::NoReasonGiven)),
+        };
+        AssociationRJ { result, source }
+    }
+}

@@ -46,7 +46,7 @@ mod request;
 mod stream;
 
 pub use accept::{AcceptOptions, ContextDecision, accept};
-pub use answer::{abort, linger_until_peer_closes, reject};
+pub use answer::{Refusal, abort, linger_until_peer_closes, reject};
 pub use association::ScpAssociation;
 pub use error::ScpError;
 pub use pdu_reader::PduReader;

@@ -5,12 +5,7 @@
 
 use dicom_dictionary_std::uids;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
-use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
-    AssociationRJServiceProviderPresentationReason as ProviderReason,
-    AssociationRJServiceUserReason as UserReason, AssociationRJSource, PresentationContextProposed,
-    PresentationContextResultReason,
-};
+use dicom_ul::pdu::{AssociationRJ, PresentationContextProposed, PresentationContextResultReason};
 use dimse::InformationModel;
 use dimse::qr::QrService;
 use dimse::scp::{ContextDecision, ScpStream};
@@ -27,45 +22,20 @@ pub(super) fn refuse(shared: &Shared, stream: ScpStream, reason: RejectionReason
 
 /// The A-ASSOCIATE-RJ of each refusal.
 pub(super) fn rejection(reason: RejectionReason) -> AssociationRJ {
-    use AssociationRJResult::{Permanent, Transient};
-    use AssociationRJSource::{ServiceProviderASCE, ServiceProviderPresentation, ServiceUser};
-    let (result, source) = match reason {
-        RejectionReason::CalledAeTitleNotRecognized => (
-            Permanent,
-            ServiceUser(UserReason::CalledAETitleNotRecognized),
-        ),
-        RejectionReason::CallingAeTitleNotRecognized => (
-            Permanent,
-            ServiceUser(UserReason::CallingAETitleNotRecognized),
-        ),
-        RejectionReason::RejectedByFault => (
-            Permanent,
-            ServiceUser(UserReason::CalledAETitleNotRecognized),
-        ),
-        RejectionReason::RefusedByFault => (
-            Transient,
-            ServiceProviderPresentation(ProviderReason::TemporaryCongestion),
-        ),
-        RejectionReason::LocalLimitExceeded => (
-            Transient,
-            ServiceProviderPresentation(ProviderReason::LocalLimitExceeded),
-        ),
-        // An identity the acceptor does not accept: a permanent rejection by the UL
-        // service provider's ACSE function (as pynetdicom and the standard's user
-        // identity negotiation describe an authorisation failure), no reason given.
-        RejectionReason::IdentityRefused => (
-            Permanent,
-            ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
-        ),
-        // Not refused through here (a bad request is aborted, or gets the refusal
-        // PS3.8 names, `dimse::scp::standard_refusal`); this is the RJ that would
-        // say so.
-        RejectionReason::BadRequest => (
-            Permanent,
-            ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
-        ),
-    };
-    AssociationRJ { result, source }
+    use dimse::scp::Refusal;
+    match reason {
+        RejectionReason::CalledAeTitleNotRecognized | RejectionReason::RejectedByFault => {
+            Refusal::CalledAeTitleNotRecognized
+        }
+        RejectionReason::CallingAeTitleNotRecognized => Refusal::CallingAeTitleNotRecognized,
+        RejectionReason::RefusedByFault => Refusal::TemporaryCongestion,
+        RejectionReason::LocalLimitExceeded => Refusal::LocalLimitExceeded,
+        // An identity the acceptor does not accept; and a bad request, which is not
+        // refused through here (it is aborted, or gets the refusal PS3.8 names,
+        // `dimse::scp::standard_refusal`): this is the RJ that would say so.
+        RejectionReason::IdentityRefused | RejectionReason::BadRequest => Refusal::NotAuthorized,
+    }
+    .rejection()
 }
 
 /// Whether `uid` is a Query/Retrieve SOP class (FIND, MOVE or GET of a model).
