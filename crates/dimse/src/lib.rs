@@ -82,8 +82,8 @@ pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority, SubOperations};
 pub use identity::{IdentityKind, IdentityKindError, IdentitySummary, UserIdentity};
 pub use message::{
-    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, max_pdv_payload, pdu_name,
-    send_command, send_data, send_data_patched, send_message, write_fragments,
+    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, PduStream, max_pdv_payload,
+    pdu_name, send_command, send_data, send_data_patched, send_message, write_fragments,
     write_fragments_patched,
 };
 pub use peer::{PeerAddress, PeerAddressError};

@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 
-use dicom_ul::association::{CloseSocket, SyncAssociation};
-use dicom_ul::pdu::{AbortRQSource, PDataValue, PDataValueType};
+use bytes::{Buf, BytesMut};
+use dicom_ul::association::{Association, CloseSocket, SyncAssociation};
+use dicom_ul::pdu::{AbortRQSource, MAXIMUM_PDU_SIZE, PDataValue, PDataValueType};
 use dicom_ul::{ClientAssociation, Pdu, ServerAssociation};
 
 use crate::command::{Command, CommandError};
@@ -14,9 +15,17 @@ use crate::command::{Command, CommandError};
 const PDU_HEADER_LEN: usize = 6;
 /// Bytes of a PDV item header: 4-byte length, context ID, message control header.
 const PDV_HEADER_LEN: usize = 6;
+/// PDU type of P-DATA-TF.
+const P_DATA_TF: u8 = 0x04;
+/// Read-ahead of [`ReadAhead`]: PDU and PDV headers and small PDVs come through it,
+/// larger reads go straight from the socket into the message's buffer.
+const READ_AHEAD: usize = 4096;
 /// Largest data set accepted by default: big enough for any multi-frame study
 /// instance in practice, small enough that a hostile stream cannot exhaust memory.
 pub const DEFAULT_MAX_DATA_SET_LEN: usize = 2 << 30;
+/// Unused capacity above which a received data set's buffer is shrunk (the size
+/// hint overshot).
+const SHRINK_ABOVE: usize = 1 << 20;
 
 /// One complete DIMSE message: a command and, when the command says so, its data set
 /// (still encoded in the presentation context's transfer syntax).
@@ -157,6 +166,85 @@ pub trait PduChannel {
     /// The byte stream under the association, which fragments are written to
     /// directly (without building a `Pdu` per fragment).
     fn stream(&mut self) -> &mut dyn Write;
+
+    /// The byte stream PDUs arrive on, for [`MessageReader`] to read P-DATA straight
+    /// into a message's own buffers (no `Pdu`, no `Vec` per PDV). `None`, the
+    /// default: every PDU comes through [`receive_pdu`](Self::receive_pdu).
+    ///
+    /// A channel that returns a stream once must return one every time: the reader
+    /// keeps its place inside a P-DATA-TF PDU between messages.
+    fn pdu_stream(&mut self) -> Option<PduStream<'_>> {
+        None
+    }
+}
+
+/// The stream a [`PduChannel`] lends [`MessageReader`] to read PDUs from.
+pub struct PduStream<'a> {
+    reader: Box<dyn Read + 'a>,
+    max_pdu_length: u32,
+}
+
+impl std::fmt::Debug for PduStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PduStream")
+            .field("max_pdu_length", &self.max_pdu_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PduStream<'a> {
+    /// PDUs read from `reader` (which must yield first any bytes the association
+    /// read ahead), each refused when its body is longer than `max_pdu_length`.
+    pub fn new(reader: Box<dyn Read + 'a>, max_pdu_length: u32) -> Self {
+        PduStream {
+            reader,
+            max_pdu_length,
+        }
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), DimseError> {
+        self.reader.read_exact(buf).map_err(DimseError::from_io)
+    }
+}
+
+/// A dicom-ul sync association's stream read through the buffer dicom-ul reads
+/// ahead into: bytes it left there come first, and bytes read ahead here stay
+/// there, where its own `receive` (the release) finds them.
+struct ReadAhead<'a, S> {
+    stream: &'a mut S,
+    ahead: &'a mut BytesMut,
+}
+
+impl<S: Read> Read for ReadAhead<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ahead.is_empty() {
+            if buf.len() >= READ_AHEAD {
+                return self.stream.read(buf);
+            }
+            self.ahead.resize(READ_AHEAD, 0);
+            match self.stream.read(&mut self.ahead[..]) {
+                Ok(n) => self.ahead.truncate(n),
+                Err(e) => {
+                    self.ahead.clear();
+                    return Err(e);
+                }
+            }
+        }
+        let n = buf.len().min(self.ahead.len());
+        buf[..n].copy_from_slice(&self.ahead[..n]);
+        self.ahead.advance(n);
+        Ok(n)
+    }
+}
+
+fn read_ahead<'a, S, A>(association: &'a mut A) -> PduStream<'a>
+where
+    S: Read + Write + CloseSocket + 'a,
+    A: SyncAssociation<S> + Association,
+{
+    let max_pdu_length = Association::local_max_pdu_length(association);
+    let (stream, ahead) = association.get_mut();
+    PduStream::new(Box::new(ReadAhead { stream, ahead }), max_pdu_length)
 }
 
 impl<S: Read + Write + CloseSocket + 'static> PduChannel for ClientAssociation<S> {
@@ -174,6 +262,10 @@ impl<S: Read + Write + CloseSocket + 'static> PduChannel for ClientAssociation<S
 
     fn stream(&mut self) -> &mut dyn Write {
         self.inner_stream()
+    }
+
+    fn pdu_stream(&mut self) -> Option<PduStream<'_>> {
+        Some(read_ahead(self))
     }
 }
 
@@ -193,6 +285,10 @@ impl<S: Read + Write + CloseSocket + 'static> PduChannel for ServerAssociation<S
     fn stream(&mut self) -> &mut dyn Write {
         self.inner_stream()
     }
+
+    fn pdu_stream(&mut self) -> Option<PduStream<'_>> {
+        Some(read_ahead(self))
+    }
 }
 
 /// Reassembles DIMSE messages from the PDUs of one association.
@@ -204,6 +300,11 @@ impl<S: Read + Write + CloseSocket + 'static> PduChannel for ServerAssociation<S
 pub struct MessageReader {
     pending: VecDeque<PDataValue>,
     max_data_set_len: usize,
+    /// Bytes left of the P-DATA-TF PDU being read from a [`PduStream`].
+    pdu_left: usize,
+    /// The length of the last data set received: the next one's is reserved from it
+    /// (the instances of a study are mostly of a size).
+    size_hint: usize,
 }
 
 impl Default for MessageReader {
@@ -218,6 +319,8 @@ impl MessageReader {
         MessageReader {
             pending: VecDeque::new(),
             max_data_set_len: DEFAULT_MAX_DATA_SET_LEN,
+            pdu_left: 0,
+            size_hint: 0,
         }
     }
 
@@ -232,6 +335,11 @@ impl MessageReader {
     ///
     /// Waits as long as the association's read timeout allows per PDU.
     pub fn receive<A: PduChannel>(&mut self, association: &mut A) -> Result<Incoming, DimseError> {
+        if self.pending.is_empty()
+            && let Some(stream) = association.pdu_stream()
+        {
+            return self.receive_from(stream);
+        }
         let mut context_id: Option<u8> = None;
         let mut command_bytes: Vec<u8> = Vec::new();
         let mut command: Option<Command> = None;
@@ -311,6 +419,142 @@ impl MessageReader {
                         "unexpected {} while waiting for a DIMSE message",
                         pdu_name(&other)
                     )));
+                }
+            }
+        }
+    }
+
+    /// [`receive`](Self::receive) reading straight from the channel's stream: each
+    /// PDV's header first, then its bytes into the command or the data set, which is
+    /// reserved at the size of the last one.
+    fn receive_from(&mut self, mut stream: PduStream<'_>) -> Result<Incoming, DimseError> {
+        let mut context_id: Option<u8> = None;
+        let mut command_bytes: Vec<u8> = Vec::new();
+        let mut command: Option<Command> = None;
+        let mut data: Vec<u8> = Vec::new();
+        loop {
+            if self.pdu_left == 0 {
+                let mut header = [0u8; PDU_HEADER_LEN];
+                stream.read_exact(&mut header)?;
+                let length = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+                if length > stream.max_pdu_length {
+                    return Err(DimseError::Protocol(format!(
+                        "PDU of {length} bytes, over our maximum PDU length of {}",
+                        stream.max_pdu_length
+                    )));
+                }
+                if header[0] == P_DATA_TF {
+                    self.pdu_left = length as usize;
+                    continue;
+                }
+                let mut bytes = vec![0u8; PDU_HEADER_LEN + length as usize];
+                bytes[..PDU_HEADER_LEN].copy_from_slice(&header);
+                stream.read_exact(&mut bytes[PDU_HEADER_LEN..])?;
+                let pdu = match dicom_ul::pdu::read_pdu(&bytes[..], MAXIMUM_PDU_SIZE, false) {
+                    Ok(Some(pdu)) => pdu,
+                    Ok(None) => {
+                        return Err(DimseError::Protocol(
+                            "a PDU ends before its announced length".into(),
+                        ));
+                    }
+                    Err(e) => return Err(DimseError::Protocol(format!("malformed PDU: {e}"))),
+                };
+                match pdu {
+                    Pdu::ReleaseRQ if context_id.is_none() => {
+                        return Ok(Incoming::ReleaseRequested);
+                    }
+                    Pdu::ReleaseRQ => {
+                        return Err(DimseError::Protocol(
+                            "release requested in the middle of a message".into(),
+                        ));
+                    }
+                    Pdu::AbortRQ { source } => return Ok(Incoming::Aborted(source)),
+                    other => {
+                        return Err(DimseError::Protocol(format!(
+                            "unexpected {} while waiting for a DIMSE message",
+                            pdu_name(&other)
+                        )));
+                    }
+                }
+            }
+            if self.pdu_left < PDV_HEADER_LEN {
+                return Err(DimseError::Protocol(format!(
+                    "P-DATA-TF with {} stray bytes after its last PDV",
+                    self.pdu_left
+                )));
+            }
+            let mut item = [0u8; PDV_HEADER_LEN];
+            stream.read_exact(&mut item)?;
+            let item_length = u32::from_be_bytes([item[0], item[1], item[2], item[3]]) as usize;
+            if item_length < 2 || item_length > self.pdu_left - 4 {
+                return Err(DimseError::Protocol(format!(
+                    "PDV item of {item_length} bytes in what is left of a P-DATA-TF ({} bytes)",
+                    self.pdu_left
+                )));
+            }
+            self.pdu_left -= 4 + item_length;
+            let len = item_length - 2;
+            let presentation_context_id = item[4];
+            let is_command = item[5] & 0x01 != 0;
+            let is_last = item[5] & 0x02 != 0;
+            match context_id {
+                None => context_id = Some(presentation_context_id),
+                Some(id) if id != presentation_context_id => {
+                    return Err(DimseError::Protocol(format!(
+                        "message started on presentation context {id} continued on {presentation_context_id}"
+                    )));
+                }
+                Some(_) => {}
+            }
+            if is_command {
+                if command.is_some() {
+                    return Err(DimseError::Protocol(
+                        "a second command arrived before the data set of the first".into(),
+                    ));
+                }
+                let start = command_bytes.len();
+                command_bytes.resize(start + len, 0);
+                stream.read_exact(&mut command_bytes[start..])?;
+                if is_last {
+                    let decoded = Command::decode(&command_bytes)?;
+                    if !decoded.has_data_set {
+                        return Ok(Incoming::Message(Message {
+                            presentation_context_id,
+                            command: decoded,
+                            data: None,
+                        }));
+                    }
+                    command = Some(decoded);
+                }
+            } else {
+                if command.is_none() {
+                    return Err(DimseError::Protocol(
+                        "data set fragment arrived before its command was complete".into(),
+                    ));
+                }
+                let start = data.len();
+                if start + len > self.max_data_set_len {
+                    return Err(DimseError::TooLarge {
+                        limit: self.max_data_set_len,
+                    });
+                }
+                if data.capacity() == 0 {
+                    data.reserve(self.size_hint.clamp(len, self.max_data_set_len));
+                }
+                // Zeroed a PDV at a time, just before the socket fills it: no unsafe,
+                // and the bytes are still in cache when the kernel copies into them.
+                data.resize(start + len, 0);
+                stream.read_exact(&mut data[start..])?;
+                if is_last {
+                    self.size_hint = data.len();
+                    if data.capacity() - data.len() > SHRINK_ABOVE {
+                        data.shrink_to_fit();
+                    }
+                    return Ok(Incoming::Message(Message {
+                        presentation_context_id,
+                        command: command.take().expect("checked above"),
+                        data: Some(data),
+                    }));
                 }
             }
         }
@@ -628,6 +872,7 @@ fn write_one(buffer: &mut Vec<u8>, presentation_context_id: u8, control: u8, chu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::{CommandField, Priority};
     use dicom_ul::pdu::read_pdu;
     use std::io::Cursor;
 
@@ -802,5 +1047,168 @@ mod tests {
         assert!(err.is_timeout());
         let err = DimseError::from_io(io::Error::from(io::ErrorKind::BrokenPipe));
         assert!(matches!(err, DimseError::ConnectionClosed));
+    }
+
+    /// A channel over bytes in memory, read through a [`PduStream`] (`direct`) or
+    /// PDU by PDU with dicom-ul's parser.
+    struct Wire {
+        bytes: Cursor<Vec<u8>>,
+        direct: bool,
+    }
+
+    impl PduChannel for Wire {
+        fn receive_pdu(&mut self) -> Result<Pdu, DimseError> {
+            read_pdu(&mut self.bytes, 1 << 20, true)
+                .map_err(|e| DimseError::Protocol(e.to_string()))?
+                .ok_or(DimseError::ConnectionClosed)
+        }
+        fn send_pdu(&mut self, _: &Pdu) -> Result<(), DimseError> {
+            unreachable!()
+        }
+        fn peer_max_pdu_length(&self) -> u32 {
+            16_384
+        }
+        fn stream(&mut self) -> &mut dyn Write {
+            unreachable!()
+        }
+        fn pdu_stream(&mut self) -> Option<PduStream<'_>> {
+            self.direct
+                .then(|| PduStream::new(Box::new(&mut self.bytes), 65_536))
+        }
+    }
+
+    /// Three messages: an echo (command only), a store whose command and first data
+    /// fragment share a PDU and whose last fragment shares one with the next
+    /// command, then a release request.
+    fn three_messages() -> (Vec<u8>, Vec<u8>) {
+        let payload: Vec<u8> = (0..40_000u32).map(|i| (i * 7) as u8).collect();
+        let echo = Command::c_echo_rq(1).encode();
+        let store =
+            Command::c_store_rq(2, "1.2.840.10008.5.1.4.1.1.2", "1.2.3", Priority::Medium).encode();
+        let mut wire = Vec::new();
+        write_fragments(&mut wire, 1, PDataValueType::Command, &echo, 1000).unwrap();
+        let pdv = |value_type, is_last, data: &[u8]| PDataValue {
+            presentation_context_id: 3,
+            value_type,
+            is_last,
+            data: data.to_vec(),
+        };
+        let pdus = [
+            vec![
+                pdv(PDataValueType::Command, true, &store),
+                pdv(PDataValueType::Data, false, &payload[..100]),
+            ],
+            vec![pdv(PDataValueType::Data, false, &payload[100..20_000])],
+            vec![
+                pdv(PDataValueType::Data, true, &payload[20_000..]),
+                PDataValue {
+                    presentation_context_id: 1,
+                    ..pdv(PDataValueType::Command, true, &echo)
+                },
+            ],
+        ];
+        for data in pdus {
+            dicom_ul::pdu::write_pdu(&mut wire, &Pdu::PData { data }).unwrap();
+        }
+        dicom_ul::pdu::write_pdu(&mut wire, &Pdu::ReleaseRQ).unwrap();
+        (wire, payload)
+    }
+
+    #[test]
+    fn direct_reading_gives_what_pdu_by_pdu_reading_gives() {
+        let (wire, payload) = three_messages();
+        for direct in [false, true] {
+            let mut channel = Wire {
+                bytes: Cursor::new(wire.clone()),
+                direct,
+            };
+            let mut reader = MessageReader::new();
+            let mut received = Vec::new();
+            loop {
+                match reader.receive(&mut channel).unwrap() {
+                    Incoming::Message(m) => received.push(m),
+                    Incoming::ReleaseRequested => break,
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(received.len(), 3, "direct: {direct}");
+            assert_eq!(received[0].command.field, CommandField::CEchoRq);
+            assert_eq!(received[0].data, None);
+            assert_eq!(received[1].presentation_context_id, 3);
+            assert_eq!(received[1].command.field, CommandField::CStoreRq);
+            assert_eq!(received[1].data.as_deref(), Some(&payload[..]));
+            assert_eq!(received[2].command.message_id, Some(1));
+            assert_eq!(received[2].presentation_context_id, 1);
+        }
+    }
+
+    #[test]
+    fn direct_reading_refuses_what_dicom_ul_would() {
+        let mut oversized = vec![0x04, 0x00];
+        oversized.extend_from_slice(&70_000u32.to_be_bytes());
+        let mut stray = vec![0x04, 0x00, 0, 0, 0, 3, 0, 0, 0];
+        stray.extend_from_slice(&[0; 3]);
+        let mut bad_item = vec![0x04, 0x00, 0, 0, 0, 10];
+        bad_item.extend_from_slice(&100u32.to_be_bytes());
+        bad_item.extend_from_slice(&[1, 0x02, 0, 0, 0, 0]);
+        let mut data_first = Vec::new();
+        write_fragments(&mut data_first, 1, PDataValueType::Data, &[1, 2], 1000).unwrap();
+        for wire in [oversized, stray, bad_item, data_first] {
+            let mut channel = Wire {
+                bytes: Cursor::new(wire.clone()),
+                direct: true,
+            };
+            let error = MessageReader::new().receive(&mut channel).unwrap_err();
+            assert!(
+                matches!(error, DimseError::Protocol(_)),
+                "{wire:?}: {error}"
+            );
+        }
+        let mut channel = Wire {
+            bytes: Cursor::new(vec![0x04, 0x00, 0, 0]),
+            direct: true,
+        };
+        let error = MessageReader::new().receive(&mut channel).unwrap_err();
+        assert!(matches!(error, DimseError::ConnectionClosed), "{error}");
+    }
+
+    #[test]
+    fn a_data_set_over_the_limit_is_refused_when_read_directly() {
+        let (wire, _) = three_messages();
+        let mut channel = Wire {
+            bytes: Cursor::new(wire),
+            direct: true,
+        };
+        let mut reader = MessageReader::new().with_max_data_set_len(30_000);
+        assert!(matches!(
+            reader.receive(&mut channel),
+            Ok(Incoming::Message(_))
+        ));
+        assert!(matches!(
+            reader.receive(&mut channel),
+            Err(DimseError::TooLarge { limit: 30_000 })
+        ));
+    }
+
+    #[test]
+    fn read_ahead_leaves_what_it_did_not_use_for_dicom_ul() {
+        let wire: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut source = &wire[..];
+        let mut ahead = BytesMut::from(&[0xAA, 0xBB][..]);
+        let mut reader = ReadAhead {
+            stream: &mut source,
+            ahead: &mut ahead,
+        };
+        let mut small = [0u8; 4];
+        reader.read_exact(&mut small).unwrap();
+        assert_eq!(small, [0xAA, 0xBB, 0, 1]);
+        let mut large = vec![0u8; 5000];
+        reader.read_exact(&mut large).unwrap();
+        assert_eq!(large[..], wire[2..5002]);
+        // What was read ahead and not used is where dicom-ul reads first.
+        let used = 5002;
+        let mut rest = ahead.to_vec();
+        rest.extend_from_slice(source);
+        assert_eq!(rest[..], wire[used..]);
     }
 }

@@ -950,6 +950,13 @@ impl PduChannel for Link {
             Link::Tls(a) => a.inner_stream(),
         }
     }
+
+    fn pdu_stream(&mut self) -> Option<crate::message::PduStream<'_>> {
+        match self {
+            Link::Plain(a) => a.pdu_stream(),
+            Link::Tls(a) => a.pdu_stream(),
+        }
+    }
 }
 
 /// The message ID after `id`: IDs only need to be unique among outstanding requests,
