@@ -85,6 +85,35 @@ pub(crate) fn read(path: &Path) -> Result<InMemDicomObject, String> {
         .map_err(|e| format!("cannot read the spooled {}: {e}", path.display()))
 }
 
+/// A spooled instance's data set as it lies in the file, without parsing it: the
+/// file's bytes and where the data set starts (after the preamble and the file meta
+/// group, which the spool writes with its group length). `Ok(None)` when the file
+/// is not laid out so: parse it with [`read`] instead.
+pub(crate) fn read_raw(path: &Path) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let bytes =
+        fs::read(path).map_err(|e| format!("cannot read the spooled {}: {e}", path.display()))?;
+    Ok(data_set_start(&bytes).map(|start| (bytes, start)))
+}
+
+/// Where the data set starts in a DICOM file's bytes whose meta group opens with
+/// its group length (0002,0000) UL in Explicit VR Little Endian.
+fn data_set_start(bytes: &[u8]) -> Option<usize> {
+    const PREAMBLE: usize = 128;
+    const GROUP_LENGTH: [u8; 8] = [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00];
+    let header = bytes.get(PREAMBLE..PREAMBLE + 16)?;
+    if &header[..4] != b"DICM" || header[4..12] != GROUP_LENGTH {
+        return None;
+    }
+    let group_length = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    let start = (PREAMBLE + 16).checked_add(usize::try_from(group_length).ok()?)?;
+    // What follows must not be more of the meta group (a wrong group length).
+    match bytes.get(start..start + 2) {
+        Some(group) if group != [0x02, 0x00] => Some(start),
+        None if start == bytes.len() => Some(start),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +151,52 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1);
         assert!(names[0].ends_with(".dcm"), "{names:?}");
+    }
+
+    #[test]
+    fn the_raw_data_set_is_what_encoding_the_parsed_one_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put_str(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
+        obj.put_str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+        obj.put_str(tags::PATIENT_NAME, VR::PN, "RAW^READ");
+        obj.put(dicom_core::DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            dicom_core::PrimitiveValue::from(vec![7u8; 1000]),
+        ));
+        for ts_uid in [
+            uids::EXPLICIT_VR_LITTLE_ENDIAN,
+            uids::IMPLICIT_VR_LITTLE_ENDIAN,
+        ] {
+            let path = spool
+                .write(&obj, uids::CT_IMAGE_STORAGE, "1.2.3.4.5", ts_uid)
+                .unwrap();
+            let (bytes, start) = read_raw(&path).unwrap().expect("the spool's own layout");
+            let ts = TransferSyntaxRegistry.get(ts_uid).unwrap();
+            let mut encoded = Vec::new();
+            read(&path)
+                .unwrap()
+                .write_dataset_with_ts(&mut encoded, ts)
+                .unwrap();
+            assert_eq!(&bytes[start..], &encoded[..], "{ts_uid}");
+        }
+    }
+
+    #[test]
+    fn a_file_of_another_layout_is_left_to_the_parser() {
+        assert_eq!(data_set_start(b"short"), None);
+        let mut bytes = vec![0u8; 128];
+        bytes.extend_from_slice(b"DICM");
+        bytes.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0]);
+        bytes.extend_from_slice(&[0; 8]);
+        assert_eq!(data_set_start(&bytes), None);
+        // A group length that stops inside the meta group.
+        let mut bytes = vec![0u8; 128];
+        bytes.extend_from_slice(b"DICM");
+        bytes.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0x02, 0x00, 0x01, 0x00]);
+        assert_eq!(data_set_start(&bytes), None);
     }
 }

@@ -347,9 +347,24 @@ fn can_send_in(stored: &str, offered: &str) -> bool {
             && is_native(stored))
 }
 
+/// A data set ready to send: `bytes[start..]`.
+struct Encoded {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Encoded {
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
 /// The data set of `item` encoded in `ts_uid`; errors are the ErrorComment-like
 /// reason the sub-operation failed.
-fn encode(item: &Item, ts_uid: &str) -> Result<Vec<u8>, String> {
+///
+/// A spooled instance asked for in the syntax it was stored in is sent as its file
+/// holds it, without being parsed and encoded again (the cost of a large instance).
+fn encode(item: &Item, ts_uid: &str) -> Result<Encoded, String> {
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or_else(|| format!("unknown transfer syntax {ts_uid}"))?;
@@ -357,6 +372,11 @@ fn encode(item: &Item, ts_uid: &str) -> Result<Vec<u8>, String> {
     let obj: &InMemDicomObject = match &item.source {
         Source::Memory(obj) | Source::Generated(obj) => obj,
         Source::Spool(path) => {
+            if ts_uid == &*item.transfer_syntax_uid
+                && let Some((bytes, start)) = crate::spool::read_raw(path)?
+            {
+                return Ok(Encoded { bytes, start });
+            }
             read = crate::spool::read(path)?;
             &read
         }
@@ -367,7 +387,7 @@ fn encode(item: &Item, ts_uid: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     obj.write_dataset_with_ts(&mut bytes, ts)
         .map_err(|e| format!("cannot encode the data set in {ts_uid}: {e}"))?;
-    Ok(bytes)
+    Ok(Encoded { bytes, start: 0 })
 }
 
 /// How one sub-operation ended.
@@ -668,15 +688,15 @@ fn move_one(scu: &mut Option<Box<StoreScu>>, item: &Item, originator: (&str, u16
             item.sop_class_uid
         ));
     };
-    let bytes = match encode(item, &ts) {
-        Ok(bytes) => bytes,
+    let encoded = match encode(item, &ts) {
+        Ok(encoded) => encoded,
         Err(why) => return Outcome::Failed(why),
     };
     match association.store_for(
         pc_id,
         &item.sop_class_uid,
         &item.sop_instance_uid,
-        &bytes,
+        encoded.data(),
         Some(originator),
     ) {
         Ok(response) => classify(response.status),
@@ -726,8 +746,8 @@ fn get_one(
         );
         return Ok((Outcome::Failed(why), false));
     };
-    let bytes = match encode(item, &ts) {
-        Ok(bytes) => bytes,
+    let encoded = match encode(item, &ts) {
+        Ok(encoded) => encoded,
         Err(why) => return Ok((Outcome::Failed(why), false)),
     };
     let id = *next_message_id;
@@ -738,7 +758,7 @@ fn get_one(
         &*item.sop_instance_uid,
         Priority::Medium,
     );
-    dimse::send_message(association, pc_id, &rq, Some(&bytes))?;
+    dimse::send_message(association, pc_id, &rq, Some(encoded.data()))?;
     // The C-STORE-RSP within the sub-operation timeout (the association's usual
     // read timeout restored afterwards).
     let before = association.tcp().read_timeout().ok().flatten();
