@@ -42,6 +42,12 @@ pub enum MetricsError {
         /// The encoder's complaint.
         reason: String,
     },
+    /// Text that is not an HdrHistogram interval log.
+    #[error("not an HdrHistogram interval log (.hlog): {detail}")]
+    IntervalLog {
+        /// Where the parser stopped.
+        detail: String,
+    },
     /// A snapshot was written by an incompatible version of this crate.
     #[error("snapshot has schema version {found}, this build reads version {expected}")]
     SchemaVersion {

@@ -262,6 +262,11 @@ impl LatencyHistogram {
         self.clamped = 0;
     }
 
+    /// The HdrHistogram itself (for writers of HdrHistogram's own formats).
+    pub(crate) fn hdr(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
     /// The histogram in HdrHistogram's V2 + deflate format, base64-encoded
     /// (the `clamped` count is not part of it).
     pub fn to_base64(&self) -> Result<String, MetricsError> {

@@ -79,6 +79,7 @@
 
 mod error;
 mod histogram;
+pub mod interval_log;
 mod perf;
 mod sample;
 mod snapshot;
