@@ -113,8 +113,9 @@ pub use instance::{InstanceUids, PreparedInstance, Variant};
 pub use layout::StudyLayout;
 pub use load::{
     AssociationCounts, DEFAULT_MEMORY_BUDGET, GeneratorReport, LoadObserver, LoadPlan,
-    LoadProgress, LoadReport, LoadSummary, NoObserver, PlannedSend, PreparedFiles, SendWatch,
-    StopAfter, StudyRecord, TlsSessionCount, WatchToken, prepare_paths, run_load,
+    LoadProgress, LoadReport, LoadSummary, MAX_SHARDS, MAX_START_AHEAD, MAX_START_LATE, NoObserver,
+    PlannedSend, PreparedFiles, SendWatch, Shard, StopAfter, StudyRecord, TlsSessionCount,
+    WatchToken, check_start_at, parse_start_at, prepare_paths, run_load,
 };
 pub use options::{DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, SenderOptions};
 pub use outcome::{EchoOutcome, Outcome, SendOutcome};

@@ -96,6 +96,28 @@ impl UidRoot {
         }
     }
 
+    /// A new random root for `shard` of a run: its last six digits are the shard's
+    /// index, so the roots (and so every UID) of two shards of one run never
+    /// coincide, whatever the random part; the UIDs keep their fixed length. Of
+    /// [`Shard::WHOLE`](crate::Shard::WHOLE), [`random`](Self::random).
+    pub fn random_for_shard(shard: crate::Shard) -> Self {
+        if shard.is_whole() {
+            return Self::random();
+        }
+        const SHARD_DIGITS: u128 = 1_000_000;
+        const _: () = assert!(crate::MAX_SHARDS as u128 <= SHARD_DIGITS);
+        loop {
+            let n: u128 = rand::random();
+            // ROOT_MIN is a multiple of 10^6, so rounding down keeps 39 digits; near
+            // 2^128 adding the index may overflow: draw again.
+            if n >= ROOT_MIN
+                && let Some(n) = (n - n % SHARD_DIGITS).checked_add(u128::from(shard.index()))
+            {
+                return Self::from_number(n);
+            }
+        }
+    }
+
     /// The root for a given 128-bit number of 39 decimal digits.
     fn from_number(n: u128) -> Self {
         debug_assert!(n >= ROOT_MIN);
@@ -212,6 +234,18 @@ mod tests {
         ] {
             assert!(bad.parse::<UidRoot>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shard_roots_end_in_the_shard_index_and_keep_the_uids_length() {
+        let shard = crate::Shard::new(41, 100).unwrap();
+        let root = UidRoot::random_for_shard(shard);
+        let text = format!("{root:?}");
+        assert!(text.ends_with("000041"), "{text}");
+        let uid = root.uid(UidLevel::Instance, MAX_SERIAL);
+        assert_eq!(uid.as_str().len(), FRESH_UID_LEN);
+        assert!(is_valid_uid(uid.as_str()), "{uid}");
+        assert_eq!(text.parse::<UidRoot>().unwrap(), root);
     }
 
     #[test]

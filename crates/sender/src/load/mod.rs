@@ -40,6 +40,7 @@ mod plan;
 mod progress;
 mod report;
 mod schedule;
+mod shard;
 mod watch;
 mod worker;
 
@@ -53,6 +54,9 @@ pub use files::{PreparedFiles, prepare_paths};
 pub use plan::{DEFAULT_MEMORY_BUDGET, LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
 pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
+pub use shard::{
+    MAX_SHARDS, MAX_START_AHEAD, MAX_START_LATE, Shard, check_start_at, parse_start_at,
+};
 pub use watch::{PlannedSend, SendWatch, WatchToken};
 
 use crate::contexts::Proposal;
@@ -89,8 +93,18 @@ pub fn run_load(
     let schedule = Schedule::new(plan);
     let metrics = PerfMetrics::new();
     let live = Live::default();
-    let start = Instant::now();
-    let wall_start = SystemTime::now();
+    let (start, wall_start) = match plan.start_time() {
+        // Shards on several machines share one schedule: the clock starts at the common
+        // wall-clock instant. Checked again here: preparing the run took time.
+        Some(at) => {
+            let wait = check_start_at(at, SystemTime::now())?;
+            thread::sleep(wait);
+            let late = SystemTime::now().duration_since(at).unwrap_or_default();
+            let now = Instant::now();
+            (now.checked_sub(late).unwrap_or(now), at)
+        }
+        None => (Instant::now(), SystemTime::now()),
+    };
     let dispenser = Dispenser::new(plan, &schedule, start);
     let feed = Feed::new(
         plan.instances(),
@@ -196,7 +210,9 @@ pub fn run_load(
     })?;
     Ok(LoadReport {
         metrics: snapshot,
-        target_rate: plan.target_rate(),
+        target_rate: plan
+            .target_rate()
+            .map(|rate| rate / f64::from(plan.sharding().count())),
         achieved_send_rate,
         elapsed,
         concurrency: plan.worker_count(),
@@ -205,6 +221,7 @@ pub fn run_load(
         studies,
         uid_root: schedule.uid_root(),
         generator,
+        shard: (!plan.sharding().is_whole()).then(|| plan.sharding()),
     })
 }
 

@@ -3,8 +3,9 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use super::Shard;
 use crate::instance::PreparedInstance;
 use crate::layout::StudyLayout;
 use crate::{AssociationStrategy, SenderError};
@@ -48,6 +49,8 @@ pub struct LoadPlan {
     progress_interval: Duration,
     memory_budget: u64,
     watch: Option<super::watch::Watch>,
+    shard: Shard,
+    start_at: Option<SystemTime>,
 }
 
 /// The default memory budget for a run's data sets: 512 MiB.
@@ -68,7 +71,41 @@ impl LoadPlan {
             progress_interval: Duration::from_millis(250),
             memory_budget: DEFAULT_MEMORY_BUDGET,
             watch: None,
+            shard: Shard::WHOLE,
+            start_at: None,
         }
+    }
+
+    /// Sends only `shard`'s part of this plan (default [`Shard::WHOLE`]): the whole
+    /// run's send numbers `index`, `index + count`, ... at their intended times, so
+    /// the shard sends `rate / count`, its share of a [`StopAfter::Count`], and
+    /// within the same duration. Rate, count and duration stay those of the whole
+    /// run. See [`Shard`]. A sharded plan needs a count or a duration.
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// Starts the run's clock at this wall-clock instant (default: as soon as the
+    /// run is ready), so that the shards of a run on several machines share one
+    /// schedule. The run sleeps until then; an instant more than
+    /// [`MAX_START_AHEAD`](super::MAX_START_AHEAD) away, or passed more than
+    /// [`MAX_START_LATE`](super::MAX_START_LATE) ago, is refused when the run starts.
+    /// Just passed, the clock starts at that instant and the sends already due go at
+    /// once (late, and measured as late).
+    pub fn start_at(mut self, at: Option<SystemTime>) -> Self {
+        self.start_at = at;
+        self
+    }
+
+    /// Which part of the run this plan sends.
+    pub fn sharding(&self) -> Shard {
+        self.shard
+    }
+
+    /// The wall-clock instant the run's clock starts at, if fixed.
+    pub fn start_time(&self) -> Option<SystemTime> {
+        self.start_at
     }
 
     /// Bytes of data sets the run may hold in memory (default
@@ -239,6 +276,16 @@ impl LoadPlan {
                 "at least one series per study, or no limit",
             );
         }
+        if !self.shard.is_whole() && self.stop == StopAfter::EachOnce {
+            return invalid(
+                "shard",
+                self.shard.to_string(),
+                "a count or a duration to split (a sharded run cannot send 'each file once')",
+            );
+        }
+        if let Some(at) = self.start_at {
+            super::check_start_at(at, SystemTime::now())?;
+        }
         let fresh = self.instances[0].has_fresh_uids();
         if self.instances.iter().any(|i| i.has_fresh_uids() != fresh) {
             return invalid(
@@ -253,13 +300,19 @@ impl LoadPlan {
     pub(super) fn total(&self) -> Option<u64> {
         match self.stop {
             StopAfter::EachOnce => Some(self.instances.len() as u64),
-            StopAfter::Count(n) => Some(n),
+            StopAfter::Count(n) => Some(self.shard.share_of(n)),
             StopAfter::Duration(_) => None,
         }
     }
 
-    /// Intended start of send `k`, from the run's start (open loop only).
+    /// Intended start of this plan's send `k`, from the run's start (open loop only):
+    /// of a shard, its send `k`'s time in the whole run's schedule.
     pub(super) fn intended_offset(&self, k: u64) -> Option<Duration> {
+        self.whole_run_offset(self.shard.global_send(k))
+    }
+
+    /// Intended start of the whole run's send `k`.
+    fn whole_run_offset(&self, k: u64) -> Option<Duration> {
         let rate = self.rate?;
         let ramp = self.ramp_up.as_secs_f64();
         let k = k as f64;
@@ -302,6 +355,42 @@ mod tests {
         // Halfway through the ramp the rate is half: 125 sends by 5 s.
         let at_125 = plan.intended_offset(125).unwrap().as_secs_f64();
         assert!((at_125 - 5.0).abs() < 1e-9, "{at_125}");
+    }
+
+    #[test]
+    fn the_shards_intended_sends_together_are_the_whole_runs() {
+        let whole = LoadPlan::new(Vec::new())
+            .rate(Some(30.0))
+            .ramp_up(Duration::from_secs(2))
+            .stop_after(StopAfter::Count(100));
+        let mut union: Vec<Duration> = (0..3)
+            .flat_map(|i| {
+                let shard = whole.clone().shard(Shard::new(i, 3).unwrap());
+                let sends = shard.total().unwrap();
+                (0..sends)
+                    .map(|k| shard.intended_offset(k).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        union.sort();
+        let single: Vec<Duration> = (0..100)
+            .map(|k| whole.intended_offset(k).unwrap())
+            .collect();
+        assert_eq!(union, single);
+    }
+
+    #[test]
+    fn a_shard_sends_its_share_of_the_rate() {
+        let shard = LoadPlan::new(Vec::new())
+            .rate(Some(300.0))
+            .shard(Shard::new(2, 3).unwrap());
+        // 100 a second: send 100 of the shard is send 302 of the whole run.
+        let gap = shard.intended_offset(101).unwrap() - shard.intended_offset(100).unwrap();
+        assert!((gap.as_secs_f64() - 0.01).abs() < 1e-9, "{gap:?}");
+        assert_eq!(
+            shard.intended_offset(0),
+            Some(Duration::from_secs_f64(2.0 / 300.0))
+        );
     }
 
     #[test]

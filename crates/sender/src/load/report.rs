@@ -108,6 +108,9 @@ pub struct LoadReport {
     /// How the data sets were held (resident or streamed within the memory budget)
     /// and how long sends waited for them: the generator's own cost.
     pub generator: super::GeneratorReport,
+    /// The part of a sharded run this was ([`LoadPlan::shard`](crate::LoadPlan::shard));
+    /// `None` for a whole run. `target_rate` is then the shard's share.
+    pub shard: Option<super::Shard>,
 }
 
 /// The figures the CLI prints and `--json` writes, under the same names.

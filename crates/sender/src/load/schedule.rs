@@ -47,7 +47,10 @@ impl<'a> Schedule<'a> {
                     series_instance_uid: i.series_instance_uid(),
                 })
                 .collect();
-            (UidRoot::random(), SendOrder::new(&keys, plan.layout()))
+            (
+                UidRoot::random_for_shard(plan.sharding()),
+                SendOrder::new(&keys, plan.layout()),
+            )
         });
         // As is: number the files' studies, so a send's study is a number, not a
         // string; with one instance of each, for the records.
