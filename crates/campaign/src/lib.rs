@@ -38,5 +38,5 @@ mod samples;
 
 pub use error::CampaignError;
 pub use load::LoadTarget;
-pub use run::{CampaignRun, configuration_items, run, tls_negotiated, tls_probe};
+pub use run::{CampaignRun, configuration_items, run, run_with, tls_negotiated, tls_probe};
 pub use samples::Samples;

@@ -60,6 +60,20 @@ impl CampaignRun {
 /// [`CampaignError`] when a step cannot run at all; a run whose checks fail is an
 /// `Ok` whose [`CampaignRun::passed`] is false.
 pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignRun, CampaignError> {
+    run_with(config, observer, &|plan| plan)
+}
+
+/// [`run`], with the load plan made from `config` passed through `adjust` first: to
+/// make the run one shard of a larger one ([`sender::LoadPlan::shard`],
+/// [`sender::LoadPlan::start_at`]). The checks then judge this shard alone.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(
+    config: &TestConfig,
+    observer: &dyn LoadObserver,
+    adjust: &dyn Fn(sender::LoadPlan) -> sender::LoadPlan,
+) -> Result<CampaignRun, CampaignError> {
     let started_unix_ms = unix_ms();
     let started = Instant::now();
     let samples = Samples::scan(&config.dataset.root_dir)?;
@@ -72,10 +86,10 @@ pub fn run(config: &TestConfig, observer: &dyn LoadObserver) -> Result<CampaignR
         .map(|s| (s.path.clone(), s.reason.to_string()))
         .collect();
     skipped.extend(prepared.skipped);
-    let plan = target.watched(crate::options::sender::load_plan(
+    let plan = target.watched(adjust(crate::options::sender::load_plan(
         &target.config,
         prepared.instances,
-    ));
+    )));
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;

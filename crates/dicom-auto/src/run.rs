@@ -15,6 +15,11 @@ pub struct RunArgs {
     /// No progress bar (for CI logs).
     #[arg(long)]
     quiet: bool,
+    /// One shard of a run split across processes or machines: `--shard I/N` sends
+    /// the whole campaign's sends I, I+N, ... (rate/N); `--shard-out DIR` leaves
+    /// what `dicom-auto merge` adds up.
+    #[command(flatten)]
+    shard: sender::cli::ShardArgs,
 }
 
 /// Shows a load run's progress on stderr.
@@ -62,11 +67,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
     );
     let progress = Progress { bar };
-    let outcome = campaign::run(&config, &progress);
+    let outcome = campaign::run_with(&config, &progress, &|plan| args.shard.apply(plan));
     progress.bar.finish_and_clear();
     let run = outcome?;
 
     println!("target      {}", run.target);
+    if let Some(shard) = run.load.shard {
+        println!("shard       {shard} (of the whole run: this process's part alone is judged)");
+    }
+    if let Some(dir) = args.shard.write(&run.load)? {
+        println!("shard out   {}", dir.display());
+    }
     for (path, reason) in &run.skipped {
         println!("skipped     {}: {reason}", path.display());
     }

@@ -6,6 +6,7 @@
 //! sender echo [HOST PORT]
 //! sender store [HOST PORT] PATH...
 //! sender load [HOST PORT] PATH... [--rate N] [--concurrency N] [--duration S | --count N]
+//!             [--shard I/N] [--start-at TIME] [--shard-out DIR]
 //! ```
 //!
 //! What the command line leaves out (HOST, PORT, AE titles, timeouts, maximum PDU
@@ -16,6 +17,7 @@
 //!
 //! This module is the one part of the crate that prints: it is the user interface.
 
+mod shard;
 mod summary;
 
 use std::num::NonZeroU32;
@@ -28,6 +30,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use dimse::{AeTitle, PeerAddress, Timeouts};
 use indicatif::{ProgressBar, ProgressStyle};
 
+pub use shard::{HLOG_FILE, METRICS_FILE, STUDIES_FILE, ShardArgs, write_shard_outputs};
 pub use summary::{SummaryTable, peak_rss_bytes, write_json};
 
 use crate::{
@@ -127,6 +130,8 @@ pub struct SendArgs {
     peer: PeerArgs,
     #[command(flatten)]
     load: LoadArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 #[derive(Args, Debug)]
@@ -344,6 +349,7 @@ fn send(a: &SendArgs, defaults: &Defaults, default_workers: usize) -> Result<Exi
             load.memory_budget
                 .map_or(defaults.memory_budget, crate::ByteSize::bytes),
         );
+    let plan = a.shard.apply(plan);
 
     let bar = if load.quiet {
         ProgressBar::hidden()
@@ -374,6 +380,13 @@ fn send(a: &SendArgs, defaults: &Defaults, default_workers: usize) -> Result<Exi
     if let Some(path) = &load.json {
         write_json(path, &report)?;
         eprintln!("JSON written to {}", path.display());
+    }
+    if let Some(dir) = a.shard.write(&report)? {
+        eprintln!(
+            "shard {} written to {} ({METRICS_FILE}, {HLOG_FILE}, {STUDIES_FILE})",
+            report.shard.unwrap_or_default(),
+            dir.display()
+        );
     }
     Ok(if report.all_delivered() {
         ExitCode::SUCCESS

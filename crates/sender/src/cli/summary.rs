@@ -83,6 +83,9 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         /// This process's peak resident memory so far (Linux), for benchmarks.
         peak_rss_bytes: Option<u64>,
         metrics: &'a metrics::MetricsSnapshot,
+        /// The part of a sharded run, `"i/N"`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shard: Option<crate::Shard>,
     }
     let out = Out {
         summary: report.summary(),
@@ -92,6 +95,7 @@ pub fn write_json(path: &Path, report: &LoadReport) -> Result<()> {
         generator: &report.generator,
         peak_rss_bytes: peak_rss_bytes(),
         metrics: &report.metrics,
+        shard: report.shard,
     };
     let json = serde_json::to_vec_pretty(&out)?;
     // Written whole or not at all, readable by others (a results file is meant to be shared).
