@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use cfind::Delivery;
 use clap::Args;
-use sender::UidStrategy;
+use sender::{StudyRecord, UidStrategy};
 
 use crate::CHECKS_FAILED;
 use crate::sent_load::SentLoad;
@@ -23,14 +23,25 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
-    let config = crate::configuration()?;
     let load = SentLoad::read(&args.load)?;
-    let uids = if load.counts_instances() {
+    verify_sent(&load.studies, load.counts_instances(), args.json.as_deref())
+}
+
+/// Verifies by C-FIND that `studies` are at the destination (every instance counted
+/// when `fresh`: the run made fresh UIDs), prints one summary, and writes the
+/// verification to `json` when given.
+pub fn verify_sent(
+    studies: &[StudyRecord],
+    fresh: bool,
+    json: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let config = crate::configuration()?;
+    let uids = if fresh {
         UidStrategy::Fresh
     } else {
         UidStrategy::AsIs
     };
-    let sent = campaign::load::sent_studies(&load.studies, uids);
+    let sent = campaign::load::sent_studies(studies, uids);
     let client = campaign::options::cfind::cfind_client(&config)?;
     eprintln!(
         "dicom-auto: verifying {} studies at {} ({})",
@@ -45,7 +56,7 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let verification = client
         .verify_studies(&sent)
         .with_context(|| format!("C-FIND verification at {}", client.peer()))?;
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         let json = serde_json::to_vec_pretty(&verification)?;
         loader::AtomicFile::new(path)
             .write_bytes(&json)
