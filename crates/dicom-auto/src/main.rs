@@ -35,6 +35,9 @@ const CHECKS_FAILED: u8 = 1;
                   dicom-auto load dicom_samples --rate 100 --duration 30 --reuid --json load.json\n  \
                   dicom-auto verify load.json          # is all of it at the destination?\n  \
                   dicom-auto merge a.json b.json       # one exact snapshot of several runs\n  \
+                  dicom-auto load dicom_samples --rate 300 --duration 60 --reuid --shard 0/3 \
+                  --start-at 2026-12-04T10:00:00Z --shard-out shard-0   # one of three machines\n  \
+                  dicom-auto merge shard-0 shard-1 shard-2 --verify   # add the shards up, verify once\n  \
                   dicom-auto find study 2.25.123       # is it at the destination?\n  \
                   dicom-auto retrieve --get --study 2.25.123 --out back/   # get it back\n  \
                   dicom-auto commit --study 2.25.123 --listen-port 11114   # does the archive keep it?\n  \
@@ -85,7 +88,9 @@ enum Command {
     /// of a load's --load JSON; the report awaited at SINK_BIND:COMMIT_PORT.
     Commit(commit::CommitArgs),
     /// Merge the metrics snapshots of several runs (or generator machines) exactly:
-    /// counts and histograms are added, percentiles recomputed.
+    /// counts and histograms are added, percentiles recomputed; shard folders
+    /// (--shard-out) also have their interval logs checked and study records united,
+    /// and --verify verifies the union by C-FIND once.
     Merge(merge::MergeArgs),
 }
 
