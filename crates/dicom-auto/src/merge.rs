@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::sent_load::SentLoad;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics::MetricsSnapshot;
 use metrics::interval_log::{self, LATENCY_TAG, LoggedInterval};
 use sender::StudyRecord;
 use sender::cli::{HLOG_FILE, METRICS_FILE, STUDIES_FILE};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::CHECKS_FAILED;
@@ -42,13 +42,6 @@ pub struct MergeArgs {
     verify: bool,
 }
 
-/// What a shard's studies.json (or a load --json) holds of its studies.
-#[derive(Debug, Deserialize)]
-struct SentStudies {
-    studies: Vec<StudyRecord>,
-    uid_root: Option<String>,
-}
-
 /// The study records of every input, united by Study Instance UID.
 #[derive(Debug, Default)]
 struct StudyUnion {
@@ -62,7 +55,7 @@ struct StudyUnion {
 }
 
 impl StudyUnion {
-    fn add(&mut self, sent: SentStudies) {
+    fn add(&mut self, sent: SentLoad) {
         self.inputs += 1;
         self.fresh |= sent.uid_root.is_some();
         for study in sent.studies {
@@ -253,11 +246,9 @@ fn read_hlog(path: &Path) -> Result<Vec<LoggedInterval>> {
         .with_context(|| format!("{}: not a readable interval log", path.display()))
 }
 
-fn read_studies(path: &Path) -> Result<SentStudies> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: no study records in it", path.display()))
+/// A shard's studies.json (or a load --json): the same shape.
+fn read_studies(path: &Path) -> Result<SentLoad> {
+    SentLoad::read(path)
 }
 
 /// Every snapshot a file holds, in the three shapes dicom-auto writes.
