@@ -302,8 +302,10 @@ impl StudyRetrieval {
         )
     }
 
-    /// Whether the archive gave the whole study back, as sent: its retrieve complete
-    /// and every instance matched, none altered or unexpected.
+    /// Whether the archive gave the whole study back, as sent: its retrieve complete,
+    /// every send the router took matched by an instance that came back (an archive
+    /// reporting success for less than was sent is not whole), none altered or
+    /// unexpected.
     pub fn is_whole(&self) -> bool {
         self.outcome
             .as_ref()
@@ -312,6 +314,7 @@ impl StudyRetrieval {
             && self.judged.unexpected == 0
             && self.judged.repeated == 0
             && self.judged.matched > 0
+            && self.judged.matched >= self.sent
     }
 
     /// Seconds the retrieve took.
@@ -445,7 +448,57 @@ pub fn retrieval_figures(report: &RetrievalReport) -> Vec<report::Figure> {
 
 #[cfg(test)]
 mod tests {
-    use super::sample;
+    use super::{JudgedArrivals, StudyRetrieval, sample};
+
+    /// A retrieve the archive calls a full success, with `completed` sub-operations.
+    fn successful_retrieve(completed: u16) -> retrieve::RetrieveOutcome {
+        retrieve::RetrieveOutcome {
+            request: retrieve::RetrieveRequest::study("2.25.1"),
+            method: retrieve::Method::Get,
+            model: dimse::InformationModel::StudyRoot,
+            peer: "PACS@127.0.0.1:104".into(),
+            final_status: Some(dimse::Status::SUCCESS),
+            error_comment: None,
+            counts: dimse::SubOperations {
+                remaining: Some(0),
+                completed: Some(completed),
+                failed: Some(0),
+                warning: Some(0),
+            },
+            pending_responses: u32::from(completed),
+            failed_instances: Vec::new(),
+            received: u64::from(completed),
+            received_bytes: 0,
+            refused_by_receiver: 0,
+            cancelled: None,
+            interrupted: None,
+            anomalies: Vec::new(),
+            elapsed: std::time::Duration::from_millis(10),
+        }
+    }
+
+    fn study(sent: u64, completed: u16, matched: u64) -> StudyRetrieval {
+        StudyRetrieval {
+            study_instance_uid: "2.25.1".into(),
+            sent,
+            outcome: Some(successful_retrieve(completed)),
+            error: None,
+            judged: JudgedArrivals {
+                matched,
+                ..JudgedArrivals::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_study_is_whole_only_when_every_send_came_back() {
+        assert!(study(5, 5, 5).is_whole());
+        assert!(
+            !study(5, 3, 3).is_whole(),
+            "an archive's success for 3 of 5 sent is not the whole study"
+        );
+        assert!(!study(5, 0, 0).is_whole(), "nothing came back");
+    }
 
     #[test]
     fn a_sample_of_studies_spreads_over_the_run_from_first_to_last() {
