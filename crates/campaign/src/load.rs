@@ -417,6 +417,7 @@ pub fn load_result(
         delivery: delivery.map(crate::delivery::sink_delivery),
         retrieval: None,
         commitment: None,
+        capacity: None,
         metrics: load.metrics.clone(),
         transit: verification.map(|v| TransitTimes {
             verified: v.count(Delivery::Complete) as u64,

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use metrics::{LatencyBucket, LatencyPoint, Outcome, TimelinePoint};
 
-use crate::model::{OutcomeTotals, TestOutcome, TestRecord};
+use crate::model::{CapacityStep, OutcomeTotals, TestOutcome, TestRecord};
 
 const PASSED: RGBColor = RGBColor(46, 160, 67);
 const FAILED: RGBColor = RGBColor(207, 34, 46);
@@ -366,6 +366,140 @@ pub fn latency_scatter(points: &[LatencyPoint]) -> String {
     })
 }
 
+/// A capacity search's throughput curve: achieved (delivered/s) against offered rate,
+/// each step a point (red when it failed), with the line where achieved = offered.
+pub fn capacity_rates(steps: &[&CapacityStep]) -> String {
+    svg((560, 280), |root| {
+        if steps.is_empty() {
+            root.draw(&Text::new("no steps", (240, 120), ("sans-serif", 14)))?;
+            return Ok(());
+        }
+        let max = steps
+            .iter()
+            .map(|s| s.offered_rate.max(s.achieved_rate.unwrap_or(0.0)))
+            .fold(0.0, f64::max)
+            .max(0.001)
+            * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Achieved against offered rate", ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..max, 0.0..max)?;
+        chart
+            .configure_mesh()
+            .x_desc("offered (sends/s)")
+            .y_desc("achieved (delivered/s)")
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (max, max)],
+                BLACK.mix(0.3).stroke_width(1),
+            ))?
+            .label("achieved = offered")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.mix(0.3)));
+        let achieved: Vec<(f64, f64)> = steps
+            .iter()
+            .filter_map(|s| s.achieved_rate.map(|a| (s.offered_rate, a)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(achieved, NEUTRAL.stroke_width(2)))?
+            .label("achieved")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NEUTRAL));
+        chart.draw_series(steps.iter().filter_map(|s| {
+            let color = if s.passed { PASSED } else { FAILED };
+            s.achieved_rate
+                .map(|a| Circle::new((s.offered_rate, a), 4, color.filled()))
+        }))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 10))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// A capacity search's latency curve: p50, p95 and p99 (from intended start) against
+/// offered rate on a logarithmic axis (past the limit the queue grows and the
+/// percentiles leave the scale of the service time), with the p95 threshold.
+pub fn capacity_latency(steps: &[&CapacityStep], max_p95_ms: f64) -> String {
+    svg((560, 280), |root| {
+        if steps.iter().all(|s| s.p99_ms.is_none()) {
+            root.draw(&Text::new("no latencies", (240, 120), ("sans-serif", 14)))?;
+            return Ok(());
+        }
+        let max_x = steps
+            .iter()
+            .map(|s| s.offered_rate)
+            .fold(0.0, f64::max)
+            .max(0.001)
+            * 1.05;
+        let values = steps
+            .iter()
+            .flat_map(|s| [s.p50_ms, s.p95_ms, s.p99_ms])
+            .flatten()
+            .chain([max_p95_ms]);
+        let (lo, hi) = values.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let lo = (lo * 0.8).max(0.01);
+        let hi = (hi * 1.25).max(lo * 10.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Latency against offered rate", ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..max_x, (lo..hi).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("offered (sends/s)")
+            .y_desc("latency (ms, log)")
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, max_p95_ms), (max_x, max_p95_ms)],
+                FAILED.mix(0.5).stroke_width(1),
+            ))?
+            .label("p95 threshold")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], FAILED.mix(0.5)));
+        let series = [
+            (
+                "p50",
+                PASSED,
+                (|s: &CapacityStep| s.p50_ms) as fn(&CapacityStep) -> Option<f64>,
+            ),
+            ("p95", NEUTRAL, |s: &CapacityStep| s.p95_ms),
+            ("p99", UNKNOWN, |s: &CapacityStep| s.p99_ms),
+        ];
+        for (label, color, pick) in series {
+            let points: Vec<(f64, f64)> = steps
+                .iter()
+                .filter_map(|s| pick(s).map(|v| (s.offered_rate, v.max(lo))))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 10))
+            .draw()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +526,7 @@ mod tests {
         assert!(throughput_timeline(&[]).contains("no samples"));
         assert!(latency_scatter(&[]).contains("no samples"));
         assert!(duration_bars(&[], 10).starts_with("<svg"));
+        assert!(capacity_rates(&[]).contains("no steps"));
+        assert!(capacity_latency(&[], 60.0).contains("no latencies"));
     }
 }

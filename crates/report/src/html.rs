@@ -48,6 +48,15 @@ struct Panel {
     delivery: Option<DeliveryView>,
     retrieval: Option<RetrievalView>,
     commitment: Option<CommitmentView>,
+    capacity: Option<CapacityView>,
+}
+
+/// A capacity search's part of a load panel: the steps and the two curves.
+struct CapacityView {
+    highest: String,
+    curve: crate::model::CapacityCurve,
+    rates_svg: String,
+    latency_svg: String,
 }
 
 /// The archive's part of a load panel: what it committed to keep.
@@ -234,6 +243,18 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                     Some("Transit time (router's answer → arrival at the sink)"),
                 )
             });
+            let capacity = load.capacity.as_ref().map(|c| {
+                let steps = c.by_offered_rate();
+                CapacityView {
+                    highest: c.highest_sustained_rate.map_or_else(
+                        || "none: the first step already failed".into(),
+                        |r| format!("{r:.1} sends/s"),
+                    ),
+                    curve: c.clone(),
+                    rates_svg: charts::capacity_rates(&steps),
+                    latency_svg: charts::capacity_latency(&steps, c.max_p95_latency_ms),
+                }
+            });
             let figures = figures
                 .into_iter()
                 .map(|(label, value)| Figure { label, value })
@@ -253,6 +274,7 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 delivery,
                 retrieval,
                 commitment,
+                capacity,
             }
         })
         .collect();

@@ -32,9 +32,9 @@ mod write;
 pub use html::render_html;
 pub use junit::render_junit;
 pub use model::{
-    ArchiveCommitment, ArchiveRetrieval, ArrivalSecond, ConfigItem, DifferenceRow, Figure,
-    LoadResult, OutcomeTotals, ProblemRow, RunReport, SinkDelivery, StudyCommitmentRow,
-    StudyRetrievalRow, TestOutcome, TestRecord, TransitTimes,
+    ArchiveCommitment, ArchiveRetrieval, ArrivalSecond, CapacityCurve, CapacityStep, ConfigItem,
+    DifferenceRow, Figure, LoadResult, OutcomeTotals, ProblemRow, RunReport, SinkDelivery,
+    StudyCommitmentRow, StudyRetrievalRow, TestOutcome, TestRecord, TransitTimes,
 };
 pub use redact::{REDACTED, Redactor};
 pub use write::{ReportPaths, write_atomically, write_reports};

@@ -116,6 +116,81 @@ pub struct LoadResult {
     /// What the destination archive committed to keep, when the run asked it to.
     #[serde(default)]
     pub commitment: Option<ArchiveCommitment>,
+    /// The steps of a capacity search, when the run was one (`metrics` is then the
+    /// highest sustained step's, else the first step's).
+    #[serde(default)]
+    pub capacity: Option<CapacityCurve>,
+}
+
+/// A capacity search: the offered rate stepped (then bisected) until the p95 latency
+/// or the error rate crossed its threshold, with what each step measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityCurve {
+    /// The highest offered rate (sends/s) whose step passed, bisection included;
+    /// `None` when the first step already failed.
+    pub highest_sustained_rate: Option<f64>,
+    /// Why the search ended, in words.
+    pub stopped: String,
+    /// The p95 latency a step may reach and still pass, milliseconds.
+    pub max_p95_latency_ms: f64,
+    /// The error rate ((failed + unknown) / attempted) a step may reach and still pass.
+    pub max_error_rate: f64,
+    /// Seconds of counted sends per step.
+    pub step_seconds: f64,
+    /// Seconds of uncounted sends before each step, at the step's rate.
+    pub warm_up_seconds: f64,
+    /// Associations (sender concurrency) every step used.
+    pub concurrency: usize,
+    /// Every step in the order it ran.
+    pub steps: Vec<CapacityStep>,
+}
+
+/// One step of a capacity search: an open-loop run at one offered rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    /// The step's number, from 1, in the order the steps ran.
+    pub number: u32,
+    /// Whether the step refined the limit by bisection (rather than stepping up).
+    pub bisection: bool,
+    /// The offered rate, sends/s.
+    pub offered_rate: f64,
+    /// Delivered (succeeded + warnings) per second over the step's wall time (first
+    /// intended send to last response).
+    pub achieved_rate: Option<f64>,
+    /// Sends attempted in the counted part of the step.
+    pub attempted: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Succeeded with a warning status.
+    pub warnings: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Sent whole, then no answer (aborted, lost, timed out).
+    pub unknown: u64,
+    /// (failed + unknown) / attempted.
+    pub error_rate: Option<f64>,
+    /// Latency from intended start: p50, milliseconds.
+    pub p50_ms: Option<f64>,
+    /// p95, milliseconds.
+    pub p95_ms: Option<f64>,
+    /// p99, milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Longest, milliseconds.
+    pub max_ms: Option<f64>,
+    /// Whether the step stayed within both thresholds.
+    pub passed: bool,
+    /// Why it passed or failed, in words.
+    pub verdict: String,
+}
+
+impl CapacityCurve {
+    /// The steps ordered by offered rate (bisection steps in their place), as the
+    /// curves are drawn.
+    pub fn by_offered_rate(&self) -> Vec<&CapacityStep> {
+        let mut steps: Vec<&CapacityStep> = self.steps.iter().collect();
+        steps.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+        steps
+    }
 }
 
 /// What the destination archive answered when asked, by Storage Commitment, to take

@@ -49,6 +49,7 @@ fn sample_run() -> RunReport {
         delivery: None,
         retrieval: None,
         commitment: None,
+        capacity: None,
     });
     let mut failed = TestRecord::new(
         "routing_transformations::opv_gpa_gets_visual_fields_description",
@@ -213,4 +214,60 @@ fn a_load_panel_shows_what_the_sink_received_with_the_instances_that_went_wrong(
     ] {
         assert!(html.contains(shown), "{shown} missing");
     }
+}
+
+#[test]
+fn a_capacity_search_shows_its_steps_the_sustained_rate_and_both_curves() {
+    let step = |number: u32, offered: f64, p95: f64, passed: bool| report::CapacityStep {
+        number,
+        bisection: number > 3,
+        offered_rate: offered,
+        achieved_rate: Some(offered.min(200.0)),
+        attempted: (offered * 3.0) as u64,
+        succeeded: (offered * 3.0) as u64,
+        warnings: 0,
+        failed: 0,
+        unknown: 0,
+        error_rate: Some(0.0),
+        p50_ms: Some(p95 - 4.0),
+        p95_ms: Some(p95),
+        p99_ms: Some(p95 + 2.0),
+        max_ms: Some(p95 + 8.0),
+        passed,
+        verdict: if passed {
+            "within both thresholds".into()
+        } else {
+            format!("p95 {p95:.1} ms above 60 ms")
+        },
+    };
+    let mut run = sample_run();
+    let load = run.tests[1].load.as_mut().expect("the sample's load test");
+    load.capacity = Some(report::CapacityCurve {
+        highest_sustained_rate: Some(187.5),
+        stopped: "step 3 failed; 1 bisection step".into(),
+        max_p95_latency_ms: 60.0,
+        max_error_rate: 0.01,
+        step_seconds: 3.0,
+        warm_up_seconds: 1.0,
+        concurrency: 4,
+        steps: vec![
+            step(1, 100.0, 21.0, true),
+            step(2, 150.0, 22.0, true),
+            step(3, 225.0, 900.0, false),
+            step(4, 187.5, 25.0, true),
+        ],
+    });
+    let html = render_html(&run).unwrap();
+    assert!(
+        html.contains("highest sustained rate 187.5 sends/s"),
+        "{html}"
+    );
+    assert!(html.contains("p95 900.0 ms above 60 ms"));
+    assert!(html.contains("(bisect)"));
+    assert!(html.contains("Achieved against offered rate"));
+    assert!(html.contains("Latency against offered rate"));
+    let curve = |run: &RunReport| run.tests[1].load.as_ref().unwrap().capacity.clone();
+    let json = serde_json::to_string(&run).unwrap();
+    let back: RunReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(curve(&back), curve(&run));
 }
