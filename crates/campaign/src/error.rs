@@ -73,6 +73,17 @@ pub enum CampaignError {
     /// C-FIND verification could not run.
     #[error("C-FIND verification could not run: {0}")]
     Verification(#[source] Box<cfind::CFindError>),
+    /// An option of a campaign step (a capacity search's rates, steps, thresholds) is
+    /// out of range.
+    #[error("{name} {value}: expected {expected}")]
+    InvalidOption {
+        /// The option, as its command-line flag says it.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
     /// A report file could not be written.
     #[error("cannot write the report: {0}")]
     Report(#[source] report::ReportError),

@@ -18,6 +18,9 @@
 //! 4. **judge and report**: check the thresholds ([`checks::judge`]) and write the
 //!    three reports ([`run()`]).
 //!
+//! Beside the campaign, [`capacity`] finds the highest rate the router sustains
+//! (stepped open-loop runs until p95 latency or error rate crosses its threshold).
+//!
 //! ```no_run
 //! let config = config::TestConfig::from_env()?;
 //! let campaign = campaign::run(&config, &sender::NoObserver)?;
@@ -25,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod capacity;
 pub mod checks;
 pub mod commitment;
 pub mod delivery;

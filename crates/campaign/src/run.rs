@@ -155,24 +155,14 @@ pub fn run_with(
         record.message = Some(format!("{}: {}", check.name, check.message));
         record
     }));
-    let mut report = RunReport {
-        title: "dicom-auto campaign report".into(),
+    let (report, paths) = write_run_report(
+        "dicom-auto campaign report",
         started_unix_ms,
-        finished_unix_ms: unix_ms(),
-        target: target.describe(),
-        configuration: configuration_items(&target.config)
-            .into_iter()
-            .chain(tls_negotiated(&load_report.associations))
-            .collect(),
+        &target,
+        &load_report.associations,
         tests,
-    };
-    samples.identifying_values().redact_report(&mut report);
-    let paths = ReportPaths {
-        html: config.report.html_path(),
-        json: config.report.json_path(),
-        junit: config.report.junit_path(),
-    };
-    report::write_reports(&report, &paths).map_err(CampaignError::Report)?;
+        &samples,
+    )?;
     Ok(CampaignRun {
         target: target.describe(),
         load: load_report,
@@ -185,6 +175,42 @@ pub fn run_with(
         report,
         paths,
     })
+}
+
+/// The run record of `tests` against `target` (its configuration, with what TLS
+/// negotiated on `associations`), scrubbed of the samples' identifying values and
+/// written as the three reports into `REPORT_DIR`.
+///
+/// # Errors
+/// [`CampaignError::Report`] when a report cannot be written.
+pub(crate) fn write_run_report(
+    title: &str,
+    started_unix_ms: i64,
+    target: &LoadTarget,
+    associations: &sender::AssociationCounts,
+    tests: Vec<TestRecord>,
+    samples: &Samples,
+) -> Result<(RunReport, ReportPaths), CampaignError> {
+    let config = &target.config;
+    let mut report = RunReport {
+        title: title.into(),
+        started_unix_ms,
+        finished_unix_ms: unix_ms(),
+        target: target.describe(),
+        configuration: configuration_items(config)
+            .into_iter()
+            .chain(tls_negotiated(associations))
+            .collect(),
+        tests,
+    };
+    samples.identifying_values().redact_report(&mut report);
+    let paths = ReportPaths {
+        html: config.report.html_path(),
+        json: config.report.json_path(),
+        junit: config.report.junit_path(),
+    };
+    report::write_reports(&report, &paths).map_err(CampaignError::Report)?;
+    Ok((report, paths))
 }
 
 /// The configuration summary as the report lists it.
@@ -247,7 +273,7 @@ pub fn tls_probe(config: &TestConfig) -> Option<ConfigItem> {
     })
 }
 
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

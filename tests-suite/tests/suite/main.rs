@@ -6,6 +6,8 @@
 
 mod anonymize_and_send;
 mod calling_aet_routing;
+#[cfg(feature = "load")]
+mod capacity_search;
 mod commitment_truth;
 mod data_selection_examples;
 mod data_validation;
