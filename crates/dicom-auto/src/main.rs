@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod archive;
+mod capacity;
 mod commit;
 mod merge;
 mod retrieve;
@@ -31,6 +32,7 @@ const CHECKS_FAILED: u8 = 1;
     after_help = "Configuration: .env and the environment (see .env.example); with no COMPASS_HOST \
                   the router is the embedded simulator.\n\nExamples:\n  \
                   dicom-auto run                       # load, verify by C-FIND, write test_report.*\n  \
+                  dicom-auto capacity --start-rate 50 --bisect 3   # the highest sustained rate\n  \
                   dicom-auto echo                      # is the router there?\n  \
                   dicom-auto load dicom_samples --rate 100 --duration 30 --reuid --json load.json\n  \
                   dicom-auto verify load.json          # is all of it at the destination?\n  \
@@ -60,6 +62,11 @@ enum Command {
     /// TEST_DURATION_SECONDS, verify every delivered study by C-FIND, judge
     /// MAX_ERROR_RATE and MAX_P95_LATENCY_MS, write test_report.html/.json/.xml.
     Run(run::RunArgs),
+    /// The highest rate the router sustains: step the offered rate (open loop, a
+    /// warm-up before each step) until a step's p95 latency or error rate crosses
+    /// MAX_P95_LATENCY_MS or MAX_ERROR_RATE, optionally bisect; print the steps, write
+    /// test_report.html/.json/.xml with the curve.
+    Capacity(capacity::CapacityArgs),
     /// Verify by C-FIND that every study a load delivered to (its --json) is at the
     /// destination, complete.
     Verify(verify::VerifyArgs),
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Capacity(args) => capacity::capacity(&args),
         Command::Send(action) => configuration().and_then(|config| {
             sender::cli::run(action, &campaign::options::sender::cli_defaults(&config)?)
         }),
