@@ -557,3 +557,85 @@ fn commit_holds_the_archive_to_its_report_for_a_load_and_names_what_it_does_not_
     assert!(shown.contains("FAIL"), "{shown}");
     assert!(shown.contains("0112 (no such object instance)"), "{shown}");
 }
+
+#[test]
+fn capacity_prints_each_step_and_the_highest_sustained_rate_and_writes_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("DICOM_ROOT_DIR", samples_dir().display().to_string()),
+        ("REPORT_DIR", dir.path().display().to_string()),
+    ];
+    let json = dir.path().join("capacity.json");
+    // Far below what the simulator takes: both steps pass, the search ends at --steps.
+    let output = dicom_auto(
+        dir.path(),
+        &vars,
+        &[
+            "capacity",
+            "--quiet",
+            "--start-rate",
+            "20",
+            "--factor",
+            "2",
+            "--steps",
+            "2",
+            "--step-seconds",
+            "0.5",
+            "--warm-up-seconds",
+            "0.2",
+            "--max-p95-ms",
+            "5000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("sustained   40.0 sends/s"), "{shown}");
+    assert!(
+        shown.contains("every step passed up to 40.0 sends/s"),
+        "{shown}"
+    );
+    let curve: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(curve["steps"].as_array().map(Vec::len), Some(2), "{curve}");
+    assert_eq!(curve["highest_sustained_rate"], 40.0);
+    for file in ["test_report.html", "test_report.json", "test_report.xml"] {
+        assert!(dir.path().join(file).is_file(), "{file} missing: {shown}");
+    }
+
+    // A step cannot meet a p95 of one microsecond: nothing sustained, exit 1.
+    let output = dicom_auto(
+        dir.path(),
+        &vars,
+        &[
+            "capacity",
+            "--quiet",
+            "--start-rate",
+            "20",
+            "--steps",
+            "1",
+            "--step-seconds",
+            "0.3",
+            "--warm-up-seconds",
+            "0",
+            "--max-p95-ms",
+            "0.001",
+        ],
+    );
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("sustained   none"), "{shown}");
+}
+
+#[test]
+fn capacity_refuses_a_factor_that_cannot_step_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dicom_auto(dir.path(), &[], &["capacity", "--factor", "1"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("step factor 1: expected a factor above 1"),
+        "{shown}"
+    );
+}
