@@ -441,6 +441,7 @@ fn empty_load() -> LoadReport {
         studies: Vec::new(),
         uid_root: None,
         generator: sender::GeneratorReport::default(),
+        shard: None,
     }
 }
 
