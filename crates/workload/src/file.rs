@@ -616,3 +616,58 @@ impl Loader<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(text: &str, offset: usize) -> (usize, usize) {
+        let loader = Loader {
+            text,
+            file: "f",
+            dir: Path::new(""),
+        };
+        match loader.error(&(offset..offset), "m") {
+            WorkloadError::Invalid { line, column, .. } => (line, column),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_and_columns_count_from_one_in_characters() {
+        assert_eq!(position("abc", 0), (1, 1));
+        assert_eq!(position("a\nbc", 3), (2, 2));
+        // "é" is two bytes but one column.
+        assert_eq!(position("x\n\u{e9}z", 4), (2, 2));
+    }
+
+    #[test]
+    fn a_count_accepts_a_number_or_a_range() {
+        let p = Profile::from_toml_str(
+            "[[modality]]\nname = \"A\"\nmodality = \"MR\"\ncalling_ae_titles = [\"A\"]\nstudies_per_hour = 1.5\nseries = { min = 2, max = 5 }\nimages_per_series = 7\n",
+            "f",
+        )
+        .unwrap();
+        let m = &p.modalities[0];
+        assert_eq!(m.series, CountRange { min: 2, max: 5 });
+        assert_eq!(m.images_per_series, CountRange::fixed(7));
+        assert_eq!(m.studies_per_hour, 1.5);
+    }
+
+    #[test]
+    fn a_count_of_zero_or_text_is_refused() {
+        for bad in [
+            "0",
+            "\"many\"",
+            "{ min = 1 }",
+            "{ min = 1, max = 2, mean = 1 }",
+        ] {
+            let text = format!(
+                "[[modality]]\nname = \"A\"\nmodality = \"MR\"\ncalling_ae_titles = [\"A\"]\nstudies_per_hour = 1\nimages_per_series = {bad}\n"
+            );
+            let err = Profile::from_toml_str(&text, "f").unwrap_err().to_string();
+            assert!(err.starts_with("f:6:21: "), "{bad}: {err}");
+            assert!(err.contains("images_per_series"), "{bad}: {err}");
+        }
+    }
+}

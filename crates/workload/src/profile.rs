@@ -329,3 +329,58 @@ pub(crate) fn synthesis_problem(
 pub(crate) fn default_geometry(modality: Modality) -> Option<ImageGeometry> {
     InstanceBuilder::default_geometry(modality)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curve_is_a_step_function_of_the_fraction_of_the_day() {
+        let mut factors = [1.0; 24];
+        factors[12] = 3.0;
+        let curve = DailyCurve::new(factors).unwrap();
+        assert_eq!(curve.factor_at(12.0 / 24.0), 3.0);
+        assert_eq!(curve.factor_at(12.99 / 24.0), 3.0);
+        assert_eq!(curve.factor_at(13.0 / 24.0), 1.0);
+        assert_eq!(curve.factor_at(1.0), 1.0);
+        assert_eq!(curve.peak(), 3.0);
+        assert!((curve.mean() - 26.0 / 24.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_curve_of_zeros_or_negatives_is_refused() {
+        assert!(DailyCurve::new([0.0; 24]).is_err());
+        let mut factors = [1.0; 24];
+        factors[5] = -0.5;
+        assert!(DailyCurve::new(factors).unwrap_err().contains("hour 5"));
+    }
+
+    #[test]
+    fn every_size_profile_is_a_geometry_the_generator_makes_for_its_modality() {
+        let pairs = [
+            (SizeProfile::Ct512, Modality::Ct),
+            (SizeProfile::Mr256, Modality::Mr),
+            (SizeProfile::Cr2k, Modality::Cr),
+            (SizeProfile::Dx3k, Modality::Dx),
+            (SizeProfile::Mammo4k, Modality::Dx),
+            (SizeProfile::Us, Modality::Us),
+            (SizeProfile::UsMultiframe, Modality::Us),
+            (SizeProfile::Op, Modality::Op),
+            (SizeProfile::Opt, Modality::Opt),
+            (SizeProfile::Opv, Modality::Opv),
+        ];
+        for (size, modality) in pairs {
+            assert_eq!(
+                synthesis_problem(modality, size.geometry(), Encoding::ExplicitVrLittleEndian),
+                None,
+                "{size}"
+            );
+        }
+    }
+
+    #[test]
+    fn opv_cannot_be_compressed() {
+        let problem = synthesis_problem(Modality::Opv, None, Encoding::RleLossless).unwrap();
+        assert!(problem.contains("no pixel data"), "{problem}");
+    }
+}
