@@ -144,6 +144,10 @@ struct Loader<'a> {
 
 type Span = Range<usize>;
 
+/// The longest time a profile may name (about 31 years): far beyond any run, and small enough
+/// that every time converts to a [`Duration`] and every image offset stays representable.
+const MAX_SECONDS: f64 = 1e9;
+
 impl Loader<'_> {
     fn error(&self, span: &Span, message: impl Into<String>) -> WorkloadError {
         let offset = span.start.min(self.text.len());
@@ -191,10 +195,10 @@ impl Loader<'_> {
         let duration = match &raw.duration_seconds {
             Some(value) => {
                 let seconds = value.get_ref().0;
-                if !(seconds.is_finite() && seconds > 0.0) {
+                if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
                     return Err(self.error(
                         &value.span(),
-                        format!("duration_seconds = {seconds}: expected a run length > 0 seconds"),
+                        format!("duration_seconds = {seconds}: expected a run length > 0 seconds (at most {MAX_SECONDS:e})"),
                     ));
                 }
                 Some(Duration::from_secs_f64(seconds))
@@ -373,11 +377,11 @@ impl Loader<'_> {
         let image_interval = match &raw.image_interval_ms {
             Some(value) => {
                 let ms = value.get_ref().0;
-                if !(ms.is_finite() && ms >= 0.0) {
+                if !(ms >= 0.0 && ms / 1000.0 <= MAX_SECONDS) {
                     return Err(self.error(
                         &value.span(),
                         format!(
-                            "[[modality]] {group:?}: image_interval_ms = {ms}: expected a non-negative number of milliseconds"
+                            "[[modality]] {group:?}: image_interval_ms = {ms}: expected a non-negative number of milliseconds (at most {MAX_SECONDS:e} s)"
                         ),
                     ));
                 }
@@ -548,11 +552,11 @@ impl Loader<'_> {
         modalities: &[ModalityProfile],
     ) -> Result<Burst, WorkloadError> {
         let at = raw.at_seconds.get_ref().0;
-        if !(at.is_finite() && at >= 0.0) {
+        if !(0.0..=MAX_SECONDS).contains(&at) {
             return Err(self.error(
                 &raw.at_seconds.span(),
                 format!(
-                    "[[burst]] at_seconds = {at}: expected a non-negative offset from the start of the run"
+                    "[[burst]] at_seconds = {at}: expected a non-negative offset from the start of the run (at most {MAX_SECONDS:e} s)"
                 ),
             ));
         }

@@ -497,7 +497,10 @@ impl ImagePicker<'_> {
                     }
                 };
                 images.push(PlannedImage {
-                    offset: self.group.image_interval * images.len() as u32,
+                    offset: self
+                        .group
+                        .image_interval
+                        .saturating_mul(images.len() as u32),
                     template: self.first_template + template,
                     series,
                 });

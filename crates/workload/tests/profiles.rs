@@ -275,3 +275,22 @@ fn every_size_profile_has_the_documented_pixel_bytes() {
         assert_eq!(SizeProfile::from_name(s.name()), Some(s));
     }
 }
+
+#[test]
+fn a_huge_or_negative_time_is_refused_not_a_panic() {
+    let (line, _, message) = invalid(&format!("[run]\nduration_seconds = 1e300\n{CT}"));
+    assert_eq!(line, 2);
+    assert!(message.contains("duration_seconds"), "{message}");
+    let (line, _, message) = invalid(&format!("{CT}image_interval_ms = -5\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("image_interval_ms = -5"), "{message}");
+}
+
+#[test]
+fn a_missing_required_field_is_named() {
+    let err = Profile::from_toml_str(&CT.replace("images_per_series = 10\n", ""), "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("p.toml:"), "{err}");
+    assert!(err.contains("images_per_series"), "{err}");
+}
