@@ -112,10 +112,11 @@ pub use error::SenderError;
 pub use instance::{InstanceUids, PreparedInstance, Variant};
 pub use layout::StudyLayout;
 pub use load::{
-    AssociationCounts, DEFAULT_MEMORY_BUDGET, GeneratorReport, LoadObserver, LoadPlan,
-    LoadProgress, LoadReport, LoadSummary, MAX_SHARDS, MAX_START_AHEAD, MAX_START_LATE, NoObserver,
-    PlannedSend, PreparedFiles, SendWatch, Shard, StopAfter, StudyRecord, TlsSessionCount,
-    WatchToken, check_start_at, parse_start_at, prepare_paths, run_load,
+    AssociationCounts, DEFAULT_MEMORY_BUDGET, GeneratorReport, GroupReport, ImageArrival,
+    LoadObserver, LoadPlan, LoadProgress, LoadReport, LoadSummary, MAX_SHARDS, MAX_START_AHEAD,
+    MAX_START_LATE, NoObserver, PlannedSend, PreparedFiles, SendWatch, Shard, StopAfter,
+    StudyArrival, StudyRecord, TlsSessionCount, WatchToken, check_start_at, parse_start_at,
+    prepare_paths, run_load,
 };
 pub use options::{DEFAULT_CALLED_AE_TITLE, DEFAULT_CALLING_AE_TITLE, SenderOptions};
 pub use outcome::{EchoOutcome, Outcome, SendOutcome};

@@ -21,6 +21,8 @@ use crate::outcome::SendOutcome;
 pub(crate) struct SendEvent {
     /// The run's number of the study it went to.
     pub(crate) study: u64,
+    /// In an arrival run, the index of its study's group.
+    pub(crate) group: Option<usize>,
     /// When it was meant to start (open loop), for latency without coordinated
     /// omission; `None` in closed loop, where it started when it could.
     pub(crate) intended: Option<Instant>,
@@ -156,6 +158,9 @@ impl SendTally for GeneratorLag {
 /// Every consumer of one worker's events.
 pub(super) struct WorkerTallies<'a> {
     recorder: Recorder,
+    /// An arrival run's per-group metrics, by group index: each send is recorded in
+    /// its group's and in the run's, so the groups add up to the run exactly.
+    groups: Vec<Recorder>,
     live: &'a Live,
     pub(super) studies: StudyTallies,
     pub(super) span: SendSpan,
@@ -163,9 +168,10 @@ pub(super) struct WorkerTallies<'a> {
 }
 
 impl<'a> WorkerTallies<'a> {
-    pub(super) fn new(recorder: Recorder, live: &'a Live) -> Self {
+    pub(super) fn new(recorder: Recorder, groups: Vec<Recorder>, live: &'a Live) -> Self {
         WorkerTallies {
             recorder,
+            groups,
             live,
             studies: StudyTallies::default(),
             span: SendSpan::default(),
@@ -179,12 +185,23 @@ impl<'a> WorkerTallies<'a> {
         self.studies.on_send(&event);
         self.span.on_send(&event);
         self.lag.on_send(&event);
-        self.recorder.record(event.into_sample());
+        match event.group {
+            Some(group) => {
+                // A sample without an error text clones without allocating.
+                let sample = event.into_sample();
+                self.groups[group].record(sample.clone());
+                self.recorder.record(sample);
+            }
+            None => self.recorder.record(event.into_sample()),
+        }
     }
 
     /// Flushes the recorder into the run's metrics; the rest is merged by the caller.
     pub(super) fn finish(mut self) -> (StudyTallies, SendSpan, GeneratorLag) {
         self.recorder.flush();
+        for group in &mut self.groups {
+            group.flush();
+        }
         (self.studies, self.span, self.lag)
     }
 }
@@ -199,6 +216,7 @@ mod tests {
     fn event(study: u64, outcome: Outcome, at: Instant) -> SendEvent {
         SendEvent {
             study,
+            group: None,
             intended: None,
             generator_lag: None,
             outcome: SendOutcome {

@@ -33,6 +33,7 @@
 //! send; tallies (metrics, studies, progress) consume the events; the report puts
 //! them together.
 
+mod arrival;
 mod events;
 mod feed;
 mod files;
@@ -49,11 +50,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metrics::PerfMetrics;
 
+pub use arrival::{ImageArrival, StudyArrival};
 pub use feed::GeneratorReport;
 pub use files::{PreparedFiles, prepare_paths};
 pub use plan::{DEFAULT_MEMORY_BUDGET, LoadPlan, StopAfter};
 pub use progress::{LoadObserver, LoadProgress, NoObserver};
-pub use report::{AssociationCounts, LoadReport, LoadSummary, StudyRecord, TlsSessionCount};
+pub use report::{
+    AssociationCounts, GroupReport, LoadReport, LoadSummary, StudyRecord, TlsSessionCount,
+};
 pub use shard::{
     MAX_SHARDS, MAX_START_AHEAD, MAX_START_LATE, Shard, check_start_at, parse_start_at,
 };
@@ -61,6 +65,7 @@ pub use watch::{PlannedSend, SendWatch, WatchToken};
 
 use crate::contexts::Proposal;
 use crate::{DicomSender, SenderError};
+use arrival::Endpoints;
 use events::{SendSpan, StudyTallies, WorkerTallies};
 use feed::Feed;
 use progress::{Live, ProgressReporter};
@@ -92,6 +97,11 @@ pub fn run_load(
     let scu = sender.options().scu_options(&proposal);
     let schedule = Schedule::new(plan);
     let metrics = PerfMetrics::new();
+    let arrivals = plan.arrival_table();
+    let endpoints = arrivals.map(|table| Endpoints::new(table, sender.options(), &proposal));
+    let group_metrics: Vec<PerfMetrics> = (0..arrivals.map_or(0, |a| a.groups.len()))
+        .map(|_| PerfMetrics::new())
+        .collect();
     let live = Live::default();
     let (start, wall_start) = match plan.start_time() {
         // Shards on several machines share one schedule: the clock starts at the common
@@ -120,8 +130,10 @@ pub fn run_load(
             .collect();
         let workers: Vec<_> = (0..plan.worker_count())
             .map(|_| {
-                let mut tallies = WorkerTallies::new(metrics.recorder(), &live);
+                let groups = group_metrics.iter().map(PerfMetrics::recorder).collect();
+                let mut tallies = WorkerTallies::new(metrics.recorder(), groups, &live);
                 let (dispenser, schedule, scu, live) = (&dispenser, &schedule, &scu, &live);
+                let endpoints = endpoints.as_ref();
                 scope.spawn(move || {
                     let mut worker = Worker {
                         sender,
@@ -130,6 +142,8 @@ pub fn run_load(
                         live,
                         session: None,
                         associations: AssociationCounts::default(),
+                        endpoints,
+                        endpoint: None,
                     };
                     worker.run(dispenser, schedule, feed, start, &mut tallies);
                     let (studies, span, lag) = tallies.finish();
@@ -194,9 +208,12 @@ pub fn run_load(
                 counts: t.counts,
                 first_sent: to_wall(t.first),
                 last_sent: to_wall(t.last),
+                group: schedule
+                    .group_of(id)
+                    .and_then(|g| arrivals.map(|a| a.groups[g].to_string())),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
     let attempted = metrics.attempted();
     let achieved_send_rate = match (span.first, span.last) {
         (Some(a), Some(b)) if b > a && attempted > 1 => {
@@ -204,10 +221,26 @@ pub fn run_load(
         }
         _ => None,
     };
-    let snapshot = metrics.snapshot().map_err(|e| SenderError::Prepare {
-        what: "the run's metrics".into(),
-        detail: e.to_string(),
-    })?;
+    let snapshot_of = |metrics: &PerfMetrics| {
+        metrics.snapshot().map_err(|e| SenderError::Prepare {
+            what: "the run's metrics".into(),
+            detail: e.to_string(),
+        })
+    };
+    let snapshot = snapshot_of(&metrics)?;
+    let mut groups = Vec::with_capacity(group_metrics.len());
+    for (g, group) in group_metrics.iter().enumerate() {
+        let name = arrivals.map_or("", |a| &a.groups[g]).to_string();
+        let studies = studies
+            .iter()
+            .filter(|s| s.group.as_deref() == Some(name.as_str()))
+            .count() as u64;
+        groups.push(GroupReport {
+            name,
+            studies,
+            metrics: snapshot_of(group)?,
+        });
+    }
     Ok(LoadReport {
         metrics: snapshot,
         target_rate: plan
@@ -219,6 +252,7 @@ pub fn run_load(
         association: plan.association_strategy(),
         associations,
         studies,
+        groups,
         uid_root: schedule.uid_root(),
         generator,
         shard: (!plan.sharding().is_whole()).then(|| plan.sharding()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::Shard;
+use super::arrival::{ArrivalTable, StudyArrival};
 use crate::instance::PreparedInstance;
 use crate::layout::StudyLayout;
 use crate::{AssociationStrategy, SenderError};
@@ -51,6 +52,8 @@ pub struct LoadPlan {
     watch: Option<super::watch::Watch>,
     shard: Shard,
     start_at: Option<SystemTime>,
+    /// The studies of an arrival plan, flattened into sends.
+    arrivals: Option<Arc<ArrivalTable>>,
 }
 
 /// The default memory budget for a run's data sets: 512 MiB.
@@ -73,7 +76,56 @@ impl LoadPlan {
             watch: None,
             shard: Shard::WHOLE,
             start_at: None,
+            arrivals: None,
         }
+    }
+
+    /// An arrival-driven plan: each of `studies` arrives at its time and is sent, on
+    /// an association of its own under its calling AE title, as a fresh copy of the
+    /// templates its images name (indices into `instances`, which must be prepared
+    /// with [`UidStrategy::Fresh`](crate::UidStrategy::Fresh)).
+    ///
+    /// Each image goes at its intended time, `start + at + offset`, never earlier, and
+    /// its latency is measured from that time, also when it goes late because all
+    /// [`concurrency`](Self::concurrency) associations are busy with earlier studies
+    /// (no coordinated omission). Studies are sent in order of arrival; the run ends
+    /// after the last one, or, with [`StopAfter::Duration`], once every study arriving
+    /// within that time is sent: a study arriving later is not started, one started
+    /// is sent whole. The report has one [`StudyRecord`](super::StudyRecord) per study
+    /// sent, with its group, and per-group figures
+    /// ([`LoadReport::groups`](super::LoadReport::groups)).
+    ///
+    /// The association strategy is [`AssociationStrategy::PerStudy`] (another one is
+    /// refused when the run starts); [`rate`](Self::rate), [`ramp_up`](Self::ramp_up),
+    /// [`study_layout`](Self::study_layout) and [`shard`](Self::shard) do not apply
+    /// (a rate or a shard is refused). The templates are held like any plan's
+    /// instances, within the [`memory_budget`](Self::memory_budget).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dimse::AeTitle;
+    /// use sender::{ImageArrival, LoadPlan, StudyArrival};
+    ///
+    /// let study = StudyArrival::new(Duration::from_millis(500), AeTitle::new("CT01").unwrap(), "CT")
+    ///     .image(ImageArrival::new(Duration::ZERO, 0, 1));
+    /// let plan = LoadPlan::arrivals(Vec::new(), vec![study]).concurrency(4);
+    /// assert_eq!(plan.studies().map(<[_]>::len), Some(1));
+    /// ```
+    pub fn arrivals(instances: Vec<Arc<PreparedInstance>>, studies: Vec<StudyArrival>) -> Self {
+        LoadPlan {
+            association: AssociationStrategy::PerStudy,
+            arrivals: Some(Arc::new(ArrivalTable::new(studies))),
+            ..LoadPlan::new(instances)
+        }
+    }
+
+    /// An arrival plan's studies, in order of arrival; `None` for other plans.
+    pub fn studies(&self) -> Option<&[StudyArrival]> {
+        self.arrivals.as_deref().map(|a| a.studies.as_slice())
+    }
+
+    pub(super) fn arrival_table(&self) -> Option<&ArrivalTable> {
+        self.arrivals.as_deref()
     }
 
     /// Sends only `shard`'s part of this plan (default [`Shard::WHOLE`]): the whole
@@ -286,6 +338,9 @@ impl LoadPlan {
         if let Some(at) = self.start_at {
             super::check_start_at(at, SystemTime::now())?;
         }
+        if let Some(arrivals) = &self.arrivals {
+            self.validate_arrivals(arrivals)?;
+        }
         let fresh = self.instances[0].has_fresh_uids();
         if self.instances.iter().any(|i| i.has_fresh_uids() != fresh) {
             return invalid(
@@ -297,7 +352,80 @@ impl LoadPlan {
         Ok(())
     }
 
+    fn validate_arrivals(&self, arrivals: &ArrivalTable) -> Result<(), SenderError> {
+        let invalid = |name: &'static str, value: String, expected: &str| {
+            Err(SenderError::InvalidOption {
+                name,
+                value,
+                expected: expected.to_string(),
+            })
+        };
+        if arrivals.studies.is_empty() {
+            return invalid("studies", "none".into(), "at least one study to send");
+        }
+        if let Some(study) = arrivals.studies.iter().find(|s| s.images.is_empty()) {
+            return invalid(
+                "studies",
+                format!("a study of {} with no images", study.calling_ae_title),
+                "at least one image per study",
+            );
+        }
+        if let Some(send) = arrivals
+            .sends
+            .iter()
+            .find(|s| s.instance >= self.instances.len())
+        {
+            return invalid(
+                "images",
+                format!("instance {}", send.instance),
+                &format!(
+                    "an index into the plan's {} instances",
+                    self.instances.len()
+                ),
+            );
+        }
+        if self.association != AssociationStrategy::PerStudy {
+            return invalid(
+                "association",
+                self.association.as_str().into(),
+                "per-study: an arrival plan sends each study on an association of its own",
+            );
+        }
+        if let Some(rate) = self.rate {
+            return invalid(
+                "rate",
+                rate.to_string(),
+                "no rate: an arrival plan's times are its studies' arrivals",
+            );
+        }
+        if let StopAfter::Count(n) = self.stop {
+            return invalid(
+                "stop_after",
+                format!("{n} sends"),
+                "every study, or a duration after which arriving studies are not started",
+            );
+        }
+        if !self.shard.is_whole() {
+            return invalid(
+                "shard",
+                self.shard.to_string(),
+                "the whole run: an arrival plan is not sharded (give each generator its own studies)",
+            );
+        }
+        if !self.instances.iter().all(|i| i.has_fresh_uids()) {
+            return invalid(
+                "instances",
+                "instances prepared as is".into(),
+                "instances prepared with fresh UIDs: each arrival is a fresh study",
+            );
+        }
+        Ok(())
+    }
+
     pub(super) fn total(&self) -> Option<u64> {
+        if let Some(arrivals) = &self.arrivals {
+            return Some(arrivals.sends.len() as u64);
+        }
         match self.stop {
             StopAfter::EachOnce => Some(self.instances.len() as u64),
             StopAfter::Count(n) => Some(self.shard.share_of(n)),
@@ -308,7 +436,20 @@ impl LoadPlan {
     /// Intended start of this plan's send `k`, from the run's start (open loop only):
     /// of a shard, its send `k`'s time in the whole run's schedule.
     pub(super) fn intended_offset(&self, k: u64) -> Option<Duration> {
+        if let Some(arrivals) = &self.arrivals {
+            return Some(arrivals.send(k).offset);
+        }
         self.whole_run_offset(self.shard.global_send(k))
+    }
+
+    /// The time a [`StopAfter::Duration`] compares with to admit send `k`: its
+    /// intended start, or in an arrival plan its study's arrival (a study started
+    /// before the end is sent whole).
+    pub(super) fn admission_offset(&self, k: u64) -> Option<Duration> {
+        match &self.arrivals {
+            Some(arrivals) => Some(arrivals.arrival_of(k)),
+            None => self.intended_offset(k),
+        }
     }
 
     /// Intended start of the whole run's send `k`.

@@ -30,6 +30,23 @@ pub struct StudyRecord {
     /// Wall-clock time the last send to it ended (JSON: Unix microseconds).
     #[serde(rename = "last_sent_unix_us", with = "unix_us")]
     pub last_sent: SystemTime,
+    /// In an arrival run, its [`StudyArrival::group`](crate::StudyArrival::group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// One group of an arrival run's studies ([`StudyArrival::group`](crate::StudyArrival::group)):
+/// its own metrics, recorded from the same sends as the run's, so that the groups'
+/// counts and histograms add up exactly to the run's.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    /// The group's name.
+    pub name: String,
+    /// Studies of the group that were sent (started).
+    pub studies: u64,
+    /// Counts, latency from the intended start and service time (histograms and
+    /// percentiles), delivered images/s over the group's own span, errors.
+    pub metrics: MetricsSnapshot,
 }
 
 /// Association-level events of a run.
@@ -101,6 +118,10 @@ pub struct LoadReport {
     pub associations: AssociationCounts,
     /// Per study, what was sent and how it ended, in order of first send.
     pub studies: Vec<StudyRecord>,
+    /// An arrival run's figures per group of studies, in order of first arrival
+    /// (empty for other runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
     /// The root of the fresh UIDs, when the run made them. Send number `k` (from 0)
     /// carried SOP Instance UID `root.uid(UidLevel::Instance, k)` (see
     /// [`UidRoot`](crate::UidRoot)'s `FromStr`).
@@ -184,18 +205,43 @@ impl LoadReport {
     }
 
     /// attempted = succeeded + warnings + failed + unknown, in the metrics and summed
-    /// over the studies.
+    /// over the studies; in an arrival run also in each group, the groups summing to
+    /// the run and each group's studies to the group.
     pub fn is_consistent(&self) -> bool {
-        let mut by_study = OutcomeCounts::default();
-        for study in &self.studies {
-            by_study.merge(&study.counts);
-        }
+        let same = |a: &OutcomeCounts, b: &OutcomeCounts| {
+            a.is_consistent()
+                && b.is_consistent()
+                && (a.attempted, a.succeeded, a.warnings, a.failed, a.unknown)
+                    == (b.attempted, b.succeeded, b.warnings, b.failed, b.unknown)
+        };
+        let sum = |counts: &mut dyn Iterator<Item = &OutcomeCounts>| {
+            counts.fold(OutcomeCounts::default(), |mut total, c| {
+                total.merge(c);
+                total
+            })
+        };
         let c = &self.metrics.counts;
-        c.is_consistent()
-            && by_study.is_consistent()
-            && (by_study.attempted, by_study.succeeded, by_study.warnings)
-                == (c.attempted, c.succeeded, c.warnings)
-            && (by_study.failed, by_study.unknown) == (c.failed, c.unknown)
+        let by_study = sum(&mut self.studies.iter().map(|s| &s.counts));
+        if !same(c, &by_study) {
+            return false;
+        }
+        if self.groups.is_empty() {
+            return true;
+        }
+        let by_group = sum(&mut self.groups.iter().map(|g| &g.metrics.counts));
+        same(c, &by_group)
+            && self.groups.iter().all(|g| {
+                let studies: Vec<_> = self
+                    .studies
+                    .iter()
+                    .filter(|s| s.group.as_deref() == Some(g.name.as_str()))
+                    .collect();
+                studies.len() as u64 == g.studies
+                    && same(
+                        &g.metrics.counts,
+                        &sum(&mut studies.iter().map(|s| &s.counts)),
+                    )
+            })
     }
 
     /// Whether every send was delivered (no failure, no unknown).

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::arrival::ArrivalTable;
 use super::plan::{LoadPlan, StopAfter};
 use crate::AssociationStrategy;
 use crate::instance::InstanceUids;
@@ -33,10 +34,21 @@ pub(super) struct Schedule<'a> {
     study_uids: Vec<(String, usize)>,
     /// As is: the study number of each instance.
     study_of_instance: Vec<u64>,
+    /// An arrival plan: the run's root and its table of sends.
+    arrivals: Option<(UidRoot, &'a ArrivalTable)>,
 }
 
 impl<'a> Schedule<'a> {
     pub(super) fn new(plan: &'a LoadPlan) -> Self {
+        if let Some(table) = plan.arrival_table() {
+            return Schedule {
+                plan,
+                fresh: None,
+                study_uids: Vec::new(),
+                study_of_instance: Vec::new(),
+                arrivals: Some((UidRoot::random(), table)),
+            };
+        }
         let instances = plan.instances();
         let fresh = instances[0].has_fresh_uids().then(|| {
             let keys: Vec<OriginalKey<'_>> = instances
@@ -75,6 +87,7 @@ impl<'a> Schedule<'a> {
             fresh,
             study_uids,
             study_of_instance,
+            arrivals: None,
         }
     }
 
@@ -84,6 +97,18 @@ impl<'a> Schedule<'a> {
 
     /// Where send `k` goes.
     pub(super) fn target(&self, k: u64) -> SendTarget {
+        if let Some((root, table)) = &self.arrivals {
+            let send = table.send(k);
+            return SendTarget {
+                instance: send.instance,
+                uids: Some(InstanceUids {
+                    study: root.uid(UidLevel::Study, send.study),
+                    series: root.uid(UidLevel::Series, send.series),
+                    instance: root.uid(UidLevel::Instance, k),
+                }),
+                study: send.study,
+            };
+        }
         match &self.fresh {
             Some((root, order)) => {
                 let at = order.at(k);
@@ -106,16 +131,22 @@ impl<'a> Schedule<'a> {
         }
     }
 
-    /// The study of send `k`.
     /// The instance send `k` carries: [`target`](Self::target) without making its UIDs.
     pub(super) fn instance_of(&self, k: u64) -> usize {
+        if let Some((_, table)) = &self.arrivals {
+            return table.send(k).instance;
+        }
         match &self.fresh {
             Some((_, order)) => order.at(k).instance,
             None => self.as_is_instance(k),
         }
     }
 
+    /// The study of send `k`.
     pub(super) fn study_of(&self, k: u64) -> u64 {
+        if let Some((_, table)) = &self.arrivals {
+            return table.send(k).study;
+        }
         match &self.fresh {
             Some((_, order)) => order.at(k).study,
             None => self.study_of_instance[self.as_is_instance(k)],
@@ -125,6 +156,10 @@ impl<'a> Schedule<'a> {
     /// Study `study`'s Study Instance UID as sent, and the index of an instance of
     /// the original study it comes from.
     pub(super) fn study_identity(&self, study: u64) -> (String, usize) {
+        if let Some((root, table)) = &self.arrivals {
+            let first = table.studies[study as usize].images[0].instance;
+            return (root.uid(UidLevel::Study, study).to_string(), first);
+        }
         match &self.fresh {
             Some((root, order)) => (
                 root.uid(UidLevel::Study, study).to_string(),
@@ -134,9 +169,20 @@ impl<'a> Schedule<'a> {
         }
     }
 
+    /// In an arrival run, the index of study `study`'s group in the arrival table.
+    pub(super) fn group_of(&self, study: u64) -> Option<usize> {
+        self.arrivals
+            .as_ref()
+            .map(|(_, table)| table.group_of_study(study))
+    }
+
     /// The root of the fresh UIDs, in its `FromStr` form.
     pub(super) fn uid_root(&self) -> Option<String> {
-        self.fresh.as_ref().map(|(root, _)| format!("{root:?}"))
+        self.fresh
+            .as_ref()
+            .map(|(root, _)| root)
+            .or(self.arrivals.as_ref().map(|(root, _)| root))
+            .map(|root| format!("{root:?}"))
     }
 }
 
@@ -179,6 +225,7 @@ impl<'a> Dispenser<'a> {
             return None;
         }
         let mut end = first + 1;
+        // An arrival plan is per-study (checked by the plan).
         if self.plan.association_strategy() == AssociationStrategy::PerStudy {
             let study = self.schedule.study_of(first);
             while self.admits(end) && self.schedule.study_of(end) == study {
@@ -193,7 +240,7 @@ impl<'a> Dispenser<'a> {
         if self.total.is_some_and(|total| k >= total) {
             return false;
         }
-        match (self.deadline, self.plan.intended_offset(k)) {
+        match (self.deadline, self.plan.admission_offset(k)) {
             (Some(deadline), Some(offset)) => self.start + offset < deadline,
             (Some(deadline), None) => Instant::now() < deadline,
             (None, _) => true,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use dimse::ScuOptions;
 
+use super::arrival::{Endpoint, Endpoints};
 use super::events::{SendEvent, WorkerTallies};
 use super::feed::Feed;
 use super::plan::LoadPlan;
@@ -29,6 +30,10 @@ pub(super) struct Worker<'a> {
     pub(super) live: &'a Live,
     pub(super) session: Option<Session>,
     pub(super) associations: AssociationCounts,
+    /// An arrival run's association options, per study.
+    pub(super) endpoints: Option<&'a Endpoints>,
+    /// The options of the study being sent, in an arrival run.
+    pub(super) endpoint: Option<&'a Endpoint>,
 }
 
 impl Worker<'_> {
@@ -44,6 +49,10 @@ impl Worker<'_> {
     ) {
         let plan = self.plan;
         while let Some(range) = dispenser.claim() {
+            // An arrival run's claim is one study, sent under its own AE titles.
+            self.endpoint = self
+                .endpoints
+                .map(|endpoints| endpoints.of(schedule.study_of(range.start)));
             for k in range {
                 // Latency is measured from here, not from when the worker got to it:
                 // a stalled peer shows as growing latency, not as a slower generator.
@@ -83,6 +92,7 @@ impl Worker<'_> {
                 }
                 tallies.record(SendEvent {
                     study: target.study,
+                    group: schedule.group_of(target.study),
                     intended: intended.map(|at| at.max(ready)),
                     generator_lag: generator_lag.filter(|lag| !lag.is_zero()),
                     outcome,
@@ -117,7 +127,11 @@ impl Worker<'_> {
             }
         }
         if self.session.is_none() {
-            match self.sender.open_with(self.scu) {
+            let opened = match self.endpoint {
+                Some(endpoint) => Session::establish(&endpoint.options, &endpoint.scu),
+                None => self.sender.open_with(self.scu),
+            };
+            match opened {
                 Ok(session) => {
                     self.associations.opened += 1;
                     if let Some(tls) = session.tls_session() {
