@@ -26,6 +26,15 @@
 //! a new one is opened for the next send. Failing to open one (refused, rejected,
 //! timed out) fails that send and the next send tries again.
 //!
+//! # Arrivals
+//!
+//! An arrival plan ([`LoadPlan::arrivals`]) fits the same machinery: its studies are
+//! flattened, in order of arrival, into one table of send numbers (`arrival`), each
+//! with its intended start (arrival + offset); a worker claims one study at a time
+//! (as under the per-study strategy), opens its association with the study's AE
+//! titles (options made once per pair of titles) and sends its images at their
+//! times. Each send is recorded in the run's metrics and in its group's.
+//!
 //! # Modules
 //!
 //! The plan ([`LoadPlan`]) says what and how fast; the schedule fixes where each send
