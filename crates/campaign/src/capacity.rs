@@ -421,27 +421,11 @@ impl CapacityReport {
     pub fn load_result(&self) -> LoadResult {
         let shown = self.highest_sustained_step().or(self.steps.first());
         let mut result = shown.map_or_else(
-            || load::load_result(&empty_load(), None, None),
+            || load::load_result(&LoadReport::empty(), None, None),
             |step| load::load_result(&step.load, None, None),
         );
         result.capacity = Some(self.curve());
         result
-    }
-}
-
-fn empty_load() -> LoadReport {
-    LoadReport {
-        metrics: metrics::MetricsSnapshot::empty(),
-        target_rate: None,
-        achieved_send_rate: None,
-        elapsed: Duration::ZERO,
-        concurrency: 0,
-        association: sender::AssociationStrategy::Persistent,
-        associations: sender::AssociationCounts::default(),
-        studies: Vec::new(),
-        uid_root: None,
-        generator: sender::GeneratorReport::default(),
-        shard: None,
     }
 }
 
@@ -730,7 +714,7 @@ mod tests {
 
     #[test]
     fn a_step_with_nothing_sent_is_not_sustained() {
-        let (passed, verdict) = judge(&empty_load(), &options());
+        let (passed, verdict) = judge(&LoadReport::empty(), &options());
         assert!(!passed);
         assert_eq!(verdict, "nothing was sent");
     }

@@ -176,6 +176,24 @@ pub struct LoadSummary {
 }
 
 impl LoadReport {
+    /// The report of a run that sent nothing (a placeholder where a run is expected).
+    pub fn empty() -> Self {
+        LoadReport {
+            metrics: MetricsSnapshot::empty(),
+            target_rate: None,
+            achieved_send_rate: None,
+            elapsed: Duration::ZERO,
+            concurrency: 0,
+            association: AssociationStrategy::Persistent,
+            associations: AssociationCounts::default(),
+            studies: Vec::new(),
+            uid_root: None,
+            generator: super::GeneratorReport::default(),
+            shard: None,
+            groups: Vec::new(),
+        }
+    }
+
     /// The summary figures.
     pub fn summary(&self) -> LoadSummary {
         let m = &self.metrics;
