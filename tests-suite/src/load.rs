@@ -35,7 +35,10 @@ pub fn run(report: &mut TestReport, target: &LoadTarget, plan: &LoadPlan) -> Loa
     let plan = target.watched(plan.clone());
     let load =
         campaign::load::run_load(target, &plan, &NoObserver).unwrap_or_else(|e| panic!("{e}"));
-    for figure in campaign::load::load_figures(&load, None, None) {
+    for figure in campaign::load::load_figures(&load, None, None)
+        .into_iter()
+        .chain(campaign::profile::group_figures(&load))
+    {
         report.figure(figure.label, figure.value);
     }
     load

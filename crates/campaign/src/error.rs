@@ -32,6 +32,8 @@ pub enum CampaignError {
         "cannot start the Storage Commitment report listener (SINK_BIND, COMMIT_PORT, LOCAL_AE_TITLE, COMMIT_TIMEOUT): {0}"
     )]
     Commitment(#[source] commitment::CommitmentError),
+    #[error("workload profile: {0}")]
+    Profile(#[source] Box<workload::WorkloadError>),
     #[error("SIMULATOR_RULES: {0}")]
     SimulatorRules(#[source] simulator::RulesError),
     #[error("cannot start the embedded simulator: {0}")]

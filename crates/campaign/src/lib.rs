@@ -36,11 +36,14 @@ pub mod embedded;
 mod error;
 pub mod load;
 pub mod options;
+pub mod profile;
 pub mod retrieval;
 mod run;
 mod samples;
 
 pub use error::CampaignError;
 pub use load::LoadTarget;
-pub use run::{CampaignRun, configuration_items, run, run_with, tls_negotiated, tls_probe};
+pub use run::{
+    CampaignRun, configuration_items, run, run_profile, run_with, tls_negotiated, tls_probe,
+};
 pub use samples::Samples;

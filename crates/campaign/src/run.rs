@@ -74,22 +74,60 @@ pub fn run_with(
     observer: &dyn LoadObserver,
     adjust: &dyn Fn(sender::LoadPlan) -> sender::LoadPlan,
 ) -> Result<CampaignRun, CampaignError> {
+    run_plan(config, observer, &|target| {
+        let samples = Samples::scan(&config.dataset.root_dir)?;
+        target.check_reachable()?;
+        let prepared = load::prepare(&target.config, &samples.paths())?;
+        let mut skipped: Vec<(PathBuf, String)> = samples
+            .skipped
+            .iter()
+            .map(|s| (s.path.clone(), s.reason.to_string()))
+            .collect();
+        skipped.extend(prepared.skipped);
+        let plan = adjust(crate::options::sender::load_plan(
+            &target.config,
+            prepared.instances,
+        ));
+        Ok((plan, skipped, samples))
+    })
+}
+
+/// [`run`] with the load of a workload profile (`dicom-auto run --profile FILE`):
+/// studies arriving as the profile's seeded schedule says, each on its own
+/// association under its modality's AE title, for `duration` (else the profile's own,
+/// else `TEST_DURATION_SECONDS`); the report adds each group's figures.
+///
+/// # Errors
+/// As [`run`], and [`CampaignError::Profile`] for a profile that cannot be read.
+pub fn run_profile(
+    config: &TestConfig,
+    profile_path: &std::path::Path,
+    duration: Option<std::time::Duration>,
+    observer: &dyn LoadObserver,
+) -> Result<CampaignRun, CampaignError> {
+    let profile = crate::profile::read_profile(profile_path)?;
+    run_plan(config, observer, &|target| {
+        target.check_reachable()?;
+        let planned =
+            crate::profile::profile_plan(&target.config, &profile, duration, profile_path)?;
+        Ok((planned.plan, Vec::new(), planned.samples))
+    })
+}
+
+/// What a campaign sends: the plan, the files left out and why, the samples (for the
+/// report's scrubbing of identifying values).
+type PlannedLoad = (sender::LoadPlan, Vec<(PathBuf, String)>, Samples);
+
+fn run_plan(
+    config: &TestConfig,
+    observer: &dyn LoadObserver,
+    make_plan: &dyn Fn(&LoadTarget) -> Result<PlannedLoad, CampaignError>,
+) -> Result<CampaignRun, CampaignError> {
     let started_unix_ms = unix_ms();
     let started = Instant::now();
-    let samples = Samples::scan(&config.dataset.root_dir)?;
     let target = LoadTarget::new(config)?;
-    target.check_reachable()?;
-    let prepared = load::prepare(&target.config, &samples.paths())?;
-    let mut skipped: Vec<(PathBuf, String)> = samples
-        .skipped
-        .iter()
-        .map(|s| (s.path.clone(), s.reason.to_string()))
-        .collect();
-    skipped.extend(prepared.skipped);
-    let plan = target.watched(adjust(crate::options::sender::load_plan(
-        &target.config,
-        prepared.instances,
-    )));
+    let (plan, skipped, samples) = make_plan(&target)?;
+    let plan = target.watched(plan);
     let load_report = load::run_load(&target, &plan, observer)?;
     let delivery = target.settle_delivery();
     let verification = load::verify(&target, &load_report)?;
@@ -121,6 +159,9 @@ pub fn run_with(
         label: "sample files skipped".into(),
         value: skipped.len().to_string(),
     });
+    load_record
+        .figures
+        .extend(crate::profile::group_figures(&load_report));
     load_record.figures.extend(
         commitment
             .iter()

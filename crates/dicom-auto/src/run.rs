@@ -20,6 +20,16 @@ pub struct RunArgs {
     /// what `dicom-auto merge` adds up.
     #[command(flatten)]
     shard: sender::cli::ShardArgs,
+    /// Send the traffic of a workload profile (TOML: modalities, study shapes, AE
+    /// titles, Poisson arrivals per hour, a daily curve, bursts; see
+    /// profiles/hospital-day.toml) instead of cycling DICOM_ROOT_DIR at a constant rate:
+    /// each study on its own association under its modality's AE title.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["shard", "start_at", "shard_out"])]
+    profile: Option<std::path::PathBuf>,
+    /// With --profile: the run's length in seconds (the daily curve is compressed into
+    /// it); default the profile's duration_seconds, else TEST_DURATION_SECONDS.
+    #[arg(long, value_name = "SECONDS", requires = "profile")]
+    profile_seconds: Option<f64>,
 }
 
 /// Shows a load run's progress on stderr.
@@ -67,7 +77,25 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
     );
     let progress = Progress { bar };
-    let outcome = campaign::run_with(&config, &progress, &|plan| args.shard.apply(plan));
+    let outcome = match &args.profile {
+        Some(path) => {
+            let duration = args
+                .profile_seconds
+                .map(|s| {
+                    Duration::try_from_secs_f64(s)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--profile-seconds {s}: expected a number of seconds above zero"
+                            )
+                        })
+                })
+                .transpose()?;
+            campaign::run_profile(&config, path, duration, &progress)
+        }
+        None => campaign::run_with(&config, &progress, &|plan| args.shard.apply(plan)),
+    };
     progress.bar.finish_and_clear();
     let run = outcome?;
 
@@ -84,6 +112,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // The sender's own table: target vs achieved send rate and service time sit beside the
     // latency, so what the generator itself cost is never read as the router's figure.
     print!("{}", sender::cli::SummaryTable(&run.load));
+    for figure in campaign::profile::group_figures(&run.load) {
+        println!("group       {}: {}", figure.label, figure.value);
+    }
     if let Some(delivery) = &run.delivery {
         for figure in campaign::delivery::delivery_figures(delivery) {
             println!("sink        {}: {}", figure.label, figure.value);

@@ -20,3 +20,5 @@ mod retrieval_truth;
 mod routing_throughput;
 mod routing_transformations;
 mod update_dicom_tags;
+#[cfg(feature = "load")]
+mod workload_profiles;
