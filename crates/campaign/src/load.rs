@@ -418,6 +418,7 @@ pub fn load_result(
         retrieval: None,
         commitment: None,
         capacity: None,
+        groups: crate::profile::group_rows(load, verification),
         metrics: load.metrics.clone(),
         transit: verification.map(|v| TransitTimes {
             verified: v.count(Delivery::Complete) as u64,

@@ -115,6 +115,41 @@ pub fn profile_plan(
     })
 }
 
+/// The report's rows of each group (modality) of an arrival-driven run, with the
+/// studies C-FIND found complete when `verification` ran.
+pub fn group_rows(
+    load: &LoadReport,
+    verification: Option<&cfind::VerificationReport>,
+) -> Vec<report::GroupRow> {
+    let complete: std::collections::HashSet<&str> = verification
+        .iter()
+        .flat_map(|v| v.studies.iter())
+        .filter(|s| s.delivery == cfind::Delivery::Complete)
+        .map(|s| s.study_instance_uid.as_str())
+        .collect();
+    load.groups
+        .iter()
+        .map(|group| {
+            let m = &group.metrics;
+            report::GroupRow {
+                name: group.name.clone(),
+                studies: group.studies,
+                attempted: m.counts.attempted,
+                not_delivered: m.counts.failed + m.counts.unknown,
+                images_per_s: m.images_per_s,
+                latency: m.latency_ms,
+                studies_verified: verification.map(|_| {
+                    load.studies
+                        .iter()
+                        .filter(|s| s.group.as_deref() == Some(group.name.as_str()))
+                        .filter(|s| complete.contains(s.study_instance_uid.as_str()))
+                        .count() as u64
+                }),
+            }
+        })
+        .collect()
+}
+
 /// The figures of each group (modality) of an arrival-driven run: studies, images
 /// attempted and failed, delivered images per second, p95 latency from the
 /// intended send time.

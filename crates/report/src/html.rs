@@ -49,6 +49,7 @@ struct Panel {
     retrieval: Option<RetrievalView>,
     commitment: Option<CommitmentView>,
     capacity: Option<CapacityView>,
+    groups: Vec<crate::model::GroupRow>,
 }
 
 /// A capacity search's part of a load panel: the steps and the two curves.
@@ -275,6 +276,7 @@ pub fn render_html(report: &RunReport) -> Result<String, askama::Error> {
                 retrieval,
                 commitment,
                 capacity,
+                groups: load.groups.clone(),
             }
         })
         .collect();

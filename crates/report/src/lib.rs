@@ -33,8 +33,8 @@ pub use html::render_html;
 pub use junit::render_junit;
 pub use model::{
     ArchiveCommitment, ArchiveRetrieval, ArrivalSecond, CapacityCurve, CapacityStep, ConfigItem,
-    DifferenceRow, Figure, LoadResult, OutcomeTotals, ProblemRow, RunReport, SinkDelivery,
-    StudyCommitmentRow, StudyRetrievalRow, TestOutcome, TestRecord, TransitTimes,
+    DifferenceRow, Figure, GroupRow, LoadResult, OutcomeTotals, ProblemRow, RunReport,
+    SinkDelivery, StudyCommitmentRow, StudyRetrievalRow, TestOutcome, TestRecord, TransitTimes,
 };
 pub use redact::{REDACTED, Redactor};
 pub use write::{ReportPaths, write_atomically, write_reports};

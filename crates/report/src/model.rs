@@ -120,6 +120,28 @@ pub struct LoadResult {
     /// highest sustained step's, else the first step's).
     #[serde(default)]
     pub capacity: Option<CapacityCurve>,
+    /// Per group (modality) of a workload profile's run: rates, latency, delivery.
+    #[serde(default)]
+    pub groups: Vec<GroupRow>,
+}
+
+/// One group (a modality of a workload profile) of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRow {
+    /// The group's name, as the profile gives it.
+    pub name: String,
+    /// Studies it sent, each on its own association.
+    pub studies: u64,
+    /// Images attempted.
+    pub attempted: u64,
+    /// Images failed or with an unknown outcome.
+    pub not_delivered: u64,
+    /// Delivered images per second.
+    pub images_per_s: Option<f64>,
+    /// Latency from the intended send time.
+    pub latency: Option<LatencySummary>,
+    /// Of its studies, those C-FIND verification found complete (when it ran).
+    pub studies_verified: Option<u64>,
 }
 
 /// A capacity search: the offered rate stepped (then bisected) until the p95 latency

@@ -50,6 +50,7 @@ fn sample_run() -> RunReport {
         retrieval: None,
         commitment: None,
         capacity: None,
+        groups: Vec::new(),
     });
     let mut failed = TestRecord::new(
         "routing_transformations::opv_gpa_gets_visual_fields_description",
@@ -270,4 +271,29 @@ fn a_capacity_search_shows_its_steps_the_sustained_rate_and_both_curves() {
     let json = serde_json::to_string(&run).unwrap();
     let back: RunReport = serde_json::from_str(&json).unwrap();
     assert_eq!(curve(&back), curve(&run));
+}
+
+#[test]
+fn a_profile_run_shows_a_row_per_modality_with_its_latency_and_delivery() {
+    let mut run = sample_run();
+    let load = run
+        .tests
+        .iter_mut()
+        .find_map(|t| t.load.as_mut())
+        .expect("the sample has a load test");
+    load.groups = vec![report::GroupRow {
+        name: "CT-SCANNERS".into(),
+        studies: 12,
+        attempted: 1800,
+        not_delivered: 3,
+        images_per_s: Some(45.5),
+        latency: None,
+        studies_verified: Some(11),
+    }];
+    let html = render_html(&run).unwrap();
+    assert!(html.contains("Per modality"), "the panel is there");
+    assert!(html.contains("CT-SCANNERS"));
+    assert!(html.contains("11 of 12"), "studies complete by C-FIND");
+    let plain = render_html(&sample_run()).unwrap();
+    assert!(!plain.contains("Per modality"), "no panel without groups");
 }
