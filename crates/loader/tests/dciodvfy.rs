@@ -4,32 +4,13 @@
 //! `/usr/bin/dciodvfy` is not installed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use loader::synth::{Encoding, InstanceBuilder, Modality, SynthError};
 
-const DCIODVFY: &str = "/usr/bin/dciodvfy";
-
-/// The three errors dciodvfy (2022 tables) reports on every Ophthalmic Tomography image that
-/// follows the standard. PS3.3 C.8.17.7 makes Concatenation Frame Offset Number, In-concatenation
-/// Number and In-concatenation Total Number Type 1 with the Enumerated Values 0, 1 and 1, since
-/// concatenations are not permitted in the OPT IOD (C.8.17.16.3); dciodvfy checks them a second
-/// time against the generic Multi-frame Functional Groups module, where they are 1C on a
-/// Concatenation UID and the total must exceed one. Without them it reports them missing
-/// (Type 1) instead, so no OPT instance can have zero errors. Only these exact messages, and only
-/// for OPT, are tolerated.
-const OPT_CONCATENATION_DEFECTS: [&str; 3] = [
-    "Error - Attribute present when condition unsatisfied (which may not be present otherwise) \
-     Type 1C Conditional Element=<ConcatenationFrameOffsetNumber> \
-     Module=<MultiFrameFunctionalGroupsCommon>",
-    "Error - Attribute present when condition unsatisfied (which may not be present otherwise) \
-     Type 1C Conditional Element=<InConcatenationNumber> Module=<MultiFrameFunctionalGroupsCommon>",
-    "Error - Cannot be less than or equal to one since then not a Concatenation - attribute \
-     <InConcatenationTotalNumber>",
-];
+use loader::synth::{DCIODVFY, dciodvfy_errors};
 
 fn dciodvfy_available() -> bool {
-    if Path::new(DCIODVFY).is_file() {
+    if loader::synth::dciodvfy_available() {
         return true;
     }
     eprintln!(
@@ -39,23 +20,9 @@ fn dciodvfy_available() -> bool {
     false
 }
 
-/// The `Error` lines dciodvfy prints for `path` (it writes its report on stderr).
 fn errors(path: &Path, is_opt: bool) -> Vec<String> {
-    let output = Command::new(DCIODVFY)
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {DCIODVFY} on {}: {e}", path.display()));
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
-        .lines()
-        .filter(|line| line.starts_with("Error"))
-        .filter(|line| !(is_opt && OPT_CONCATENATION_DEFECTS.contains(&line.trim_end())))
-        .map(str::to_string)
-        .collect()
+    dciodvfy_errors(path, is_opt)
+        .unwrap_or_else(|e| panic!("cannot run {DCIODVFY} on {}: {e}", path.display()))
 }
 
 fn assert_valid(files: &[(PathBuf, bool)]) {

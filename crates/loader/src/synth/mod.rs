@@ -15,6 +15,7 @@
 //! - [`rle_encode_frame`] is a PackBits RLE Lossless encoder (PS3.5 Annex G): dicom-rs has an RLE
 //!   decoder but no encoder.
 
+pub mod dciodvfy;
 mod hierarchy;
 mod instance;
 mod pixels;
@@ -22,6 +23,7 @@ mod rle;
 mod sample_set;
 mod uid;
 
+pub use dciodvfy::{DCIODVFY, dciodvfy_available, dciodvfy_errors};
 pub use hierarchy::{Patient, Series, Study};
 pub use instance::InstanceBuilder;
 pub use pixels::{ImageGeometry, reference_pixels};
