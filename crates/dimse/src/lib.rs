@@ -82,9 +82,9 @@ pub use attribute::{Attribute, AttributeError};
 pub use command::{Command, CommandError, CommandField, Priority, SubOperations};
 pub use identity::{IdentityKind, IdentityKindError, IdentitySummary, UserIdentity};
 pub use message::{
-    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, PduStream, max_pdv_payload,
-    pdu_name, send_command, send_data, send_data_patched, send_message, write_fragments,
-    write_fragments_patched,
+    DimseError, Incoming, Message, MessageReader, Patch, PduChannel, PduStream, STREAM_CHUNK,
+    max_pdv_payload, pdu_name, send_command, send_data, send_data_patched, send_message,
+    write_fragments, write_fragments_from, write_fragments_patched,
 };
 pub use peer::{PeerAddress, PeerAddressError};
 pub use qr::{InformationModel, QrService, QueryLevel};

@@ -92,6 +92,10 @@ pub enum DimseError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The data set being streamed could not be read from its source (a file): the
+    /// message is cut short, so the association must not be used again.
+    #[error("reading the data set to send failed: {0}")]
+    Source(#[source] io::Error),
 }
 
 impl DimseError {
@@ -778,6 +782,92 @@ pub fn write_fragments_patched<W: Write + ?Sized>(
     stream.flush().map_err(DimseError::from_io)
 }
 
+/// Bytes of a streamed payload read at a time by [`write_fragments_from`]: small enough
+/// to stay in the CPU's cache between the read and the write (so the data crosses
+/// memory once, not twice), large enough for few system calls per megabyte.
+pub const STREAM_CHUNK: usize = 512 * 1024;
+
+/// [`write_fragments`] for a payload of `len` bytes read from `source` rather than
+/// held in memory: it is read [`STREAM_CHUNK`] bytes at a time (whole fragments when
+/// the peer's PDUs are smaller) into `buffer`, reused from message to message, and
+/// each chunk's fragments go out with one vectored write. A data set of any size thus
+/// costs one small buffer, and no copy of it lives longer than a chunk.
+///
+/// # Errors
+/// [`DimseError::Source`] when `source` fails or ends before `len` bytes (the
+/// fragments written before it leave the message incomplete: the association is no
+/// longer usable), or the stream's error.
+pub fn write_fragments_from<W: Write + ?Sized, R: Read + ?Sized>(
+    stream: &mut W,
+    presentation_context_id: u8,
+    value_type: PDataValueType,
+    source: &mut R,
+    len: u64,
+    buffer: &mut Vec<u8>,
+    max_pdv_payload: usize,
+) -> Result<(), DimseError> {
+    if len == 0 {
+        return write_fragments(stream, presentation_context_id, value_type, &[], 1);
+    }
+    let control_base: u8 = match value_type {
+        PDataValueType::Command => 0x01,
+        PDataValueType::Data => 0x00,
+    };
+    let fragment = max_pdv_payload.max(1);
+    // Whole fragments per chunk when they are small; a fragment larger than a chunk is
+    // written as its header and then its body, chunk by chunk.
+    let chunk_len = if fragment < STREAM_CHUNK {
+        fragment * (STREAM_CHUNK / fragment).min(FragmentBatch::MAX)
+    } else {
+        STREAM_CHUNK
+    };
+    if buffer.len() < chunk_len {
+        // Zeroed once: the buffer's later uses overwrite it.
+        buffer.resize(chunk_len, 0);
+    }
+    let mut sent: u64 = 0;
+    while sent < len {
+        let left = len - sent;
+        let mut n = usize::try_from(left).map_or(chunk_len, |left| left.min(chunk_len));
+        if fragment >= STREAM_CHUNK {
+            // A chunk never crosses the end of a large fragment.
+            let to_boundary = fragment as u64 - sent % fragment as u64;
+            n = n.min(usize::try_from(to_boundary).unwrap_or(n));
+        }
+        source
+            .read_exact(&mut buffer[..n])
+            .map_err(DimseError::Source)?;
+        let chunk = &buffer[..n];
+        let chunk_end = sent + n as u64;
+        if fragment < STREAM_CHUNK {
+            let mut batch = FragmentBatch::new(presentation_context_id);
+            let mut pieces = chunk.chunks(fragment).peekable();
+            while let Some(piece) = pieces.next() {
+                let last = chunk_end == len && pieces.peek().is_none();
+                batch.push(control_base | if last { 0x02 } else { 0x00 }, piece);
+            }
+            batch.write_to(stream)?;
+        } else {
+            if sent.is_multiple_of(fragment as u64) {
+                // A fragment starts here: its header, then its body chunk by chunk.
+                let body = left.min(fragment as u64);
+                let last = body == left;
+                let item_len = (body + 2) as u32;
+                let mut header = [0u8; PDU_HEADER_LEN + PDV_HEADER_LEN];
+                header[..2].copy_from_slice(&[0x04, 0x00]);
+                header[2..6].copy_from_slice(&(item_len + 4).to_be_bytes());
+                header[6..10].copy_from_slice(&item_len.to_be_bytes());
+                header[10] = presentation_context_id;
+                header[11] = control_base | if last { 0x02 } else { 0x00 };
+                stream.write_all(&header).map_err(DimseError::from_io)?;
+            }
+            stream.write_all(chunk).map_err(DimseError::from_io)?;
+        }
+        sent = chunk_end;
+    }
+    stream.flush().map_err(DimseError::from_io)
+}
+
 /// P-DATA-TF fragments waiting to be written with one vectored write: each a PDU and
 /// PDV header and a slice of the payload.
 struct FragmentBatch<'p> {
@@ -886,6 +976,52 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_payload_streamed_from_a_reader_goes_out_as_the_same_bytes_as_from_memory() {
+        let mut buffer = Vec::new();
+        // Small fragments (whole ones per chunk), fragments larger than a chunk, and
+        // payloads ending on and off the boundaries.
+        for (len, pdv) in [
+            (0usize, 16_378usize),
+            (1, 16_378),
+            (16_378, 16_378),
+            (1_000_003, 16_378),
+            (2 * STREAM_CHUNK + 7, 100),
+            (3 * STREAM_CHUNK + 11, STREAM_CHUNK + 5),
+            (STREAM_CHUNK, STREAM_CHUNK),
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+            let mut expected = Vec::new();
+            write_fragments(&mut expected, 3, PDataValueType::Data, &payload, pdv).unwrap();
+            let mut wire = Vec::new();
+            write_fragments_from(
+                &mut wire,
+                3,
+                PDataValueType::Data,
+                &mut &payload[..],
+                len as u64,
+                &mut buffer,
+                pdv,
+            )
+            .unwrap();
+            assert!(wire == expected, "{len} bytes in fragments of {pdv}");
+        }
+        // A source shorter than announced fails as a source error.
+        let mut wire = Vec::new();
+        let short = vec![0u8; 1000];
+        let e = write_fragments_from(
+            &mut wire,
+            3,
+            PDataValueType::Data,
+            &mut &short[..],
+            2000,
+            &mut buffer,
+            100,
+        )
+        .unwrap_err();
+        assert!(matches!(e, DimseError::Source(_)), "{e}");
     }
 
     #[test]

@@ -718,6 +718,42 @@ impl ScuAssociation {
         send_data_patched(&mut self.link, presentation_context_id, data, patches)
     }
 
+    /// As [`send_encoded`](Self::send_encoded), the data set (`len` bytes, no patches)
+    /// read from `source` as it goes out, through `buffer` (reused from send to send):
+    /// a large file goes from the page cache to the socket in cache-sized chunks, with
+    /// no copy of it in memory ([`write_fragments_from`](crate::write_fragments_from)).
+    ///
+    /// # Errors
+    /// [`DimseError::Source`] when `source` fails or is short (the message is then
+    /// incomplete: abort the association), or the network's error.
+    pub fn send_encoded_from(
+        &mut self,
+        presentation_context_id: u8,
+        command: &[u8],
+        source: &mut dyn std::io::Read,
+        len: u64,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), DimseError> {
+        let max_pdv = max_pdv_payload(self.link.peer_max_pdu_length());
+        let stream = self.link.stream();
+        write_fragments(
+            stream,
+            presentation_context_id,
+            PDataValueType::Command,
+            command,
+            max_pdv,
+        )?;
+        crate::message::write_fragments_from(
+            stream,
+            presentation_context_id,
+            PDataValueType::Data,
+            source,
+            len,
+            buffer,
+            max_pdv,
+        )
+    }
+
     /// Receives the next message, waiting at most the DIMSE timeout per PDU.
     pub fn receive(&mut self) -> Result<Incoming, DimseError> {
         self.receive_within(self.timeouts.dimse)

@@ -38,6 +38,9 @@ pub struct Session {
     /// the message ID (and fresh SOP Instance UID) written in. Reused, so a send
     /// allocates nothing.
     command_buffer: Vec<u8>,
+    /// The chunk a data set left in its file is read into on its way to the socket
+    /// ([`dimse::STREAM_CHUNK`]); allocated on first use, reused by every send.
+    stream_buffer: Vec<u8>,
     established_in: Duration,
 }
 
@@ -58,6 +61,7 @@ impl Session {
             priority: options.current_priority(),
             operations: 0,
             command_buffer: Vec::with_capacity(256),
+            stream_buffer: Vec::new(),
         })
     }
 
@@ -228,11 +232,28 @@ impl Session {
             }
             _ => &[],
         };
-        let bytes = variant.bytes().len() as u64;
+        let bytes = variant.len();
         self.operations += 1;
-        if let Err(e) =
-            association.send_encoded(choice.id, &self.command_buffer, variant.bytes(), patches)
-        {
+        let sent = match variant.in_file() {
+            // A file sent as it is (no UIDs to patch): read as it goes out, never held
+            // whole in memory.
+            Some(body) => association
+                .send_encoded_from(
+                    choice.id,
+                    &self.command_buffer,
+                    &mut body.reader(),
+                    body.len,
+                    &mut self.stream_buffer,
+                )
+                .map_err(|e| match e {
+                    DimseError::Source(e) => format!("{}: {e}", body.path.display()),
+                    e => e.to_string(),
+                }),
+            None => association
+                .send_encoded(choice.id, &self.command_buffer, variant.bytes(), patches)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = sent {
             // The last PDU did not fully leave: the peer cannot hold the complete data set.
             self.drop_connection();
             let mut outcome = not_sent(format!("sending the data set failed: {e}"));

@@ -60,6 +60,51 @@ pub struct Variant {
     transfer_syntax: String,
     bytes: Vec<u8>,
     slots: Option<UidSlots>,
+    /// Set for a data set left in its file (a load run's streamed send of a file as
+    /// it is): `bytes` is then empty, and the send reads the file as it goes out.
+    in_file: Option<FileBody>,
+}
+
+/// A data set that is a file's bytes from `start`, `len` of them: sent straight from
+/// the file (page cache), in chunks, never held whole in memory.
+#[derive(Debug)]
+pub(crate) struct FileBody {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+}
+
+impl FileBody {
+    /// A reader of the data set, from its start (positioned reads: the file's own
+    /// position is not touched).
+    pub(crate) fn reader(&self) -> impl Read + '_ {
+        FileBodyReader {
+            file: &self.file,
+            at: self.start,
+            end: self.start + self.len,
+        }
+    }
+}
+
+struct FileBodyReader<'f> {
+    file: &'f File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for FileBodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 impl Variant {
@@ -73,13 +118,25 @@ impl Variant {
         &self.bytes
     }
 
+    /// The data set's length in bytes, in memory or in its file.
+    pub fn len(&self) -> u64 {
+        self.in_file
+            .as_ref()
+            .map_or(self.bytes.len() as u64, |body| body.len)
+    }
+
+    /// Whether the data set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn slots(&self) -> Option<UidSlots> {
         self.slots
     }
 
-    /// The bytes, to reuse their memory.
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+    /// The data set left in its file, when it is.
+    pub(crate) fn in_file(&self) -> Option<&FileBody> {
+        self.in_file.as_ref()
     }
 }
 
@@ -188,6 +245,7 @@ impl PreparedInstance {
                     transfer_syntax: meta_ts(&meta),
                     bytes: body,
                     slots: None,
+                    in_file: None,
                 };
                 (identity, false, variant)
             }
@@ -278,16 +336,9 @@ impl PreparedInstance {
         Ok(instance)
     }
 
-    /// Reads the data set of an inspected file, left at `body_start` in a file of
-    /// `file_len` bytes (with fresh UIDs: parses and encodes it); as is, into `buffer`
-    /// (its capacity reused: no fresh pages to fault in for each large read).
-    fn read_from_disk(
-        &self,
-        transfer_syntax: &str,
-        body_start: u64,
-        file_len: u64,
-        buffer: Vec<u8>,
-    ) -> Result<Variant, SenderError> {
+    /// Opens an inspected file, found at `path` with `file_len` bytes as when it was
+    /// inspected.
+    fn open_inspected(&self, file_len: u64) -> Result<(&PathBuf, File), SenderError> {
         let Origin::File(path) = &self.origin else {
             unreachable!("only files are inspected")
         };
@@ -295,7 +346,7 @@ impl PreparedInstance {
             path: path.clone(),
             detail,
         };
-        let mut file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
         let now_len = file
             .metadata()
             .map_err(|e| file_error(e.to_string()))?
@@ -305,6 +356,22 @@ impl PreparedInstance {
                 "changed since it was inspected ({file_len} bytes then, {now_len} now)"
             )));
         }
+        Ok((path, file))
+    }
+
+    /// Reads the data set of an inspected file, left at `body_start` in a file of
+    /// `file_len` bytes (with fresh UIDs: parses and encodes it).
+    fn read_from_disk(
+        &self,
+        transfer_syntax: &str,
+        body_start: u64,
+        file_len: u64,
+    ) -> Result<Variant, SenderError> {
+        let (path, mut file) = self.open_inspected(file_len)?;
+        let file_error = |detail: String| SenderError::File {
+            path: path.clone(),
+            detail,
+        };
         if self.fresh_uids {
             let mut bytes = Vec::with_capacity(self.primary_len + loader::MAGIC_OFFSET + 1024);
             file.read_to_end(&mut bytes)
@@ -327,9 +394,7 @@ impl PreparedInstance {
         // As is: the data set verbatim, in one read (no parse, no copy).
         file.seek(SeekFrom::Start(body_start))
             .map_err(|e| file_error(e.to_string()))?;
-        let mut bytes = buffer;
-        bytes.clear();
-        bytes.reserve_exact(self.primary_len);
+        let mut bytes = Vec::with_capacity(self.primary_len);
         file.take(self.primary_len as u64)
             .read_to_end(&mut bytes)
             .map_err(|e| file_error(e.to_string()))?;
@@ -344,6 +409,7 @@ impl PreparedInstance {
             transfer_syntax: transfer_syntax.to_string(),
             bytes,
             slots: None,
+            in_file: None,
         })
     }
 
@@ -541,22 +607,35 @@ impl PreparedInstance {
                 body_start,
                 file_len,
             } => self
-                .read_from_disk(transfer_syntax, *body_start, *file_len, Vec::new())
+                .read_from_disk(transfer_syntax, *body_start, *file_len)
                 .map(Arc::new),
         }
     }
 
-    /// [`primary`](Self::primary), reading an inspected file sent as it is into
-    /// `buffer` (a load run recycles the buffers of the data sets it has sent).
-    pub(crate) fn primary_into(&self, buffer: Vec<u8>) -> Result<Arc<Variant>, SenderError> {
+    /// [`primary`](Self::primary) for a send made once: an inspected file sent as it
+    /// is stays in its file, opened (and its length checked) here and read as the send
+    /// goes out ([`dimse::write_fragments_from`]), so no copy of a large data set is
+    /// held in memory; anything else as [`primary`](Self::primary).
+    pub(crate) fn primary_streamed(&self) -> Result<Arc<Variant>, SenderError> {
         match &self.primary {
             Primary::OnDisk {
                 transfer_syntax,
                 body_start,
                 file_len,
-            } if !self.fresh_uids => self
-                .read_from_disk(transfer_syntax, *body_start, *file_len, buffer)
-                .map(Arc::new),
+            } if !self.fresh_uids => {
+                let (path, file) = self.open_inspected(*file_len)?;
+                Ok(Arc::new(Variant {
+                    transfer_syntax: transfer_syntax.clone(),
+                    bytes: Vec::new(),
+                    slots: None,
+                    in_file: Some(FileBody {
+                        path: path.clone(),
+                        file,
+                        start: *body_start,
+                        len: self.primary_len as u64,
+                    }),
+                }))
+            }
             _ => self.primary(),
         }
     }
@@ -781,6 +860,7 @@ fn encode(
         transfer_syntax: ts.to_string(),
         bytes,
         slots,
+        in_file: None,
     })
 }
 

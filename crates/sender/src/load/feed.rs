@@ -5,10 +5,14 @@
 //! set on disk. What happens to it depends on whether the run sends it more than once:
 //!
 //! - **Each instance at most once** (each file once, or fewer sends than files): every
-//!   data set is **streamed**: the read-ahead threads read the data set of each upcoming
-//!   send, in send-number order, holding at most [`READ_AHEAD_BYTES`] (or the budget, if
-//!   smaller); a send holds its bytes until its response is in. Keeping them would cost
-//!   memory for nothing, so a 1 GB set goes out in a few hundred megabytes.
+//!   data set is **streamed**: the read-ahead threads prepare the data set of each
+//!   upcoming send, in send-number order, at most [`READ_AHEAD_BYTES`] of them (or the
+//!   budget, if smaller) ahead; a send holds its data set until its response is in. A
+//!   file sent as it is is only opened (and its length checked) ahead: its bytes go
+//!   from the file to the socket in chunks as the send goes out
+//!   ([`dimse::write_fragments_from`]), so a 1 GB set goes out in a few megabytes, with
+//!   no copy of it in memory (reading the page cache is then inside the send; a cold
+//!   disk's reads too). With fresh UIDs a data set is read and encoded ahead, in memory.
 //! - **Repeated sends, and the set fits the budget**: every data set becomes
 //!   **resident**: read once (and with fresh UIDs encoded once) by the read-ahead in the
 //!   order the run first needs them, while the first sends are already going out, and
@@ -17,10 +21,7 @@
 //!   read-ahead's share, are resident; the others are streamed for every send. So a
 //!   50 GB reference set runs within the budget.
 //!
-//! One data set larger than the read-ahead's share is let through alone. The buffers
-//! of streamed data sets, once sent, are reused for the next reads (up to
-//! [`SPARE_BYTES`] of them are kept), so reading a large set faults in no fresh memory
-//! per send.
+//! One data set larger than the read-ahead's share is let through alone.
 //!
 //! A send whose data is not ready when it is due waits for it. That wait is the
 //! generator's, not the router's: each send reports when its data was ready, latency
@@ -48,10 +49,6 @@ const READ_AHEAD_BYTES: u64 = 128 << 20;
 /// early reads little in vain.
 const READ_AHEAD_SENDS: u64 = 256;
 
-/// Bytes of sent data sets' buffers kept to read the next ones into: a large read into
-/// fresh memory faults in every page of it, one at a time.
-const SPARE_BYTES: usize = 64 << 20;
-
 /// Threads reading ahead: a disk (or page cache) is not faster with more on a 2-core
 /// machine, and each one parses when fresh UIDs need encoding.
 const READERS: usize = 2;
@@ -74,7 +71,9 @@ pub struct GeneratorReport {
     pub streamed_reads: u64,
     /// Their bytes.
     pub streamed_bytes: u64,
-    /// The most bytes of streamed data sets held at once (read ahead or being sent).
+    /// The most bytes of streamed data sets held at once (read ahead or being sent;
+    /// a file sent as it is counts its data set's length, though only an open file and
+    /// a chunk of it are in memory).
     pub peak_streamed_bytes: u64,
     /// Sends whose data set was not in memory when they were due: the generator, not
     /// the router, delayed them.
@@ -119,12 +118,8 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if self.reserved > 0 {
-            // The send is over: its buffer, no longer shared, reads a later data set.
-            if let Ok((variant, _)) = std::mem::replace(&mut self.loaded, Err(String::new()))
-                && let Ok(variant) = Arc::try_unwrap(variant)
-            {
-                self.feed.spare.give(variant.into_bytes());
-            }
+            // The send is over: its data set (buffer or open file) goes first.
+            self.loaded = Err(String::new());
             let mut state = self.feed.state.lock();
             state.held_bytes -= self.reserved;
             drop(state);
@@ -150,34 +145,6 @@ struct StreamState {
     done: bool,
 }
 
-/// Buffers of sent data sets, up to [`SPARE_BYTES`], for the read-ahead to reuse.
-#[derive(Default)]
-struct SpareBuffers(Mutex<(Vec<Vec<u8>>, usize)>);
-
-impl SpareBuffers {
-    fn give(&self, buffer: Vec<u8>) {
-        let mut spare = self.0.lock();
-        if spare.1 + buffer.capacity() <= SPARE_BYTES {
-            spare.1 += buffer.capacity();
-            spare.0.push(buffer);
-        }
-    }
-
-    /// The largest spare buffer, or a new empty one.
-    fn take(&self) -> Vec<u8> {
-        let mut spare = self.0.lock();
-        let largest = (0..spare.0.len()).max_by_key(|&i| spare.0[i].capacity());
-        match largest {
-            Some(i) => {
-                let buffer = spare.0.swap_remove(i);
-                spare.1 -= buffer.capacity();
-                buffer
-            }
-            None => Vec::new(),
-        }
-    }
-}
-
 /// The data sets of one run: resident ones, and the read-ahead of streamed ones.
 pub(super) struct Feed<'a> {
     instances: &'a [Arc<PreparedInstance>],
@@ -192,7 +159,6 @@ pub(super) struct Feed<'a> {
     stream_budget: u64,
     state: Mutex<StreamState>,
     changed: Condvar,
-    spare: SpareBuffers,
 }
 
 impl<'a> Feed<'a> {
@@ -264,7 +230,6 @@ impl<'a> Feed<'a> {
                 done: false,
             }),
             changed: Condvar::new(),
-            spare: SpareBuffers::default(),
         }
     }
 
@@ -311,7 +276,7 @@ impl<'a> Feed<'a> {
             state.peak_bytes = state.peak_bytes.max(state.held_bytes);
             drop(state);
             let loaded = self.instances[index]
-                .primary_into(self.spare.take())
+                .primary_streamed()
                 .map(|variant| (variant, Instant::now()))
                 .map_err(|e| e.to_string());
             let mut state = self.state.lock();
