@@ -7,8 +7,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dicom_dictionary_std::uids;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
@@ -17,7 +16,7 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
     PresentationContextResultReason,
 };
-use dimse::scp::{AcceptOptions, ContextDecision, ScpAssociation, ScpError, ScpStream};
+use dimse::scp::{AcceptOptions, Acceptor, ContextDecision, ScpAssociation, ScpError, ScpStream};
 use dimse::{
     AeTitle, Command, CommandField, DimseError, Incoming, MessageReader, PduChannel, Status,
 };
@@ -87,9 +86,8 @@ struct Shared {
     waiting: Mutex<HashMap<String, mpsc::Sender<Arrival>>>,
     unknown: Mutex<Vec<UnknownReport>>,
     malformed: Mutex<Vec<MalformedReport>>,
-    shutdown: AtomicBool,
-    connections: Mutex<HashMap<u64, TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set when the listener stops (its acceptor's flag).
+    shutdown: Arc<AtomicBool>,
     associations: AtomicU64,
     refused: AtomicU64,
     reports: AtomicU64,
@@ -129,7 +127,7 @@ impl Shared {
 pub struct ReportListener {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
+    acceptor: Mutex<Acceptor>,
 }
 
 impl ReportListener {
@@ -157,32 +155,31 @@ impl ReportListener {
         let local_addr = listener
             .local_addr()
             .map_err(|source| CommitmentError::Bind { addr: bind, source })?;
+        let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             options,
             tls,
             waiting: Mutex::new(HashMap::new()),
             unknown: Mutex::new(Vec::new()),
             malformed: Mutex::new(Vec::new()),
-            shutdown: AtomicBool::new(false),
-            connections: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
+            shutdown: stopping.clone(),
             associations: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             reports: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
         });
-        let accepting = shared.clone();
-        let acceptor = thread::Builder::new()
-            .name("commitment-listen".into())
-            .spawn(move || accept_loop(&accepting, &listener))
-            .map_err(|source| CommitmentError::Thread {
-                what: "accept",
-                source,
-            })?;
+        let serving = shared.clone();
+        let acceptor = Acceptor::start(listener, "commitment-report", stopping, move |stream| {
+            serve(&serving, stream)
+        })
+        .map_err(|source| CommitmentError::Thread {
+            what: "accept",
+            source,
+        })?;
         Ok(ReportListener {
             shared,
             local_addr,
-            acceptor: Mutex::new(Some(acceptor)),
+            acceptor: Mutex::new(acceptor),
         })
     }
 
@@ -225,23 +222,7 @@ impl ReportListener {
 
     /// Stops listening and closes the open associations; waits for their threads.
     pub fn shutdown(&self) {
-        let Some(acceptor) = self.acceptor.lock().take() else {
-            return;
-        };
-        self.shared.shutdown.store(true, Ordering::Release);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(
-            &dimse::socket::reachable_address(self.local_addr),
-            Duration::from_secs(1),
-        );
-        let _ = acceptor.join();
-        for (_, stream) in self.shared.connections.lock().drain() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
-        for thread in threads {
-            let _ = thread.join();
-        }
+        self.acceptor.lock().stop();
     }
 
     /// Registers a commitment waiting for `transaction_uid`: done before its
@@ -288,44 +269,6 @@ pub(crate) struct Waiting {
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.shared.waiting.lock().remove(&self.transaction_uid);
-    }
-}
-
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
-    let mut next_id = 0u64;
-    for stream in listener.incoming() {
-        if shared.shutdown.load(Ordering::Acquire) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            // A connection that failed before we got it (reset): keep listening.
-            thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        next_id += 1;
-        let id = next_id;
-        if let Ok(clone) = stream.try_clone() {
-            shared.connections.lock().insert(id, clone);
-        }
-        let serving = shared.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("commitment-report-{id}"))
-            .spawn(move || {
-                serve(&serving, stream);
-                serving.connections.lock().remove(&id);
-            });
-        match spawned {
-            Ok(handle) => {
-                let mut threads = shared.threads.lock();
-                threads.retain(|t| !t.is_finished());
-                threads.push(handle);
-            }
-            Err(_) => {
-                if let Some(stream) = shared.connections.lock().remove(&id) {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
-            }
-        }
     }
 }
 

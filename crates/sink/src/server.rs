@@ -6,7 +6,6 @@
 //! with success, an unreadable one too: it is recorded as a corrupt delivery), so the
 //! sink observes the router without steering it.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,12 +20,11 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
     PresentationContextResultReason,
 };
-use dimse::scp::{AcceptOptions, ContextDecision, ScpAssociation, ScpError, ScpStream};
+use dimse::scp::{AcceptOptions, Acceptor, ContextDecision, ScpAssociation, ScpError, ScpStream};
 use dimse::tls::TlsServerOptions;
 use dimse::{
     AeTitle, Command, CommandField, DimseError, Incoming, MessageReader, PduChannel, Status,
 };
-use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::error::SinkError;
@@ -217,10 +215,9 @@ struct Shared {
     tls: Option<Arc<rustls::ServerConfig>>,
     ledger: Arc<Ledger>,
     counters: Counters,
-    shutdown: AtomicBool,
+    /// Set when the sink stops (its acceptor's flag).
+    shutdown: Arc<AtomicBool>,
     active: AtomicUsize,
-    connections: Mutex<HashMap<u64, TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     arrivals: Sender<Arrival>,
 }
 
@@ -229,7 +226,7 @@ struct Shared {
 pub struct Sink {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
     comparators: Vec<JoinHandle<()>>,
 }
 
@@ -259,15 +256,14 @@ impl Sink {
         })?;
         let (tx, rx) = crossbeam_channel::bounded(ARRIVALS_QUEUED);
         let comparator_count = options.comparators;
+        let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             options,
             tls,
             ledger,
             counters: Counters::default(),
-            shutdown: AtomicBool::new(false),
+            shutdown: stopping.clone(),
             active: AtomicUsize::new(0),
-            connections: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
             arrivals: tx,
         });
         let mut comparators = Vec::with_capacity(comparator_count);
@@ -287,18 +283,18 @@ impl Sink {
                 })?;
             comparators.push(handle);
         }
-        let accepting = shared.clone();
-        let acceptor = thread::Builder::new()
-            .name("sink-accept".into())
-            .spawn(move || accept_loop(&accepting, &listener))
-            .map_err(|source| SinkError::Thread {
-                what: "accept",
-                source,
-            })?;
+        let serving = shared.clone();
+        let acceptor = Acceptor::start(listener, "sink-association", stopping, move |stream| {
+            serve(&serving, stream)
+        })
+        .map_err(|source| SinkError::Thread {
+            what: "accept",
+            source,
+        })?;
         Ok(Sink {
             shared,
             local_addr,
-            acceptor: Some(acceptor),
+            acceptor,
             comparators,
         })
     }
@@ -349,23 +345,9 @@ impl Sink {
     }
 
     fn stop(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else {
-            return;
-        };
-        self.shared.shutdown.store(true, Ordering::Release);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(
-            &dimse::socket::reachable_address(self.local_addr),
-            Duration::from_secs(1),
-        );
-        let _ = acceptor.join();
-        for (_, stream) in self.shared.connections.lock().drain() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
-        for thread in threads {
-            let _ = thread.join();
-        }
+        // Every association thread is done after this, and with them every other
+        // holder of the shared state.
+        self.acceptor.stop();
         // The comparators end when every sender of the channel is gone: the shared
         // state's is the last one once the association threads are done.
         let comparators = std::mem::take(&mut self.comparators);
@@ -382,45 +364,6 @@ impl Sink {
 impl Drop for Sink {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
-    let mut next_id = 0u64;
-    for stream in listener.incoming() {
-        if shared.shutdown.load(Ordering::Acquire) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            // A connection that failed before we got it (reset): keep listening.
-            thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        next_id += 1;
-        let id = next_id;
-        if let Ok(clone) = stream.try_clone() {
-            shared.connections.lock().insert(id, clone);
-        }
-        let serving = shared.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("sink-association-{id}"))
-            .spawn(move || {
-                serve(&serving, stream);
-                serving.connections.lock().remove(&id);
-            });
-        match spawned {
-            Ok(handle) => {
-                let mut threads = shared.threads.lock();
-                threads.retain(|t| !t.is_finished());
-                threads.push(handle);
-            }
-            Err(_) => {
-                // Out of threads: the connection is closed unanswered (its entry goes).
-                if let Some(stream) = shared.connections.lock().remove(&id) {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
-            }
-        }
     }
 }
 

@@ -38,6 +38,7 @@
 //! ```
 
 mod accept;
+mod acceptor;
 mod answer;
 mod association;
 mod error;
@@ -46,6 +47,7 @@ mod request;
 mod stream;
 
 pub use accept::{AcceptOptions, ContextDecision, accept};
+pub use acceptor::Acceptor;
 pub use answer::{Refusal, abort, linger_until_peer_closes, reject};
 pub use association::ScpAssociation;
 pub use error::ScpError;
