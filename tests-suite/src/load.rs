@@ -151,3 +151,44 @@ pub fn assert_passed(checks: &[Check]) {
         panic!("{failures}");
     }
 }
+
+/// Every sample sent once, with `uids`, two at a time: the plan of the delivery,
+/// retrieval and commitment truth tests.
+pub fn each_sample_once(session: &Session, uids: sender::UidStrategy) -> LoadPlan {
+    let prepared = sender::prepare_paths(&session.samples.paths(), uids)
+        .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"));
+    LoadPlan::new(prepared.instances).concurrency(2)
+}
+
+/// An embedded target of the session's configuration as `adjust` changes it (where it
+/// verifies, its timeouts), its simulator committing `faults`.
+pub fn faulty_target(
+    session: &Session,
+    faults: simulator::FaultPlan,
+    adjust: impl FnOnce(&mut config::TestConfig),
+) -> LoadTarget {
+    let mut config = session.config.clone();
+    adjust(&mut config);
+    let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
+    target
+        .simulator
+        .as_ref()
+        .expect("an embedded target has its simulator")
+        .set_faults(faults);
+    target
+}
+
+/// Skips the test (and says so) unless it runs against the embedded simulator: `what`
+/// (silent router faults, archive faults) cannot be switched on in a remote peer.
+pub fn skip_unless_embedded(report: &mut TestReport, session: &Session, what: &str) -> bool {
+    if session.simulator.is_some() {
+        return false;
+    }
+    report.skip(format!(
+        "{what} need the embedded simulator; the remote router at {} and archive at {} cannot \
+         be made to commit them (unset COMPASS_HOST to run this test)",
+        session.config.endpoint.address(),
+        session.config.cfind.address()
+    ));
+    true
+}

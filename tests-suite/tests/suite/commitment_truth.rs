@@ -12,7 +12,7 @@ use std::time::Duration;
 use campaign::LoadTarget;
 use campaign::commitment::CommitmentReport;
 use commitment::ReportVia;
-use config::{TestConfig, UidStrategy, VerifyAt};
+use config::{UidStrategy, VerifyAt};
 use rstest::rstest;
 use sender::LoadPlan;
 use simulator::FaultPlan;
@@ -36,24 +36,11 @@ fn archive(
     faults: FaultPlan,
     report_timeout: Duration,
 ) -> LoadTarget {
-    let mut config: TestConfig = session.config.clone();
-    config.sink.verify_at = verify_at;
-    config.sink.delivery_timeout = Duration::from_secs(3);
-    config.commit.timeout = report_timeout;
-    let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
-    target
-        .simulator
-        .as_ref()
-        .expect("an embedded target has its simulator")
-        .set_faults(faults);
-    target
-}
-
-/// Every sample sent once, with `uids`, two at a time.
-fn each_sample_once(session: &Session, uids: UidStrategy) -> LoadPlan {
-    let prepared = sender::prepare_paths(&session.samples.paths(), uids)
-        .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"));
-    LoadPlan::new(prepared.instances).concurrency(2)
+    load::faulty_target(session, faults, |config| {
+        config.sink.verify_at = verify_at;
+        config.sink.delivery_timeout = Duration::from_secs(3);
+        config.commit.timeout = report_timeout;
+    })
 }
 
 /// Sends `plan` through `target`, then asks the archive to commit what it took.
@@ -64,15 +51,7 @@ fn committed(report: &mut TestReport, target: &LoadTarget, plan: &LoadPlan) -> C
 }
 
 fn skip_unless_embedded(report: &mut TestReport, session: &Session) -> bool {
-    if session.simulator.is_some() {
-        return false;
-    }
-    report.skip(format!(
-        "archive faults need the embedded simulator; the remote archive at {} cannot be made \
-         to commit them (unset COMPASS_HOST to run this test)",
-        session.config.cfind.address()
-    ));
-    true
+    load::skip_unless_embedded(report, session, "archive faults")
 }
 
 #[rstest]
@@ -98,7 +77,7 @@ fn every_instance_the_router_took_is_committed_on_an_association_the_archive_ope
             FaultPlan::default(),
             Duration::from_secs(20),
         );
-        let commitment = committed(&mut report, &target, &each_sample_once(session, uids));
+        let commitment = committed(&mut report, &target, &load::each_sample_once(session, uids));
         let check = campaign::checks::commitment_at_archive(&commitment);
         let stats = target.simulator.as_ref().map(|s| s.stats().commitments);
         assert!(
@@ -141,7 +120,7 @@ fn an_archive_that_fails_every_second_instance_is_caught_with_its_reason(
     let commitment = committed(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let check = campaign::checks::commitment_at_archive(&commitment);
     assert!(!check.passed, "{}", check.message);
@@ -186,7 +165,7 @@ fn an_archive_that_never_reports_is_caught_at_the_commit_timeout(
     let commitment = committed(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let check = campaign::checks::commitment_at_archive(&commitment);
     assert!(!check.passed);
@@ -218,7 +197,7 @@ fn a_report_for_a_transaction_nobody_asked_about_is_recorded_and_fails_the_check
     let commitment = committed(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let check = campaign::checks::commitment_at_archive(&commitment);
     assert!(!check.passed);

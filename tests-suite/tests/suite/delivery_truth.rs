@@ -33,23 +33,10 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An embedded target whose route forwards to a sink of its own, with `faults` on.
 fn faulty_router(session: &'static Session, faults: FaultPlan) -> LoadTarget {
-    let mut config: TestConfig = session.config.clone();
-    config.sink.verify_at = VerifyAt::SINK;
-    config.sink.delivery_timeout = DELIVERY_TIMEOUT;
-    let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
-    target
-        .simulator
-        .as_ref()
-        .expect("an embedded target has its simulator")
-        .set_faults(faults);
-    target
-}
-
-/// Every sample sent once, with `uids`, two at a time.
-fn each_sample_once(session: &Session, uids: UidStrategy) -> LoadPlan {
-    let prepared = sender::prepare_paths(&session.samples.paths(), uids)
-        .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"));
-    LoadPlan::new(prepared.instances).concurrency(2)
+    load::faulty_target(session, faults, |config| {
+        config.sink.verify_at = VerifyAt::SINK;
+        config.sink.delivery_timeout = DELIVERY_TIMEOUT;
+    })
 }
 
 /// Sends `plan` through `target` and takes the sink's verdict.
@@ -94,15 +81,7 @@ fn assert_check_fails_naming(report: &DeliveryReport, uids: &BTreeSet<String>) {
 }
 
 fn skip_unless_embedded(report: &mut TestReport, session: &Session) -> bool {
-    if session.simulator.is_some() {
-        return false;
-    }
-    report.skip(format!(
-        "silent router faults need the embedded simulator; the remote router at {} cannot be \
-         made to commit them (unset COMPASS_HOST to run this test)",
-        session.config.endpoint.address()
-    ));
-    true
+    load::skip_unless_embedded(report, session, "silent router faults")
 }
 
 #[rstest]
@@ -115,7 +94,7 @@ fn a_clean_router_delivers_every_sample_unaltered_with_fresh_uids_and_as_is(
     }
     for uids in [UidStrategy::Fresh, UidStrategy::AsIs] {
         let target = faulty_router(session, FaultPlan::default());
-        let at_sink = delivered(&mut report, &target, &each_sample_once(session, uids));
+        let at_sink = delivered(&mut report, &target, &load::each_sample_once(session, uids));
         assert!(
             at_sink.clean,
             "{uids:?}: {}",
@@ -153,7 +132,7 @@ fn a_router_that_drops_every_fifth_instance_while_answering_success_is_caught(
     let at_sink = delivered(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let dropped = hit_by(&target, SilentFaultKind::Dropped);
     assert_eq!(named(&at_sink, "undelivered"), dropped);
@@ -178,7 +157,7 @@ fn a_router_that_delivers_an_instance_twice_is_caught(
     let at_sink = delivered(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let duplicated = hit_by(&target, SilentFaultKind::Duplicated);
     assert_eq!(named(&at_sink, "duplicated"), duplicated);
@@ -203,7 +182,7 @@ fn a_router_that_flips_bytes_of_pixel_data_is_caught(
     let at_sink = delivered(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let corrupted = hit_by(&target, SilentFaultKind::PixelsCorrupted);
     let altered = named(&at_sink, "altered");
@@ -246,7 +225,7 @@ fn a_router_that_rewrites_an_attribute_no_rule_names_is_caught(
     let at_sink = delivered(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     let rewritten = hit_by(&target, SilentFaultKind::AttributeAltered);
     assert_eq!(named(&at_sink, "altered"), rewritten);
@@ -276,7 +255,7 @@ fn a_router_that_holds_instances_shows_it_in_the_transit_time(
     let at_sink = delivered(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     assert!(
         at_sink.clean,

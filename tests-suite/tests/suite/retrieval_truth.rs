@@ -30,27 +30,14 @@ fn archive_with(
     faults: FaultPlan,
     adjust: impl FnOnce(&mut TestConfig),
 ) -> LoadTarget {
-    let mut config: TestConfig = session.config.clone();
-    config.sink.verify_at = VerifyAt {
-        retrieve: true,
-        ..VerifyAt::SINK
-    };
-    config.sink.delivery_timeout = Duration::from_secs(3);
-    adjust(&mut config);
-    let target = LoadTarget::new(&config).unwrap_or_else(|e| panic!("{e}"));
-    target
-        .simulator
-        .as_ref()
-        .expect("an embedded target has its simulator")
-        .set_faults(faults);
-    target
-}
-
-/// Every sample sent once, with `uids`, two at a time.
-fn each_sample_once(session: &Session, uids: UidStrategy) -> LoadPlan {
-    let prepared = sender::prepare_paths(&session.samples.paths(), uids)
-        .unwrap_or_else(|e| panic!("cannot prepare the samples: {e}"));
-    LoadPlan::new(prepared.instances).concurrency(2)
+    load::faulty_target(session, faults, |config| {
+        config.sink.verify_at = VerifyAt {
+            retrieve: true,
+            ..VerifyAt::SINK
+        };
+        config.sink.delivery_timeout = Duration::from_secs(3);
+        adjust(config);
+    })
 }
 
 /// Sends `plan` through `target`, then retrieves what it delivered.
@@ -67,15 +54,7 @@ fn retrieved(report: &mut TestReport, target: &LoadTarget, plan: &LoadPlan) -> R
 }
 
 fn skip_unless_embedded(report: &mut TestReport, session: &Session) -> bool {
-    if session.simulator.is_some() {
-        return false;
-    }
-    report.skip(format!(
-        "archive faults need the embedded simulator; the remote archive at {} cannot be made \
-         to commit them (unset COMPASS_HOST to run this test)",
-        session.config.cfind.address()
-    ));
-    true
+    load::skip_unless_embedded(report, session, "archive faults")
 }
 
 #[rstest]
@@ -89,7 +68,7 @@ fn every_sample_comes_back_whole_by_get_and_by_move_with_fresh_uids_and_as_is(
     for method in [RetrieveMethod::Get, RetrieveMethod::Move] {
         for uids in [UidStrategy::Fresh, UidStrategy::AsIs] {
             let target = archive(session, method, FaultPlan::default());
-            let retrieval = retrieved(&mut report, &target, &each_sample_once(session, uids));
+            let retrieval = retrieved(&mut report, &target, &load::each_sample_once(session, uids));
             let check = campaign::checks::retrieval_at_archive(&retrieval);
             assert!(check.passed, "{method:?}, {uids:?}: {}", check.message);
             let c = &retrieval.delivery.counts;
@@ -124,7 +103,7 @@ fn an_archive_that_fails_sub_operations_is_caught_with_the_instances_never_retri
         let retrieval = retrieved(
             &mut report,
             &target,
-            &each_sample_once(session, UidStrategy::Fresh),
+            &load::each_sample_once(session, UidStrategy::Fresh),
         );
         let check = campaign::checks::retrieval_at_archive(&retrieval);
         assert!(!check.passed, "{method:?}: {}", check.message);
@@ -166,7 +145,7 @@ fn an_archive_that_sends_an_instance_never_asked_for_is_caught(
         let retrieval = retrieved(
             &mut report,
             &target,
-            &each_sample_once(session, UidStrategy::Fresh),
+            &load::each_sample_once(session, UidStrategy::Fresh),
         );
         let check = campaign::checks::retrieval_at_archive(&retrieval);
         assert!(!check.passed, "{method:?}: {}", check.message);
@@ -199,7 +178,7 @@ fn an_archive_pending_forever_is_cancelled_at_the_retrieve_deadline_and_reported
     let retrieval = retrieved(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     assert!(started.elapsed() < Duration::from_secs(60), "nothing hangs");
     assert_eq!(retrieval.studies.len(), 2, "RETRIEVE_STUDIES=2");
@@ -232,7 +211,7 @@ fn a_sample_of_studies_is_judged_on_their_sends_alone(
     let retrieval = retrieved(
         &mut report,
         &target,
-        &each_sample_once(session, UidStrategy::Fresh),
+        &load::each_sample_once(session, UidStrategy::Fresh),
     );
     assert_eq!(retrieval.studies.len(), 2);
     assert!(retrieval.studies_delivered > 2);

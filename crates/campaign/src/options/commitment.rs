@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 
 use commitment::{CommitmentOptions, ListenerOptions};
 use config::TestConfig;
-use dimse::ScuOptions;
 
 use crate::CampaignError;
 
@@ -19,16 +18,7 @@ use crate::CampaignError;
 /// # Errors
 /// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
 pub fn commitment_options(config: &TestConfig) -> Result<CommitmentOptions, CampaignError> {
-    let (cfind, network) = (&config.cfind, &config.network);
-    let scu = ScuOptions::new(
-        cfind.peer_address(),
-        cfind.calling_ae_title.clone(),
-        cfind.called_ae_title.clone(),
-    )
-    .timeouts(network.timeouts())
-    .max_pdu_length(network.max_pdu_length)
-    .quick_ack(network.quick_ack)
-    .security(super::security(config)?);
+    let scu = super::archive_scu(config)?;
     Ok(CommitmentOptions::new(scu)
         .report_timeout(config.commit.timeout)
         .keep_association_open(false))

@@ -8,3 +8,28 @@ pub mod security;
 pub mod sender;
 
 pub use security::security;
+
+use config::TestConfig;
+use dimse::ScuOptions;
+
+use crate::CampaignError;
+
+/// An association with the destination archive, the peer C-FIND verifies against
+/// (`CFIND_HOST`/`CFIND_PORT`/`CFIND_AE_TITLE`) under our calling AE title, with the
+/// `DICOM_*` timeouts, PDU size and TCP acknowledgement and the TLS and identity
+/// settings of every association: what retrieval and Storage Commitment open.
+///
+/// # Errors
+/// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
+pub fn archive_scu(config: &TestConfig) -> Result<ScuOptions, CampaignError> {
+    let (cfind, network) = (&config.cfind, &config.network);
+    Ok(ScuOptions::new(
+        cfind.peer_address(),
+        cfind.calling_ae_title.clone(),
+        cfind.called_ae_title.clone(),
+    )
+    .timeouts(network.timeouts())
+    .max_pdu_length(network.max_pdu_length)
+    .quick_ack(network.quick_ack)
+    .security(security(config)?))
+}

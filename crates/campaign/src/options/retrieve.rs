@@ -1,7 +1,6 @@
 //! The configuration's Q/R peer and network settings as [`RetrieveOptions`].
 
 use config::TestConfig;
-use dimse::ScuOptions;
 use retrieve::RetrieveOptions;
 
 use crate::CampaignError;
@@ -15,17 +14,8 @@ use crate::CampaignError;
 /// # Errors
 /// [`CampaignError::Tls`] when a TLS file of the configuration cannot be used.
 pub fn retrieve_options(config: &TestConfig) -> Result<RetrieveOptions, CampaignError> {
-    let (cfind, network) = (&config.cfind, &config.network);
-    let scu = ScuOptions::new(
-        cfind.peer_address(),
-        cfind.calling_ae_title.clone(),
-        cfind.called_ae_title.clone(),
-    )
-    .timeouts(network.timeouts())
-    .max_pdu_length(network.max_pdu_length)
-    .quick_ack(network.quick_ack)
-    .security(super::security(config)?);
-    Ok(RetrieveOptions::new(scu).stall_timeout(network.dimse_timeout))
+    let scu = super::archive_scu(config)?;
+    Ok(RetrieveOptions::new(scu).stall_timeout(config.network.dimse_timeout))
 }
 
 #[cfg(test)]
