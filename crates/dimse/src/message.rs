@@ -15,6 +15,8 @@ use crate::command::{Command, CommandError};
 const PDU_HEADER_LEN: usize = 6;
 /// Bytes of a PDV item header: 4-byte length, context ID, message control header.
 const PDV_HEADER_LEN: usize = 6;
+/// The bytes before each fragment's payload: a PDU header and a PDV item header.
+pub(crate) const FRAGMENT_HEADER_LEN: usize = PDU_HEADER_LEN + PDV_HEADER_LEN;
 /// PDU type of P-DATA-TF.
 const P_DATA_TF: u8 = 0x04;
 /// Read-ahead of [`ReadAhead`]: PDU and PDV headers and small PDVs come through it,
@@ -852,13 +854,11 @@ pub fn write_fragments_from<W: Write + ?Sized, R: Read + ?Sized>(
                 // A fragment starts here: its header, then its body chunk by chunk.
                 let body = left.min(fragment as u64);
                 let last = body == left;
-                let item_len = (body + 2) as u32;
-                let mut header = [0u8; PDU_HEADER_LEN + PDV_HEADER_LEN];
-                header[..2].copy_from_slice(&[0x04, 0x00]);
-                header[2..6].copy_from_slice(&(item_len + 4).to_be_bytes());
-                header[6..10].copy_from_slice(&item_len.to_be_bytes());
-                header[10] = presentation_context_id;
-                header[11] = control_base | if last { 0x02 } else { 0x00 };
+                let header = fragment_header(
+                    presentation_context_id,
+                    control_base | if last { 0x02 } else { 0x00 },
+                    body as u32,
+                );
                 stream.write_all(&header).map_err(DimseError::from_io)?;
             }
             stream.write_all(chunk).map_err(DimseError::from_io)?;
@@ -872,7 +872,7 @@ pub fn write_fragments_from<W: Write + ?Sized, R: Read + ?Sized>(
 /// PDV header and a slice of the payload.
 struct FragmentBatch<'p> {
     presentation_context_id: u8,
-    headers: [[u8; PDU_HEADER_LEN + PDV_HEADER_LEN]; FragmentBatch::MAX],
+    headers: [[u8; FRAGMENT_HEADER_LEN]; FragmentBatch::MAX],
     chunks: [&'p [u8]; FragmentBatch::MAX],
     len: usize,
 }
@@ -884,7 +884,7 @@ impl<'p> FragmentBatch<'p> {
     fn new(presentation_context_id: u8) -> Self {
         FragmentBatch {
             presentation_context_id,
-            headers: [[0; PDU_HEADER_LEN + PDV_HEADER_LEN]; FragmentBatch::MAX],
+            headers: [[0; FRAGMENT_HEADER_LEN]; FragmentBatch::MAX],
             chunks: [&[]; FragmentBatch::MAX],
             len: 0,
         }
@@ -895,14 +895,8 @@ impl<'p> FragmentBatch<'p> {
     }
 
     fn push(&mut self, control: u8, chunk: &'p [u8]) {
-        let item_len = (chunk.len() + 2) as u32;
-        let pdu_len = item_len + 4;
-        let header = &mut self.headers[self.len];
-        header[..2].copy_from_slice(&[0x04, 0x00]);
-        header[2..6].copy_from_slice(&pdu_len.to_be_bytes());
-        header[6..10].copy_from_slice(&item_len.to_be_bytes());
-        header[10] = self.presentation_context_id;
-        header[11] = control;
+        self.headers[self.len] =
+            fragment_header(self.presentation_context_id, control, chunk.len() as u32);
         self.chunks[self.len] = chunk;
         self.len += 1;
     }
@@ -949,14 +943,29 @@ fn apply_patches(chunk: &mut [u8], chunk_start: usize, patches: &[Patch<'_>]) {
 }
 
 fn write_one(buffer: &mut Vec<u8>, presentation_context_id: u8, control: u8, chunk: &[u8]) {
-    let item_len = (chunk.len() + 2) as u32;
-    let pdu_len = item_len + 4;
-    buffer.extend_from_slice(&[0x04, 0x00]);
-    buffer.extend_from_slice(&pdu_len.to_be_bytes());
-    buffer.extend_from_slice(&item_len.to_be_bytes());
-    buffer.push(presentation_context_id);
-    buffer.push(control);
+    buffer.extend_from_slice(&fragment_header(
+        presentation_context_id,
+        control,
+        chunk.len() as u32,
+    ));
     buffer.extend_from_slice(chunk);
+}
+
+/// The P-DATA-TF PDU header and PDV item header of a fragment of `body_len` bytes that
+/// carries one PDV: what goes on the wire before the fragment's bytes.
+pub(crate) fn fragment_header(
+    presentation_context_id: u8,
+    control: u8,
+    body_len: u32,
+) -> [u8; FRAGMENT_HEADER_LEN] {
+    let item_len = body_len + 2;
+    let mut header = [0u8; FRAGMENT_HEADER_LEN];
+    header[..2].copy_from_slice(&[0x04, 0x00]);
+    header[2..6].copy_from_slice(&(item_len + 4).to_be_bytes());
+    header[6..10].copy_from_slice(&item_len.to_be_bytes());
+    header[10] = presentation_context_id;
+    header[11] = control;
+    header
 }
 
 #[cfg(test)]
