@@ -121,14 +121,12 @@ pub fn traced(
 /// The sink's options from the configuration: `SINK_BIND`:`SINK_PORT`, `SINK_AE_TITLE`,
 /// and the network timeouts and PDU length every association of the run has.
 pub fn sink_options(config: &TestConfig) -> SinkOptions {
-    let (settings, network) = (&config.sink, &config.network);
-    SinkOptions::new()
-        .bind(SocketAddr::new(settings.bind, settings.port))
-        .ae_title(settings.ae_title.clone())
-        .artim_timeout(network.acse_timeout)
-        .read_timeout(network.dimse_timeout.max(network.network_timeout))
-        .write_timeout(network.network_timeout)
-        .max_pdu_length(network.max_pdu_length)
+    let settings = &config.sink;
+    SinkOptions::new().listen(crate::options::listen_options(
+        config,
+        SocketAddr::new(settings.bind, settings.port),
+        settings.ae_title.clone(),
+    ))
 }
 
 /// Where the sink reads the original of a prepared instance: its file, or (made in

@@ -64,3 +64,27 @@ pub enum CommitmentError {
         source: std::io::Error,
     },
 }
+
+impl From<dimse::scp::ListenError> for CommitmentError {
+    fn from(error: dimse::scp::ListenError) -> Self {
+        match error {
+            dimse::scp::ListenError::Bind { addr, source } => {
+                CommitmentError::Bind { addr, source }
+            }
+            dimse::scp::ListenError::InvalidOption {
+                name,
+                value,
+                expected,
+            } => CommitmentError::InvalidOption {
+                name,
+                value,
+                expected: expected.into(),
+            },
+            other => CommitmentError::InvalidOption {
+                name: "listen",
+                value: other.to_string(),
+                expected: "options a listener can start with".into(),
+            },
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! each report goes to the commitment waiting for its transaction UID.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -16,7 +16,9 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
     PresentationContextResultReason,
 };
-use dimse::scp::{AcceptOptions, Acceptor, ContextDecision, ScpAssociation, ScpError, ScpStream};
+use dimse::scp::{
+    AcceptOptions, Acceptor, Admitted, ContextDecision, Gate, NotAdmitted, ScpAssociation,
+};
 use dimse::{
     AeTitle, Command, CommandField, DimseError, Incoming, MessageReader, PduChannel, Status,
 };
@@ -82,7 +84,7 @@ pub(crate) struct Arrival {
 #[derive(Debug)]
 struct Shared {
     options: ListenerOptions,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    gate: Gate,
     waiting: Mutex<HashMap<String, mpsc::Sender<Arrival>>>,
     unknown: Mutex<Vec<UnknownReport>>,
     malformed: Mutex<Vec<MalformedReport>>,
@@ -137,28 +139,15 @@ impl ReportListener {
     /// An invalid option, the address cannot be bound, the TLS files cannot be read,
     /// or the accept thread cannot start.
     pub fn start(options: ListenerOptions) -> Result<ReportListener, CommitmentError> {
-        options.validate()?;
-        let tls = match &options.tls {
-            Some(tls) => Some(
-                tls.server_config()
-                    .map_err(|e| CommitmentError::InvalidOption {
-                        name: "tls",
-                        value: dimse::ErrorChain(&e).to_string(),
-                        expected: "a readable certificate chain and private key".into(),
-                    })?,
-            ),
-            None => None,
-        };
-        let bind = options.bind;
-        let listener = TcpListener::bind(bind)
-            .map_err(|source| CommitmentError::Bind { addr: bind, source })?;
+        let (gate, listener) = Gate::open(options.listen.clone())?;
+        let bind = options.listen.bind;
         let local_addr = listener
             .local_addr()
             .map_err(|source| CommitmentError::Bind { addr: bind, source })?;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             options,
-            tls,
+            gate,
             waiting: Mutex::new(HashMap::new()),
             unknown: Mutex::new(Vec::new()),
             malformed: Mutex::new(Vec::new()),
@@ -195,7 +184,7 @@ impl ReportListener {
 
     /// The AE title it answers to.
     pub fn ae_title(&self) -> &AeTitle {
-        &self.shared.options.ae_title
+        &self.shared.options.listen.ae_title
     }
 
     /// Reports received for a transaction nobody was waiting for.
@@ -277,54 +266,17 @@ fn refuse(shared: &Shared) {
 }
 
 fn serve(shared: &Shared, stream: TcpStream) {
-    let options = &shared.options;
-    let _ = stream.set_nodelay(true);
-    if stream.set_read_timeout(Some(options.read_timeout)).is_err()
-        || stream
-            .set_write_timeout(Some(options.write_timeout))
-            .is_err()
-    {
-        return;
-    }
-    let deadline = Instant::now() + options.artim_timeout;
-    let mut stream = match &shared.tls {
-        None => ScpStream::Plain(stream),
-        Some(tls) => match ScpStream::accept_tls(stream, tls.clone(), options.artim_timeout) {
-            Ok(stream) => stream,
-            Err(_) => return refuse(shared),
-        },
+    let Admitted { stream, request } = match shared.gate.admit(stream) {
+        Ok(admitted) => admitted,
+        // A connection cut by our own stop was not refused.
+        Err(NotAdmitted::Unreadable(_)) if shared.shutdown.load(Ordering::Acquire) => return,
+        Err(_) => return refuse(shared),
     };
-    let request = match dimse::scp::read_associate_request(&mut stream, deadline) {
-        Ok(request) => request,
-        Err(error) => {
-            if shared.shutdown.load(Ordering::Acquire) {
-                return;
-            }
-            refuse(shared);
-            if let Some(source) = error.abort_source() {
-                dimse::scp::abort(stream, source);
-            } else if matches!(error, ScpError::TlsClientOnPlainPort) {
-                let _ = stream.tcp().shutdown(Shutdown::Both);
-            }
-            return;
-        }
-    };
-    if let Some(rejection) = dimse::scp::standard_refusal(&request) {
-        refuse(shared);
-        return dimse::scp::reject(stream, rejection);
-    }
-    if dimse::trim_value(&request.called_ae_title) != options.ae_title.as_str() {
-        refuse(shared);
-        return dimse::scp::reject(
-            stream,
-            dimse::scp::Refusal::CalledAeTitleNotRecognized.rejection(),
-        );
-    }
     // The SCP sends the N-EVENT-REPORT, so it asks (usually) for the SCP role of
     // the Push Model with SCU=0/SCP=1: grant what it asks. Without role selection
     // the default roles apply, and the report is accepted all the same.
     let accept = AcceptOptions::new()
-        .max_pdu_length(options.max_pdu_length)
+        .max_pdu_length(shared.options.listen.max_pdu_length)
         .grant_requested_roles();
     let Ok(mut association) = dimse::scp::accept(stream, &request, &accept, decide) else {
         return refuse(shared);

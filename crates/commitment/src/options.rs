@@ -1,10 +1,11 @@
 //! How to commit: whom to ask, how long to wait for the report, and where it may
 //! come.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use dicom_dictionary_std::uids;
+use dimse::scp::ListenOptions;
 use dimse::tls::TlsServerOptions;
 use dimse::{AeTitle, ScuOptions};
 
@@ -111,13 +112,7 @@ impl CommitmentOptions {
 /// knows us by and calls), the waits, and optionally TLS.
 #[derive(Clone, Debug)]
 pub struct ListenerOptions {
-    pub(crate) bind: SocketAddr,
-    pub(crate) ae_title: AeTitle,
-    pub(crate) artim_timeout: Duration,
-    pub(crate) read_timeout: Duration,
-    pub(crate) write_timeout: Duration,
-    pub(crate) max_pdu_length: u32,
-    pub(crate) tls: Option<TlsServerOptions>,
+    pub(crate) listen: ListenOptions,
 }
 
 impl Default for ListenerOptions {
@@ -131,74 +126,59 @@ impl ListenerOptions {
     /// 30 s to negotiate, 60 s for each read and write, plain TCP.
     pub fn new() -> Self {
         ListenerOptions {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            ae_title: AeTitle::new(DEFAULT_LISTENER_AE_TITLE).expect("a valid AE title"),
-            artim_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
-            tls: None,
+            listen: ListenOptions::new(
+                AeTitle::new(DEFAULT_LISTENER_AE_TITLE).expect("a valid AE title"),
+            ),
         }
     }
 
     /// The address and port to listen on (port 0: one the system picks). The SCP
     /// must be configured with it, under our AE title.
     pub fn bind(mut self, address: SocketAddr) -> Self {
-        self.bind = address;
+        self.listen.bind = address;
         self
     }
 
     /// The AE title associations must call; others are refused (called AE title
     /// not recognized).
     pub fn ae_title(mut self, title: AeTitle) -> Self {
-        self.ae_title = title;
+        self.listen.ae_title = title;
         self
     }
 
     /// How long a new connection has for its TLS handshake and A-ASSOCIATE-RQ.
     pub fn artim_timeout(mut self, timeout: Duration) -> Self {
-        self.artim_timeout = timeout;
+        self.listen.artim_timeout = timeout;
         self
     }
 
     /// How long an association may stay silent before the listener aborts it.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
+        self.listen.read_timeout = timeout;
         self
     }
 
     /// Longest a single write may block.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+        self.listen.write_timeout = timeout;
         self
     }
 
     /// The largest PDU received.
     pub fn max_pdu_length(mut self, length: u32) -> Self {
-        self.max_pdu_length = length;
+        self.listen.max_pdu_length = length;
+        self
+    }
+
+    /// Every listening option at once: address, AE title, waits, PDU size, TLS.
+    pub fn listen(mut self, listen: ListenOptions) -> Self {
+        self.listen = listen;
         self
     }
 
     /// Listen with DICOM TLS.
     pub fn tls(mut self, tls: TlsServerOptions) -> Self {
-        self.tls = Some(tls);
+        self.listen.tls = Some(tls);
         self
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), CommitmentError> {
-        for (name, value) in [
-            ("artim_timeout", self.artim_timeout),
-            ("read_timeout", self.read_timeout),
-            ("write_timeout", self.write_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(CommitmentError::InvalidOption {
-                    name,
-                    value: "0 s".into(),
-                    expected: "a duration above zero (zero would wait forever)".into(),
-                });
-            }
-        }
-        Ok(())
     }
 }

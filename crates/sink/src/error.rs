@@ -75,3 +75,25 @@ pub enum SinkError {
         detail: String,
     },
 }
+
+impl From<dimse::scp::ListenError> for SinkError {
+    fn from(error: dimse::scp::ListenError) -> Self {
+        match error {
+            dimse::scp::ListenError::Bind { addr, source } => SinkError::Bind { addr, source },
+            dimse::scp::ListenError::InvalidOption {
+                name,
+                value,
+                expected,
+            } => SinkError::InvalidOption {
+                name,
+                value,
+                expected: expected.into(),
+            },
+            other => SinkError::InvalidOption {
+                name: "listen",
+                value: other.to_string(),
+                expected: "options a listener can start with".into(),
+            },
+        }
+    }
+}

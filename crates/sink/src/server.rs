@@ -6,7 +6,7 @@
 //! with success, an unreadable one too: it is recorded as a corrupt delivery), so the
 //! sink observes the router without steering it.
 
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -20,7 +20,10 @@ use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PresentationContextProposed,
     PresentationContextResultReason,
 };
-use dimse::scp::{AcceptOptions, Acceptor, ContextDecision, ScpAssociation, ScpError, ScpStream};
+use dimse::scp::{
+    AcceptOptions, Acceptor, Admitted, ContextDecision, Gate, ListenOptions, NotAdmitted,
+    ScpAssociation,
+};
 use dimse::tls::TlsServerOptions;
 use dimse::{
     AeTitle, Command, CommandField, DimseError, Incoming, MessageReader, PduChannel, Status,
@@ -40,16 +43,10 @@ const ARRIVALS_QUEUED: usize = 64;
 /// How the sink listens.
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
-    bind: SocketAddr,
-    ae_title: AeTitle,
-    artim_timeout: Duration,
-    read_timeout: Duration,
-    write_timeout: Duration,
-    max_pdu_length: u32,
+    listen: ListenOptions,
     max_associations: usize,
     max_data_set_len: usize,
     comparators: usize,
-    tls: Option<TlsServerOptions>,
 }
 
 impl Default for SinkOptions {
@@ -64,53 +61,49 @@ impl SinkOptions {
     /// per core.
     pub fn new() -> Self {
         SinkOptions {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            ae_title: AeTitle::new(DEFAULT_SINK_AE_TITLE).expect("a valid AE title"),
-            artim_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            max_pdu_length: dimse::DEFAULT_MAX_PDU_LENGTH,
+            listen: ListenOptions::new(
+                AeTitle::new(DEFAULT_SINK_AE_TITLE).expect("a valid AE title"),
+            ),
             max_associations: 64,
             max_data_set_len: 4 << 30,
             comparators: thread::available_parallelism().map_or(2, |n| n.get()),
-            tls: None,
         }
     }
 
     /// The address to listen on (port 0: one the system picks).
     pub fn bind(mut self, address: SocketAddr) -> Self {
-        self.bind = address;
+        self.listen.bind = address;
         self
     }
 
     /// The AE title associations must call; others are refused (called AE title not
     /// recognized).
     pub fn ae_title(mut self, title: AeTitle) -> Self {
-        self.ae_title = title;
+        self.listen.ae_title = title;
         self
     }
 
     /// How long a new connection has for its TLS handshake and A-ASSOCIATE-RQ.
     pub fn artim_timeout(mut self, timeout: Duration) -> Self {
-        self.artim_timeout = timeout;
+        self.listen.artim_timeout = timeout;
         self
     }
 
     /// How long an association may stay silent before the sink aborts it.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
+        self.listen.read_timeout = timeout;
         self
     }
 
     /// Longest a single write to the router may block.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+        self.listen.write_timeout = timeout;
         self
     }
 
     /// The largest PDU the sink receives.
     pub fn max_pdu_length(mut self, length: u32) -> Self {
-        self.max_pdu_length = length;
+        self.listen.max_pdu_length = length;
         self
     }
 
@@ -126,26 +119,19 @@ impl SinkOptions {
         self
     }
 
+    /// Every listening option at once: address, AE title, waits, PDU size, TLS.
+    pub fn listen(mut self, listen: ListenOptions) -> Self {
+        self.listen = listen;
+        self
+    }
+
     /// Listen with DICOM TLS.
     pub fn tls(mut self, tls: TlsServerOptions) -> Self {
-        self.tls = Some(tls);
+        self.listen.tls = Some(tls);
         self
     }
 
     fn validate(&self) -> Result<(), SinkError> {
-        for (name, value) in [
-            ("artim_timeout", self.artim_timeout),
-            ("read_timeout", self.read_timeout),
-            ("write_timeout", self.write_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(SinkError::InvalidOption {
-                    name,
-                    value: "0".into(),
-                    expected: "a duration above zero (zero would wait forever)".into(),
-                });
-            }
-        }
         for (name, value) in [
             ("max_associations", self.max_associations),
             ("comparators", self.comparators),
@@ -212,7 +198,7 @@ fn bump(counter: &AtomicU64) {
 #[derive(Debug)]
 struct Shared {
     options: SinkOptions,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    gate: Gate,
     ledger: Arc<Ledger>,
     counters: Counters,
     /// Set when the sink stops (its acceptor's flag).
@@ -238,20 +224,9 @@ impl Sink {
     /// or a thread cannot start.
     pub fn start(options: SinkOptions, ledger: Arc<Ledger>) -> Result<Sink, SinkError> {
         options.validate()?;
-        let tls = match &options.tls {
-            Some(tls) => Some(tls.server_config().map_err(|e| SinkError::InvalidOption {
-                name: "tls",
-                value: dimse::ErrorChain(&e).to_string(),
-                expected: "a readable certificate chain and private key".into(),
-            })?),
-            None => None,
-        };
-        let listener = TcpListener::bind(options.bind).map_err(|source| SinkError::Bind {
-            addr: options.bind,
-            source,
-        })?;
+        let (gate, listener) = Gate::open(options.listen.clone())?;
         let local_addr = listener.local_addr().map_err(|source| SinkError::Bind {
-            addr: options.bind,
+            addr: options.listen.bind,
             source,
         })?;
         let (tx, rx) = crossbeam_channel::bounded(ARRIVALS_QUEUED);
@@ -259,7 +234,7 @@ impl Sink {
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             options,
-            tls,
+            gate,
             ledger,
             counters: Counters::default(),
             shutdown: stopping.clone(),
@@ -311,7 +286,7 @@ impl Sink {
 
     /// The AE title it answers to.
     pub fn ae_title(&self) -> &AeTitle {
-        &self.shared.options.ae_title
+        &self.shared.options.listen.ae_title
     }
 
     /// The ledger its arrivals go to.
@@ -378,50 +353,11 @@ impl Drop for ActiveSlot<'_> {
 fn serve(shared: &Shared, stream: TcpStream) {
     let options = &shared.options;
     let counters = &shared.counters;
-    let _ = stream.set_nodelay(true);
-    if stream.set_read_timeout(Some(options.read_timeout)).is_err()
-        || stream
-            .set_write_timeout(Some(options.write_timeout))
-            .is_err()
-    {
-        return;
-    }
-    let deadline = Instant::now() + options.artim_timeout;
-    let mut stream = match &shared.tls {
-        None => ScpStream::Plain(stream),
-        Some(tls) => match ScpStream::accept_tls(stream, tls.clone(), options.artim_timeout) {
-            Ok(stream) => stream,
-            Err(_) => {
-                bump(&counters.refused_bad);
-                return;
-            }
-        },
+    let Admitted { stream, request } = match shared.gate.admit(stream) {
+        Ok(admitted) => admitted,
+        Err(NotAdmitted::CalledAeTitle(_)) => return bump(&counters.refused_called),
+        Err(_) => return bump(&counters.refused_bad),
     };
-    let request = match dimse::scp::read_associate_request(&mut stream, deadline) {
-        Ok(request) => request,
-        Err(error) => {
-            bump(&counters.refused_bad);
-            if let Some(source) = error.abort_source() {
-                dimse::scp::abort(stream, source);
-            } else if matches!(error, ScpError::TlsClientOnPlainPort) {
-                let _ = stream.tcp().shutdown(Shutdown::Both);
-            }
-            return;
-        }
-    };
-    if let Some(rejection) = dimse::scp::standard_refusal(&request) {
-        bump(&counters.refused_bad);
-        dimse::scp::reject(stream, rejection);
-        return;
-    }
-    if dimse::trim_value(&request.called_ae_title) != options.ae_title.as_str() {
-        bump(&counters.refused_called);
-        dimse::scp::reject(
-            stream,
-            dimse::scp::Refusal::CalledAeTitleNotRecognized.rejection(),
-        );
-        return;
-    }
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
     if open > options.max_associations {
@@ -429,7 +365,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
         dimse::scp::reject(stream, dimse::scp::Refusal::LocalLimitExceeded.rejection());
         return;
     }
-    let accept = AcceptOptions::new().max_pdu_length(options.max_pdu_length);
+    let accept = AcceptOptions::new().max_pdu_length(options.listen.max_pdu_length);
     let mut association = match dimse::scp::accept(stream, &request, &accept, decide) {
         Ok(association) => association,
         Err(_) => {

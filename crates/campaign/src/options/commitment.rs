@@ -28,14 +28,11 @@ pub fn commitment_options(config: &TestConfig) -> Result<CommitmentOptions, Camp
 /// the `DICOM_*` timeouts and PDU size (plain TCP: an archive that reports over TLS
 /// is not supported yet).
 pub fn listener_options(config: &TestConfig) -> ListenerOptions {
-    let network = &config.network;
-    ListenerOptions::new()
-        .bind(SocketAddr::new(config.sink.bind, config.commit.port))
-        .ae_title(config.cfind.calling_ae_title.clone())
-        .artim_timeout(network.acse_timeout)
-        .read_timeout(network.dimse_timeout.max(network.network_timeout))
-        .write_timeout(network.network_timeout)
-        .max_pdu_length(network.max_pdu_length)
+    ListenerOptions::new().listen(super::listen_options(
+        config,
+        SocketAddr::new(config.sink.bind, config.commit.port),
+        config.cfind.calling_ae_title.clone(),
+    ))
 }
 
 #[cfg(test)]

@@ -9,8 +9,11 @@ pub mod sender;
 
 pub use security::security;
 
+use std::net::SocketAddr;
+
 use config::TestConfig;
-use dimse::ScuOptions;
+use dimse::scp::ListenOptions;
+use dimse::{AeTitle, ScuOptions};
 
 use crate::CampaignError;
 
@@ -32,4 +35,19 @@ pub fn archive_scu(config: &TestConfig) -> Result<ScuOptions, CampaignError> {
     .max_pdu_length(network.max_pdu_length)
     .quick_ack(network.quick_ack)
     .security(security(config)?))
+}
+
+/// How one of our listeners (the sink, the Storage Commitment report listener) listens
+/// at `bind` as `ae_title`: ARTIM from `DICOM_ACSE_TIMEOUT`, silence allowed for the
+/// longer of `DICOM_DIMSE_TIMEOUT` and `DICOM_NETWORK_TIMEOUT`, writes bounded by the
+/// latter, PDUs up to `DICOM_MAX_PDU`.
+pub fn listen_options(config: &TestConfig, bind: SocketAddr, ae_title: AeTitle) -> ListenOptions {
+    let network = &config.network;
+    let mut listen = ListenOptions::new(ae_title);
+    listen.bind = bind;
+    listen.artim_timeout = network.acse_timeout;
+    listen.read_timeout = network.dimse_timeout.max(network.network_timeout);
+    listen.write_timeout = network.network_timeout;
+    listen.max_pdu_length = network.max_pdu_length;
+    listen
 }

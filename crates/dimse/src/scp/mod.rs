@@ -18,6 +18,10 @@
 //!    DIMSE layer ([`MessageReader`](crate::MessageReader),
 //!    [`send_message`](crate::send_message)) runs over it unchanged.
 //!
+//! A listening SCP of ours starts with a [`Gate`] ([`ListenOptions`]): it binds, and
+//! for each connection does steps 1 and 2 and the checks every SCP makes, leaving
+//! the SCP its own checks and the answer.
+//!
 //! The requestor's user identity is a [`UserIdentity`](crate::UserIdentity) whose `Debug` and
 //! `Display` never show the passcode or token.
 //!
@@ -42,6 +46,7 @@ mod acceptor;
 mod answer;
 mod association;
 mod error;
+mod gate;
 mod pdu_reader;
 mod request;
 mod stream;
@@ -51,6 +56,7 @@ pub use acceptor::Acceptor;
 pub use answer::{Refusal, abort, linger_until_peer_closes, reject};
 pub use association::ScpAssociation;
 pub use error::ScpError;
+pub use gate::{Admitted, Gate, ListenError, ListenOptions, NotAdmitted};
 pub use pdu_reader::PduReader;
 pub use request::{
     DICOM_APPLICATION_CONTEXT, MAX_ASSOCIATE_RQ_LEN, read_associate_request, standard_refusal,
