@@ -168,4 +168,14 @@ impl PduChannel for ScpAssociation {
     fn stream(&mut self) -> &mut dyn Write {
         self.reader.get_mut()
     }
+
+    /// P-DATA read straight into the message's buffers through the read-ahead: what
+    /// the stream leaves there is where [`receive`](Self::receive) looks first.
+    fn pdu_stream(&mut self) -> Option<crate::message::PduStream<'_>> {
+        let max_pdu_length = self.pdus.max_pdu_length();
+        Some(crate::message::PduStream::new(
+            Box::new(&mut self.reader),
+            max_pdu_length,
+        ))
+    }
 }

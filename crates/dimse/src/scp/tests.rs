@@ -415,16 +415,22 @@ fn garbage_first_bytes_are_typed_errors() {
     }
 }
 
+/// The next plain connection to `listener` and its A-ASSOCIATE-RQ.
+fn next_request(listener: &TcpListener) -> (ScpStream, AssociationRQ) {
+    let (tcp, _) = listener.accept().unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut stream = ScpStream::Plain(tcp);
+    let request = read_associate_request(&mut stream, Instant::now() + DEADLINE).unwrap();
+    (stream, request)
+}
+
 #[test]
 fn requested_scp_roles_are_granted_only_for_accepted_contexts_and_only_when_asked() {
     for grant in [true, false] {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
-            tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-            let mut stream = ScpStream::Plain(tcp);
-            let request = read_associate_request(&mut stream, Instant::now() + DEADLINE).unwrap();
+            let (stream, request) = next_request(&listener);
             let mut options = AcceptOptions::new();
             if grant {
                 options = options.grant_requested_roles();
@@ -475,4 +481,50 @@ fn requested_scp_roles_are_granted_only_for_accepted_contexts_and_only_when_aske
         association.release().unwrap();
         assert_eq!(server.join().unwrap(), (grant, false));
     }
+}
+
+#[test]
+fn an_scp_reads_a_data_set_over_many_pdus_then_refuses_a_pdu_above_its_maximum() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, request) = next_request(&listener);
+        let options = AcceptOptions::new().max_pdu_length(16_384);
+        let mut association = accept(stream, &request, &options, |pc| ContextDecision::Accept {
+            transfer_syntax: pc.transfer_syntaxes[0].clone(),
+        })
+        .unwrap();
+        let mut reader = MessageReader::new();
+        let first = match reader.receive(&mut association).unwrap() {
+            Incoming::Message(message) => message.data.unwrap(),
+            other => panic!("unexpected {other:?}"),
+        };
+        (first, reader.receive(&mut association))
+    });
+    let mut association = ClientAssociationOptions::new()
+        .calling_ae_title("TEST-SCU")
+        .called_ae_title("TEST-SCP")
+        .with_presentation_context(
+            uids::CT_IMAGE_STORAGE,
+            vec![uids::IMPLICIT_VR_LITTLE_ENDIAN],
+        )
+        .read_timeout(DEADLINE)
+        .establish(addr)
+        .unwrap();
+    let pc_id = association.presentation_contexts()[0].id;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let command = Command::c_store_rq(1, uids::CT_IMAGE_STORAGE, "2.25.7", crate::Priority::Medium);
+    crate::send_message(&mut association, pc_id, &command, Some(&data)).unwrap();
+    // A P-DATA-TF announcing a million bytes, against the SCP's 16 KiB maximum.
+    association
+        .inner_stream()
+        .write_all(&[0x04, 0x00, 0x00, 0x0F, 0x42, 0x40])
+        .unwrap();
+    let (first, second) = server.join().unwrap();
+    assert_eq!(first, data, "the data set, reassembled from 16 KiB PDUs");
+    let error = second.unwrap_err();
+    assert!(
+        matches!(&error, crate::DimseError::Protocol(text) if text.contains("1000000")),
+        "{error}"
+    );
 }
