@@ -54,8 +54,9 @@ mod shard;
 mod watch;
 mod worker;
 
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use metrics::PerfMetrics;
 
@@ -133,6 +134,9 @@ pub fn run_load(
     );
 
     let results: Vec<WorkerResult> = thread::scope(|scope| {
+        // Each worker holds a sender it drops when it ends (or unwinds): the channel
+        // disconnects the moment the last one is done, with no polling.
+        let (running, all_done) = mpsc::channel::<()>();
         let feed = &feed;
         let readers: Vec<_> = (0..feed.readers())
             .map(|_| scope.spawn(move || feed.read_ahead()))
@@ -143,7 +147,9 @@ pub fn run_load(
                 let mut tallies = WorkerTallies::new(metrics.recorder(), groups, &live);
                 let (dispenser, schedule, scu, live) = (&dispenser, &schedule, &scu, &live);
                 let endpoints = endpoints.as_ref();
+                let running = running.clone();
                 scope.spawn(move || {
+                    let _running = running;
                     let mut worker = Worker {
                         sender,
                         plan,
@@ -170,12 +176,9 @@ pub fn run_load(
             planned: plan.total(),
             last: (Instant::now(), 0),
         };
+        drop(running);
         let interval = plan.current_progress_interval();
-        while !workers.iter().all(|w| w.is_finished()) {
-            let wake = Instant::now() + interval;
-            while Instant::now() < wake && !workers.iter().all(|w| w.is_finished()) {
-                thread::sleep(Duration::from_millis(5).min(interval));
-            }
+        while let Err(mpsc::RecvTimeoutError::Timeout) = all_done.recv_timeout(interval) {
             progress.report();
         }
         let results = workers
