@@ -80,11 +80,6 @@ impl From<dimse::scp::ListenError> for CommitmentError {
                 value,
                 expected: expected.into(),
             },
-            other => CommitmentError::InvalidOption {
-                name: "listen",
-                value: other.to_string(),
-                expected: "options a listener can start with".into(),
-            },
         }
     }
 }

@@ -83,7 +83,6 @@ pub(crate) struct Arrival {
 
 #[derive(Debug)]
 struct Shared {
-    options: ListenerOptions,
     gate: Gate,
     waiting: Mutex<HashMap<String, mpsc::Sender<Arrival>>>,
     unknown: Mutex<Vec<UnknownReport>>,
@@ -139,14 +138,9 @@ impl ReportListener {
     /// An invalid option, the address cannot be bound, the TLS files cannot be read,
     /// or the accept thread cannot start.
     pub fn start(options: ListenerOptions) -> Result<ReportListener, CommitmentError> {
-        let (gate, listener) = Gate::open(options.listen.clone())?;
-        let bind = options.listen.bind;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| CommitmentError::Bind { addr: bind, source })?;
+        let (gate, listener) = Gate::open(options.listen)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            options,
             gate,
             waiting: Mutex::new(HashMap::new()),
             unknown: Mutex::new(Vec::new()),
@@ -167,7 +161,7 @@ impl ReportListener {
         })?;
         Ok(ReportListener {
             shared,
-            local_addr,
+            local_addr: acceptor.local_addr(),
             acceptor: Mutex::new(acceptor),
         })
     }
@@ -184,7 +178,7 @@ impl ReportListener {
 
     /// The AE title it answers to.
     pub fn ae_title(&self) -> &AeTitle {
-        &self.shared.options.listen.ae_title
+        &self.shared.gate.options().ae_title
     }
 
     /// Reports received for a transaction nobody was waiting for.
@@ -276,7 +270,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
     // the Push Model with SCU=0/SCP=1: grant what it asks. Without role selection
     // the default roles apply, and the report is accepted all the same.
     let accept = AcceptOptions::new()
-        .max_pdu_length(shared.options.listen.max_pdu_length)
+        .max_pdu_length(shared.gate.options().max_pdu_length)
         .grant_requested_roles();
     let Ok(mut association) = dimse::scp::accept(stream, &request, &accept, decide) else {
         return refuse(shared);

@@ -89,11 +89,6 @@ impl From<dimse::scp::ListenError> for SinkError {
                 value,
                 expected: expected.into(),
             },
-            other => SinkError::InvalidOption {
-                name: "listen",
-                value: other.to_string(),
-                expected: "options a listener can start with".into(),
-            },
         }
     }
 }

@@ -211,7 +211,6 @@ struct Shared {
 #[derive(Debug)]
 pub struct Sink {
     shared: Arc<Shared>,
-    local_addr: SocketAddr,
     acceptor: Acceptor,
     comparators: Vec<JoinHandle<()>>,
 }
@@ -225,10 +224,6 @@ impl Sink {
     pub fn start(options: SinkOptions, ledger: Arc<Ledger>) -> Result<Sink, SinkError> {
         options.validate()?;
         let (gate, listener) = Gate::open(options.listen.clone())?;
-        let local_addr = listener.local_addr().map_err(|source| SinkError::Bind {
-            addr: options.listen.bind,
-            source,
-        })?;
         let (tx, rx) = crossbeam_channel::bounded(ARRIVALS_QUEUED);
         let comparator_count = options.comparators;
         let stopping = Arc::new(AtomicBool::new(false));
@@ -268,7 +263,6 @@ impl Sink {
         })?;
         Ok(Sink {
             shared,
-            local_addr,
             acceptor,
             comparators,
         })
@@ -276,17 +270,17 @@ impl Sink {
 
     /// The address it listens on (with the port the system picked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.acceptor.local_addr()
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.local_addr.port()
+        self.acceptor.local_addr().port()
     }
 
     /// The AE title it answers to.
     pub fn ae_title(&self) -> &AeTitle {
-        &self.shared.options.listen.ae_title
+        &self.shared.gate.options().ae_title
     }
 
     /// The ledger its arrivals go to.
@@ -365,7 +359,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
         dimse::scp::reject(stream, dimse::scp::Refusal::LocalLimitExceeded.rejection());
         return;
     }
-    let accept = AcceptOptions::new().max_pdu_length(options.listen.max_pdu_length);
+    let accept = AcceptOptions::new().max_pdu_length(shared.gate.options().max_pdu_length);
     let mut association = match dimse::scp::accept(stream, &request, &accept, decide) {
         Ok(association) => association,
         Err(_) => {

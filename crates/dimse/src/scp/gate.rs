@@ -57,7 +57,6 @@ impl ListenOptions {
 
 /// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ListenError {
     /// An option that cannot work.
     #[error("{name} = {value}: expected {expected}")]

@@ -756,18 +756,17 @@ mod large {
         std::fs::create_dir_all(&set_201)?;
         let geometry = ImageGeometry::mono16(SIDE, SIDE, 12);
         let files_201 = write_files(&set_201, "big", 20, geometry)?;
-        let files = &files_201;
         let set_1g = dir.join("set-1gb");
         std::fs::create_dir_all(&set_1g)?;
         for copy in 0..5 {
-            for file in files {
+            for file in &files_201 {
                 let name = file.file_name().context("a file name")?.to_string_lossy();
                 std::fs::copy(file, set_1g.join(format!("c{copy}-{name}")))?;
             }
         }
         let sparse = dir.join("set-sparse");
         std::fs::create_dir_all(&sparse)?;
-        sparse_copies(&files[0], &sparse, args.sparse_files)?;
+        sparse_copies(&files_201[0], &sparse, args.sparse_files)?;
         let total_bytes = |folder: &Path| -> Result<u64> {
             let mut sum = 0;
             for entry in std::fs::read_dir(folder)? {
