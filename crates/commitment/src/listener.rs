@@ -111,11 +111,17 @@ impl Shared {
             committed: arrival.report.committed.len(),
             failed: arrival.report.failed.len(),
         };
-        match waiter {
-            Some(tx) if tx.send(arrival).is_ok() => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => self.unknown.lock().push(unknown),
+        let Some(tx) = waiter else {
+            self.unknown.lock().push(unknown);
+            return;
+        };
+        // Counted before the hand-over: the waiter may read the stats the moment it
+        // has its report, and must find it counted. A waiter gone meanwhile (it
+        // timed out) takes the count back.
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        if tx.send(arrival).is_err() {
+            self.delivered.fetch_sub(1, Ordering::Relaxed);
+            self.unknown.lock().push(unknown);
         }
     }
 }
