@@ -197,8 +197,9 @@ fn bump(counter: &AtomicU64) {
 
 #[derive(Debug)]
 struct Shared {
-    options: SinkOptions,
     gate: Gate,
+    max_associations: usize,
+    max_data_set_len: usize,
     ledger: Arc<Ledger>,
     counters: Counters,
     /// Set when the sink stops (its acceptor's flag).
@@ -223,13 +224,19 @@ impl Sink {
     /// or a thread cannot start.
     pub fn start(options: SinkOptions, ledger: Arc<Ledger>) -> Result<Sink, SinkError> {
         options.validate()?;
-        let (gate, listener) = Gate::open(options.listen.clone())?;
+        let SinkOptions {
+            listen,
+            max_associations,
+            max_data_set_len,
+            comparators: comparator_count,
+        } = options;
+        let (gate, listener) = Gate::open(listen)?;
         let (tx, rx) = crossbeam_channel::bounded(ARRIVALS_QUEUED);
-        let comparator_count = options.comparators;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            options,
             gate,
+            max_associations,
+            max_data_set_len,
             ledger,
             counters: Counters::default(),
             shutdown: stopping.clone(),
@@ -345,7 +352,6 @@ impl Drop for ActiveSlot<'_> {
 }
 
 fn serve(shared: &Shared, stream: TcpStream) {
-    let options = &shared.options;
     let counters = &shared.counters;
     let Admitted { stream, request } = match shared.gate.admit(stream) {
         Ok(admitted) => admitted,
@@ -354,7 +360,7 @@ fn serve(shared: &Shared, stream: TcpStream) {
     };
     let open = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = ActiveSlot(&shared.active);
-    if open > options.max_associations {
+    if open > shared.max_associations {
         bump(&counters.refused_too_many);
         dimse::scp::reject(stream, dimse::scp::Refusal::LocalLimitExceeded.rejection());
         return;
@@ -414,7 +420,7 @@ enum End {
 
 fn run(shared: &Shared, association: &mut ScpAssociation) -> End {
     let counters = &shared.counters;
-    let mut reader = MessageReader::new().with_max_data_set_len(shared.options.max_data_set_len);
+    let mut reader = MessageReader::new().with_max_data_set_len(shared.max_data_set_len);
     let calling = association.calling_ae_title().to_string();
     loop {
         let message = match reader.receive(association) {
