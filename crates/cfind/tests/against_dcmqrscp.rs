@@ -8,7 +8,6 @@
 mod support;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,7 +22,6 @@ use support::instances::write_files;
 
 const DCMQRSCP: &str = "/usr/bin/dcmqrscp";
 const STORESCU: &str = "/usr/bin/storescu";
-const AE_TITLE: &str = "QRSCP";
 
 /// A dcmqrscp process holding `studies`, killed on drop.
 struct Dcmqrscp {
@@ -39,11 +37,12 @@ impl Drop for Dcmqrscp {
     }
 }
 
-fn dcmtk_missing() -> Option<String> {
-    [DCMQRSCP, STORESCU]
-        .iter()
-        .find(|tool| !Path::new(tool).exists())
-        .map(|tool| format!("skipped: {tool} not found (install the dcmtk package)"))
+/// Why dcmqrscp cannot be started here (not installed, or it would listen beyond
+/// loopback), or `None`.
+fn cannot_start_dcmqrscp() -> Option<String> {
+    test_peers::may_start(&[DCMQRSCP, STORESCU])
+        .err()
+        .map(|why| format!("skipped: {why}"))
 }
 
 fn free_port() -> u16 {
@@ -54,9 +53,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Each archive's AE title names its port: were two tests ever handed the same free
+/// port, a client reaching the other's archive would be refused (called AE title not
+/// recognized) instead of being answered with the other's studies.
+fn ae_title(port: u16) -> String {
+    format!("QR{port}")
+}
+
 fn client(port: u16) -> CFindClientBuilder {
     CFindClient::builder("127.0.0.1", port)
-        .called_ae_title(AE_TITLE)
+        .called_ae_title(ae_title(port))
         .calling_ae_title("CFIND-TEST")
         .connect_timeout(Duration::from_secs(2))
         .acse_timeout(Duration::from_secs(5))
@@ -82,7 +88,8 @@ fn start(studies: &[ArchiveStudy]) -> Dcmqrscp {
         format!(
             "NetworkTCPPort  = {port}\nMaxPDUSize      = 131072\nMaxAssociations = 32\n\
              HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\n{AE_TITLE}      {}    RW      (500, 1024mb)    ANY\nAETable END\n",
+             AETable BEGIN\n{}      {}    RW      (500, 1024mb)    ANY\nAETable END\n",
+            ae_title(port),
             storage.display()
         ),
     )
@@ -112,7 +119,7 @@ fn start(studies: &[ArchiveStudy]) -> Dcmqrscp {
     let paths = write_files(studies, &files);
     if !paths.is_empty() {
         let status = Command::new(STORESCU)
-            .args(["-aec", AE_TITLE, "-aet", "CFIND-TEST", "127.0.0.1"])
+            .args(["-aec", &ae_title(port), "-aet", "CFIND-TEST", "127.0.0.1"])
             .arg(port.to_string())
             .args(&paths)
             .env("TCP_NODELAY", "1")
@@ -133,7 +140,7 @@ fn archive(count: usize, per_series: usize) -> Vec<ArchiveStudy> {
 
 #[test]
 fn dcmqrscp_answers_every_query_kind_under_both_models() {
-    if let Some(reason) = dcmtk_missing() {
+    if let Some(reason) = cannot_start_dcmqrscp() {
         eprintln!("{reason}");
         return;
     }
@@ -190,7 +197,7 @@ fn dcmqrscp_answers_every_query_kind_under_both_models() {
 
 #[test]
 fn dcmqrscp_studies_are_verified_by_counting_images_since_it_reports_no_counts() {
-    if let Some(reason) = dcmtk_missing() {
+    if let Some(reason) = cannot_start_dcmqrscp() {
         eprintln!("{reason}");
         return;
     }
@@ -218,7 +225,7 @@ fn dcmqrscp_studies_are_verified_by_counting_images_since_it_reports_no_counts()
 
 #[test]
 fn a_study_missing_from_dcmqrscp_is_reported_missing_and_times_out() {
-    if let Some(reason) = dcmtk_missing() {
+    if let Some(reason) = cannot_start_dcmqrscp() {
         eprintln!("{reason}");
         return;
     }
@@ -236,7 +243,7 @@ fn a_study_missing_from_dcmqrscp_is_reported_missing_and_times_out() {
     ));
     sent[0].instances_sent = 2;
     let report = client.verify_studies(&sent).unwrap();
-    assert_eq!(report.count(Delivery::Complete), 2);
+    assert_eq!(report.count(Delivery::Complete), 2, "{:?}", report.studies);
     assert_eq!(report.studies[0].delivery, Delivery::Incomplete);
     assert_eq!(report.studies[0].instances_seen, Some(1));
     assert_eq!(report.studies[3].delivery, Delivery::Missing);

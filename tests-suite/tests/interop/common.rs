@@ -37,10 +37,15 @@ pub fn samples() -> &'static [FileInfo] {
     })
 }
 
-/// Fails the test, with the way out, when DCMTK or Orthanc is missing.
+/// Fails the test, with the way out, when DCMTK or Orthanc is missing or this network
+/// namespace reaches beyond loopback.
 pub fn require_peers() {
     if let Err(e) = peers::check_installed() {
         panic!("{e}");
+    }
+    // Asked for by name (feature interop), so refused loudly rather than skipped.
+    if let Err(why) = test_peers::loopback_only() {
+        panic!("interop tests start DCMTK and Orthanc: {why}");
     }
 }
 

@@ -202,11 +202,8 @@ pub fn store_one(
     (sim, outcome, files[0].clone(), dir)
 }
 
-/// DCMTK's storescp, when installed.
-pub fn storescp_binary() -> Option<&'static str> {
-    let path = "/usr/bin/storescp";
-    Path::new(path).exists().then_some(path)
-}
+/// DCMTK's storescp.
+const STORESCP: &str = "/usr/bin/storescp";
 
 /// A running DCMTK storescp, killed when dropped.
 pub struct StoreScp {
@@ -216,17 +213,18 @@ pub struct StoreScp {
 
 impl StoreScp {
     /// Starts storescp with `args` on a free loopback port and waits until it answers
-    /// a C-ECHO. `None` (with the reason printed) when DCMTK is not installed.
+    /// a C-ECHO. `None` (with the reason printed) when DCMTK is not installed or this
+    /// network namespace reaches beyond loopback.
     pub fn start(args: &[&str]) -> Option<Self> {
-        let Some(binary) = storescp_binary() else {
-            eprintln!("skipped: DCMTK storescp is not installed (apt-get install dcmtk)");
+        if let Err(why) = test_peers::may_start(&[STORESCP]) {
+            eprintln!("skipped: {why}");
             return None;
-        };
+        }
         let port = {
             let probe = TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         };
-        let child = Process::new(binary)
+        let child = Process::new(STORESCP)
             .env("TCP_NODELAY", "1")
             .args(args)
             .arg(port.to_string())
