@@ -12,15 +12,9 @@ use dicom_object::meta::FileMetaTableBuilder;
 use simulator::{Simulator, SimulatorConfig};
 
 fn dcmtk_installed() -> bool {
-    let found = ["echoscu", "storescu", "findscu"]
-        .iter()
-        .all(|tool| Path::new("/usr/bin").join(tool).exists());
-    if !found {
-        eprintln!(
-            "skipped: DCMTK's echoscu/storescu/findscu are not in /usr/bin (apt-get install dcmtk)"
-        );
-    }
-    found
+    test_peers::installed(&["/usr/bin/echoscu", "/usr/bin/storescu", "/usr/bin/findscu"])
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .is_ok()
 }
 
 fn run(tool: &str, args: &[&str]) -> Output {

@@ -10,15 +10,9 @@ use simulator::{RejectionReason, Rules, Simulator, SimulatorConfig, TlsListener}
 use test_pki::TestPki;
 
 fn dcmtk_installed() -> bool {
-    let found = ["echoscu", "storescu", "findscu"]
-        .iter()
-        .all(|tool| Path::new("/usr/bin").join(tool).exists());
-    if !found {
-        eprintln!(
-            "skipped: DCMTK's echoscu/storescu are not in /usr/bin (scripts/peers/install, or apt-get install dcmtk)"
-        );
-    }
-    found
+    test_peers::installed(&["/usr/bin/echoscu", "/usr/bin/storescu", "/usr/bin/findscu"])
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .is_ok()
 }
 
 /// Runs a DCMTK tool (bounded: DCMTK's own timeouts are set by the callers).

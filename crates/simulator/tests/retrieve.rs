@@ -325,12 +325,10 @@ fn pending_forever_repeats_its_counts_until_cancelled() {
 
 // DCMTK ----------------------------------------------------------------------
 
-fn dcmtk(tools: &[&str]) -> bool {
-    let found = tools.iter().all(|t| Path::new("/usr/bin").join(t).exists());
-    if !found {
-        eprintln!("skipped: DCMTK's {tools:?} not in /usr/bin (apt-get install dcmtk)");
-    }
-    found
+fn getscu_installed() -> bool {
+    test_peers::installed(&["/usr/bin/getscu"])
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .is_ok()
 }
 
 fn free_port() -> u16 {
@@ -432,7 +430,7 @@ fn dcmtk_movescu_moves_a_study_into_storescp() {
 
 #[test]
 fn dcmtk_getscu_gets_a_series_on_its_own_association() {
-    if !dcmtk(&["getscu"]) {
+    if !getscu_installed() {
         return;
     }
     let out = tempfile::tempdir().unwrap();

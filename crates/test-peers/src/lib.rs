@@ -49,12 +49,22 @@ pub enum Unavailable {
 /// # Errors
 /// The first program missing, or the interfaces that make a listening peer reachable.
 pub fn may_start(programs: &[&str]) -> Result<(), Unavailable> {
-    if let Some(program) = programs.iter().find(|p| !Path::new(p).exists()) {
-        return Err(Unavailable::Missing {
-            program: (*program).to_string(),
-        });
-    }
+    installed(programs)?;
     loopback_only()
+}
+
+/// `Ok` when every one of `programs` (full paths) is installed: enough for a client
+/// (echoscu, storescu, getscu), which listens nowhere.
+///
+/// # Errors
+/// The first program missing.
+pub fn installed(programs: &[&str]) -> Result<(), Unavailable> {
+    match programs.iter().find(|p| !Path::new(p).exists()) {
+        Some(program) => Err(Unavailable::Missing {
+            program: (*program).to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `Ok` when this network namespace holds no interface but loopback (`lo`).
